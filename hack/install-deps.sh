@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything PodVNet needs on a fresh Debian 12 machine (as root): the kernel tools the datapath
+# drives, the real container runtimes the tests use, and the npm dependencies. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  iproute2 iptables ebtables kmod procps      # datapath: netlink via ip, SNAT, MAC/ARP rules, modprobe, sysctl
+  containernetworking-plugins                 # reference bridge/host-local to compare against, portmap to chain
+  podman docker.io busybox-static             # real runtimes driving the CNI plugin and the CNM driver
+  lua5.1                                      # runs the Argo CD health check as Argo CD does
+  gcc libc6-dev make                          # builds the per-pod CNI forwarder
+  openssl ca-certificates jq util-linux       # certificates for the emulators, nsenter/flock
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v node >/dev/null || ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>20||(a===20&&b>=19)?0:1)'; then
+  echo "Node.js >= 20.19 is required (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if [ -f node-plugin/cni/Makefile ]; then make -s -C node-plugin/cni; fi
