@@ -1,0 +1,131 @@
+// IPv4 address space of one subnet: which addresses are taken, lowest free first.
+// Two-level bitmap: one bit per address, one summary bit per 32-address word that is full,
+// so finding the lowest free address scans size/1024 summary words at worst.
+
+export function parseIPv4(text: string): number | undefined {
+  const parts = text.split('.');
+  if (parts.length !== 4) return undefined;
+  let value = 0;
+  for (const part of parts) {
+    if (!/^\d{1,3}$/.test(part)) return undefined;
+    const octet = Number(part);
+    if (octet > 255) return undefined;
+    value = value * 256 + octet;
+  }
+  return value;
+}
+
+export function formatIPv4(value: number): string {
+  return `${(value >>> 24) & 255}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
+}
+
+export interface Cidr { base: number; prefixLength: number; size: number }
+
+export function parseCidr(text: string): Cidr | undefined {
+  const [addr, len, extra] = text.split('/');
+  if (addr === undefined || len === undefined || extra !== undefined || !/^\d{1,2}$/.test(len)) return undefined;
+  const ip = parseIPv4(addr);
+  const prefixLength = Number(len);
+  if (ip === undefined || prefixLength > 32) return undefined;
+  const size = 2 ** (32 - prefixLength);
+  if (ip % size !== 0) return undefined;
+  return { base: ip, prefixLength, size };
+}
+
+export function cidrContains(outer: Cidr, inner: Cidr): boolean {
+  return inner.base >= outer.base && inner.base + inner.size <= outer.base + outer.size;
+}
+
+/** Azure reserves the network address, .1 (gateway), .2 and .3 (DNS), and the broadcast address. */
+export const RESERVED_PER_SUBNET = 5;
+
+export class AddressPool {
+  readonly cidr: Cidr;
+  private readonly words: Uint32Array;
+  private readonly fullWords: Uint32Array;
+  private summaryHint = 0;
+  private taken = 0;
+
+  constructor(cidrText: string) {
+    const cidr = parseCidr(cidrText);
+    if (!cidr) throw new Error(`invalid IPv4 CIDR ${JSON.stringify(cidrText)}`);
+    if (cidr.prefixLength > 29) throw new Error(`subnet ${cidrText} is smaller than /29, the smallest Azure allows`);
+    this.cidr = cidr;
+    this.words = new Uint32Array(Math.ceil(cidr.size / 32));
+    this.fullWords = new Uint32Array(Math.ceil(this.words.length / 32));
+    // Bits past the end of a small subnet, and summary bits past the last word, read as taken.
+    if (cidr.size < 32) this.words[0] = ~((2 ** cidr.size) - 1) >>> 0;
+    if (this.words.length < 32) this.fullWords[0] = ~((2 ** this.words.length) - 1) >>> 0;
+    for (const offset of [0, 1, 2, 3, cidr.size - 1]) this.setBit(offset);
+  }
+
+  get capacity(): number { return this.cidr.size - RESERVED_PER_SUBNET; }
+  get used(): number { return this.taken - RESERVED_PER_SUBNET; }
+  get free(): number { return this.cidr.size - this.taken; }
+
+  contains(ip: number): boolean { return ip >= this.cidr.base && ip < this.cidr.base + this.cidr.size; }
+
+  isReserved(ip: number): boolean {
+    const offset = ip - this.cidr.base;
+    return offset <= 3 || offset === this.cidr.size - 1;
+  }
+
+  isTaken(ip: number): boolean {
+    const offset = ip - this.cidr.base;
+    return ((this.words[offset >>> 5]! >>> (offset & 31)) & 1) === 1;
+  }
+
+  /** Takes a specific address; false if it is outside, reserved or already taken. */
+  take(ip: number): boolean {
+    if (!this.contains(ip) || this.isTaken(ip)) return false;
+    this.setBit(ip - this.cidr.base);
+    return true;
+  }
+
+  /** Takes the lowest free address, or undefined when the subnet is full. */
+  takeLowest(): number | undefined {
+    const summaries = this.fullWords.length;
+    for (let s = this.summaryHint; s < summaries; s++) {
+      const summary = this.fullWords[s]!;
+      if (summary === 0xffffffff) continue;
+      this.summaryHint = s;
+      const bit = lowestZeroBit(summary);
+      const w = s * 32 + bit;
+      const word = this.words[w]!;
+      const offset = w * 32 + lowestZeroBit(word);
+      this.setBit(offset);
+      return this.cidr.base + offset;
+    }
+    this.summaryHint = summaries;
+    return undefined;
+  }
+
+  release(ip: number): void {
+    if (!this.contains(ip) || this.isReserved(ip) || !this.isTaken(ip)) return;
+    const offset = ip - this.cidr.base;
+    const w = offset >>> 5;
+    this.words[w] = this.words[w]! & ~(1 << (offset & 31));
+    const s = w >>> 5;
+    this.fullWords[s] = this.fullWords[s]! & ~(1 << (w & 31));
+    if (s < this.summaryHint) this.summaryHint = s;
+    this.taken--;
+  }
+
+  private setBit(offset: number): void {
+    const w = offset >>> 5;
+    const word = (this.words[w]! | (1 << (offset & 31))) >>> 0;
+    if (word === this.words[w]) return;
+    this.words[w] = word;
+    this.taken++;
+    if (word === 0xffffffff) {
+      const s = w >>> 5;
+      this.fullWords[s] = (this.fullWords[s]! | (1 << (w & 31))) >>> 0;
+    }
+  }
+}
+
+function lowestZeroBit(word: number): number {
+  const inverted = ~word >>> 0;
+  // isolate lowest set bit of the inverted word
+  return 31 - Math.clz32(inverted & -inverted);
+}

@@ -1,0 +1,402 @@
+// The emulated Azure resources and the rules for changing them. No HTTP here: the server
+// parses requests, calls these methods, and renders the result.
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import { AddressPool, cidrContains, formatIPv4, parseCidr, parseIPv4 } from './address-pool.js';
+import { AzureError, errors } from './errors.js';
+
+export interface ResourceGroup { subscriptionId: string; name: string; location: string }
+
+export interface Vnet {
+  id: string; key: string; name: string; subscriptionId: string; resourceGroup: string; location: string;
+  addressPrefixes: string[]; subnets: Map<string, Subnet>; etag: string; resourceGuid: string;
+}
+
+export interface Subnet {
+  id: string; key: string; name: string; vnet: Vnet; addressPrefix: string; pool: AddressPool; etag: string;
+}
+
+export type AllocationMethod = 'Static' | 'Dynamic';
+
+export interface IpConfig {
+  readonly name: string;
+  readonly privateIPAddress: string;
+  readonly ip: number;
+  readonly allocation: AllocationMethod;
+  readonly subnet: Subnet;
+  readonly primary: boolean;
+}
+
+export interface VmssRef { scaleSet: ScaleSet; instance: ScaleSetInstance }
+
+export interface Nic {
+  id: string; key: string; name: string; subscriptionId: string; resourceGroup: string; location: string;
+  etag: string; resourceGuid: string; macAddress: string; tags: Record<string, string>;
+  ipConfigs: readonly IpConfig[];
+  provisioningState: 'Succeeded' | 'Updating' | 'Failed' | 'Deleting';
+  /** ARM id of the VM or scale-set instance using this NIC. */
+  virtualMachineId?: string;
+  /** Set for scale-set NICs: read-only in the network API, changed through the scale-set VM update. */
+  vmss?: VmssRef;
+  nodeName?: string;
+  enableAcceleratedNetworking: boolean;
+  enableIPForwarding: boolean;
+  /** In-flight long-running operation on this NIC, if any. */
+  busy?: { operationId: string; operationName: string; until: number };
+}
+
+export interface Vm {
+  id: string; key: string; name: string; subscriptionId: string; resourceGroup: string; location: string;
+  vmId: string; computerName: string; vmSize: string; nics: Nic[]; etag: number;
+}
+
+export interface ScaleSet {
+  id: string; key: string; name: string; subscriptionId: string; resourceGroup: string; location: string;
+  uniqueId: string; vmSize: string; computerNamePrefix: string; subnet: Subnet; nicConfigName: string;
+  instances: Map<string, ScaleSetInstance>; nextInstanceId: number; etag: number;
+}
+
+export interface ScaleSetInstance {
+  id: string; key: string; instanceId: string; scaleSet: ScaleSet; vmId: string; computerName: string;
+  nics: Nic[]; etag: number; provisioningState: 'Succeeded' | 'Updating' | 'Failed';
+  busy?: { operationId: string; operationName: string; until: number };
+}
+
+/** What a PUT asks for, one ip-config. */
+export interface DesiredIpConfig {
+  name: string;
+  allocation: AllocationMethod;
+  privateIPAddress?: string;
+  subnetId?: string;
+  primary?: boolean;
+  version?: string;
+}
+
+export interface IpChangeEvent {
+  nicId: string; macAddress: string; nodeName?: string;
+  added: string[]; removed: string[];
+}
+
+export interface IpOwner {
+  ip: string; nicId: string; macAddress: string; nodeName?: string; ipConfigName: string; primary: boolean; subnetId: string;
+}
+
+export interface StateOptions {
+  maxIpConfigsPerNic: number;
+  allowMultipleSubnetsPerNic: boolean;
+}
+
+export const key = (id: string): string => id.toLowerCase().replace(/\/+$/, '');
+
+export const ids = {
+  rg: (sub: string, rg: string) => `/subscriptions/${sub}/resourceGroups/${rg}`,
+  vnet: (sub: string, rg: string, name: string) => `${ids.rg(sub, rg)}/providers/Microsoft.Network/virtualNetworks/${name}`,
+  nic: (sub: string, rg: string, name: string) => `${ids.rg(sub, rg)}/providers/Microsoft.Network/networkInterfaces/${name}`,
+  vm: (sub: string, rg: string, name: string) => `${ids.rg(sub, rg)}/providers/Microsoft.Compute/virtualMachines/${name}`,
+  vmss: (sub: string, rg: string, name: string) => `${ids.rg(sub, rg)}/providers/Microsoft.Compute/virtualMachineScaleSets/${name}`,
+};
+
+export const newNetworkEtag = (): string => `W/"${randomUUID()}"`;
+
+/** Scale-set computer names: prefix plus the instance id in base 36, six digits (as AKS node names). */
+export function scaleSetComputerName(prefix: string, instanceId: number): string {
+  return `${prefix}${instanceId.toString(36).padStart(6, '0')}`;
+}
+
+export class EmulatorState extends EventEmitter {
+  readonly resourceGroups = new Map<string, ResourceGroup>();
+  readonly vnets = new Map<string, Vnet>();
+  readonly subnets = new Map<string, Subnet>();
+  readonly nics = new Map<string, Nic>();
+  readonly vms = new Map<string, Vm>();
+  readonly scaleSets = new Map<string, ScaleSet>();
+  readonly instances = new Map<string, ScaleSetInstance>();
+  private readonly ipIndex = new Map<string, { nic: Nic; cfg: IpConfig }>();
+  private macCounter = 0;
+
+  constructor(readonly options: StateOptions) { super(); }
+
+  // ---- creation (scenario loader, admin API) ----
+
+  ensureResourceGroup(subscriptionId: string, name: string, location: string): ResourceGroup {
+    const k = key(ids.rg(subscriptionId, name));
+    let rg = this.resourceGroups.get(k);
+    if (!rg) { rg = { subscriptionId, name, location }; this.resourceGroups.set(k, rg); }
+    return rg;
+  }
+
+  hasResourceGroup(subscriptionId: string, name: string): boolean {
+    return this.resourceGroups.has(key(ids.rg(subscriptionId, name)));
+  }
+
+  hasSubscription(subscriptionId: string): boolean {
+    const prefix = `/subscriptions/${subscriptionId.toLowerCase()}/`;
+    for (const k of this.resourceGroups.keys()) if (k.startsWith(prefix)) return true;
+    return false;
+  }
+
+  createVnet(subscriptionId: string, rg: string, name: string, location: string, addressPrefixes: string[],
+    subnets: Array<{ name: string; addressPrefix: string }>): Vnet {
+    this.ensureResourceGroup(subscriptionId, rg, location);
+    const id = ids.vnet(subscriptionId, rg, name);
+    if (this.vnets.has(key(id))) throw new Error(`virtual network ${id} already exists`);
+    const spaces = addressPrefixes.map((p) => {
+      const c = parseCidr(p);
+      if (!c) throw new Error(`invalid address prefix ${p} for ${id}`);
+      return c;
+    });
+    const vnet: Vnet = {
+      id, key: key(id), name, subscriptionId, resourceGroup: rg, location, addressPrefixes,
+      subnets: new Map(), etag: newNetworkEtag(), resourceGuid: randomUUID(),
+    };
+    for (const s of subnets) {
+      const c = parseCidr(s.addressPrefix);
+      if (!c || !spaces.some((space) => cidrContains(space, c))) {
+        throw new Error(`subnet ${s.name} prefix ${s.addressPrefix} is not inside ${addressPrefixes.join(', ')}`);
+      }
+      const subnetId = `${id}/subnets/${s.name}`;
+      const subnet: Subnet = {
+        id: subnetId, key: key(subnetId), name: s.name, vnet, addressPrefix: s.addressPrefix,
+        pool: new AddressPool(s.addressPrefix), etag: vnet.etag,
+      };
+      vnet.subnets.set(s.name.toLowerCase(), subnet);
+      this.subnets.set(subnet.key, subnet);
+    }
+    this.vnets.set(vnet.key, vnet);
+    return vnet;
+  }
+
+  nextMacAddress(): string {
+    const n = ++this.macCounter;
+    const bytes = [0x00, 0x0d, 0x3a, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+    return bytes.map((b) => b.toString(16).toUpperCase().padStart(2, '0')).join('-');
+  }
+
+  /** Creates a standalone VM with one NIC whose primary ip-config takes the lowest free address. */
+  createVm(subscriptionId: string, rg: string, name: string, location: string, subnet: Subnet, opts: { vmSize?: string; secondaryIpConfigs?: number; nicName?: string } = {}): Vm {
+    this.ensureResourceGroup(subscriptionId, rg, location);
+    const id = ids.vm(subscriptionId, rg, name);
+    if (this.vms.has(key(id))) throw new Error(`virtual machine ${id} already exists`);
+    const nic = this.putNic(ids.nic(subscriptionId, rg, opts.nicName ?? `${name}-nic`), {
+      location, ipConfigs: ipConfigList(subnet.id, opts.secondaryIpConfigs ?? 0),
+    }).nic;
+    const vm: Vm = {
+      id, key: key(id), name, subscriptionId, resourceGroup: rg, location, vmId: randomUUID(),
+      computerName: name, vmSize: opts.vmSize ?? 'Standard_D4s_v5', nics: [nic], etag: 1,
+    };
+    nic.virtualMachineId = id;
+    nic.nodeName = vm.computerName;
+    this.vms.set(vm.key, vm);
+    return vm;
+  }
+
+  createScaleSet(subscriptionId: string, rg: string, name: string, location: string, subnet: Subnet, opts: { vmSize?: string; computerNamePrefix?: string; nicConfigName?: string } = {}): ScaleSet {
+    this.ensureResourceGroup(subscriptionId, rg, location);
+    const id = ids.vmss(subscriptionId, rg, name);
+    if (this.scaleSets.has(key(id))) throw new Error(`scale set ${id} already exists`);
+    const ss: ScaleSet = {
+      id, key: key(id), name, subscriptionId, resourceGroup: rg, location, uniqueId: randomUUID(),
+      vmSize: opts.vmSize ?? 'Standard_D4s_v5', computerNamePrefix: opts.computerNamePrefix ?? name,
+      subnet, nicConfigName: opts.nicConfigName ?? `${name}-nic`, instances: new Map(), nextInstanceId: 0, etag: 1,
+    };
+    this.scaleSets.set(ss.key, ss);
+    return ss;
+  }
+
+  addScaleSetInstance(ss: ScaleSet, opts: { secondaryIpConfigs?: number } = {}): ScaleSetInstance {
+    const n = ss.nextInstanceId++;
+    const instanceId = String(n);
+    const id = `${ss.id}/virtualMachines/${instanceId}`;
+    const instance: ScaleSetInstance = {
+      id, key: key(id), instanceId, scaleSet: ss, vmId: randomUUID(),
+      computerName: scaleSetComputerName(ss.computerNamePrefix, n), nics: [], etag: 1, provisioningState: 'Succeeded',
+    };
+    const nic = this.putNic(`${id}/networkInterfaces/${ss.nicConfigName}`, {
+      location: ss.location, ipConfigs: ipConfigList(ss.subnet.id, opts.secondaryIpConfigs ?? 0),
+    }).nic;
+    nic.vmss = { scaleSet: ss, instance };
+    nic.virtualMachineId = id;
+    nic.nodeName = instance.computerName;
+    instance.nics.push(nic);
+    ss.instances.set(instanceId, instance);
+    this.instances.set(instance.key, instance);
+    return instance;
+  }
+
+  // ---- network interface writes ----
+
+  /**
+   * Creates the NIC or replaces its whole ipConfigurations list. Dynamic addresses stay with
+   * their ip-config name; new Dynamic ones take the lowest free address. All or nothing.
+   * Returns the ip-configs that were there before, for rolling back a failed operation.
+   */
+  putNic(id: string, spec: { location: string; ipConfigs: DesiredIpConfig[]; tags?: Record<string, string>; enableAcceleratedNetworking?: boolean; enableIPForwarding?: boolean }):
+    { nic: Nic; created: boolean; previous: readonly IpConfig[] } {
+    const k = key(id);
+    let nic = this.nics.get(k);
+    const created = !nic;
+    const next = this.planIpConfigs(nic, id, spec.ipConfigs);
+    if (!nic) {
+      const segments = id.split('/');
+      nic = {
+        id, key: k, name: segments[segments.length - 1]!, subscriptionId: segments[2]!, resourceGroup: segments[4]!,
+        location: spec.location, etag: newNetworkEtag(), resourceGuid: randomUUID(), macAddress: this.nextMacAddress(),
+        tags: spec.tags ?? {}, ipConfigs: [], provisioningState: 'Succeeded',
+        enableAcceleratedNetworking: spec.enableAcceleratedNetworking ?? false,
+        enableIPForwarding: spec.enableIPForwarding ?? false,
+      };
+      this.nics.set(k, nic);
+    } else {
+      if (spec.tags) nic.tags = spec.tags;
+      if (spec.enableAcceleratedNetworking !== undefined) nic.enableAcceleratedNetworking = spec.enableAcceleratedNetworking;
+      if (spec.enableIPForwarding !== undefined) nic.enableIPForwarding = spec.enableIPForwarding;
+    }
+    const previous = nic.ipConfigs;
+    this.commitIpConfigs(nic, next);
+    return { nic, created, previous };
+  }
+
+  /** Puts back ip-configs saved before a write (a failed long-running operation). */
+  restoreIpConfigs(nic: Nic, previous: readonly IpConfig[]): void {
+    const keep = new Set(previous.map((c) => c.ip));
+    for (const c of nic.ipConfigs) if (!keep.has(c.ip)) c.subnet.pool.release(c.ip);
+    const restored: IpConfig[] = [];
+    const current = new Set(nic.ipConfigs.map((c) => c.ip));
+    for (const c of previous) {
+      if (current.has(c.ip) || c.subnet.pool.take(c.ip)) restored.push(c);
+      // else: someone else took the address meanwhile; that ip-config is lost, as a failed NIC would be.
+    }
+    this.commitIpConfigs(nic, restored);
+  }
+
+  deleteNic(nic: Nic): void {
+    if (nic.virtualMachineId) throw errors.nicInUse(nic.id, nic.virtualMachineId);
+    for (const c of nic.ipConfigs) c.subnet.pool.release(c.ip);
+    this.commitIpConfigs(nic, []);
+    this.nics.delete(nic.key);
+  }
+
+  private planIpConfigs(nic: Nic | undefined, nicId: string, desired: DesiredIpConfig[]): IpConfig[] {
+    if (desired.length > this.options.maxIpConfigsPerNic) {
+      throw errors.tooManyIpConfigs(nicId, desired.length, this.options.maxIpConfigsPerNic);
+    }
+    const names = new Set<string>();
+    for (const d of desired) {
+      const n = d.name.toLowerCase();
+      if (names.has(n)) throw errors.duplicateName(nicId, d.name);
+      names.add(n);
+    }
+    const primaries = desired.filter((d) => d.primary === true).length;
+    const implicitPrimary = desired.length === 1 && desired[0]!.primary === undefined;
+    if (!(primaries === 1 || implicitPrimary)) throw errors.onePrimary(nicId);
+
+    const subnets = desired.map((d) => {
+      if (!d.subnetId) throw errors.badRequest(`IP configuration '${d.name}' of ${nicId} has no subnet.`);
+      const subnet = this.subnets.get(key(d.subnetId));
+      if (!subnet) throw errors.invalidResourceReference(d.subnetId, `${nicId}/ipConfigurations/${d.name}`);
+      if (d.version && d.version.toLowerCase() !== 'ipv4') {
+        throw errors.invalidParameter(`IP configuration '${d.name}': only IPv4 private addresses are emulated.`);
+      }
+      return subnet;
+    });
+    if (!this.options.allowMultipleSubnetsPerNic && new Set(subnets).size > 1) throw errors.differentSubnets(nicId);
+
+    const old = nic?.ipConfigs ?? [];
+    const oldByName = new Map(old.map((c) => [c.name.toLowerCase(), c]));
+    const keptAddress: Array<number | undefined> = desired.map((d, i) => {
+      const o = oldByName.get(d.name.toLowerCase());
+      if (!o || o.subnet !== subnets[i]) return undefined;
+      if (d.allocation === 'Dynamic') return o.ip;
+      return d.privateIPAddress !== undefined && parseIPv4(d.privateIPAddress) === o.ip ? o.ip : undefined;
+    });
+    const kept = new Set(keptAddress.filter((ip): ip is number => ip !== undefined));
+    const undo: Array<() => void> = [];
+    const fail = (e: AzureError): never => {
+      for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
+      throw e;
+    };
+    for (const o of old) {
+      if (!kept.has(o.ip)) { o.subnet.pool.release(o.ip); undo.push(() => o.subnet.pool.take(o.ip)); }
+    }
+    const result: Array<number | undefined> = [...keptAddress];
+    desired.forEach((d, i) => {
+      if (result[i] !== undefined || d.allocation !== 'Static') return;
+      const subnet = subnets[i]!;
+      const cfgId = `${nicId}/ipConfigurations/${d.name}`;
+      const ip = d.privateIPAddress === undefined ? undefined : parseIPv4(d.privateIPAddress);
+      if (ip === undefined) return fail(errors.invalidParameter(`IP configuration ${cfgId} is Static but has no valid privateIPAddress.`));
+      if (!subnet.pool.contains(ip)) return fail(errors.privateIpNotInSubnet(d.privateIPAddress!, subnet.id, subnet.addressPrefix));
+      if (subnet.pool.isReserved(ip)) return fail(errors.privateIpInReservedRange(d.privateIPAddress!, subnet.addressPrefix));
+      if (!subnet.pool.take(ip)) {
+        const owner = this.ipIndex.get(formatIPv4(ip));
+        return fail(errors.privateIpIsAllocated(cfgId, d.privateIPAddress!, owner && owner.nic !== nic ? owner.nic.id : nicId));
+      }
+      undo.push(() => subnet.pool.release(ip));
+      result[i] = ip;
+    });
+    const dynamicNeeded = desired.filter((d, i) => result[i] === undefined && d.allocation === 'Dynamic').length;
+    let stillNeeded = dynamicNeeded;
+    desired.forEach((d, i) => {
+      if (result[i] !== undefined) return;
+      const subnet = subnets[i]!;
+      const ip = subnet.pool.takeLowest();
+      if (ip === undefined) return fail(errors.subnetIsFull(subnet.name, subnet.addressPrefix, stillNeeded));
+      undo.push(() => subnet.pool.release(ip));
+      result[i] = ip;
+      stillNeeded--;
+    });
+    return desired.map((d, i) => ({
+      name: d.name,
+      ip: result[i]!,
+      privateIPAddress: formatIPv4(result[i]!),
+      allocation: d.allocation,
+      subnet: subnets[i]!,
+      primary: d.primary ?? implicitPrimary,
+    }));
+  }
+
+  private commitIpConfigs(nic: Nic, next: IpConfig[]): void {
+    const before = new Set(nic.ipConfigs.map((c) => c.privateIPAddress));
+    const after = new Set(next.map((c) => c.privateIPAddress));
+    for (const c of nic.ipConfigs) {
+      if (!after.has(c.privateIPAddress) && this.ipIndex.get(c.privateIPAddress)?.nic === nic) this.ipIndex.delete(c.privateIPAddress);
+    }
+    for (const c of next) this.ipIndex.set(c.privateIPAddress, { nic, cfg: c });
+    nic.ipConfigs = next;
+    nic.etag = newNetworkEtag();
+    const added = [...after].filter((ip) => !before.has(ip));
+    const removed = [...before].filter((ip) => !after.has(ip));
+    if (added.length || removed.length) {
+      const ev: IpChangeEvent = { nicId: nic.id, macAddress: nic.macAddress, added, removed };
+      if (nic.nodeName !== undefined) ev.nodeName = nic.nodeName;
+      this.emit('ipchange', ev);
+    }
+  }
+
+  // ---- queries ----
+
+  ipOwner(ip: string): IpOwner | undefined {
+    const hit = this.ipIndex.get(ip);
+    if (!hit) return undefined;
+    return ownerOf(hit.nic, hit.cfg);
+  }
+
+  ipOwners(): IpOwner[] {
+    return [...this.ipIndex.values()].map(({ nic, cfg }) => ownerOf(nic, cfg));
+  }
+}
+
+function ownerOf(nic: Nic, cfg: IpConfig): IpOwner {
+  const o: IpOwner = {
+    ip: cfg.privateIPAddress, nicId: nic.id, macAddress: nic.macAddress, ipConfigName: cfg.name,
+    primary: cfg.primary, subnetId: cfg.subnet.id,
+  };
+  if (nic.nodeName !== undefined) o.nodeName = nic.nodeName;
+  return o;
+}
+
+function ipConfigList(subnetId: string, secondaries: number): DesiredIpConfig[] {
+  const list: DesiredIpConfig[] = [{ name: 'ipconfig1', allocation: 'Dynamic', subnetId, primary: true }];
+  for (let i = 0; i < secondaries; i++) list.push({ name: `ipconfig${i + 2}`, allocation: 'Dynamic', subnetId, primary: false });
+  return list;
+}
