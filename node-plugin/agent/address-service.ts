@@ -1,0 +1,315 @@
+import { parseCIDR } from '../../crds/ipv4.js';
+import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
+import type { ScalingPolicy } from '../../crds/scaling.js';
+import type { NodeNetwork } from '../datapath/index.js';
+import { availableIPs, chooseReleases, pickAddress, pruneCooldown, pruneReleased, type PoolView } from './ipam/policy.js';
+import { GroupCommitter, type Allocation, type Store, type StoreState } from './ipam/store.js';
+
+/**
+ * The agent's address service: hands out the node's VNet IPs to pods (CNI) and containers (CNM).
+ * Allocation is serialized in-process (one synchronous pick-and-record step), so concurrent callers
+ * never share an IP; each change is durable (group-committed to the Store) before it is returned.
+ */
+
+export interface AddressOwner {
+  containerId: string;
+  ifName: string;
+  runtime: 'cni' | 'cnm';
+  netnsPath?: string;
+}
+export interface AssignedAddress {
+  ip: string;
+  prefixLength: number;
+  gateway: string;
+}
+
+/** Pool empty: demand has been raised; the message says what to do. */
+export class NoFreeAddressError extends Error {
+  override name = 'NoFreeAddressError';
+}
+/** The node's record has no status yet. */
+export class PoolNotReadyError extends Error {
+  override name = 'PoolNotReadyError';
+}
+
+export interface PodAddressService {
+  acquire(owner: AddressOwner): Promise<AssignedAddress>;
+  release(owner: Pick<AddressOwner, 'containerId' | 'ifName'>): Promise<void>;
+  lookup(owner: Pick<AddressOwner, 'containerId' | 'ifName'>): AssignedAddress | undefined;
+  nodeNetwork(): NodeNetwork | undefined;
+}
+
+/** What the agent reads from the NodeIPPool its record names. */
+export interface PoolSettings {
+  snat: { enabled: boolean; excludeCIDRs: string[] };
+  ipsPerNode: { min: number; max: number };
+  scaling: ScalingPolicy;
+}
+
+/** Node facts that come from the agent's configuration, not from the API. */
+export interface NodeSettings {
+  nodeName: string;
+  bridgeName: string;
+  hostInterface: string;
+  mtu: number;
+  hostNetns?: string | undefined;
+}
+
+export interface AddressServiceOptions {
+  store: Store;
+  node: NodeSettings;
+  /** How long a freed IP rests before it is handed out again. */
+  cooldownMs: number;
+  /** How long a pod that found no free IP counts as pending demand. */
+  pendingWindowMs?: number;
+  now?: () => number;
+}
+
+export const ownerKey = (o: Pick<AddressOwner, 'containerId' | 'ifName'>): string => `${o.containerId}/${o.ifName}`;
+
+export class AgentAddressService implements PodAddressService {
+  private allocations = new Map<string, Allocation>();
+  private byIP = new Map<string, string>();
+  private released = new Set<string>();
+  private cooldown = new Map<string, number>();
+  private pending = new Map<string, number>();
+  private record: NodeIPAllocation | undefined;
+  private pool: PoolSettings | undefined;
+  private readonly committer: GroupCommitter;
+  private readonly now: () => number;
+  private readonly listeners: Array<() => void> = [];
+
+  constructor(private readonly opts: AddressServiceOptions) {
+    this.now = opts.now ?? Date.now;
+    this.committer = new GroupCommitter(opts.store, () => this.snapshot());
+  }
+
+  /** Loads the committed state (after Store.lock()). */
+  restore(state: StoreState): void {
+    this.allocations.clear();
+    this.byIP.clear();
+    for (const a of state.allocations) {
+      this.allocations.set(ownerKey(a), a);
+      this.byIP.set(a.ip, ownerKey(a));
+    }
+    this.released = new Set(state.released);
+    this.cooldown = new Map(Object.entries(state.cooldown));
+  }
+
+  snapshot(): StoreState {
+    return {
+      version: 1,
+      allocations: [...this.allocations.values()],
+      released: [...this.released],
+      cooldown: Object.fromEntries(this.cooldown),
+    };
+  }
+
+  /** Called whenever allocations, pending demand or releases change. */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  private changed(): void {
+    for (const l of this.listeners) l();
+  }
+
+  /** A new version of the node's record (and its pool's settings) arrived. */
+  setRecord(record: NodeIPAllocation | undefined, pool: PoolSettings | undefined): void {
+    this.record = record;
+    if (pool) this.pool = pool;
+    const ips = this.poolIPs();
+    const prunedReleased = pruneReleased(this.released, ips);
+    const releasedChanged = prunedReleased.size !== this.released.size;
+    this.released = prunedReleased;
+    if (releasedChanged) void this.committer.commit().catch(() => undefined);
+    this.changed();
+  }
+
+  poolIPs(): string[] {
+    const status = this.record?.status;
+    const primary = status?.nic?.primaryIP;
+    return (status?.ips ?? []).map((i) => i.ip).filter((ip) => ip !== primary);
+  }
+
+  private view(): PoolView {
+    const now = this.now();
+    return { poolIPs: this.poolIPs(), allocated: new Set(this.byIP.keys()), released: this.released, cooldown: this.cooldown, now };
+  }
+
+  private subnetFacts(): { prefixLength: number; gateway: string } | undefined {
+    const subnet = this.record?.status?.subnet;
+    if (!subnet) return undefined;
+    return { prefixLength: parseCIDR(subnet.addressPrefix).prefixLength, gateway: subnet.gatewayIP };
+  }
+
+  private toAssigned(a: Allocation): AssignedAddress | undefined {
+    const facts = this.subnetFacts();
+    return facts ? { ip: a.ip, ...facts } : undefined;
+  }
+
+  isReady(): boolean {
+    return this.subnetFacts() !== undefined && this.record?.status?.nic !== undefined;
+  }
+
+  freeCount(): number {
+    return availableIPs(this.view()).length;
+  }
+
+  async acquire(owner: AddressOwner): Promise<AssignedAddress> {
+    const key = ownerKey(owner);
+    const facts = this.subnetFacts();
+    const existing = this.allocations.get(key);
+    if (existing) {
+      if (!facts) throw new PoolNotReadyError(`node ${this.opts.node.nodeName}: its NodeIPAllocation has no status.subnet yet`);
+      await this.committer.commit(); // it may have been recorded by a call still writing
+      return { ip: existing.ip, ...facts };
+    }
+    if (!facts || !this.record?.status?.nic) {
+      throw new PoolNotReadyError(
+        `node ${this.opts.node.nodeName}: its NodeIPAllocation has no status yet (the controller has not attached IPs to the NIC); try again shortly`,
+      );
+    }
+    // Pick and record in one synchronous step: no other acquire can run in between.
+    const ip = pickAddress(this.view());
+    if (!ip) {
+      this.pending.set(key, this.now());
+      this.changed();
+      const view = this.view();
+      const cooling = [...view.cooldown.values()].filter((t) => t > view.now).length;
+      throw new NoFreeAddressError(
+        `no free VNet IP on node ${this.opts.node.nodeName}: ${this.byIP.size} of ${view.poolIPs.length - this.released.size} in use` +
+          (cooling ? `, ${cooling} cooling down after release` : '') +
+          `; demand raised to ${this.demand().usedIPs + this.demand().pendingIPs}, the controller will add a batch of secondary IPs to the NIC. ` +
+          'Retry shortly; if this persists, check the NodeIPPool (ipsPerNode.max) and the free space of its subnet.',
+      );
+    }
+    const alloc: Allocation = {
+      containerId: owner.containerId,
+      ifName: owner.ifName,
+      runtime: owner.runtime,
+      ip,
+      assignedAt: this.now(),
+      ...(owner.netnsPath ? { netnsPath: owner.netnsPath } : {}),
+    };
+    this.allocations.set(key, alloc);
+    this.byIP.set(ip, key);
+    this.pending.delete(key);
+    this.cooldown.delete(ip);
+    this.changed();
+    try {
+      await this.committer.commit();
+    } catch (err) {
+      // Not durable: do not hand it out. Undo only if nobody changed it meanwhile.
+      if (this.allocations.get(key) === alloc) {
+        this.allocations.delete(key);
+        this.byIP.delete(ip);
+        this.changed();
+      }
+      throw err;
+    }
+    return { ip, ...facts };
+  }
+
+  async release(owner: Pick<AddressOwner, 'containerId' | 'ifName'>): Promise<void> {
+    const key = ownerKey(owner);
+    const hadPending = this.pending.delete(key);
+    const a = this.allocations.get(key);
+    if (!a) {
+      if (hadPending) this.changed();
+      return;
+    }
+    this.allocations.delete(key);
+    this.byIP.delete(a.ip);
+    if (this.opts.cooldownMs > 0) this.cooldown.set(a.ip, this.now() + this.opts.cooldownMs);
+    this.changed();
+    await this.committer.commit();
+  }
+
+  lookup(owner: Pick<AddressOwner, 'containerId' | 'ifName'>): AssignedAddress | undefined {
+    const a = this.allocations.get(ownerKey(owner));
+    return a ? this.toAssigned(a) : undefined;
+  }
+
+  /** The stored allocation, with owner details (runtime, netns). */
+  allocation(owner: Pick<AddressOwner, 'containerId' | 'ifName'>): Allocation | undefined {
+    return this.allocations.get(ownerKey(owner));
+  }
+
+  listAllocations(): Allocation[] {
+    return [...this.allocations.values()];
+  }
+
+  /** Records an allocation found in the kernel but missing from the store (start-up reconciliation). */
+  async adopt(alloc: Allocation): Promise<boolean> {
+    const key = ownerKey(alloc);
+    if (this.allocations.has(key) || this.byIP.has(alloc.ip)) return false;
+    this.allocations.set(key, alloc);
+    this.byIP.set(alloc.ip, key);
+    this.released.delete(alloc.ip);
+    this.changed();
+    await this.committer.commit();
+    return true;
+  }
+
+  nodeNetwork(): NodeNetwork | undefined {
+    const status = this.record?.status;
+    if (!status?.nic || !status.subnet) return undefined;
+    const n = this.opts.node;
+    return {
+      bridgeName: n.bridgeName,
+      hostInterface: n.hostInterface,
+      nicMAC: status.nic.macAddress,
+      primaryIP: status.nic.primaryIP,
+      podSubnet: status.subnet.addressPrefix,
+      gatewayIP: status.subnet.gatewayIP,
+      vnetPrefixes: status.vnetAddressPrefixes ?? [status.subnet.addressPrefix],
+      snat: this.pool?.snat ?? { enabled: true, excludeCIDRs: [] },
+      mtu: n.mtu,
+      ...(n.hostNetns ? { hostNetns: n.hostNetns } : {}),
+    };
+  }
+
+  /** What the agent reports in spec.demand. */
+  demand(): { usedIPs: number; pendingIPs: number } {
+    const window = this.opts.pendingWindowMs ?? 30_000;
+    const now = this.now();
+    for (const [key, at] of this.pending) if (now - at > window) this.pending.delete(key);
+    return { usedIPs: this.byIP.size, pendingIPs: Math.min(this.pending.size, 250) };
+  }
+
+  releasedIPs(): string[] {
+    return [...this.released].sort();
+  }
+
+  /**
+   * Decides which free IPs to give back (the same scaling math as the controller), records them as
+   * released durably, and returns the new releasedIPs list. Must be durable before it is published.
+   */
+  async planReleases(): Promise<string[]> {
+    this.cooldown = pruneCooldown(this.cooldown, this.poolIPs(), this.now());
+    if (this.pool && this.isReady()) {
+      const d = this.demand();
+      const more = chooseReleases({
+        ...this.view(),
+        pending: d.pendingIPs,
+        min: this.pool.ipsPerNode.min,
+        max: this.pool.ipsPerNode.max,
+        policy: this.pool.scaling,
+      });
+      if (more.length) {
+        for (const ip of more) {
+          this.released.add(ip);
+          this.cooldown.delete(ip);
+        }
+        await this.committer.commit();
+      }
+    }
+    return this.releasedIPs();
+  }
+
+  /** Waits until everything changed so far is durable (graceful shutdown). */
+  async flush(): Promise<void> {
+    await this.committer.commit();
+  }
+}

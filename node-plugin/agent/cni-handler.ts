@@ -1,0 +1,223 @@
+import type { Logger } from 'pino';
+import { DatapathCheckError, type NodeNetwork } from '../datapath/index.js';
+import type * as DatapathModule from '../datapath/index.js';
+import {
+  EMPTY_SUCCESS,
+  errorResponse,
+  mergeIntoPrevResult,
+  parseRequest,
+  successResponse,
+  versionForError,
+  versionResponse,
+  type AddRequest,
+  type CheckRequest,
+  type CniRequest,
+  type CniResponse,
+  type DelRequest,
+  type GcRequest,
+  type StatusRequest,
+} from '../cni/protocol.js';
+import { CniError, CniErrorCode, type Result } from '../cni/types.js';
+import { NoFreeAddressError, PoolNotReadyError, ownerKey, type AgentAddressService } from './address-service.js';
+
+/**
+ * Serves CNI requests forwarded by the per-pod executable: protocol parsing (node-plugin/cni), address
+ * allocation (address service) and kernel work (datapath), glued with per-pod serialization.
+ */
+
+export type Datapath = Pick<typeof DatapathModule, 'ensureNode' | 'attachPod' | 'detachPod' | 'checkPod' | 'listAttachments'>;
+
+export interface CniHandlerDeps {
+  addresses: AgentAddressService;
+  datapath: Datapath;
+  logger: Logger;
+}
+
+/** Runs tasks with the same key one after another; different keys run concurrently. */
+export class KeyedMutex {
+  private tails = new Map<string, Promise<unknown>>();
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const next = prev.then(task, task);
+    const tail = next.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return next;
+  }
+  busy(key: string): boolean {
+    return this.tails.has(key);
+  }
+}
+
+export class CniHandler {
+  private readonly perPod = new KeyedMutex();
+  private ensured: { key: string; done: Promise<void> } | undefined;
+  readonly counts = new Map<string, number>();
+
+  constructor(private readonly deps: CniHandlerDeps) {}
+
+  /** One forwarded invocation: environment and stdin in, stdout and exit code out. Never throws. */
+  async handle(env: Record<string, string | undefined>, stdin: string): Promise<CniResponse> {
+    let req: CniRequest | undefined;
+    try {
+      req = parseRequest(env, stdin);
+      const res = await this.dispatch(req);
+      return res;
+    } catch (err) {
+      const cniErr = this.toCniError(err);
+      this.deps.logger.warn({ command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, ifName: env.CNI_IFNAME, code: cniErr.code, err: cniErr.message }, 'CNI request failed');
+      return errorResponse(cniErr, req?.version ?? versionForError(stdin));
+    }
+  }
+
+  private toCniError(err: unknown): CniError {
+    if (err instanceof CniError) return err;
+    if (err instanceof NoFreeAddressError || err instanceof PoolNotReadyError) return new CniError(CniErrorCode.TryAgainLater, err.message);
+    if (err instanceof DatapathCheckError) return new CniError(CniErrorCode.CheckFailed, err.message);
+    const e = err as Error & { stderr?: string };
+    return new CniError(CniErrorCode.DatapathFailed, e?.message ?? String(err), e?.stderr);
+  }
+
+  private dispatch(req: CniRequest): Promise<CniResponse> {
+    this.counts.set(req.command, (this.counts.get(req.command) ?? 0) + 1);
+    switch (req.command) {
+      case 'VERSION':
+        return Promise.resolve(versionResponse(req.version));
+      case 'ADD':
+        return this.perPod.run(ownerKey(req), () => this.add(req));
+      case 'DEL':
+        return this.perPod.run(ownerKey(req), () => this.del(req));
+      case 'CHECK':
+        return this.perPod.run(ownerKey(req), () => this.check(req));
+      case 'GC':
+        return this.gc(req);
+      case 'STATUS':
+        return this.status(req);
+    }
+  }
+
+  private network(): NodeNetwork {
+    const net = this.deps.addresses.nodeNetwork();
+    if (!net) {
+      throw new CniError(CniErrorCode.TryAgainLater, 'the node\'s NodeIPAllocation has no status yet (NIC and subnet unknown); try again shortly');
+    }
+    return net;
+  }
+
+  /** ensureNode once per distinct node network; retried on the next call after a failure. */
+  private ensureNode(net: NodeNetwork): Promise<void> {
+    const key = JSON.stringify(net);
+    if (this.ensured?.key !== key) {
+      const done = this.deps.datapath.ensureNode(net);
+      this.ensured = { key, done };
+      done.catch(() => {
+        if (this.ensured?.done === done) this.ensured = undefined;
+      });
+    }
+    return this.ensured!.done;
+  }
+
+  private async add(req: AddRequest): Promise<CniResponse> {
+    const net = this.network();
+    const { addresses, datapath, logger } = this.deps;
+    const owner = { containerId: req.containerId, ifName: req.ifName, runtime: 'cni' as const, netnsPath: req.netns };
+    const addr = await addresses.acquire(owner);
+    let attached;
+    try {
+      await this.ensureNode(net);
+      const mtu = req.config.mtu ?? net.mtu;
+      attached = await datapath.attachPod({ ...net, mtu }, { containerId: req.containerId, netnsPath: req.netns, ifName: req.ifName, ip: addr.ip, prefixLength: addr.prefixLength });
+    } catch (err) {
+      logger.warn({ containerId: req.containerId, ip: addr.ip, err: (err as Error).message }, 'ADD failed; undoing');
+      await datapath.detachPod(net, { containerId: req.containerId, ifName: req.ifName, netnsPath: req.netns, ip: addr.ip }).catch(() => undefined);
+      await addresses.release(owner);
+      throw err;
+    }
+    const ours: Result = {
+      interfaces: [
+        { name: attached.hostVeth.name, mac: attached.hostVeth.mac },
+        { name: attached.container.name, mac: attached.container.mac, sandbox: attached.container.sandbox },
+      ],
+      ips: [{ address: `${attached.ip}/${attached.prefixLength}`, gateway: attached.gateway, interface: 1 }],
+      routes: [{ dst: '0.0.0.0/0', gw: attached.gateway }],
+      dns: req.config.dns ?? {},
+    };
+    logger.info({ containerId: req.containerId, ifName: req.ifName, ip: attached.ip, pod: req.args.K8S_POD_NAME, namespace: req.args.K8S_POD_NAMESPACE }, 'pod attached');
+    return successResponse(mergeIntoPrevResult(req.prevResult, ours), req.version);
+  }
+
+  private async del(req: DelRequest): Promise<CniResponse> {
+    const { addresses, datapath, logger } = this.deps;
+    const alloc = addresses.allocation(req);
+    const net = addresses.nodeNetwork();
+    if (!net) {
+      if (!alloc) return EMPTY_SUCCESS; // nothing of ours: gone already
+      throw new CniError(CniErrorCode.TryAgainLater, 'the node\'s NodeIPAllocation is not loaded yet; cannot tear down safely, try again shortly');
+    }
+    const netnsPath = req.netns ?? alloc?.netnsPath;
+    await datapath.detachPod(net, { containerId: req.containerId, ifName: req.ifName, ...(netnsPath ? { netnsPath } : {}), ...(alloc ? { ip: alloc.ip } : {}) });
+    if (alloc) {
+      await addresses.release(req);
+      logger.info({ containerId: req.containerId, ifName: req.ifName, ip: alloc.ip }, 'pod detached');
+    }
+    return EMPTY_SUCCESS;
+  }
+
+  private async check(req: CheckRequest): Promise<CniResponse> {
+    const { addresses, datapath } = this.deps;
+    const addr = addresses.lookup(req);
+    if (!addr) throw new CniError(CniErrorCode.UnknownContainer, `no address is allocated to container ${req.containerId} interface ${req.ifName}`);
+    const expected = `${addr.ip}/${addr.prefixLength}`;
+    if (!(req.prevResult.ips ?? []).some((ip) => ip.address === expected)) {
+      throw new CniError(CniErrorCode.CheckFailed, `prevResult does not list ${expected}, the address the agent holds for this interface`);
+    }
+    const net = this.network();
+    await datapath.checkPod(net, { containerId: req.containerId, netnsPath: req.netns, ifName: req.ifName, ip: addr.ip, prefixLength: addr.prefixLength });
+    return EMPTY_SUCCESS;
+  }
+
+  /** Removes every CNI attachment the runtime no longer lists; CNM-owned ones and in-flight ADDs are left alone. */
+  private async gc(req: GcRequest): Promise<CniResponse> {
+    const { addresses, datapath, logger } = this.deps;
+    const valid = new Set(req.validAttachments.map((a) => `${a.containerID}/${a.ifname}`));
+    const net = this.network();
+    const stale = addresses.listAllocations().filter((a) => a.runtime === 'cni' && !valid.has(ownerKey(a)));
+    const known = new Set(addresses.listAllocations().map(ownerKey));
+    const orphans = (await datapath.listAttachments(net)).filter((a) => !valid.has(ownerKey(a)) && !known.has(ownerKey(a)));
+    let removed = 0;
+    for (const a of stale) {
+      if (this.perPod.busy(ownerKey(a))) continue; // an ADD/DEL for it is running: the runtime is not done with it
+      await this.perPod.run(ownerKey(a), async () => {
+        const current = addresses.allocation(a);
+        if (!current || current.assignedAt !== a.assignedAt) return; // changed meanwhile
+        await datapath.detachPod(net, { containerId: a.containerId, ifName: a.ifName, ip: a.ip, ...(a.netnsPath ? { netnsPath: a.netnsPath } : {}) });
+        await addresses.release(a);
+        removed++;
+      });
+    }
+    for (const o of orphans) {
+      if (this.perPod.busy(ownerKey(o))) continue;
+      await datapath.detachPod(net, { containerId: o.containerId, ifName: o.ifName, ...(o.ip ? { ip: o.ip } : {}) });
+      removed++;
+    }
+    logger.info({ valid: valid.size, removed }, 'GC done');
+    return EMPTY_SUCCESS;
+  }
+
+  private async status(_req: StatusRequest): Promise<CniResponse> {
+    const { addresses } = this.deps;
+    const net = addresses.nodeNetwork();
+    if (!net) throw new CniError(CniErrorCode.NotAvailable, 'not ready: the node\'s NodeIPAllocation has no status yet');
+    try {
+      await this.ensureNode(net);
+    } catch (err) {
+      throw new CniError(CniErrorCode.NotAvailableLimitedConnectivity, `node network is broken, existing pods may have limited connectivity: ${(err as Error).message}`);
+    }
+    if (addresses.freeCount() === 0) {
+      throw new CniError(CniErrorCode.NotAvailable, `not ready: no free VNet IP on this node (${addresses.demand().usedIPs} in use); more have been requested`);
+    }
+    return EMPTY_SUCCESS;
+  }
+}

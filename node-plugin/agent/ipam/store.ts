@@ -1,0 +1,193 @@
+import { promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { IPv4Address } from '../../../crds/api/common.js';
+import { describeIssues } from '../../../crds/api/validation.js';
+
+/**
+ * Persistence for the agent's allocations, apart from policy and protocol. A Store holds an exclusive
+ * lock (so two agents never run against the same state) and writes whole snapshots crash-safely: write a
+ * temporary file, fsync it, rename it over the old one, fsync the directory. A crash leaves either the
+ * old or the new snapshot, never a mix.
+ */
+
+export const Allocation = z.strictObject({
+  containerId: z.string().min(1),
+  ifName: z.string().min(1),
+  runtime: z.enum(['cni', 'cnm']),
+  netnsPath: z.string().optional(),
+  ip: IPv4Address,
+  assignedAt: z.number().int().min(0),
+});
+export type Allocation = z.infer<typeof Allocation>;
+
+export const StoreState = z.strictObject({
+  version: z.literal(1),
+  allocations: z.array(Allocation),
+  released: z.array(IPv4Address),
+  cooldown: z.record(IPv4Address, z.number().int()),
+});
+export type StoreState = z.infer<typeof StoreState>;
+
+export const emptyState = (): StoreState => ({ version: 1, allocations: [], released: [], cooldown: {} });
+
+export interface Store {
+  /** Takes the exclusive lock and returns the last committed state. Throws StoreLockedError if held. */
+  lock(): Promise<StoreState>;
+  /** Makes `state` durable; resolves only once it would survive a crash. Calls must not overlap. */
+  write(state: StoreState): Promise<void>;
+  /** Releases the lock. */
+  unlock(): Promise<void>;
+}
+
+export class StoreLockedError extends Error {
+  override name = 'StoreLockedError';
+}
+
+/** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), to tell PID reuse apart. */
+function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export class FileStore implements Store {
+  readonly statePath: string;
+  readonly lockPath: string;
+  private locked = false;
+
+  constructor(readonly dir: string) {
+    this.statePath = path.join(dir, 'allocations.json');
+    this.lockPath = path.join(dir, 'agent.lock');
+  }
+
+  async lock(): Promise<StoreState> {
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const me = `${process.pid} ${processStartTime(process.pid) ?? ''}\n`;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const fh = await fs.open(this.lockPath, 'wx', 0o600);
+        await fh.writeFile(me);
+        await fh.sync();
+        await fh.close();
+        this.locked = true;
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const holder = (await fs.readFile(this.lockPath, 'utf8').catch(() => '')).trim().split(' ');
+        const pid = Number(holder[0]);
+        const alive = Number.isInteger(pid) && pid > 0 && processStartTime(pid) !== undefined && processStartTime(pid) === (holder[1] ?? '');
+        if (alive) {
+          throw new StoreLockedError(`state directory ${this.dir} is locked by running process ${pid}; only one agent may use it`);
+        }
+        await fs.unlink(this.lockPath).catch(() => undefined); // stale: its holder is gone
+      }
+    }
+    if (!this.locked) throw new StoreLockedError(`could not take the lock ${this.lockPath}`);
+    return this.load();
+  }
+
+  private async load(): Promise<StoreState> {
+    // Temporary files left by a crash mid-write are incomplete by definition: the rename never happened.
+    for (const name of await fs.readdir(this.dir)) {
+      if (name.startsWith('allocations.json.tmp-')) await fs.unlink(path.join(this.dir, name)).catch(() => undefined);
+    }
+    let text: string;
+    try {
+      text = await fs.readFile(this.statePath, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
+      throw err;
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw new Error(`${this.statePath} is not JSON (${(err as Error).message}); refusing to start with unknown allocations`);
+    }
+    const parsed = StoreState.safeParse(raw);
+    if (!parsed.success) throw new Error(`${this.statePath} is invalid: ${describeIssues(parsed.error)}`);
+    return parsed.data;
+  }
+
+  async write(state: StoreState): Promise<void> {
+    if (!this.locked) throw new Error('FileStore.write without the lock');
+    const tmp = `${this.statePath}.tmp-${process.pid}`;
+    const fh = await fs.open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(JSON.stringify(state));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.rename(tmp, this.statePath);
+    const dirHandle = await fs.open(this.dir, 'r');
+    try {
+      await dirHandle.sync();
+    } finally {
+      await dirHandle.close();
+    }
+  }
+
+  async unlock(): Promise<void> {
+    if (!this.locked) return;
+    this.locked = false;
+    await fs.unlink(this.lockPath).catch(() => undefined);
+  }
+}
+
+/** Keeps the committed state in memory; `crash()` forgets everything not yet written. For tests. */
+export class MemoryStore implements Store {
+  committed: StoreState = emptyState();
+  writes = 0;
+  private locked = false;
+  async lock(): Promise<StoreState> {
+    if (this.locked) throw new StoreLockedError('memory store is locked');
+    this.locked = true;
+    return structuredClone(this.committed);
+  }
+  async write(state: StoreState): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    this.committed = structuredClone(state);
+    this.writes++;
+  }
+  async unlock(): Promise<void> {
+    this.locked = false;
+  }
+}
+
+/**
+ * Group commit: many callers ask for durability at once; one write at a time carries every change made
+ * before it started. `commit()` resolves once a write that began after the call has finished.
+ */
+export class GroupCommitter {
+  private changes = 0;
+  private durable = 0;
+  private inFlight: Promise<void> | undefined;
+
+  constructor(private readonly store: Store, private readonly snapshot: () => StoreState) {}
+
+  async commit(): Promise<void> {
+    const mine = ++this.changes;
+    while (this.durable < mine) {
+      if (!this.inFlight) {
+        const upTo = this.changes;
+        const state = this.snapshot();
+        this.inFlight = this.store.write(state).then(
+          () => {
+            this.durable = Math.max(this.durable, upTo);
+            this.inFlight = undefined;
+          },
+          (err: unknown) => {
+            this.inFlight = undefined;
+            throw err;
+          },
+        );
+      }
+      await this.inFlight;
+    }
+  }
+}

@@ -1,0 +1,168 @@
+/*
+ * podvnet-cni: the executable a container runtime runs once per CNI operation. Node.js takes ~70 ms
+ * to start, so this program does no CNI work itself: it hands the CNI_* environment and stdin to the
+ * PodVNet node agent over a unix socket and prints the agent's answer, exiting with the agent's code.
+ *
+ * Wire format (agent side: node-plugin/agent/cni-socket.ts):
+ *   request:  "PODVNET-CNI/1\n" { "KEY=VALUE" NUL }* NUL  <stdin bytes>  then shutdown(SHUT_WR)
+ *   response: "<exit code>\n" <stdout bytes> until EOF
+ *
+ * Socket path: the "agentSocket" string field of the configuration, else $PODVNET_AGENT_SOCKET, else
+ * /run/podvnet/agent.sock. When the agent cannot be reached or hangs up early, this prints a spec-shaped
+ * error with code 11 ("try again later") so the runtime retries.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define DEFAULT_SOCKET "/run/podvnet/agent.sock"
+#define MAX_STDIN (4 * 1024 * 1024)
+#define REPLY_TIMEOUT_SECONDS 300
+
+extern char **environ;
+
+static char *read_all(int fd, size_t *len, size_t limit) {
+  size_t cap = 8192, n = 0;
+  char *buf = malloc(cap + 1);
+  if (!buf) return NULL;
+  for (;;) {
+    if (n == cap) {
+      if (cap >= limit) break;
+      cap *= 2;
+      char *grown = realloc(buf, cap + 1);
+      if (!grown) { free(buf); return NULL; }
+      buf = grown;
+    }
+    ssize_t r = read(fd, buf + n, cap - n);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      free(buf);
+      return NULL;
+    }
+    if (r == 0) break;
+    n += (size_t)r;
+  }
+  buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Finds a top-level-looking "key": "value" pair and copies value (no escapes) into out. */
+static int json_string_field(const char *json, const char *key, char *out, size_t outlen) {
+  char pattern[64];
+  snprintf(pattern, sizeof pattern, "\"%s\"", key);
+  const char *p = strstr(json, pattern);
+  if (!p) return 0;
+  p += strlen(pattern);
+  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+  if (*p++ != ':') return 0;
+  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+  if (*p++ != '"') return 0;
+  size_t i = 0;
+  while (*p && *p != '"') {
+    if (*p == '\\' || i + 1 >= outlen) return 0;
+    out[i++] = *p++;
+  }
+  if (*p != '"') return 0;
+  out[i] = '\0';
+  return i > 0;
+}
+
+static void json_escape(const char *s, char *out, size_t outlen) {
+  size_t o = 0;
+  for (; *s && o + 7 < outlen; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') { out[o++] = '\\'; out[o++] = (char)c; }
+    else if (c < 0x20) o += (size_t)snprintf(out + o, outlen - o, "\\u%04x", c);
+    else out[o++] = (char)c;
+  }
+  out[o] = '\0';
+}
+
+static int try_again_later(const char *version, const char *what, const char *path, int err) {
+  char msg[1024], escaped[2048], ver[32];
+  snprintf(msg, sizeof msg, "PodVNet node agent %s at %s (%s); it may be starting or restarting, try again later",
+           what, path, err ? strerror(err) : "no reply");
+  json_escape(msg, escaped, sizeof escaped);
+  json_escape(version, ver, sizeof ver);
+  printf("{\"cniVersion\":\"%s\",\"code\":11,\"msg\":\"%s\"}\n", ver, escaped);
+  fflush(stdout);
+  return 1;
+}
+
+int main(void) {
+  size_t in_len = 0;
+  char *in = read_all(STDIN_FILENO, &in_len, MAX_STDIN);
+  if (!in) { in = strdup(""); in_len = 0; }
+
+  char version[32] = "1.1.0";
+  char cfg_version[32];
+  if (json_string_field(in, "cniVersion", cfg_version, sizeof cfg_version)) memcpy(version, cfg_version, sizeof version);
+
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  const char *env_path = getenv("PODVNET_AGENT_SOCKET");
+  if (!json_string_field(in, "agentSocket", path, sizeof path)) {
+    snprintf(path, sizeof path, "%s", env_path && *env_path ? env_path : DEFAULT_SOCKET);
+  }
+
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return try_again_later(version, "socket failed", path, errno);
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, path, strlen(path) + 1);
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) return try_again_later(version, "unreachable", path, errno);
+  struct timeval tv = {.tv_sec = REPLY_TIMEOUT_SECONDS, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+
+  /* Build the whole request in one buffer: a single write keeps the per-call cost down. */
+  size_t cap = in_len + 4096, n = 0;
+  for (char **e = environ; *e; e++) if (strncmp(*e, "CNI_", 4) == 0) cap += strlen(*e) + 1;
+  char *req = malloc(cap);
+  if (!req) return try_again_later(version, "request failed", path, ENOMEM);
+  static const char magic[] = "PODVNET-CNI/1\n";
+  memcpy(req, magic, sizeof magic - 1);
+  n = sizeof magic - 1;
+  for (char **e = environ; *e; e++) {
+    if (strncmp(*e, "CNI_", 4) != 0) continue;
+    size_t l = strlen(*e) + 1;
+    memcpy(req + n, *e, l);
+    n += l;
+  }
+  req[n++] = '\0';
+  memcpy(req + n, in, in_len);
+  n += in_len;
+  if (write_all(fd, req, n) < 0) return try_again_later(version, "hung up", path, errno);
+  shutdown(fd, SHUT_WR);
+
+  size_t out_len = 0;
+  char *out = read_all(fd, &out_len, 64 * 1024 * 1024);
+  if (!out) return try_again_later(version, "did not answer", path, errno);
+  char *nl = memchr(out, '\n', out_len);
+  if (!nl || nl == out) return try_again_later(version, "hung up before answering", path, 0);
+  *nl = '\0';
+  char *end = NULL;
+  long code = strtol(out, &end, 10);
+  if (*end != '\0' || code < 0 || code > 255) return try_again_later(version, "answered garbage", path, 0);
+  size_t body = out_len - (size_t)(nl + 1 - out);
+  if (write_all(STDOUT_FILENO, nl + 1, body) < 0) return 1;
+  return (int)code;
+}
