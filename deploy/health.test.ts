@@ -1,0 +1,72 @@
+import test from 'ava';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NodeIPPool } from '../crds/api/index.js';
+import { runHealthCheck, toLua } from './lib/lua.js';
+import { build } from './lib/manifests.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const SCRIPT = join(here, 'argocd', 'argocd-cm', 'nodeippool-health.lua');
+const T = '2026-11-24T04:00:00Z';
+
+type Cond = { type: string; status: 'True' | 'False' | 'Unknown'; reason: string; message: string; observedGeneration?: number };
+const cond = (type: string, status: Cond['status'], reason: string, message = '', observedGeneration?: number) =>
+  ({ type, status, reason, message, lastTransitionTime: T, ...(observedGeneration === undefined ? {} : { observedGeneration }) });
+
+/** A pool as the API server would return it; validated with the runtime schema so samples stay real. */
+function pool(generation: number, status?: Record<string, unknown>) {
+  const obj = {
+    apiVersion: 'podvnet.io/v1alpha1',
+    kind: 'NodeIPPool',
+    metadata: { name: 'general', generation, uid: '5d8e0f5e-8a53-4c8e-9f5e-1d2c3b4a5f60' },
+    spec: {
+      nodeSelector: { matchLabels: { 'kubernetes.azure.com/agentpool': 'general' } },
+      subnetID: '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/nodes',
+    },
+    ...(status ? { status } : {}),
+  };
+  NodeIPPool.parse(obj);
+  return obj;
+}
+
+const cases: Array<[string, unknown, string, RegExp]> = [
+  ['no status yet', pool(1), 'Progressing', /observe the pool/],
+  ['status for an older generation', pool(3, { observedGeneration: 2, conditions: [cond('Ready', 'True', 'AllNodesReady')] }), 'Progressing', /generation 3 \(observed 2\)/],
+  ['status without observedGeneration', pool(1, { conditions: [cond('Ready', 'True', 'AllNodesReady')] }), 'Progressing', /observed none/],
+  ['observed but no conditions', pool(2, { observedGeneration: 2 }), 'Progressing', /Ready condition/],
+  ['ready', pool(2, { observedGeneration: 2, nodes: 3, allocatedIPs: 48, usedIPs: 20, conditions: [cond('Ready', 'True', 'AllNodesReady', 'all nodes have IPs', 2)] }), 'Healthy', /^3 nodes, 48 IPs allocated, 20 in use$/],
+  ['ready, no counts', pool(1, { observedGeneration: 1, conditions: [cond('Ready', 'True', 'AllNodesReady')] }), 'Healthy', /^0 nodes/],
+  ['not ready yet', pool(1, { observedGeneration: 1, conditions: [cond('Ready', 'False', 'Scaling', '2 of 3 nodes have their first batch')] }), 'Progressing', /^Scaling: 2 of 3 nodes/],
+  ['ready unknown', pool(1, { observedGeneration: 1, conditions: [cond('Ready', 'Unknown', 'Pending')] }), 'Progressing', /^Pending$/],
+  ['ready condition from an older generation', pool(4, { observedGeneration: 4, conditions: [cond('Ready', 'True', 'AllNodesReady', '', 3)] }), 'Progressing', /generation 3, not 4/],
+  ['degraded', pool(1, { observedGeneration: 1, conditions: [cond('Ready', 'True', 'AllNodesReady'), cond('Degraded', 'True', 'AzureAuthorizationFailed', 'LinkedAuthorizationFailed on subnets/join/action')] }), 'Degraded', /^AzureAuthorizationFailed: LinkedAuthorizationFailed/],
+  ['degraded, no message', pool(1, { observedGeneration: 1, conditions: [cond('Degraded', 'True', 'NICNotFound')] }), 'Degraded', /^NICNotFound$/],
+  ['subnet exhausted beats ready', pool(1, { observedGeneration: 1, conditions: [cond('Ready', 'True', 'AllNodesReady'), cond('SubnetExhausted', 'True', 'SubnetIsFull', 'no free address in 10.1.0.0/24')] }), 'Degraded', /^SubnetIsFull: no free address/],
+  ['degraded False is not degraded', pool(1, { observedGeneration: 1, conditions: [cond('Degraded', 'False', 'AsExpected'), cond('SubnetExhausted', 'False', 'AsExpected'), cond('Ready', 'True', 'AllNodesReady')] }), 'Healthy', /nodes/],
+  ['stale degraded is ignored', pool(5, { observedGeneration: 5, conditions: [cond('Degraded', 'True', 'BadSelector', '', 4), cond('Ready', 'True', 'AllNodesReady', '', 5)] }), 'Healthy', /nodes/],
+];
+
+for (const [name, obj, status, message] of cases) {
+  test(`NodeIPPool health: ${name} -> ${status}`, (t) => {
+    const hs = runHealthCheck(SCRIPT, obj);
+    t.is(hs.status, status);
+    t.regex(hs.message, message);
+  });
+}
+
+test('the health check the argocd-cm kustomization ships is the tested script, under the key Argo CD reads', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const [cm] = build('deploy/argocd/argocd-cm');
+  t.is(cm?.kind, 'ConfigMap');
+  t.is(cm?.metadata.name, 'argocd-cm');
+  t.is(cm?.metadata.namespace, 'argocd');
+  t.deepEqual(Object.keys(cm?.data ?? {}), ['resource.customizations.health.podvnet.io_NodeIPPool']);
+  t.is(cm?.data['resource.customizations.health.podvnet.io_NodeIPPool'], readFileSync(SCRIPT, 'utf8'));
+});
+
+test('toLua escapes strings so any message survives the trip', (t) => {
+  const message = 'quote " backslash \\ newline \n tab \t unicode é ✓';
+  const hs = runHealthCheck(SCRIPT, pool(1, { observedGeneration: 1, conditions: [cond('Ready', 'False', 'Scaling', message)] }));
+  t.is(hs.message, `Scaling: ${message}`);
+  t.is(toLua([1, 'a', { b: null }]), '{1, "a", {}}');
+});
