@@ -1,0 +1,687 @@
+// API semantics on top of the store: create/update/patch/delete with the generic registry strategies
+// (status split, generation, finalizers, preconditions, CRD schemas, server-side apply), list with
+// selectors and consistent pagination, and watch.
+import { randomUUID } from 'node:crypto';
+import YAML from 'yaml';
+import { Registry, apiVersionOf, bucketOf, type ResourceType, type PrinterColumn } from './registry.js';
+import { Store, objectKey, type Obj, type StoreEvent } from './store.js';
+import {
+  ApiError, alreadyExists, badRequest, fe, forbidden, gone, invalid, notFound, staleConflict, unsupportedMediaType, conflict,
+  type FieldError,
+} from './status.js';
+import { matchFields, matchLabels, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type LabelRequirement } from './selectors.js';
+import { applyDefaults, checkRulesCompile, prune, validateObject, type JSONSchemaProps } from './schema.js';
+import { jsonPatch, mergePatch, strategicMerge } from './patch.js';
+import { recordUpdate, serverSideApply, type ListKeys } from './fields.js';
+
+export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
+
+export interface WriteOptions {
+  dryRun?: boolean;
+  fieldManager?: string;
+  fieldValidation?: FieldValidation;
+  subresource?: '' | 'status';
+  force?: boolean;
+}
+
+export interface WriteResult {
+  obj: Obj;
+  warnings: string[];
+  created?: boolean;
+}
+
+export interface ListQuery {
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  continue?: string;
+  resourceVersion?: string;
+  resourceVersionMatch?: string;
+}
+
+export interface DeleteOptions {
+  propagationPolicy?: 'Foreground' | 'Background' | 'Orphan';
+  preconditions?: { uid?: string; resourceVersion?: string };
+  dryRun?: boolean;
+  gracePeriodSeconds?: number;
+}
+
+const now = (): string => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const clone = <T>(v: T): T => structuredClone(v) as T;
+
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+const QUALIFIED_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+
+function validateMeta(t: ResourceType, obj: Obj, errs: FieldError[]): void {
+  const name: string = obj.metadata.name;
+  if (t.kind === 'Namespace') {
+    if (!DNS1123_LABEL.test(name) || name.length > 63) errs.push(fe.invalid('metadata.name', name, `a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`));
+  } else if (!t.crdName || true) {
+    if (!DNS1123_SUBDOMAIN.test(name) || name.length > 253) {
+      // RBAC and events allow path-segment names; everything else wants a DNS subdomain.
+      if (!(t.group === 'rbac.authorization.k8s.io' || t.kind === 'Event') || /[/%]/.test(name) || name === '.' || name === '..' || !name) {
+        errs.push(fe.invalid('metadata.name', name, `a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`));
+      }
+    }
+  }
+  for (const [k, v] of Object.entries(obj.metadata.labels ?? {})) {
+    if (!QUALIFIED_NAME.test(k)) errs.push(fe.invalid('metadata.labels', k, `name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')`));
+    if (typeof v !== 'string' || v.length > 63 || !LABEL_VALUE.test(v)) errs.push(fe.invalid('metadata.labels', v, `a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')`));
+  }
+  for (const [k, v] of Object.entries(obj.metadata.annotations ?? {})) {
+    if (typeof v !== 'string') errs.push(fe.invalid(`metadata.annotations`, k, 'annotation values must be strings'));
+  }
+}
+
+/** Everything in an object except metadata and status: what a generation bump tracks. */
+function specPart(o: Obj, statusSplit: boolean): Obj {
+  const { metadata: _m, status, resourceVersion: _r, ...rest } = o;
+  return statusSplit ? rest : { ...rest, status };
+}
+
+function stableJSON(v: unknown): string {
+  return JSON.stringify(canon(v));
+}
+function canon(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canon);
+  if (isObj(v)) return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon(v[k])]));
+  return v;
+}
+
+function schemaAt(s: JSONSchemaProps | undefined, names: string[]): JSONSchemaProps | undefined {
+  let cur = s;
+  for (const n of names) {
+    if (!cur) return undefined;
+    if (n === '[]') cur = cur.items;
+    else cur = cur.properties?.[n] ?? (isObj(cur.additionalProperties) ? (cur.additionalProperties as JSONSchemaProps) : undefined);
+  }
+  return cur;
+}
+
+const BUILTIN_LIST_KEYS: Record<string, string[]> = {
+  containers: ['name'], initContainers: ['name'], ephemeralContainers: ['name'], env: ['name'], volumes: ['name'],
+  volumeMounts: ['mountPath'], conditions: ['type'], ownerReferences: ['uid'], imagePullSecrets: ['name'], addresses: ['type'], finalizers: [],
+};
+
+function listKeysFor(t: ResourceType): ListKeys {
+  return (names, items) => {
+    if (t.schema) {
+      if (names[0] === 'metadata') {
+        const last = names[names.length - 1]!;
+        return BUILTIN_LIST_KEYS[last] ?? null;
+      }
+      const s = schemaAt(t.schema, names);
+      if (s?.['x-kubernetes-list-type'] === 'map') return s['x-kubernetes-list-map-keys'] ?? null;
+      if (s?.['x-kubernetes-list-type'] === 'set') return [];
+      return null;
+    }
+    const last = names[names.length - 1] ?? '';
+    if (last === 'ports') return items.some((x) => isObj(x) && 'containerPort' in x) ? ['containerPort', 'protocol'] : ['port', 'protocol'];
+    return BUILTIN_LIST_KEYS[last] ?? null;
+  };
+}
+
+export interface Continue {
+  rv: number;
+  start: string;
+}
+
+export function encodeContinue(c: Continue): string {
+  return Buffer.from(JSON.stringify({ v: 'meta.k8s.io/v1', rv: c.rv, start: c.start })).toString('base64url');
+}
+
+export function decodeContinue(s: string): Continue {
+  try {
+    const j = JSON.parse(Buffer.from(s, 'base64url').toString('utf8'));
+    if (j.v !== 'meta.k8s.io/v1' || typeof j.rv !== 'number' || typeof j.start !== 'string') throw new Error('bad');
+    return { rv: j.rv, start: j.start };
+  } catch {
+    throw badRequest('continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)');
+  }
+}
+
+export interface Selectors {
+  labels: LabelRequirement[];
+  fields: FieldRequirement[];
+}
+
+export class Api {
+  readonly registry = new Registry();
+  /** Called after every successful write, for controllers (GC, namespaces, CRD cleanup). */
+  onChange: ((e: StoreEvent) => void) | null = null;
+
+  constructor(readonly store: Store) {
+    for (const crd of store.list(bucketOf('apiextensions.k8s.io', 'customresourcedefinitions'))) this.syncCrd(crd);
+    if (!store.get(bucketOf('', 'namespaces'), 'default')) {
+      for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
+        this.create(this.type('', 'v1', 'namespaces'), '', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, {});
+      }
+    }
+  }
+
+  type(group: string, version: string, plural: string): ResourceType {
+    const t = this.registry.lookup(group, version, plural);
+    if (!t) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+    return t;
+  }
+
+  // ---------- views ----------
+
+  view(t: ResourceType, stored: Obj): Obj {
+    if (t.fromStorage) return t.fromStorage(stored);
+    const av = apiVersionOf(t);
+    return stored.apiVersion === av ? stored : { ...stored, apiVersion: av };
+  }
+
+  private toStorage(t: ResourceType, obj: Obj): Obj {
+    return t.toStorage ? t.toStorage(obj) : obj;
+  }
+
+  fieldsOf(t: ResourceType, stored: Obj): Record<string, string> {
+    const f: Record<string, string> = { 'metadata.name': stored.metadata.name };
+    if (t.namespaced) f['metadata.namespace'] = stored.metadata.namespace ?? '';
+    return t.fieldLabels ? { ...f, ...t.fieldLabels(stored) } : f;
+  }
+
+  parseSelectors(t: ResourceType, q: { labelSelector?: string; fieldSelector?: string }): Selectors {
+    try {
+      const labels = parseLabelSelector(q.labelSelector);
+      const fields = parseFieldSelector(q.fieldSelector);
+      const sample = this.fieldsOf(t, { metadata: { name: '', namespace: '' } });
+      for (const r of fields) {
+        if (!(r.field in sample)) {
+          throw badRequest(`field label not supported: ${r.field}`);
+        }
+      }
+      return { labels, fields };
+    } catch (e) {
+      if (e instanceof SelectorError) throw badRequest(e.message);
+      throw e;
+    }
+  }
+
+  matches(t: ResourceType, sel: Selectors, stored: Obj): boolean {
+    if (sel.labels.length && !matchLabels(sel.labels, stored.metadata.labels)) return false;
+    if (sel.fields.length && !matchFields(sel.fields, this.fieldsOf(t, stored))) return false;
+    return true;
+  }
+
+  // ---------- reads ----------
+
+  get(t: ResourceType, ns: string, name: string): Obj {
+    const o = this.store.get(t.bucket, objectKey(t.namespaced ? ns : undefined, name));
+    if (!o) throw notFound(t, name);
+    return this.view(t, o);
+  }
+
+  /** Bucket state at an older resourceVersion, by undoing later events; null if history is gone. */
+  private stateAt(t: ResourceType, rv: number): Map<string, Obj> | null {
+    const events = this.store.eventsSince(t.bucket, rv);
+    if (!events) return null;
+    const state = new Map<string, Obj>();
+    for (const k of this.store.sortedKeys(t.bucket)) state.set(k, this.store.get(t.bucket, k)!);
+    for (let i = events.length - 1; i >= 0; i--) {
+      const e = events[i]!;
+      if (e.type === 'ADDED') state.delete(e.key);
+      else state.set(e.key, e.prev!);
+    }
+    return state;
+  }
+
+  list(t: ResourceType, ns: string, q: ListQuery): Obj {
+    const sel = this.parseSelectors(t, q);
+    let rv = this.store.currentRV();
+    let start = '';
+    let snapshot: Map<string, Obj> | null = null;
+    if (q.continue) {
+      const c = decodeContinue(q.continue);
+      snapshot = this.stateAt(t, c.rv);
+      if (!snapshot) throw gone('The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.');
+      rv = c.rv;
+      start = c.start;
+    } else if (q.resourceVersion && q.resourceVersionMatch === 'Exact') {
+      const want = Number(q.resourceVersion);
+      if (!Number.isInteger(want)) throw badRequest(`invalid resource version "${q.resourceVersion}"`);
+      snapshot = this.stateAt(t, want);
+      if (!snapshot) throw gone(`too old resource version: ${want} (${this.store.currentRV()})`);
+      rv = want;
+    }
+    let keys: string[];
+    let getObj: (k: string) => Obj;
+    if (snapshot) {
+      keys = [...snapshot.keys()].sort();
+      getObj = (k) => snapshot!.get(k)!;
+    } else {
+      keys = this.store.sortedKeys(t.bucket);
+      getObj = (k) => this.store.get(t.bucket, k)!;
+    }
+    const prefix = t.namespaced && ns ? `${ns}/` : '';
+    const limit = q.limit && q.limit > 0 ? q.limit : Infinity;
+    // binary search for the start key
+    let i = 0;
+    const from = start || prefix;
+    if (from) {
+      let lo = 0;
+      let hi = keys.length;
+      while (lo < hi) { const m = (lo + hi) >> 1; if (keys[m]! < from) lo = m + 1; else hi = m; }
+      i = lo;
+    }
+    const items: Obj[] = [];
+    let lastKey = '';
+    let more = false;
+    let remaining = 0;
+    const noSelectors = !sel.labels.length && !sel.fields.length;
+    for (; i < keys.length; i++) {
+      const k = keys[i]!;
+      if (prefix && !k.startsWith(prefix)) break;
+      const o = getObj(k);
+      if (!this.matches(t, sel, o)) continue;
+      if (items.length >= limit) {
+        more = true;
+        if (!noSelectors) break;
+        remaining++;
+        continue;
+      }
+      items.push(this.view(t, o));
+      lastKey = k;
+    }
+    const metadata: Obj = { resourceVersion: String(rv) };
+    if (more) {
+      metadata.continue = encodeContinue({ rv, start: `${lastKey}\u0000` });
+      if (noSelectors) metadata.remainingItemCount = remaining;
+    }
+    return { kind: t.listKind, apiVersion: apiVersionOf(t), metadata, items };
+  }
+
+  // ---------- writes ----------
+
+  private checkBody(t: ResourceType, ns: string, body: unknown, name?: string): Obj {
+    if (!isObj(body)) throw badRequest('the object provided is unrecognized (must be of type Object)');
+    const obj = clone(body);
+    const av = apiVersionOf(t);
+    if (obj.apiVersion !== undefined && obj.apiVersion !== av) {
+      throw badRequest(`the API version in the data (${obj.apiVersion}) does not match the expected API version (${av})`);
+    }
+    if (obj.kind !== undefined && obj.kind !== t.kind) {
+      throw badRequest(`${t.kind} in version "${t.version}" cannot be handled as a ${t.kind}: the kind in the data (${obj.kind}) does not match the expected kind (${t.kind})`);
+    }
+    obj.apiVersion = av;
+    obj.kind = t.kind;
+    if (!isObj(obj.metadata)) obj.metadata = {};
+    if (t.namespaced) {
+      if (obj.metadata.namespace && ns && obj.metadata.namespace !== ns) {
+        throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
+      }
+      obj.metadata.namespace = ns || obj.metadata.namespace;
+    } else delete obj.metadata.namespace;
+    if (name !== undefined && obj.metadata.name && obj.metadata.name !== name) {
+      throw badRequest(`the name of the object (${obj.metadata.name}) does not match the name on the URL (${name})`);
+    }
+    if (name !== undefined && !obj.metadata.name) obj.metadata.name = name;
+    return obj;
+  }
+
+  private checkNamespace(t: ResourceType, ns: string, name: string): void {
+    if (!t.namespaced) return;
+    const nsObj = this.store.get(bucketOf('', 'namespaces'), ns);
+    if (!nsObj) throw notFound({ group: '', plural: 'namespaces', kind: 'Namespace' }, ns);
+    if (nsObj.metadata.deletionTimestamp) {
+      throw forbidden(t, name, `unable to create new content in namespace ${ns} because it is being terminated`);
+    }
+  }
+
+  /** Pruning, defaulting and validation for custom resources; metadata checks for all. */
+  private admit(t: ResourceType, obj: Obj, old: Obj | undefined, fv: FieldValidation, warnings: string[]): void {
+    const errs: FieldError[] = [];
+    if (t.schema) {
+      const unknown = prune(obj, t.schema);
+      if (unknown.length) {
+        if (fv === 'Strict') {
+          throw badRequest(`${t.kind} in version "${t.version}" cannot be handled as a ${t.kind}: strict decoding error: ${unknown.map((u) => `unknown field "${u}"`).join(', ')}`);
+        }
+        if (fv === 'Warn') for (const u of unknown) warnings.push(`unknown field "${u}"`);
+      }
+      applyDefaults(obj, t.schema);
+      errs.push(...validateObject(obj, old, t.schema));
+    }
+    validateMeta(t, obj, errs);
+    if (t.kind === 'CustomResourceDefinition') errs.push(...validateCrd(obj));
+    if (errs.length) throw invalid(t.kind, t.group, obj.metadata.name, errs);
+  }
+
+  private manager(opts: WriteOptions, fallback: string): string {
+    return opts.fieldManager || fallback;
+  }
+
+  create(t: ResourceType, ns: string, body: unknown, opts: WriteOptions, userAgentManager = 'unknown', managedFields?: Obj[]): WriteResult {
+    const obj = this.checkBody(t, ns, body);
+    const warnings: string[] = [];
+    if (!obj.metadata.name) {
+      if (obj.metadata.generateName) obj.metadata.name = `${obj.metadata.generateName}${randomSuffix()}`;
+      else throw invalid(t.kind, t.group, '', [fe.required('metadata.name', 'name or generateName is required')]);
+    }
+    const name = obj.metadata.name;
+    this.checkNamespace(t, obj.metadata.namespace, name);
+    const key = objectKey(t.namespaced ? obj.metadata.namespace : undefined, name);
+    if (this.store.get(t.bucket, key)) throw alreadyExists(t, name);
+    const m = obj.metadata;
+    delete m.resourceVersion;
+    delete m.deletionTimestamp;
+    delete m.deletionGracePeriodSeconds;
+    delete m.managedFields;
+    delete m.selfLink;
+    m.uid = randomUUID();
+    m.creationTimestamp = now();
+    if (t.generation || t.schema) m.generation = 1; else delete m.generation;
+    if (t.statusSubresource && t.kind !== 'Namespace') delete obj.status;
+    this.prepareCreate(t, obj);
+    this.admit(t, obj, undefined, opts.fieldValidation ?? 'Warn', warnings);
+    if (managedFields) obj.metadata.managedFields = managedFields;
+    else recordUpdate(undefined, obj, this.manager(opts, userAgentManager), apiVersionOf(t), '', t.statusSubresource, listKeysFor(t), now());
+    if (opts.dryRun) return { obj: this.view(t, this.toStorage(t, obj)), warnings, created: true };
+    const stored = this.store.put(t.bucket, this.toStorage(t, obj));
+    this.afterWrite(t, stored);
+    return { obj: this.view(t, stored), warnings, created: true };
+  }
+
+  private prepareCreate(t: ResourceType, obj: Obj): void {
+    if (t.kind === 'Namespace' && t.group === '') {
+      obj.spec = { finalizers: ['kubernetes'], ...(obj.spec ?? {}) };
+      obj.status = { phase: 'Active' };
+    }
+    if (t.kind === 'CustomResourceDefinition') {
+      defaultCrd(obj);
+      obj.metadata.finalizers = [...new Set([...(obj.metadata.finalizers ?? []), 'customresourcecleanup.apiextensions.k8s.io'])];
+    }
+    if (t.kind === 'Service' && t.group === '') {
+      obj.spec = { type: 'ClusterIP', ...(obj.spec ?? {}) };
+    }
+  }
+
+  /**
+   * The common update path (PUT and every patch after it is applied): preconditions, status split,
+   * immutable metadata, generation, finalizers, admission, no-op detection, and deletion on last finalizer.
+   */
+  private updateWith(t: ResourceType, old: Obj, next: Obj, opts: WriteOptions, checkRV: 'required' | 'ifSet', manager: string, warnings: string[], ssa = false): Obj {
+    const sub = opts.subresource ?? '';
+    const name = old.metadata.name;
+    const rv = next.metadata.resourceVersion;
+    if (rv !== undefined && rv !== '' && rv !== old.metadata.resourceVersion) throw staleConflict(t, name);
+    if ((rv === undefined || rv === '') && checkRV === 'required' && !t.allowUnconditionalUpdate) {
+      throw invalid(t.kind, t.group, name, [fe.invalid('metadata.resourceVersion', '0x0', 'must be specified for an update')]);
+    }
+    if (next.metadata.uid && next.metadata.uid !== old.metadata.uid) {
+      throw conflict(t, name, `Precondition failed: UID in precondition: ${next.metadata.uid}, UID in object meta: ${old.metadata.uid}`);
+    }
+    const o = old;
+    const m = next.metadata;
+    m.name = o.metadata.name;
+    if (t.namespaced) m.namespace = o.metadata.namespace;
+    m.uid = o.metadata.uid;
+    m.creationTimestamp = o.metadata.creationTimestamp;
+    m.resourceVersion = o.metadata.resourceVersion;
+    if (o.metadata.deletionTimestamp) {
+      m.deletionTimestamp = o.metadata.deletionTimestamp;
+      m.deletionGracePeriodSeconds = o.metadata.deletionGracePeriodSeconds;
+    } else {
+      delete m.deletionTimestamp;
+      delete m.deletionGracePeriodSeconds;
+    }
+    if (o.metadata.generation !== undefined) m.generation = o.metadata.generation; else delete m.generation;
+    if (!ssa) m.managedFields = o.metadata.managedFields;
+    if (t.statusSubresource) {
+      if (sub === 'status') {
+        // only status changes; metadata is reset except what status writers may not touch anyway
+        const status = next.status;
+        const keepMeta = next.metadata.managedFields;
+        for (const k of Object.keys(next)) if (k !== 'status') delete next[k];
+        Object.assign(next, clone(o), { status });
+        if (status === undefined) delete next.status;
+        next.metadata = { ...clone(o.metadata), managedFields: ssa ? keepMeta : o.metadata.managedFields };
+      } else {
+        if (o.status === undefined) delete next.status; else next.status = clone(o.status);
+      }
+    }
+    if (o.metadata.deletionTimestamp) {
+      const added = (next.metadata.finalizers ?? []).filter((f: string) => !(o.metadata.finalizers ?? []).includes(f));
+      if (added.length) throw invalid(t.kind, t.group, name, [fe.forbidden('metadata.finalizers', `no new finalizers can be added if the object is being deleted, found new finalizers []string{${added.map((f: string) => JSON.stringify(f)).join(', ')}}`)]);
+    }
+    if (t.kind === 'Namespace' && t.group === '' && sub !== 'status') next.spec = clone(o.spec);
+    this.admit(t, next, this.view(t, o), opts.fieldValidation ?? 'Warn', warnings);
+    if ((t.generation || t.schema) && stableJSON(specPart(next, t.statusSubresource)) !== stableJSON(specPart(o, t.statusSubresource))) {
+      m.generation = (o.metadata.generation ?? 0) + 1;
+      next.metadata.generation = m.generation;
+    }
+    if (!ssa) recordUpdate(o, next, manager, apiVersionOf(t), sub, t.statusSubresource, listKeysFor(t), now());
+    if (t.statusSubresource && sub === 'status' && !ssa) {
+      // keep the ownership bookkeeping but nothing else of the metadata
+    }
+    return next;
+  }
+
+  /** Stores the result of an update (no-op updates keep the old resourceVersion and emit nothing). */
+  private commit(t: ResourceType, old: Obj, next: Obj, opts: WriteOptions): Obj {
+    const stored = this.toStorage(t, next);
+    const withoutRV = (x: Obj): string => stableJSON({ ...x, metadata: { ...x.metadata, resourceVersion: undefined, managedFields: (x.metadata.managedFields ?? []).map((e: Obj) => ({ ...e, time: undefined })) } });
+    if (withoutRV(stored) === withoutRV(old)) return this.view(t, old);
+    if (opts.dryRun) return this.view(t, stored);
+    if (stored.metadata.deletionTimestamp && !(stored.metadata.finalizers ?? []).length) {
+      const final = this.store.remove(t.bucket, objectKey(stored.metadata.namespace, stored.metadata.name));
+      this.afterWrite(t, final!);
+      return this.view(t, { ...stored, metadata: { ...stored.metadata, resourceVersion: final!.metadata.resourceVersion } });
+    }
+    const r = this.store.put(t.bucket, stored);
+    this.afterWrite(t, r);
+    return this.view(t, r);
+  }
+
+  update(t: ResourceType, ns: string, name: string, body: unknown, opts: WriteOptions, userAgentManager = 'unknown'): WriteResult {
+    const next = this.checkBody(t, ns, body, name);
+    const key = objectKey(t.namespaced ? ns : undefined, name);
+    const old = this.store.get(t.bucket, key);
+    if (!old) {
+      if ((opts.subresource ?? '') === '' && isCreateOnUpdate(t)) return this.create(t, ns, body, opts, userAgentManager);
+      throw notFound(t, name);
+    }
+    const warnings: string[] = [];
+    const merged = this.updateWith(t, old, this.toStorage(t, next), opts, 'required', this.manager(opts, userAgentManager), warnings);
+    return { obj: this.commit(t, old, merged, opts), warnings };
+  }
+
+  patch(t: ResourceType, ns: string, name: string, contentType: string, raw: string, opts: WriteOptions, userAgentManager = 'unknown'): WriteResult {
+    const key = objectKey(t.namespaced ? ns : undefined, name);
+    const old = this.store.get(t.bucket, key);
+    const ct = contentType.split(';')[0]!.trim();
+    const warnings: string[] = [];
+    if (ct === 'application/apply-patch+yaml' || ct === 'application/apply-patch+json') {
+      return this.apply(t, ns, name, raw, old, opts);
+    }
+    if (!old) throw notFound(t, name);
+    let patch: unknown;
+    try { patch = JSON.parse(raw); } catch (e) { throw badRequest(`error decoding patch: ${(e as Error).message}`); }
+    const current = this.view(t, old);
+    let next: Obj;
+    switch (ct) {
+      case 'application/merge-patch+json': next = mergePatch(current, patch); break;
+      case 'application/json-patch+json': next = jsonPatch(current, patch); break;
+      case 'application/strategic-merge-patch+json':
+        if (!t.strategicMerge) throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml`);
+        next = strategicMerge(current, patch);
+        break;
+      default: throw unsupportedMediaType(contentType);
+    }
+    if (!isObj(next)) throw badRequest('patch produced a non-object');
+    const checked = this.checkBody(t, ns, { ...next, apiVersion: apiVersionOf(t), kind: t.kind }, name);
+    // a patch only conflicts if it carried its own resourceVersion
+    const patchedRV = isObj(patch) && isObj((patch as Obj).metadata) ? (patch as Obj).metadata.resourceVersion : undefined;
+    if (ct !== 'application/json-patch+json' && patchedRV === undefined) checked.metadata.resourceVersion = old.metadata.resourceVersion;
+    const merged = this.updateWith(t, old, this.toStorage(t, checked), opts, 'ifSet', this.manager(opts, userAgentManager), warnings);
+    return { obj: this.commit(t, old, merged, opts), warnings };
+  }
+
+  private apply(t: ResourceType, ns: string, name: string, raw: string, old: Obj | undefined, opts: WriteOptions): WriteResult {
+    let applied: unknown;
+    try { applied = YAML.parse(raw); } catch (e) { throw badRequest(`error decoding YAML: ${(e as Error).message}`); }
+    if (!isObj(applied)) throw badRequest('apply patch must be an object');
+    if (!opts.fieldManager) throw badRequest('PATCH, application/apply-patch+yaml requires fieldManager to be set');
+    if (!applied.apiVersion || !applied.kind) throw badRequest('invalid object: apiVersion and kind must be set');
+    const body = this.checkBody(t, ns, applied, name);
+    const warnings: string[] = [];
+    const sub = opts.subresource ?? '';
+    const ssaOpts = { manager: opts.fieldManager, force: !!opts.force, apiVersion: apiVersionOf(t), subresource: sub, statusSplit: t.statusSubresource, listKeys: listKeysFor(t), now: now() };
+    if (!old) {
+      if (sub) throw notFound(t, name);
+      // creating: run the applied config through create, owned by the applier
+      const created = serverSideApply(undefined, body, ssaOpts);
+      return this.create(t, ns, created, opts, opts.fieldManager, created.metadata.managedFields);
+    }
+    const live = this.view(t, old);
+    if (body.metadata.resourceVersion !== undefined && body.metadata.resourceVersion !== old.metadata.resourceVersion) throw staleConflict(t, name);
+    const merged = serverSideApply(live, body, ssaOpts);
+    merged.metadata.resourceVersion = old.metadata.resourceVersion;
+    const next = this.updateWith(t, old, this.toStorage(t, merged), opts, 'ifSet', opts.fieldManager, warnings, true);
+    return { obj: this.commit(t, old, next, opts), warnings };
+  }
+
+  delete(t: ResourceType, ns: string, name: string, opts: DeleteOptions): { obj: Obj; deleted: boolean } {
+    const key = objectKey(t.namespaced ? ns : undefined, name);
+    const old = this.store.get(t.bucket, key);
+    if (!old) throw notFound(t, name);
+    const pre = opts.preconditions ?? {};
+    if (pre.uid && pre.uid !== old.metadata.uid) throw conflict(t, name, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${old.metadata.uid}`);
+    if (pre.resourceVersion && pre.resourceVersion !== old.metadata.resourceVersion) throw conflict(t, name, `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${old.metadata.resourceVersion}`);
+    const finalizers: string[] = [...(old.metadata.finalizers ?? [])];
+    const policy = opts.propagationPolicy;
+    const dependents = this.store.dependents.get(old.metadata.uid);
+    if (policy === 'Orphan' && dependents?.size && !finalizers.includes('orphan')) finalizers.push('orphan');
+    if (policy === 'Foreground' && dependents?.size && !finalizers.includes('foregroundDeletion')) finalizers.push('foregroundDeletion');
+    if (t.kind === 'Namespace' && t.group === '') finalizers.push('\u0000namespace-lifecycle');
+    if (finalizers.length) {
+      if (old.metadata.deletionTimestamp && finalizers.filter((f) => !f.startsWith('\u0000')).length === (old.metadata.finalizers ?? []).length) {
+        return { obj: this.view(t, old), deleted: false };
+      }
+      const next = clone(old) as Obj;
+      next.metadata.finalizers = finalizers.filter((f) => !f.startsWith('\u0000'));
+      if (!next.metadata.finalizers.length) delete next.metadata.finalizers;
+      next.metadata.deletionTimestamp ??= now();
+      next.metadata.deletionGracePeriodSeconds ??= 0;
+      if (t.kind === 'Namespace' && t.group === '') next.status = { ...(next.status ?? {}), phase: 'Terminating' };
+      if (opts.dryRun) return { obj: this.view(t, next), deleted: false };
+      const stored = this.store.put(t.bucket, next);
+      this.afterWrite(t, stored);
+      return { obj: this.view(t, stored), deleted: false };
+    }
+    if (opts.dryRun) return { obj: this.view(t, old), deleted: true };
+    const final = this.store.remove(t.bucket, key)!;
+    this.afterWrite(t, final);
+    return { obj: this.view(t, final), deleted: true };
+  }
+
+  private afterWrite(t: ResourceType, stored: Obj): void {
+    if (t.kind === 'CustomResourceDefinition' && t.group === 'apiextensions.k8s.io') {
+      const exists = this.store.get(t.bucket, stored.metadata.name);
+      if (exists) this.syncCrd(exists); else this.registry.removeCrd(stored.metadata.name);
+    }
+  }
+
+  // ---------- CRDs ----------
+
+  syncCrd(crd: Obj): void {
+    const spec = crd.spec ?? {};
+    const names = spec.names ?? {};
+    const types: ResourceType[] = [];
+    for (const v of spec.versions ?? []) {
+      if (!v.served) continue;
+      const cols: PrinterColumn[] = v.additionalPrinterColumns ?? [];
+      types.push({
+        group: spec.group, version: v.name, kind: names.kind, listKind: names.listKind ?? `${names.kind}List`, plural: names.plural,
+        singular: names.singular ?? String(names.kind).toLowerCase(), namespaced: spec.scope === 'Namespaced', shortNames: names.shortNames ?? [],
+        categories: names.categories ?? [], statusSubresource: !!v.subresources?.status, generation: true, allowUnconditionalUpdate: false,
+        bucket: bucketOf(spec.group, names.plural), strategicMerge: false, schema: v.schema?.openAPIV3Schema ?? { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+        printerColumns: cols, crdName: crd.metadata.name, returnDeletedObject: true,
+      });
+    }
+    this.registry.setCrd(crd.metadata.name, types);
+    // status: names accepted and established, as the apiextensions controllers would report
+    const established = (crd.status?.conditions ?? []).some((c: Obj) => c.type === 'Established' && c.status === 'True');
+    if (!established && !crd.metadata.deletionTimestamp) {
+      const ts = now();
+      const next = clone(crd) as Obj;
+      next.status = {
+        conditions: [
+          { type: 'NamesAccepted', status: 'True', reason: 'NoConflicts', message: 'no conflicts found', lastTransitionTime: ts },
+          { type: 'Established', status: 'True', reason: 'InitialNamesAccepted', message: 'the initial names have been accepted', lastTransitionTime: ts },
+        ],
+        acceptedNames: { ...names, singular: names.singular ?? String(names.kind).toLowerCase(), listKind: names.listKind ?? `${names.kind}List` },
+        storedVersions: (spec.versions ?? []).filter((v: Obj) => v.storage).map((v: Obj) => v.name),
+      };
+      queueMicrotask(() => {
+        const cur = this.store.get(bucketOf('apiextensions.k8s.io', 'customresourcedefinitions'), crd.metadata.name);
+        if (cur && cur.metadata.uid === crd.metadata.uid && !cur.status?.conditions?.length) this.store.put(bucketOf('apiextensions.k8s.io', 'customresourcedefinitions'), { ...cur, status: next.status });
+      });
+    }
+  }
+
+  /** Replaces the stored object unconditionally (controllers); returns the stored result. */
+  controllerWrite(bucket: string, obj: Obj): Obj {
+    const t = this.registry.byBucket(bucket);
+    if (obj.metadata.deletionTimestamp && !(obj.metadata.finalizers ?? []).length) {
+      const final = this.store.remove(bucket, objectKey(obj.metadata.namespace, obj.metadata.name))!;
+      if (t) this.afterWrite(t, final);
+      return final;
+    }
+    const r = this.store.put(bucket, obj);
+    if (t) this.afterWrite(t, r);
+    return r;
+  }
+}
+
+/** Types whose registry allows PUT to create (AllowCreateOnUpdate in the API server). */
+function isCreateOnUpdate(t: ResourceType): boolean {
+  if (t.schema) return false;
+  return ['Lease', 'Event', 'Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding', 'Endpoints'].includes(t.kind);
+}
+
+function randomSuffix(): string {
+  const alphabet = 'bcdfghjklmnpqrstvwxz2456789';
+  let s = '';
+  for (let i = 0; i < 5; i++) s += alphabet[Math.floor(Math.random() * alphabet.length)];
+  return s;
+}
+
+function defaultCrd(crd: Obj): void {
+  const spec = crd.spec ?? (crd.spec = {});
+  const names = spec.names ?? (spec.names = {});
+  if (names.kind && !names.singular) names.singular = String(names.kind).toLowerCase();
+  if (names.kind && !names.listKind) names.listKind = `${names.kind}List`;
+  spec.conversion ??= { strategy: 'None' };
+  for (const v of spec.versions ?? []) {
+    if (!v.additionalPrinterColumns) continue;
+    for (const c of v.additionalPrinterColumns) c.priority ??= undefined;
+  }
+}
+
+function validateCrd(crd: Obj): FieldError[] {
+  const errs: FieldError[] = [];
+  const spec = crd.spec ?? {};
+  const names = spec.names ?? {};
+  if (!spec.group) errs.push(fe.required('spec.group'));
+  if (!names.plural) errs.push(fe.required('spec.names.plural'));
+  if (!names.kind) errs.push(fe.required('spec.names.kind'));
+  if (!['Cluster', 'Namespaced'].includes(spec.scope)) errs.push(fe.notSupported('spec.scope', spec.scope ?? '', ['Cluster', 'Namespaced']));
+  if (spec.group && names.plural && crd.metadata.name !== `${names.plural}.${spec.group}`) {
+    errs.push(fe.invalid('metadata.name', crd.metadata.name, 'must be spec.names.plural+"."+spec.group'));
+  }
+  const versions: Obj[] = spec.versions ?? [];
+  if (!versions.length) errs.push(fe.required('spec.versions', 'must have exactly one version marked as storage version'));
+  else if (versions.filter((v) => v.storage).length !== 1) errs.push(fe.invalid('spec.versions', versions.filter((v) => v.storage).length, 'must have exactly one version marked as storage version'));
+  versions.forEach((v, i) => {
+    const s = v.schema?.openAPIV3Schema;
+    if (!s) errs.push(fe.required(`spec.versions[${i}].schema.openAPIV3Schema`, 'schemas are required'));
+    else checkRulesCompile(s, `spec.versions[${i}].schema.openAPIV3Schema`, errs);
+  });
+  return errs;
+}

@@ -1,0 +1,108 @@
+// Library entry point: start an emulated kube-apiserver on loopback.
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { Api } from './api.js';
+import { Controllers } from './controllers.js';
+import { Handler } from './server.js';
+import { Store } from './store.js';
+import { loopbackTls } from './tls.js';
+
+export const EmulatorOptionsSchema = z.object({
+  /** 0 (default) picks a free port. */
+  port: z.number().int().min(0).max(65535).default(0),
+  host: z.string().default('127.0.0.1'),
+  /** Bearer token clients must send; random if not given. */
+  token: z.string().min(1).optional(),
+  /** Snapshot file: objects survive restarts, and resourceVersions are never reused. */
+  dataFile: z.string().optional(),
+  /** HTTPS with a generated CA (default) or plain HTTP. */
+  tls: z.boolean().default(true),
+  /** Where to write a kubeconfig; a temp file if not given. */
+  kubeconfigPath: z.string().optional(),
+  /** Events kept per resource for watch resumption; older resourceVersions get 410 Gone. */
+  historyLimit: z.number().int().positive().default(100_000),
+  bookmarkIntervalMs: z.number().int().positive().default(30_000),
+});
+export type EmulatorOptions = z.input<typeof EmulatorOptionsSchema>;
+
+export interface KubeEmulator {
+  url: string;
+  token: string;
+  caPem?: string;
+  kubeconfigPath: string;
+  /** A client-node KubeConfig pointing at the emulator. */
+  kubeConfig(): KubeConfig;
+  /** Direct access for tests (e.g. compaction to provoke 410 Gone). */
+  api: Api;
+  store: Store;
+  close(): Promise<void>;
+}
+
+export function kubeconfigYaml(url: string, token: string, caPem?: string): string {
+  const cluster: Record<string, string> = { server: url };
+  if (caPem) cluster['certificate-authority-data'] = Buffer.from(caPem).toString('base64');
+  return YAML.stringify({
+    apiVersion: 'v1', kind: 'Config', 'current-context': 'emulator',
+    clusters: [{ name: 'emulator', cluster }],
+    users: [{ name: 'emulator', user: { token } }],
+    contexts: [{ name: 'emulator', context: { cluster: 'emulator', user: 'emulator', namespace: 'default' } }],
+  });
+}
+
+export async function startKubeEmulator(options: EmulatorOptions = {}): Promise<KubeEmulator> {
+  const o = EmulatorOptionsSchema.parse(options);
+  const token = o.token ?? randomBytes(24).toString('hex');
+  const store = new Store({ dataFile: o.dataFile, historyLimit: o.historyLimit });
+  const api = new Api(store);
+  const controllers = new Controllers(api);
+  const handler = new Handler(api, { tokens: new Set([token]), bookmarkIntervalMs: o.bookmarkIntervalMs, log: () => {} });
+  let server: Server;
+  let caPem: string | undefined;
+  if (o.tls) {
+    const m = loopbackTls();
+    caPem = m.caPem;
+    server = createHttpsServer({ cert: m.certPem, key: m.keyPem }, handler.handle);
+  } else server = createHttpServer(handler.handle);
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = o.host.includes(':') ? `[${o.host}]` : o.host;
+  const url = `${o.tls ? 'https' : 'http'}://${host}:${port}`;
+  let tmpDir: string | undefined;
+  let kubeconfigPath = o.kubeconfigPath;
+  if (!kubeconfigPath) {
+    tmpDir = mkdtempSync(join(tmpdir(), 'kube-emulator-'));
+    kubeconfigPath = join(tmpDir, 'kubeconfig');
+  }
+  writeFileSync(kubeconfigPath, kubeconfigYaml(url, token, caPem), { mode: 0o600 });
+  let closed = false;
+  return {
+    url, token, caPem, kubeconfigPath, api, store,
+    kubeConfig() {
+      const kc = new KubeConfig();
+      kc.loadFromString(kubeconfigYaml(url, token, caPem));
+      return kc;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      controllers.stop();
+      handler.closeWatches();
+      server.closeAllConnections?.();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      store.save();
+      if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
+    },
+  };
+}

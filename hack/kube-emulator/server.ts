@@ -1,0 +1,380 @@
+// HTTP(S) front end: authentication, URL routing, content negotiation (JSON / Table), watch streams.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Api, type ListQuery, type WriteOptions, type FieldValidation } from './api.js';
+import { apiVersionOf, compareVersions, type ResourceType } from './registry.js';
+import { ApiError, badRequest, gone, methodNotAllowed, unauthorized, internal } from './status.js';
+import { objectKey, type Obj, type StoreEvent } from './store.js';
+import { toTable } from './table.js';
+import { openApiV3Doc, openApiV3Index, hashOf, openApiV2 } from './openapi.js';
+
+export interface ServerOptions {
+  tokens: Set<string>;
+  /** How often an idle watch with allowWatchBookmarks gets a BOOKMARK (ms). */
+  bookmarkIntervalMs: number;
+  log: (msg: Obj) => void;
+}
+
+interface Route {
+  group: string;
+  version: string;
+  namespace: string;
+  plural: string;
+  name?: string;
+  subresource?: string;
+}
+
+const VERSION_INFO = {
+  major: '1', minor: '32', gitVersion: 'v1.32.0-podvnet-emulator', gitCommit: '0000000000000000000000000000000000000000',
+  gitTreeState: 'clean', buildDate: '2026-01-01T00:00:00Z', goVersion: 'go1.23.0', compiler: 'gc', platform: 'linux/amd64',
+};
+
+function send(res: ServerResponse, code: number, body: unknown, warnings: string[] = [], contentType = 'application/json'): void {
+  const data = typeof body === 'string' ? body : JSON.stringify(body);
+  const headers: Record<string, string | string[]> = { 'Content-Type': contentType, 'Cache-Control': 'no-cache, private' };
+  if (warnings.length) headers.Warning = warnings.map((w) => `299 - ${JSON.stringify(w)}`);
+  res.writeHead(code, headers);
+  res.end(data);
+}
+
+function sendError(res: ServerResponse, e: unknown): void {
+  const err = e instanceof ApiError ? e : internal(String((e as Error)?.stack ?? e));
+  send(res, err.code, err.toStatus());
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function parseRoute(parts: string[]): Route | null {
+  // parts after /api or /apis/{group}: [version, ...]
+  let group = '';
+  let rest: string[];
+  if (parts[0] === 'api') {
+    rest = parts.slice(1);
+  } else if (parts[0] === 'apis') {
+    group = parts[1] ?? '';
+    rest = parts.slice(2);
+  } else return null;
+  const version = rest[0];
+  if (!version) return null;
+  let r = rest.slice(1);
+  if (r[0] === 'watch') r = r.slice(1);
+  let namespace = '';
+  if (r[0] === 'namespaces' && r.length >= 3 && !(group === '' && r.length === 3 && (r[2] === 'status' || r[2] === 'finalize'))) {
+    namespace = r[1]!;
+    r = r.slice(2);
+  }
+  if (!r[0]) return null;
+  return { group, version, namespace, plural: r[0], name: r[1], subresource: r[2] };
+}
+
+function wantsTable(accept: string | undefined): boolean {
+  return !!accept && /as=Table/.test(accept) && /g=meta\.k8s\.io/.test(accept);
+}
+
+function tableAcceptVersion(accept: string): string {
+  return /as=Table;v=v1;g=meta\.k8s\.io|as=Table;g=meta\.k8s\.io;v=v1/.test(accept) ? 'v1' : 'v1beta1';
+}
+
+function userAgentManager(req: IncomingMessage): string {
+  const ua = req.headers['user-agent'] ?? 'unknown';
+  return ua.split('/')[0] || 'unknown';
+}
+
+function writeOptions(q: URLSearchParams, subresource: string | undefined): WriteOptions {
+  const fv = q.get('fieldValidation');
+  let fieldValidation: FieldValidation = 'Warn';
+  if (fv) {
+    if (!['Strict', 'Warn', 'Ignore'].includes(fv)) throw badRequest(`fieldValidation parameter unsupported: ${fv}`);
+    fieldValidation = fv as FieldValidation;
+  }
+  const dry = q.getAll('dryRun');
+  for (const d of dry) if (d !== 'All') throw badRequest(`dryRun value "${d}" is not supported`);
+  if (subresource && subresource !== 'status') throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+  return {
+    dryRun: dry.includes('All'),
+    fieldManager: q.get('fieldManager') ?? undefined,
+    fieldValidation,
+    subresource: (subresource as '' | 'status' | undefined) ?? '',
+    force: q.get('force') === 'true',
+  };
+}
+
+export class Handler {
+  private watches = new Set<ServerResponse>();
+  private viewCache = new WeakMap<StoreEvent, Map<string, string>>();
+
+  constructor(private readonly api: Api, private readonly opts: ServerOptions) {}
+
+  closeWatches(): void {
+    for (const w of this.watches) w.end();
+    this.watches.clear();
+  }
+
+  handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.route(req, res).catch((e) => {
+      if (!res.headersSent) sendError(res, e);
+      else res.end();
+    });
+  };
+
+  private authenticated(req: IncomingMessage): boolean {
+    const h = req.headers.authorization;
+    if (!h || !h.startsWith('Bearer ')) return false;
+    return this.opts.tokens.has(h.slice(7).trim());
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    if (['/healthz', '/livez', '/readyz'].includes(path)) return send(res, 200, 'ok', [], 'text/plain; charset=utf-8');
+    if (path === '/version') return send(res, 200, VERSION_INFO);
+    if (!this.authenticated(req)) return sendError(res, unauthorized());
+    const parts = path.split('/').filter(Boolean);
+    const method = req.method ?? 'GET';
+
+    if (path === '/api') return send(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: req.headers.host ?? '' }] });
+    if (path === '/apis') return send(res, 200, this.groupList());
+    if (parts[0] === 'apis' && parts.length === 2) {
+      const g = this.groupList().groups.find((x: Obj) => x.name === parts[1]);
+      if (!g) return sendError(res, new ApiError(404, 'NotFound', 'the server could not find the requested resource'));
+      return send(res, 200, { kind: 'APIGroup', apiVersion: 'v1', ...g });
+    }
+    if ((parts[0] === 'api' && parts.length === 2) || (parts[0] === 'apis' && parts.length === 3)) {
+      const group = parts[0] === 'api' ? '' : parts[1]!;
+      const version = parts[0] === 'api' ? parts[1]! : parts[2]!;
+      const types = this.api.registry.inGroupVersion(group, version);
+      if (!types.length) return sendError(res, new ApiError(404, 'NotFound', 'the server could not find the requested resource'));
+      return send(res, 200, this.resourceList(group, version, types));
+    }
+    if (parts[0] === 'openapi') return this.openapi(parts, res);
+    const route = parseRoute(parts);
+    if (!route) return sendError(res, new ApiError(404, 'NotFound', 'the server could not find the requested resource'));
+    const t = this.api.registry.lookup(route.group, route.version, route.plural);
+    if (!t) return sendError(res, new ApiError(404, 'NotFound', 'the server could not find the requested resource'));
+    if (route.namespace && !t.namespaced) return sendError(res, new ApiError(404, 'NotFound', 'the server could not find the requested resource'));
+    if (route.subresource && !(route.subresource === 'status' && t.statusSubresource) && !(route.subresource === 'finalize' && t.kind === 'Namespace')) {
+      return sendError(res, new ApiError(404, 'NotFound', 'the server could not find the requested resource'));
+    }
+    const isWatch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1' || parts.includes('watch');
+    const q = url.searchParams;
+    const accept = req.headers.accept ?? '';
+    const ns = route.namespace;
+    const sub = route.subresource === 'finalize' ? undefined : route.subresource;
+
+    if (!route.name) {
+      switch (method) {
+        case 'GET': {
+          if (isWatch) return this.watch(t, ns, q, req, res, accept);
+          const list = this.api.list(t, ns, listQuery(q));
+          if (wantsTable(accept)) return send(res, 200, toTable(t, list.items, list.metadata, q.get('includeObject') ?? 'Metadata'), [], 'application/json');
+          return send(res, 200, list);
+        }
+        case 'POST': {
+          const body = parseJson(await readBody(req));
+          const r = this.api.create(t, ns, body, writeOptions(q, undefined), userAgentManager(req));
+          return send(res, 201, r.obj, r.warnings);
+        }
+        case 'DELETE': {
+          const body = await readBody(req);
+          const list = this.api.list(t, ns, listQuery(q));
+          const opts = deleteOptions(q, body);
+          const deleted: Obj[] = [];
+          for (const o of list.items) {
+            try { deleted.push(this.api.delete(t, o.metadata.namespace ?? '', o.metadata.name, opts).obj); } catch (e) { if (!(e instanceof ApiError && e.code === 404)) throw e; }
+          }
+          return send(res, 200, { kind: t.listKind, apiVersion: apiVersionOf(t), metadata: { resourceVersion: String(this.api.store.currentRV()) }, items: deleted });
+        }
+        default: return sendError(res, methodNotAllowed(`the server does not allow this method on the requested resource`));
+      }
+    }
+    const name = route.name;
+    switch (method) {
+      case 'GET': {
+        if (isWatch) {
+          q.set('fieldSelector', [q.get('fieldSelector'), `metadata.name=${name}`].filter(Boolean).join(','));
+          return this.watch(t, ns, q, req, res, accept);
+        }
+        const o = this.api.get(t, ns, name);
+        if (wantsTable(accept)) return send(res, 200, toTable(t, [o], { resourceVersion: o.metadata.resourceVersion }, q.get('includeObject') ?? 'Metadata'));
+        return send(res, 200, o);
+      }
+      case 'PUT': {
+        const body = parseJson(await readBody(req));
+        const r = this.api.update(t, ns, name, body, writeOptions(q, sub), userAgentManager(req));
+        return send(res, r.created ? 201 : 200, r.obj, r.warnings);
+      }
+      case 'PATCH': {
+        const raw = await readBody(req);
+        const r = this.api.patch(t, ns, name, req.headers['content-type'] ?? '', raw, writeOptions(q, sub), userAgentManager(req));
+        return send(res, r.created ? 201 : 200, r.obj, r.warnings);
+      }
+      case 'DELETE': {
+        if (sub) return sendError(res, methodNotAllowed('the server does not allow this method on the requested resource'));
+        const body = await readBody(req);
+        const r = this.api.delete(t, ns, name, deleteOptions(q, body));
+        if (!r.deleted || t.returnDeletedObject) return send(res, 200, r.obj);
+        return send(res, 200, {
+          kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success',
+          details: { name, group: t.group, kind: t.plural, uid: r.obj.metadata.uid },
+        });
+      }
+      default: return sendError(res, methodNotAllowed('the server does not allow this method on the requested resource'));
+    }
+  }
+
+  private groupList(): Obj {
+    const groups: Obj[] = [];
+    const all = this.api.registry.groups();
+    for (const [g, vs] of all) {
+      if (g === '') continue;
+      const versions = vs.map((v) => ({ groupVersion: `${g}/${v}`, version: v }));
+      groups.push({ name: g, versions, preferredVersion: versions[0] });
+    }
+    return { kind: 'APIGroupList', apiVersion: 'v1', groups };
+  }
+
+  private resourceList(group: string, version: string, types: ResourceType[]): Obj {
+    const resources: Obj[] = [];
+    for (const t of types.sort((a, b) => a.plural.localeCompare(b.plural))) {
+      const r: Obj = {
+        name: t.plural, singularName: t.singular, namespaced: t.namespaced, kind: t.kind,
+        verbs: ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'],
+      };
+      if (t.shortNames.length) r.shortNames = t.shortNames;
+      if (t.categories.length) r.categories = t.categories;
+      resources.push(r);
+      if (t.statusSubresource) resources.push({ name: `${t.plural}/status`, singularName: '', namespaced: t.namespaced, kind: t.kind, verbs: ['get', 'patch', 'update'] });
+    }
+    return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources };
+  }
+
+  private openapi(parts: string[], res: ServerResponse): void {
+    if (parts[1] === 'v2') return send(res, 200, openApiV2(this.api.registry));
+    if (parts[1] !== 'v3') return sendError(res, new ApiError(404, 'NotFound', 'the server could not find the requested resource'));
+    const reg = this.api.registry;
+    if (parts.length === 2) return send(res, 200, openApiV3Index(reg, (g, v) => hashOf(openApiV3Doc(reg, g, v))));
+    const group = parts[2] === 'api' ? '' : parts[3]!;
+    const version = parts[2] === 'api' ? parts[3]! : parts[4]!;
+    if (!version || !reg.inGroupVersion(group, version).length) return sendError(res, new ApiError(404, 'NotFound', 'the server could not find the requested resource'));
+    return send(res, 200, openApiV3Doc(reg, group, version));
+  }
+
+  private eventJson(t: ResourceType, e: StoreEvent, type: string, table: boolean): string {
+    const key = `${apiVersionOf(t)}|${type}|${table}`;
+    let m = this.viewCache.get(e);
+    if (!m) this.viewCache.set(e, (m = new Map()));
+    let s = m.get(key);
+    if (!s) {
+      const obj = this.api.view(t, e.obj);
+      s = JSON.stringify({ type, object: table ? toTable(t, [obj], { resourceVersion: obj.metadata.resourceVersion }, 'Object') : obj });
+      m.set(key, s);
+    }
+    return s;
+  }
+
+  private watch(t: ResourceType, ns: string, q: URLSearchParams, req: IncomingMessage, res: ServerResponse, accept: string): void {
+    const sel = this.api.parseSelectors(t, { labelSelector: q.get('labelSelector') ?? undefined, fieldSelector: q.get('fieldSelector') ?? undefined });
+    const rvParam = q.get('resourceVersion') ?? '';
+    const bookmarks = q.get('allowWatchBookmarks') === 'true';
+    const sendInitial = q.get('sendInitialEvents') === 'true';
+    const table = wantsTable(accept);
+    const timeoutSec = Number(q.get('timeoutSeconds') ?? '1800');
+    const prefix = t.namespaced && ns ? `${ns}/` : '';
+    const store = this.api.store;
+    const inScope = (e: StoreEvent): boolean => !prefix || e.key.startsWith(prefix);
+
+    let backlog: StoreEvent[] | null = [];
+    let initial: Obj[] = [];
+    if (rvParam === '' || rvParam === '0' || sendInitial) {
+      if (sendInitial && rvParam !== '' && rvParam !== '0') {
+        throw badRequest('sendInitialEvents is only supported with resourceVersion unset or "0"');
+      }
+      initial = store.list(t.bucket, t.namespaced && ns ? ns : undefined).filter((o) => this.api.matches(t, sel, o));
+    } else {
+      const rv = Number(rvParam);
+      if (!Number.isInteger(rv) || rv < 0) throw badRequest(`invalid resource version "${rvParam}"`);
+      backlog = store.eventsSince(t.bucket, rv);
+    }
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
+    res.flushHeaders();
+    if (backlog === null) {
+      const st = gone(`too old resource version: ${rvParam} (${store.currentRV()})`).toStatus();
+      res.end(`${JSON.stringify({ type: 'ERROR', object: st })}\n`);
+      return;
+    }
+    this.watches.add(res);
+    const write = (s: string): void => { res.write(`${s}\n`); };
+    const forward = (e: StoreEvent): void => {
+      if (!inScope(e)) return;
+      const now = this.api.matches(t, sel, e.obj);
+      const before = e.prev ? this.api.matches(t, sel, e.prev) : false;
+      let type: string | null = null;
+      if (e.type === 'ADDED') type = now ? 'ADDED' : null;
+      else if (e.type === 'DELETED') type = before || now ? 'DELETED' : null;
+      else if (before && now) type = 'MODIFIED';
+      else if (!before && now) type = 'ADDED';
+      else if (before && !now) type = 'DELETED';
+      if (type) write(this.eventJson(t, e, type, table));
+    };
+    for (const o of initial) {
+      const obj = this.api.view(t, o);
+      write(JSON.stringify({ type: 'ADDED', object: table ? toTable(t, [obj], { resourceVersion: obj.metadata.resourceVersion }, 'Object') : obj }));
+    }
+    if (sendInitial && bookmarks) {
+      write(JSON.stringify({ type: 'BOOKMARK', object: { kind: t.kind, apiVersion: apiVersionOf(t), metadata: { resourceVersion: String(store.currentRV()), annotations: { 'k8s.io/initial-events-end': 'true' } } } }));
+    }
+    for (const e of backlog) forward(e);
+    const unsubscribe = store.subscribe(t.bucket, forward);
+    const timers: NodeJS.Timeout[] = [];
+    if (bookmarks) {
+      timers.push(setInterval(() => {
+        write(JSON.stringify({ type: 'BOOKMARK', object: { kind: t.kind, apiVersion: apiVersionOf(t), metadata: { resourceVersion: String(store.currentRV()) } } }));
+      }, this.opts.bookmarkIntervalMs));
+    }
+    if (timeoutSec > 0) timers.push(setTimeout(() => res.end(), timeoutSec * 1000));
+    const cleanup = (): void => {
+      unsubscribe();
+      for (const tm of timers) clearInterval(tm);
+      this.watches.delete(res);
+    };
+    res.on('close', cleanup);
+    req.on('close', cleanup);
+  }
+}
+
+function parseJson(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch (e) {
+    throw badRequest(`the object provided is unrecognized: ${(e as Error).message}`);
+  }
+}
+
+function listQuery(q: URLSearchParams): ListQuery {
+  const limit = q.get('limit');
+  return {
+    labelSelector: q.get('labelSelector') ?? undefined,
+    fieldSelector: q.get('fieldSelector') ?? undefined,
+    limit: limit ? Number(limit) : undefined,
+    continue: q.get('continue') ?? undefined,
+    resourceVersion: q.get('resourceVersion') ?? undefined,
+    resourceVersionMatch: q.get('resourceVersionMatch') ?? undefined,
+  };
+}
+
+function deleteOptions(q: URLSearchParams, body: string): Parameters<Api['delete']>[3] {
+  let b: Obj = {};
+  if (body.trim()) b = parseJson(body) as Obj;
+  const policy = (q.get('propagationPolicy') ?? b.propagationPolicy ?? (b.orphanDependents === true ? 'Orphan' : undefined)) as 'Foreground' | 'Background' | 'Orphan' | undefined;
+  if (policy && !['Foreground', 'Background', 'Orphan'].includes(policy)) throw badRequest(`propagationPolicy: Unsupported value: "${policy}"`);
+  const dry = [...q.getAll('dryRun'), ...(b.dryRun ?? [])];
+  return { propagationPolicy: policy, preconditions: b.preconditions, dryRun: dry.includes('All'), gracePeriodSeconds: b.gracePeriodSeconds };
+}
+
+export { objectKey, compareVersions };
