@@ -1,0 +1,111 @@
+import test from 'ava';
+import { AzureEmulator, EmulatorCredential } from '../hack/azure-emulator/index.js';
+import { ArmAdapter, armClientFactory } from './azure.js';
+import { AzureCallError } from './azure-errors.js';
+import { ArmLimiter, ARM_READ_BUDGET, ARM_WRITE_BUDGET } from './limiter.js';
+import { nextIpConfigs, planNode } from './plan.js';
+import { parseProviderID } from './providerid.js';
+
+async function setup(t: { teardown(fn: () => Promise<void>): void }, config: Parameters<typeof AzureEmulator.start>[0] extends infer O ? O extends { config?: infer C } ? C : never : never = {}) {
+  const emu = await AzureEmulator.start({ scenario: { vms: [{ count: 2 }], scaleSets: [{ name: 'ss', count: 1 }] }, config: { asyncDurationMs: 5, ...config } });
+  t.teardown(() => emu.close());
+  const scenario = emu.loadScenario({ vnets: [{ name: 'pods-vnet', addressPrefixes: ['10.50.0.0/16'], subnets: [{ name: 'pods', addressPrefix: '10.50.0.0/28' }] }] });
+  const limiter = new ArmLimiter({ concurrency: 8, reads: ARM_READ_BUDGET, writes: ARM_WRITE_BUDGET });
+  const calls: string[] = [];
+  const azure = new ArmAdapter(armClientFactory(new EmulatorCredential(), { endpoint: emu.url, extra: { tlsOptions: { ca: emu.ca } } }), limiter,
+    (c) => calls.push(`${c.operation}:${c.result}`), 5);
+  const nodes = emu.dump() as { virtualMachines: Array<{ id: string }> };
+  return { emu, azure, limiter, calls, nodes, podSubnet: scenario.subnets['pods-vnet/pods']! };
+}
+
+const SUBNET_OF = (emu: AzureEmulator) => (emu.dump() as { subnets: Array<{ id: string }> }).subnets[0]!.id;
+
+test('reads a VM NIC through the VM, then straight from the NIC id hint', async (t) => {
+  const { emu, azure, calls } = await setup(t);
+  const vm = parseProviderID(`azure://${(emu.dump() as { virtualMachines: Array<{ id: string }> }).virtualMachines[0]!.id}`);
+  const nic = await azure.getNodeNic(vm);
+  t.is(nic.ipConfigs.length, 1);
+  t.true(nic.ipConfigs[0]!.primary);
+  t.regex(nic.macAddress, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+  t.deepEqual(calls, ['vm.get:ok', 'nic.get:ok']);
+  calls.length = 0;
+  await azure.getNodeNic(vm, nic.nicId);
+  t.deepEqual(calls, ['nic.get:ok']);
+});
+
+test('one NIC write carries adds and removes, guarded by If-Match; a stale ETag is PreconditionFailed', async (t) => {
+  const { emu, azure } = await setup(t, { mode: 'async' });
+  const subnet = SUBNET_OF(emu);
+  const vm = parseProviderID(`azure://${(emu.dump() as { virtualMachines: Array<{ id: string }> }).virtualMachines[0]!.id}`);
+  const nic = await azure.getNodeNic(vm);
+  const spec = { subnetID: subnet, ipsPerNode: { min: 0, max: 250 }, scaling: { batchSize: 4, requestThresholdPercent: 50, releaseThresholdPercent: 150 } };
+  const plan = planNode({ spec, nic: nic.ipConfigs, released: [] });
+  emu.resetCalls();
+  const after = await azure.writeIpConfigs(nic, nextIpConfigs(nic.ipConfigs, plan, subnet));
+  t.is(emu.calls().byKind['nic.put'], 1);
+  t.deepEqual(after.ipConfigs.map((c) => c.name), ['ipconfig1', 'podvnet-1', 'podvnet-2', 'podvnet-3', 'podvnet-4']);
+  t.true(after.ipConfigs.every((c) => c.privateIPAddress !== undefined));
+  t.not(after.etag, nic.etag);
+
+  // another writer got there first: our old ETag no longer matches
+  const err = await t.throwsAsync(azure.writeIpConfigs(nic, nic.ipConfigs), { instanceOf: AzureCallError });
+  t.is(err!.failure.kind, 'PreconditionFailed');
+
+  const released = [after.ipConfigs[2]!.privateIPAddress!];
+  const shrink = planNode({ spec, nic: after.ipConfigs, released, demand: { usedIPs: 0, pendingIPs: 0 } });
+  const final = await azure.writeIpConfigs(after, nextIpConfigs(after.ipConfigs, shrink, subnet));
+  t.deepEqual(final.ipConfigs.map((c) => c.name), ['ipconfig1', 'podvnet-1', 'podvnet-3', 'podvnet-4']);
+});
+
+test('a scale-set instance changes its NIC through the scale-set VM update', async (t) => {
+  const { emu, azure } = await setup(t);
+  const subnet = SUBNET_OF(emu);
+  const inst = (emu.dump() as { virtualMachineScaleSets: Array<{ instances: Array<{ id: string }> }> }).virtualMachineScaleSets[0]!.instances[0]!;
+  const ref = parseProviderID(`azure://${inst.id}`);
+  t.is(ref.kind, 'vmss');
+  const nic = await azure.getNodeNic(ref);
+  emu.resetCalls();
+  const after = await azure.writeIpConfigs(nic, nextIpConfigs(nic.ipConfigs, { add: ['podvnet-1', 'podvnet-2'], remove: [] }, subnet));
+  t.is(emu.calls().byKind['vmssvm.put'], 1);
+  t.is(emu.calls().byKind['nic.put'], undefined);
+  t.deepEqual(after.ipConfigs.map((c) => c.name), ['ipconfig1', 'podvnet-1', 'podvnet-2']);
+  t.truthy(after.ipConfigs[1]!.privateIPAddress);
+  const stale = await t.throwsAsync(azure.writeIpConfigs(nic, nic.ipConfigs), { instanceOf: AzureCallError });
+  t.is(stale!.failure.kind, 'PreconditionFailed');
+});
+
+test('SubnetIsFull from a failed long-running operation, 409 and 404 are told apart', async (t) => {
+  const { emu, azure, podSubnet } = await setup(t, { mode: 'async' });
+  const vm = parseProviderID(`azure://${(emu.dump() as { virtualMachines: Array<{ id: string }> }).virtualMachines[0]!.id}`);
+  emu.configure({ allowMultipleSubnetsPerNic: true });
+  const nic = await azure.getNodeNic(vm);
+  // the /28 has 11 usable addresses
+  const names = Array.from({ length: 12 }, (_, i) => `podvnet-${i + 1}`);
+  const full = await t.throwsAsync(azure.writeIpConfigs(nic, nextIpConfigs(nic.ipConfigs, { add: names, remove: [] }, podSubnet)), { instanceOf: AzureCallError });
+  t.is(full!.failure.kind, 'SubnetFull');
+  emu.injectFault({ kind: 'nic.put', as: 'operation', status: 409, code: 'AnotherOperationInProgress', message: 'busy' });
+  const fresh = await azure.getNodeNic(vm, nic.nicId);
+  const busy = await t.throwsAsync(azure.writeIpConfigs(fresh, fresh.ipConfigs), { instanceOf: AzureCallError });
+  t.is(busy!.failure.kind, 'Conflict');
+  const gone = await t.throwsAsync(azure.getNodeNic(parseProviderID(vm.id.replace(/vm-0$/, 'vm-9').replace(/^/, 'azure://'))), { instanceOf: AzureCallError });
+  t.is(gone!.failure.kind, 'NotFound');
+});
+
+test('a 429 pauses the whole subscription until Retry-After', async (t) => {
+  const { emu, azure, limiter } = await setup(t);
+  const vm = parseProviderID(`azure://${(emu.dump() as { virtualMachines: Array<{ id: string }> }).virtualMachines[0]!.id}`);
+  emu.injectFault({ kind: 'vm.get', status: 429, code: 'SubscriptionRequestsThrottled', message: 'slow down', retryAfterSeconds: 1 });
+  const err = await t.throwsAsync(azure.getNodeNic(vm), { instanceOf: AzureCallError });
+  t.like(err!.failure, { kind: 'Throttled', retryAfterMs: 1000 });
+  t.true(limiter.pausedFor(vm.subscriptionId) > 800);
+  const start = Date.now();
+  await azure.getNodeNic(vm);
+  t.true(Date.now() - start >= 800, 'the next call waited for the pause');
+});
+
+test('reads the subnet prefix, its gateway and the VNet address space in one call', async (t) => {
+  const { emu, azure, podSubnet } = await setup(t);
+  emu.resetCalls();
+  t.deepEqual(await azure.getSubnet(podSubnet), { id: podSubnet, addressPrefix: '10.50.0.0/28', gatewayIP: '10.50.0.1', vnetAddressPrefixes: ['10.50.0.0/16'] });
+  t.is(emu.calls().total, 1);
+});

@@ -1,0 +1,313 @@
+import type { TokenCredential } from '@azure/core-auth';
+import { NetworkManagementClient, type NetworkInterface, type NetworkInterfaceIPConfiguration } from '@azure/arm-network';
+import { ComputeManagementClient, type VirtualMachineScaleSetVM } from '@azure/arm-compute';
+import { z } from 'zod';
+import { describeIssues } from '../crds/api/validation.js';
+import { azureGateway, parseCIDR } from '../crds/ipv4.js';
+import { AzureCallError, classify, type AzureFailure, type RawAzureError } from './azure-errors.js';
+import type { ArmLimiter, CallKind } from './limiter.js';
+import type { IpConfigView } from './plan.js';
+import { parseArmId, type MachineRef } from './providerid.js';
+
+/**
+ * The one interface the controller has to Azure: read a node's NIC, write its ip-configs in one call,
+ * read a subnet. Behind it: the real arm-network / arm-compute clients (scale-set instances change
+ * their NIC through the scale-set VM update), the per-subscription limiter, and errors sorted into
+ * AzureFailure kinds.
+ */
+
+export interface NodeNic {
+  machine: MachineRef;
+  nicId: string;
+  /** What the write sends as If-Match: the NIC's ETag, or the scale-set VM's for an instance. */
+  etag: string;
+  macAddress: string;
+  primaryIP: string;
+  ipConfigs: IpConfigView[];
+  /** The resource as read, sent back on the write with only the ip-configs changed. */
+  raw: unknown;
+}
+
+export interface SubnetDetails {
+  id: string;
+  addressPrefix: string;
+  gatewayIP: string;
+  vnetAddressPrefixes: string[];
+}
+
+export interface AzureAdapter {
+  /** The node's primary NIC. `nicId` is a hint from an earlier read (skips the VM lookup). */
+  getNodeNic(machine: MachineRef, nicId?: string): Promise<NodeNic>;
+  /** One write: the NIC's ip-configs become `next`, guarded by If-Match on `nic.etag`. Returns the NIC after. */
+  writeIpConfigs(nic: NodeNic, next: readonly IpConfigView[]): Promise<NodeNic>;
+  getSubnet(subnetId: string): Promise<SubnetDetails>;
+}
+
+/** Calls as they happen, for metrics and logs: operation, kind, outcome, duration. */
+export type CallObserver = (call: { operation: string; kind: CallKind; result: string; ms: number; subscriptionId: string }) => void;
+
+export interface ArmClients {
+  network: NetworkManagementClient;
+  compute: ComputeManagementClient;
+}
+
+// ---- Azure responses, checked where they enter ----
+
+const armNic = z.looseObject({
+  id: z.string(),
+  etag: z.string({ message: 'the NIC came without an etag' }),
+  macAddress: z.string().optional(),
+  virtualMachine: z.looseObject({ id: z.string() }).optional(),
+  ipConfigurations: z.array(z.looseObject({
+    name: z.string(),
+    privateIPAddress: z.string().optional(),
+    primary: z.boolean().optional(),
+    subnet: z.looseObject({ id: z.string().optional() }).optional(),
+  })).default([]),
+});
+
+const armNicRefs = z.looseObject({
+  networkProfile: z.looseObject({
+    networkInterfaces: z.array(z.looseObject({ id: z.string(), primary: z.boolean().optional() })).min(1, 'the VM has no network interface'),
+  }, { message: 'the VM has no networkProfile' }),
+});
+
+const armSubnet = z.looseObject({ id: z.string(), addressPrefix: z.string({ message: 'the subnet has no IPv4 addressPrefix' }) });
+const armVnet = z.looseObject({
+  addressSpace: z.looseObject({ addressPrefixes: z.array(z.string()).default([]) }).optional(),
+  subnets: z.array(z.looseObject({ name: z.string().optional() })).default([]),
+});
+
+function parseArm<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new AzureCallError({ kind: 'Other', code: 'UnexpectedResponse', message: `${what}: ${describeIssues(r.error)}`, retryable: true }, what);
+  return r.data;
+}
+
+/** Whatever the SDK threw, as the fields classify() reads. */
+export function rawAzureError(e: unknown): RawAzureError {
+  const err = e as {
+    statusCode?: number; code?: string; message?: string;
+    details?: { error?: { code?: string; message?: string; details?: RawAzureError['details'] } };
+    response?: { status?: number; headers?: { get(n: string): string | undefined } };
+  };
+  const header = (n: string): string | undefined => {
+    const h = err.response?.headers;
+    return h && typeof h.get === 'function' ? h.get(n) ?? undefined : undefined;
+  };
+  const inner = err.details?.error;
+  let code = inner?.code ?? err.code;
+  // A failed long-running operation has no status: core-lro puts "failed. <code>. <message>" in the text.
+  const lro = err.message ? /long-running operation has failed\.\s*([A-Za-z]+)\./.exec(err.message) : null;
+  if (lro && (code === undefined || code === 'RestError')) code = lro[1];
+  return {
+    status: err.statusCode ?? err.response?.status,
+    code,
+    message: inner?.message ?? err.message ?? String(e),
+    details: inner?.details,
+    retryAfter: header('retry-after'),
+    retryAfterMs: header('retry-after-ms') ?? header('x-ms-retry-after-ms'),
+  };
+}
+
+const IF_MATCH_MARKER = 'x-podvnet-if-match';
+
+/**
+ * arm-network's NIC createOrUpdate has no ifMatch option, and custom headers would also ride on the
+ * long-running operation's polls (where an old ETag would fail the final GET). So the caller sets a
+ * marker header and this policy turns it into If-Match on the PUT only.
+ */
+function ifMatchPolicy() {
+  return {
+    name: 'podvnetIfMatch',
+    async sendRequest(request: { method: string; headers: { get(n: string): string | undefined; set(n: string, v: string): void; delete(n: string): void } }, next: (r: never) => Promise<unknown>) {
+      const etag = request.headers.get(IF_MATCH_MARKER);
+      if (etag !== undefined) {
+        request.headers.delete(IF_MATCH_MARKER);
+        if (request.method === 'PUT') request.headers.set('If-Match', etag);
+      }
+      return next(request as never);
+    },
+  };
+}
+
+export interface ClientOptions {
+  /** ARM endpoint, e.g. https://management.azure.com (or the emulator's URL). */
+  endpoint?: string;
+  /** Extra options merged into both clients (TLS trust for the emulator, for instance). */
+  extra?: Record<string, unknown>;
+}
+
+/** Per-subscription SDK clients with the SDK's own retries off: the controller retries on purpose. */
+export function armClientFactory(credential: TokenCredential, opts: ClientOptions = {}): (subscriptionId: string) => ArmClients {
+  const cache = new Map<string, ArmClients>();
+  return (subscriptionId) => {
+    const k = subscriptionId.toLowerCase();
+    let c = cache.get(k);
+    if (!c) {
+      const common = {
+        ...(opts.endpoint ? { endpoint: opts.endpoint, $host: opts.endpoint } : {}),
+        ...(opts.extra ?? {}),
+        retryOptions: { maxRetries: 0 },
+        userAgentOptions: { userAgentPrefix: 'podvnet-controller' },
+      };
+      const network = new NetworkManagementClient(credential, subscriptionId, common);
+      network.pipeline.addPolicy(ifMatchPolicy() as never);
+      const compute = new ComputeManagementClient(credential, subscriptionId, common);
+      c = { network, compute };
+      cache.set(k, c);
+    }
+    return c;
+  };
+}
+
+const sameId = (a: string | undefined, b: string | undefined) => !!a && !!b && a.toLowerCase() === b.toLowerCase();
+
+function viewOf(c: { name: string; privateIPAddress?: string | undefined; primary?: boolean | undefined; subnet?: { id?: string | undefined } | undefined }): IpConfigView {
+  return { name: c.name, privateIPAddress: c.privateIPAddress, primary: c.primary === true, subnetId: c.subnet?.id };
+}
+
+export class ArmAdapter implements AzureAdapter {
+  constructor(
+    private readonly clients: (subscriptionId: string) => ArmClients,
+    private readonly limiter: ArmLimiter,
+    private readonly observe: CallObserver = () => {},
+    /** LRO poll interval: Azure sends Retry-After; the emulator's operations are quick. */
+    private readonly pollIntervalMs = 1000,
+  ) {}
+
+  /** One Azure call: waits for the budget, times it, classifies a failure, pauses the subscription on 429. */
+  private async call<T>(subscriptionId: string, kind: CallKind, operation: string, fn: () => Promise<T>): Promise<T> {
+    return this.limiter.run(subscriptionId, kind, async () => {
+      const start = performance.now();
+      try {
+        const out = await fn();
+        this.observe({ operation, kind, result: 'ok', ms: performance.now() - start, subscriptionId });
+        return out;
+      } catch (e) {
+        const failure: AzureFailure = e instanceof AzureCallError ? e.failure : classify(rawAzureError(e));
+        this.observe({ operation, kind, result: failure.kind, ms: performance.now() - start, subscriptionId });
+        if (failure.kind === 'Throttled') this.limiter.pause(subscriptionId, failure.retryAfterMs);
+        throw new AzureCallError(failure, operation);
+      }
+    });
+  }
+
+  async getNodeNic(machine: MachineRef, nicId?: string): Promise<NodeNic> {
+    if (machine.kind === 'vmss') return this.getScaleSetNic(machine);
+    if (nicId) {
+      try {
+        const nic = await this.readNic(machine, nicId);
+        if (sameId(nic.virtualMachine?.id, machine.id)) return this.toNodeNic(machine, nic, nic.etag, nic);
+      } catch (e) {
+        if (!(e instanceof AzureCallError && e.failure.kind === 'NotFound')) throw e;
+      }
+      // the hint is stale (NIC replaced or moved): look it up again
+    }
+    const { compute } = this.clients(machine.subscriptionId);
+    const vm = await this.call(machine.subscriptionId, 'read', 'vm.get', () => compute.virtualMachines.get(machine.resourceGroup, machine.name));
+    const refs = parseArm(armNicRefs, vm, `virtual machine ${machine.id}`);
+    const ref = refs.networkProfile.networkInterfaces.find((n) => n.primary) ?? refs.networkProfile.networkInterfaces[0]!;
+    const nic = await this.readNic(machine, ref.id);
+    return this.toNodeNic(machine, nic, nic.etag, nic);
+  }
+
+  private async readNic(machine: MachineRef, nicId: string): Promise<z.output<typeof armNic>> {
+    const { network } = this.clients(machine.subscriptionId);
+    const id = parseArmId(nicId);
+    const nicName = id.names[id.names.length - 1]!;
+    const raw = await this.call(machine.subscriptionId, 'read', 'nic.get', () => network.networkInterfaces.get(id.resourceGroup, nicName));
+    return parseArm(armNic, raw, `network interface ${nicId}`);
+  }
+
+  private async getScaleSetNic(machine: Extract<MachineRef, { kind: 'vmss' }>): Promise<NodeNic> {
+    const { compute, network } = this.clients(machine.subscriptionId);
+    const vm = await this.call(machine.subscriptionId, 'read', 'vmssvm.get', () =>
+      compute.virtualMachineScaleSetVMs.get(machine.resourceGroup, machine.scaleSet, machine.instanceId));
+    const refs = parseArm(armNicRefs, vm, `scale-set instance ${machine.id}`);
+    if (!vm.etag) throw new AzureCallError({ kind: 'Other', code: 'UnexpectedResponse', message: `scale-set instance ${machine.id} came without an etag`, retryable: true }, 'vmssvm.get');
+    const ref = refs.networkProfile.networkInterfaces.find((n) => n.primary) ?? refs.networkProfile.networkInterfaces[0]!;
+    const nicName = parseArmId(ref.id).names.at(-1)!;
+    const raw = await this.call(machine.subscriptionId, 'read', 'vmssnic.get', () =>
+      network.networkInterfaces.getVirtualMachineScaleSetNetworkInterface(machine.resourceGroup, machine.scaleSet, machine.instanceId, nicName));
+    const nic = parseArm(armNic, raw, `network interface ${ref.id}`);
+    return this.toNodeNic(machine, nic, vm.etag, vm);
+  }
+
+  private toNodeNic(machine: MachineRef, nic: z.output<typeof armNic>, etag: string, raw: unknown): NodeNic {
+    const ipConfigs = nic.ipConfigurations.map(viewOf);
+    const primary = ipConfigs.find((c) => c.primary) ?? ipConfigs[0];
+    return {
+      machine,
+      nicId: nic.id,
+      etag,
+      macAddress: (nic.macAddress ?? '').replace(/[-:]/g, '').replace(/(..)(?!$)/g, '$1:').toLowerCase(),
+      primaryIP: primary?.privateIPAddress ?? '',
+      ipConfigs,
+      raw,
+    };
+  }
+
+  async writeIpConfigs(nic: NodeNic, next: readonly IpConfigView[]): Promise<NodeNic> {
+    const m = nic.machine;
+    if (m.kind === 'vmss') return this.writeScaleSetInstance(nic, next);
+    const { network } = this.clients(m.subscriptionId);
+    const current = nic.raw as NetworkInterface;
+    const byName = new Map((current.ipConfigurations ?? []).map((c) => [c.name?.toLowerCase(), c]));
+    const ipConfigurations: NetworkInterfaceIPConfiguration[] = next.map((c) =>
+      byName.get(c.name.toLowerCase()) ?? {
+        name: c.name,
+        primary: false,
+        privateIPAllocationMethod: 'Dynamic',
+        privateIPAddressVersion: 'IPv4',
+        subnet: { id: c.subnetId },
+      });
+    const id = parseArmId(nic.nicId);
+    const body: NetworkInterface = { ...current, ipConfigurations };
+    const after = await this.call(m.subscriptionId, 'write', 'nic.put', async () => {
+      const poller = await network.networkInterfaces.beginCreateOrUpdate(id.resourceGroup, id.names.at(-1)!, body, {
+        requestOptions: { customHeaders: { [IF_MATCH_MARKER]: nic.etag } },
+        updateIntervalInMs: this.pollIntervalMs,
+      });
+      return poller.pollUntilDone();
+    });
+    const parsed = parseArm(armNic, after, `network interface ${nic.nicId}`);
+    return this.toNodeNic(m, parsed, parsed.etag, parsed);
+  }
+
+  private async writeScaleSetInstance(nic: NodeNic, next: readonly IpConfigView[]): Promise<NodeNic> {
+    const m = nic.machine as Extract<MachineRef, { kind: 'vmss' }>;
+    const { compute } = this.clients(m.subscriptionId);
+    const vm = structuredClone(nic.raw) as VirtualMachineScaleSetVM;
+    const configs = vm.networkProfileConfiguration?.networkInterfaceConfigurations ?? [];
+    const nicName = parseArmId(nic.nicId).names.at(-1)!.toLowerCase();
+    const target = configs.find((c) => c.name.toLowerCase() === nicName) ?? configs.find((c) => c.primary) ?? configs[0];
+    if (!target) {
+      throw new AzureCallError({ kind: 'Other', code: 'UnexpectedResponse', message: `scale-set instance ${m.id} has no networkProfileConfiguration`, retryable: false }, 'vmssvm.put');
+    }
+    const byName = new Map((target.ipConfigurations ?? []).map((c) => [c.name.toLowerCase(), c]));
+    target.ipConfigurations = next.map((c) =>
+      byName.get(c.name.toLowerCase()) ?? { name: c.name, primary: false, privateIPAddressVersion: 'IPv4', subnet: { id: c.subnetId } });
+    await this.call(m.subscriptionId, 'write', 'vmssvm.put', () =>
+      compute.virtualMachineScaleSetVMs.update(m.resourceGroup, m.scaleSet, m.instanceId, vm, { ifMatch: nic.etag, updateIntervalInMs: this.pollIntervalMs }) as unknown as Promise<VirtualMachineScaleSetVM>);
+    // The instance model carries no addresses: read the NIC (and the new ETag) back.
+    return this.getScaleSetNic(m);
+  }
+
+  async getSubnet(subnetId: string): Promise<SubnetDetails> {
+    const id = parseArmId(subnetId);
+    const [vnetName, subnetName] = id.names;
+    const { network } = this.clients(id.subscriptionId);
+    // One read: the VNet carries its address space and its subnets.
+    const vnet = parseArm(armVnet, await this.call(id.subscriptionId, 'read', 'vnet.get', () => network.virtualNetworks.get(id.resourceGroup, vnetName!)), `virtual network of ${subnetId}`);
+    const found = vnet.subnets.find((s) => s.name?.toLowerCase() === subnetName!.toLowerCase());
+    if (!found) throw new AzureCallError({ kind: 'NotFound', code: 'NotFound', message: `subnet ${subnetId} does not exist` }, 'vnet.get');
+    const subnet = parseArm(armSubnet, found, `subnet ${subnetId}`);
+    return {
+      id: subnet.id,
+      addressPrefix: subnet.addressPrefix,
+      gatewayIP: azureGateway(parseCIDR(subnet.addressPrefix)),
+      vnetAddressPrefixes: vnet.addressSpace?.addressPrefixes ?? [],
+    };
+  }
+}
