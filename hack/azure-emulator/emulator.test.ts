@@ -363,3 +363,24 @@ function rawRequest(emu: AzureEmulator, method: string, path: string, body?: unk
     req.end(data);
   });
 }
+
+test('NIC delete: sync 200, async 202 polled to done, 204 when absent, NicInUse while attached; addresses return to the subnet', async (t) => {
+  const { emu, net, subnetId } = await start(t);
+  const mk = (name: string) => net.networkInterfaces.beginCreateOrUpdateAndWait(RG, name, { location: 'eastus', ipConfigurations: [{ name: 'c', subnet: { id: subnetId('tiny') } }] }, { updateIntervalInMs: 10 });
+  t.deepEqual(addrs(await mk('a')), ['c=10.2.0.4']);
+  const statuses: number[] = [];
+  await net.networkInterfaces.beginDeleteAndWait(RG, 'a', { onResponse: (r) => statuses.push(r.status) });
+  t.deepEqual(statuses, [200]);
+  t.is(emu.ipOwner('10.2.0.4'), undefined);
+  emu.configure({ mode: 'async', asyncDurationMs: 30 });
+  t.deepEqual(addrs(await mk('b')).length, 1);
+  statuses.length = 0;
+  await net.networkInterfaces.beginDeleteAndWait(RG, 'b', { updateIntervalInMs: 10, onResponse: (r) => statuses.push(r.status) });
+  t.is(statuses[0], 202);
+  t.true(statuses.slice(1).every((s) => s === 200), 'operation polls');
+  statuses.length = 0;
+  await net.networkInterfaces.beginDeleteAndWait(RG, 'b', { onResponse: (r) => statuses.push(r.status) });
+  t.deepEqual(statuses, [204]);
+  const inUse = await rejects(t, net.networkInterfaces.beginDeleteAndWait(RG, 'vm-0-nic'));
+  t.is(inUse.code, 'NicInUse');
+});

@@ -42,9 +42,10 @@ async function main(): Promise<void> {
   if (f['no-throttling']) patch.throttling = { ...patch.throttling, enabled: false };
   const opts: EmulatorOptions = { port: f.port, host: f.host, config: patch };
   if (f['admin-port'] !== undefined) opts.adminHttpPort = f['admin-port'];
+  const seed = f.scenario ? readScenario(f.scenario) : undefined;
   const emu = await AzureEmulator.start(opts);
   let scenario: ScenarioResult | undefined;
-  if (f.scenario) scenario = emu.loadScenario(readScenario(f.scenario));
+  if (seed) scenario = emu.loadScenario(seed);
   const line: Record<string, unknown> = { url: emu.url, caPath: emu.caPath, adminUrl: emu.adminUrl ?? `${emu.url}/_emulator` };
   if (scenario) {
     line.subscriptionId = scenario.subscriptionId;

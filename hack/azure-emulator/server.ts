@@ -66,6 +66,7 @@ export interface CallCounts {
   total: number;
 }
 
+const MAX_OPERATIONS = 50_000;
 const API_VERSION_NETWORK = '2024-05-01';
 const API_VERSION_COMPUTE = '2024-07-01';
 
@@ -314,7 +315,7 @@ export class AzureEmulator {
   // ---- long-running operations ----
 
   private operationUrl(ctx: Ctx, op: OperationRecord, kind: 'operations' | 'operationResults'): string {
-    const api = op.provider === 'Microsoft.Network' ? API_VERSION_NETWORK : API_VERSION_COMPUTE;
+    const api = ctx.url.searchParams.get('api-version') ?? (op.provider === 'Microsoft.Network' ? API_VERSION_NETWORK : API_VERSION_COMPUTE);
     return `${ctx.origin}/subscriptions/${op.subscriptionId}/providers/${op.provider}/locations/${op.location}/${kind}/${op.id}?api-version=${api}`;
   }
 
@@ -326,6 +327,7 @@ export class AzureEmulator {
       status: 'InProgress', startTime: new Date().toISOString(),
     };
     this.operations.set(op.id, op);
+    this.pruneOperations();
     const timer = setTimeout(() => {
       this.timers.delete(timer);
       let err: AzureError | undefined;
@@ -339,6 +341,15 @@ export class AzureEmulator {
     if (provider === 'Microsoft.Compute') headers.Location = this.operationUrl(ctx, op, 'operationResults');
     if (this.cfg.asyncRetryAfterSeconds > 0) headers['Retry-After'] = String(this.cfg.asyncRetryAfterSeconds);
     return { op, headers };
+  }
+
+  /** Keeps memory flat in long benchmarks: forgets the oldest finished operations past a cap. */
+  private pruneOperations(): void {
+    if (this.operations.size <= MAX_OPERATIONS) return;
+    for (const [id, op] of this.operations) {
+      if (this.operations.size <= MAX_OPERATIONS * 0.9) break;
+      if (op.status !== 'InProgress') this.operations.delete(id);
+    }
   }
 
   private busyError(busy: { operationId: string; operationName: string; until: number }, resourceId: string): AzureError {
