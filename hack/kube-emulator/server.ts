@@ -117,6 +117,7 @@ export class Handler {
   }
 
   handle = (req: IncomingMessage, res: ServerResponse): void => {
+    if (process.env.KUBE_EMULATOR_DEBUG) process.stderr.write(`${req.method} ${req.url} ${req.headers['content-type'] ?? ''} ${req.headers.accept ?? ''}\n`);
     this.route(req, res).catch((e) => {
       if (!res.headersSent) sendError(res, e);
       else res.end();
@@ -160,6 +161,11 @@ export class Handler {
     if (route.namespace && !t.namespaced) return sendError(res, new ApiError(404, 'NotFound', 'the server could not find the requested resource'));
     if (route.subresource && !(route.subresource === 'status' && t.statusSubresource) && !(route.subresource === 'finalize' && t.kind === 'Namespace')) {
       return sendError(res, new ApiError(404, 'NotFound', 'the server could not find the requested resource'));
+    }
+    const bodyType = req.headers['content-type'] ?? '';
+    if ((method === 'POST' || method === 'PUT') && bodyType && !/^application\/json\b/.test(bodyType) && !/^application\/yaml\b/.test(bodyType)) {
+      // protobuf and CBOR are not spoken here; client-go falls back to JSON on 415
+      return sendError(res, new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`));
     }
     const isWatch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1' || parts.includes('watch');
     const q = url.searchParams;

@@ -112,7 +112,8 @@ export function toTable(t: ResourceType, objs: Obj[], listMeta: Obj, includeObje
     ...cols.map((c) => ({ name: c.name, type: c.type, format: c.format ?? '', description: c.description ?? '', priority: c.priority ?? 0 })),
   ];
   const rows = objs.map((o) => {
-    const cells = (t.schema ? null : builtinCells(t, o, nowMs)) ?? [o.metadata.name, ...cols.map((c) => cell(c, o, nowMs))];
+    const cells = (t.schema ? null : builtinCells(t, o, nowMs))
+      ?? [o.metadata.name, ...cols.map((c) => (!t.schema && c.type === 'date' && c.format === 'date-time' ? (jsonPath(o, c.jsonPath)[0] ?? null) : cell(c, o, nowMs)))];
     const row: Obj = { cells };
     if (includeObject === 'Object') row.object = o;
     else if (includeObject !== 'None') row.object = { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata };
