@@ -1,20 +1,53 @@
 /**
- * PodVNet datapath: everything that touches the kernel for pods on this node.
- * (Stubs: the implementation lands in the following commits; signatures are final.)
+ * PodVNet datapath: everything that touches the kernel for pods on this node. Other modules (agent,
+ * CNI, CNM) call only what this file exports. See README.md in this directory for the design.
+ *
+ * Shared interface (node-plugin interfaces doc): ensureNode, attachPod, detachPod, checkPod,
+ * listAttachments, teardownNode, NodeNetwork, PodInterface, PodInterfaceResult.
+ * Additions beyond it:
+ * - NodeNetwork.hostNetns?: the namespace that plays "the node" (tests, local sandbox); default: ours.
+ * - ensureNode(net, { force: true }): re-apply even if already done for this NodeNetwork.
+ * - detachPod: pass `ip` whenever the agent still holds it for that pod, so the node's /32 route to the
+ *   pod is removed even when the runtime already deleted the pod's namespace (and with it the veth).
+ * - pruneOrphanRoutes(net): GC of /32 pod routes on the bridge that no veth claims any more.
+ * - nodeDiagnostics(net): read-only report (bridge, br_netfilter, ip_forward, proxy ARP, chains) with
+ *   human-readable problems, for /readyz and logs.
+ * - hostInterfaceMTU(ifName, hostNetns?): the NIC's MTU, the default for NodeNetwork.mtu.
+ * - hostVethName(containerId, ifName): the deterministic host veth name.
+ * - DatapathCheckError (checkPod's failure), DatapathError (a kernel tool failed; message has its stderr).
+ * Inputs are validated with zod: an invalid NodeNetwork / PodInterface throws TypeError naming the field.
  */
-import type { Attachment, NodeNetwork, PodInterface, PodInterfaceResult, PodRef } from './types.js';
+import { ipBatchTolerant, ipJSON } from './exec.js';
+import type { LinkInfo } from './node.js';
+import { listAttachments } from './pod.js';
+import { DatapathError, type NodeNetwork } from './types.js';
+import { IfName, parseNodeNetwork } from './validate.js';
 
 export * from './types.js';
+export { ensureNode, teardownNode, nodeDiagnostics, type NodeDiagnostics } from './node.js';
+export { attachPod, detachPod, checkPod, listAttachments } from './pod.js';
+export { hostVethName } from './names.js';
 
-const todo = (what: string): never => {
-  throw new Error(`datapath.${what}: not implemented yet`);
-};
+export const DEFAULT_BRIDGE_NAME = 'podvnet0';
 
-export async function ensureNode(net: NodeNetwork): Promise<void> { void net; todo('ensureNode'); }
-export async function attachPod(net: NodeNetwork, pod: PodInterface): Promise<PodInterfaceResult> { void net; void pod; return todo('attachPod'); }
-export async function detachPod(net: NodeNetwork, pod: PodRef): Promise<void> { void net; void pod; todo('detachPod'); }
-export async function checkPod(net: NodeNetwork, pod: PodInterface): Promise<void> { void net; void pod; todo('checkPod'); }
-export async function listAttachments(net: NodeNetwork): Promise<Attachment[]> { void net; return todo('listAttachments'); }
-export async function teardownNode(net: NodeNetwork): Promise<void> { void net; todo('teardownNode'); }
-export async function hostInterfaceMTU(ifName: string, hostNetns?: string): Promise<number> { void ifName; void hostNetns; return todo('hostInterfaceMTU'); }
-export function hostVethName(containerId: string, ifName: string): string { void containerId; void ifName; return todo('hostVethName'); }
+export async function hostInterfaceMTU(ifName: string, hostNetns?: string): Promise<number> {
+  const name = IfName.parse(ifName);
+  const [l] = await ipJSON<LinkInfo>(hostNetns, ['link', 'show', 'dev', name]);
+  if (!l) throw new DatapathError(`interface ${name} does not exist${hostNetns ? ` in netns ${hostNetns}` : ''}`);
+  return l.mtu;
+}
+
+/** Removes /32 routes on the bridge for IPs no pod veth claims; returns the IPs whose routes it removed. */
+export async function pruneOrphanRoutes(input: NodeNetwork): Promise<string[]> {
+  const net = parseNodeNetwork(input);
+  const [routes, attached] = await Promise.all([
+    ipJSON<{ dst: string; gateway?: string }>(net.hostNetns, ['-4', 'route', 'show', 'dev', net.bridgeName]),
+    listAttachments(net),
+  ]);
+  const live = new Set(attached.map((a) => a.ip));
+  const orphans = routes.filter((r) => !r.gateway && /^\d+\.\d+\.\d+\.\d+$/.test(r.dst) && !live.has(r.dst)).map((r) => r.dst);
+  if (!orphans.length) return [];
+  const errors = await ipBatchTolerant(net.hostNetns, orphans.map((ip) => `route del ${ip}/32 dev ${net.bridgeName}`), [/No such process/]);
+  if (errors.length) throw new DatapathError(`pruning routes on ${net.bridgeName}: ${errors.join('; ')}`);
+  return orphans;
+}

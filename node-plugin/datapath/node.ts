@@ -1,0 +1,165 @@
+/**
+ * Node-wide datapath state: bridge, sysctls, our iptables chains. ensureNode is idempotent and, once it
+ * has succeeded for a given NodeNetwork, free (memoized per node namespace + bridge); calls for the same
+ * node are serialized, so concurrent callers never race on iptables or on creating the bridge.
+ */
+import { existsSync } from 'node:fs';
+import { ipBatch, ipBatchTolerant, ipJSON, run, runRaw, type Netns, netnsPath } from './exec.js';
+import { bridgeCreateLines, bridgeFixLines, chainRemoveRestore, chainRestore, jumpRules, nodeSysctls } from './plan.js';
+import { decodeAlias } from './names.js';
+import { DatapathError, type NodeNetwork } from './types.js';
+import { parseNodeNetwork } from './validate.js';
+
+interface LinkInfo {
+  ifname: string; mtu: number; address: string; master?: string; flags?: string[]; ifalias?: string;
+  ifindex: number; link_index?: number; linkinfo?: { info_kind?: string; info_slave_kind?: string; info_slave_data?: Record<string, unknown> };
+}
+export type { LinkInfo };
+
+const nodeKey = (net: NodeNetwork): string => `${net.hostNetns ?? ''}\0${net.bridgeName}`;
+const done = new Map<string, string>();            // node key -> JSON of the NodeNetwork last applied
+const tails = new Map<string, Promise<unknown>>(); // node key -> last queued node-wide operation
+
+/** Serializes node-wide work (bridge, sysctls, iptables) per node namespace + bridge. */
+export function serialized<T>(net: NodeNetwork, fn: () => Promise<T>): Promise<T> {
+  const key = nodeKey(net);
+  const prev = tails.get(key) ?? Promise.resolve();
+  const next = prev.then(fn, fn);
+  const tail = next.catch(() => undefined);
+  tails.set(key, tail);
+  void tail.then(() => { if (tails.get(key) === tail) tails.delete(key); });
+  return next;
+}
+
+/** Forgets that ensureNode succeeded (used when a pod operation finds the bridge gone). */
+export function forgetNode(net: NodeNetwork): void {
+  done.delete(nodeKey(net));
+}
+
+export async function ensureNode(input: NodeNetwork, opts: { force?: boolean } = {}): Promise<void> {
+  const net = parseNodeNetwork(input);
+  const key = nodeKey(net);
+  const want = JSON.stringify(net);
+  if (!opts.force && done.get(key) === want) return;
+  await serialized(net, async () => {
+    if (!opts.force && done.get(key) === want) return;
+    done.delete(key);
+    await applyNode(net);
+    done.set(key, want);
+  });
+}
+
+async function applyNode(net: NodeNetwork): Promise<void> {
+  const ns: Netns = net.hostNetns;
+  if (net.hostNetns !== undefined && !existsSync(netnsPath(net.hostNetns))) {
+    throw new DatapathError(`node network namespace ${net.hostNetns} does not exist`);
+  }
+  const [nic] = await ipJSON<LinkInfo>(ns, ['link', 'show', 'dev', net.hostInterface]);
+  if (!nic) throw new DatapathError(`host interface ${net.hostInterface} does not exist${ns ? ` in netns ${ns}` : ''}`);
+
+  const [br] = await ipJSON<LinkInfo>(ns, ['-d', 'link', 'show', 'dev', net.bridgeName]);
+  if (br && br.linkinfo?.info_kind !== 'bridge') {
+    throw new DatapathError(`${net.bridgeName} exists and is not a bridge (it is ${br.linkinfo?.info_kind ?? 'a plain device'}): refusing to touch it`);
+  }
+  await ipBatch(ns, br ? bridgeFixLines(net) : bridgeCreateLines(net));
+
+  await ensureBrNetfilter(ns);
+  const sysctls = nodeSysctls(net);
+  await run(ns, ['sysctl', '-q', '-w', ...Object.entries(sysctls).map(([k, v]) => `${k}=${v}`)]);
+
+  await run(ns, ['iptables-restore', '-w', '5', '--noflush'], chainRestore(net));
+  for (const j of jumpRules(net)) {
+    const present = await runRaw(ns, ['iptables', '-w', '5', '-t', j.table, '-C', j.chain, ...j.spec]);
+    if (present.code !== 0) await run(ns, ['iptables', '-w', '5', '-t', j.table, '-A', j.chain, ...j.spec]);
+  }
+}
+
+/**
+ * br_netfilter: the sysctl directory exists only when the module is loaded (or built in). Try modprobe
+ * once; if it is still missing, fail with what to do: without it, a pod talking to a Service whose
+ * endpoint is on the same bridge gets replies that skip the Service's reverse NAT.
+ */
+async function ensureBrNetfilter(ns: Netns): Promise<void> {
+  const probe = (): Promise<boolean> => runRaw(ns, ['test', '-e', '/proc/sys/net/bridge/bridge-nf-call-iptables']).then((r) => r.code === 0);
+  if (await probe()) return;
+  const mp = await runRaw(undefined, ['modprobe', 'br_netfilter']).catch((e: Error) => ({ code: -1, stderr: e.message, stdout: '' }));
+  if (await probe()) return;
+  throw new DatapathError(
+    'br_netfilter is not available (/proc/sys/net/bridge is missing) and `modprobe br_netfilter` failed' +
+      ` (${mp.stderr.trim() || `exit ${mp.code}`}). Load it on the host (package kmod: modprobe br_netfilter;` +
+      ' persist it in /etc/modules-load.d/). Without it Services whose endpoint is on the same node break.',
+  );
+}
+
+export interface NodeDiagnostics {
+  bridge: boolean;
+  brNetfilter: boolean;
+  bridgeNfCallIptables: boolean;
+  ipForward: boolean;
+  proxyArp: boolean;
+  snatChain: boolean;
+  forwardChain: boolean;
+  problems: string[];
+}
+
+/** What the node's datapath looks like right now (for /readyz, logs and tests). Read-only. */
+export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnostics> {
+  const net = parseNodeNetwork(input);
+  const ns = net.hostNetns;
+  const read = async (key: string): Promise<string | undefined> => {
+    const r = await runRaw(ns, ['sysctl', '-n', key]);
+    return r.code === 0 ? r.stdout.trim() : undefined;
+  };
+  const [br] = await ipJSON<LinkInfo>(ns, ['-d', 'link', 'show', 'dev', net.bridgeName]);
+  const nf = await read('net.bridge.bridge-nf-call-iptables');
+  const fwd = await read('net.ipv4.ip_forward');
+  const parp = br ? await read(`net.ipv4.conf.${net.bridgeName}.proxy_arp`) : undefined;
+  const { snat, forward } = (await import('./names.js')).chainNames(net.bridgeName);
+  const chainExists = async (table: string, chain: string): Promise<boolean> =>
+    (await runRaw(ns, ['iptables', '-w', '5', '-t', table, '-S', chain])).code === 0;
+  const d: NodeDiagnostics = {
+    bridge: br?.linkinfo?.info_kind === 'bridge',
+    brNetfilter: nf !== undefined,
+    bridgeNfCallIptables: nf === '1',
+    ipForward: fwd === '1',
+    proxyArp: parp === '1',
+    snatChain: await chainExists('nat', snat),
+    forwardChain: await chainExists('filter', forward),
+    problems: [],
+  };
+  if (!d.bridge) d.problems.push(`bridge ${net.bridgeName} is missing`);
+  if (!d.brNetfilter) d.problems.push('br_netfilter is not loaded: Services with an endpoint on this node break');
+  else if (!d.bridgeNfCallIptables) d.problems.push('net.bridge.bridge-nf-call-iptables is 0: iptables does not see bridged traffic');
+  if (!d.ipForward) d.problems.push('net.ipv4.ip_forward is 0: pods cannot leave the node');
+  if (d.bridge && !d.proxyArp) d.problems.push(`proxy_arp is off on ${net.bridgeName}: pods get no ARP reply for their gateway`);
+  if (!d.snatChain) d.problems.push(`iptables chain nat/${snat} is missing`);
+  if (!d.forwardChain) d.problems.push(`iptables chain filter/${forward} is missing`);
+  return d;
+}
+
+/**
+ * Removes everything ensureNode made, and any pod veths of this bridge still left: our jump rules and
+ * chains, the bridge (its /32 pod routes go with it). ip_forward and bridge-nf-call-iptables are left
+ * as they are: other software on the node may rely on them.
+ */
+export async function teardownNode(input: NodeNetwork): Promise<void> {
+  const net = parseNodeNetwork(input);
+  const ns = net.hostNetns;
+  await serialized(net, async () => {
+    forgetNode(net);
+    for (const j of jumpRules(net)) {
+      // -D removes one copy per call; loop in case a crash ever left two.
+      for (let i = 0; i < 10; i++) {
+        const r = await runRaw(ns, ['iptables', '-w', '5', '-t', j.table, '-D', j.chain, ...j.spec]);
+        if (r.code !== 0) break;
+      }
+    }
+    await run(ns, ['iptables-restore', '-w', '5', '--noflush'], chainRemoveRestore(net));
+    const veths = await ipJSON<LinkInfo>(ns, ['link', 'show', 'type', 'veth']);
+    const ours = veths.filter((l) => decodeAlias(l.ifalias)?.bridge === net.bridgeName).map((l) => `link del dev ${l.ifname}`);
+    const [br] = await ipJSON<LinkInfo>(ns, ['link', 'show', 'dev', net.bridgeName]);
+    const lines = [...ours, ...(br ? [`link del dev ${net.bridgeName}`] : [])];
+    const errors = lines.length ? await ipBatchTolerant(ns, lines, [/Cannot find device/, /does not exist/]) : [];
+    if (errors.length) throw new DatapathError(`teardownNode ${net.bridgeName}: ${errors.join('; ')}`);
+  });
+}

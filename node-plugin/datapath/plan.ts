@@ -1,0 +1,132 @@
+/**
+ * What the datapath writes into the kernel, as plain text: `ip -batch` lines and `iptables-restore`
+ * input. Pure functions of the NodeNetwork / PodInterface, so they are tested without a kernel and the
+ * effectful modules (node.ts, pod.ts) stay thin.
+ */
+import { bridgeMAC, chainNames, encodeAlias, hostVethName, podMACs } from './names.js';
+import type { NodeNetwork, PodInterface } from './types.js';
+
+/** Comments on our jump rules: how `iptables -C/-D` find exactly our rule. */
+export const SNAT_JUMP_COMMENT = 'podvnet: SNAT pod traffic leaving the VNet';
+export const FORWARD_JUMP_COMMENT = 'podvnet: forward pod traffic';
+
+export function jumpRules(net: NodeNetwork): Array<{ table: 'nat' | 'filter'; chain: string; spec: string[] }> {
+  const c = chainNames(net.bridgeName);
+  return [
+    { table: 'nat', chain: 'POSTROUTING', spec: ['-m', 'comment', '--comment', SNAT_JUMP_COMMENT, '-j', c.snat] },
+    { table: 'filter', chain: 'FORWARD', spec: ['-m', 'comment', '--comment', FORWARD_JUMP_COMMENT, '-j', c.forward] },
+  ];
+}
+
+/** Unique prefixes not to SNAT: the VNet's address space plus the pool's excludeCIDRs, in a stable order. */
+export function noSnatPrefixes(net: NodeNetwork): string[] {
+  return [...new Set([...net.vnetPrefixes, ...net.snat.excludeCIDRs])];
+}
+
+/**
+ * `iptables-restore --noflush` input for our two chains. Declaring a chain (`:NAME - [0:0]`) in
+ * --noflush mode creates it or empties it, and the whole file is one transaction: the chains are
+ * rebuilt atomically, other chains are untouched.
+ *
+ * nat PODVNET-SNAT (jumped to from POSTROUTING): only packets from the pod subnet, not going back
+ * to the bridge, and not to a VNet/excluded prefix, are SNATed to the node's primary IP. Azure gives
+ * outbound Internet access to the primary ip-config; a packet leaving the VNet with a secondary IP
+ * as source would not come back.
+ *
+ * filter PODVNET-FWD (jumped to from FORWARD): accept traffic from and to the bridge, so that a FORWARD
+ * policy of DROP (dockerd sets one) does not cut pods off. It is appended, so policy engines that insert
+ * their rules at the top still see pod traffic first.
+ */
+export function chainRestore(net: NodeNetwork): string {
+  const c = chainNames(net.bridgeName);
+  const nat = [
+    '*nat',
+    `:${c.snat} - [0:0]`,
+    `-A ${c.snat} ! -s ${net.podSubnet} -j RETURN`,
+    `-A ${c.snat} -o ${net.bridgeName} -j RETURN`,
+    ...noSnatPrefixes(net).map((p) => `-A ${c.snat} -d ${p} -j RETURN`),
+    ...(net.snat.enabled ? [`-A ${c.snat} -j SNAT --to-source ${net.primaryIP} --random-fully`] : []),
+    'COMMIT',
+  ];
+  const filter = [
+    '*filter',
+    `:${c.forward} - [0:0]`,
+    `-A ${c.forward} -i ${net.bridgeName} -j ACCEPT`,
+    `-A ${c.forward} -o ${net.bridgeName} -j ACCEPT`,
+    'COMMIT',
+  ];
+  return [...nat, ...filter].join('\n') + '\n';
+}
+
+/** Removes our chains (their jumps must be gone first). Works whether or not they exist. */
+export function chainRemoveRestore(net: NodeNetwork): string {
+  const c = chainNames(net.bridgeName);
+  return ['*nat', `:${c.snat} - [0:0]`, `-X ${c.snat}`, 'COMMIT', '*filter', `:${c.forward} - [0:0]`, `-X ${c.forward}`, 'COMMIT']
+    .join('\n') + '\n';
+}
+
+/**
+ * Sysctls of the node namespace. proxy_arp on the bridge makes the node answer pods' ARP for anything
+ * it routes elsewhere (their gateway, pods on other nodes, VNet hosts) with the bridge's MAC; pods on
+ * this bridge answer for themselves. proxy_delay 0: otherwise Linux delays proxied replies to broadcast
+ * requests by up to 0.8 s. br_netfilter makes bridged pod-to-pod traffic visible to iptables, which
+ * kube-proxy needs for Services whose endpoint is on the same node.
+ */
+export function nodeSysctls(net: NodeNetwork): Record<string, string> {
+  return {
+    'net.ipv4.ip_forward': '1',
+    [`net.ipv4.conf.${net.bridgeName}.forwarding`]: '1',
+    [`net.ipv4.conf.${net.bridgeName}.proxy_arp`]: '1',
+    [`net.ipv4.neigh.${net.bridgeName}.proxy_delay`]: '0',
+    'net.bridge.bridge-nf-call-iptables': '1',
+  };
+}
+
+/** Creates the bridge (no IP address: the node routes, and pods' gateway is answered by proxy ARP). */
+export function bridgeCreateLines(net: NodeNetwork): string[] {
+  return [
+    `link add name ${net.bridgeName} address ${bridgeMAC(net.bridgeName)} mtu ${net.mtu} type bridge stp_state 0 forward_delay 0`,
+    `link set dev ${net.bridgeName} up`,
+  ];
+}
+
+/** Brings an existing bridge back to what we want (MTU, MAC, up) without touching its ports. */
+export function bridgeFixLines(net: NodeNetwork): string[] {
+  return [`link set dev ${net.bridgeName} address ${bridgeMAC(net.bridgeName)} mtu ${net.mtu} up`];
+}
+
+export function podResources(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>) {
+  return { hostVeth: hostVethName(pod.containerId, pod.ifName), macs: podMACs(pod.containerId, pod.ifName), bridge: net.bridgeName };
+}
+
+/**
+ * Node side of an ADD, one `ip -batch`: the veth pair is created with its pod end directly in the pod's
+ * namespace (named ifName, final MAC and MTU), the host end enslaved to the bridge with hairpin on (a
+ * pod reaching itself through a Service IP gets its DNATed packet back on the port it came from), and a
+ * /32 route for the pod IP via the bridge so traffic arriving from the NIC is routed to the pod.
+ */
+export function attachHostLines(net: NodeNetwork, pod: PodInterface): string[] {
+  const r = podResources(net, pod);
+  const alias = encodeAlias({ bridge: net.bridgeName, containerId: pod.containerId, ifName: pod.ifName, ip: pod.ip });
+  return [
+    `link add ${r.hostVeth} mtu ${net.mtu} address ${r.macs.host} master ${r.bridge} up` +
+      ` type veth peer name ${pod.ifName} mtu ${net.mtu} address ${r.macs.container} netns ${pod.netnsPath}`,
+    // The kernel ignores an alias given at creation, so it is set on its own line.
+    `link set dev ${r.hostVeth} alias '${alias}'`,
+    `link set dev ${r.hostVeth} type bridge_slave hairpin on`,
+    `route replace ${pod.ip}/32 dev ${r.bridge}`,
+  ];
+}
+
+/**
+ * Pod side of an ADD, one `ip -batch` inside the pod's namespace. The default route is `onlink` so it
+ * also works for a /32 address or a gateway outside the address's prefix.
+ */
+export function attachPodLines(net: NodeNetwork, pod: PodInterface): string[] {
+  return [
+    'link set dev lo up',
+    `addr add ${pod.ip}/${pod.prefixLength} dev ${pod.ifName}`,
+    `link set dev ${pod.ifName} up`,
+    `route replace default via ${net.gatewayIP} dev ${pod.ifName} onlink`,
+  ];
+}

@@ -1,0 +1,177 @@
+/**
+ * Per-pod datapath: attach (CNI ADD / CNM Join), detach (DEL / Leave / GC), check (CHECK), list (GC and
+ * restart reconciliation). No per-pod iptables or ebtables rules and no locks: an ADD is two processes
+ * (`ip -batch` in the node namespace, `ip -batch` in the pod's), a DEL usually two small ones.
+ * Everything is found again from the kernel: the host veth's name is a hash of (containerId, ifName) and
+ * its alias records bridge, containerId, ifName and IP.
+ */
+import { ensureNode, forgetNode, type LinkInfo } from './node.js';
+import { ipBatch, ipBatchTolerant, ipJSON, runRaw, type Netns } from './exec.js';
+import { decodeAlias } from './names.js';
+import { attachHostLines, attachPodLines, podResources } from './plan.js';
+import {
+  type Attachment, DatapathCheckError, DatapathError, type NodeNetwork, type PodInterface, type PodInterfaceResult, type PodRef,
+} from './types.js';
+import { parseNodeNetwork, parsePodInterface, parsePodRef } from './validate.js';
+
+const GONE = [/Cannot find device/, /does not exist/, /No such process/, /Cannot assign requested address/];
+
+function resultFor(net: NodeNetwork, pod: PodInterface): PodInterfaceResult {
+  const r = podResources(net, pod);
+  return {
+    hostVeth: { name: r.hostVeth, mac: r.macs.host },
+    container: { name: pod.ifName, mac: r.macs.container, sandbox: pod.netnsPath },
+    ip: pod.ip,
+    prefixLength: pod.prefixLength,
+    gateway: net.gatewayIP,
+  };
+}
+
+const exists = (e: unknown): boolean => e instanceof DatapathError && /File exists/.test(e.message);
+const bridgeMissing = (e: unknown, net: NodeNetwork): boolean =>
+  e instanceof DatapathError && new RegExp(`Device "?${net.bridgeName}"? does not exist|Cannot find device "?${net.bridgeName}"?`).test(e.message);
+
+/**
+ * Idempotent on retry: if the pod's interface is already fully set up as asked, the same result is
+ * returned; a half-made attachment (an earlier attempt died) is removed and made again.
+ */
+export async function attachPod(input: NodeNetwork, podInput: PodInterface): Promise<PodInterfaceResult> {
+  const net = parseNodeNetwork(input);
+  const pod = parsePodInterface(net, podInput);
+  await ensureNode(net);
+  try {
+    await create(net, pod);
+  } catch (e) {
+    if (bridgeMissing(e, net)) {
+      // Someone removed the bridge after ensureNode ran: make the node again, then the pod.
+      forgetNode(net);
+      await ensureNode(net);
+      await create(net, pod);
+    } else if (exists(e)) {
+      const ok = await checkPod(net, pod).then(() => true, () => false);
+      if (ok) return resultFor(net, pod);
+      await removeVeth(net, podResources(net, pod).hostVeth);
+      try {
+        await create(net, pod);
+      } catch (again) {
+        if (exists(again)) {
+          throw new DatapathError(`interface ${pod.ifName} already exists in ${pod.netnsPath} and is not one PodVNet made for container ${pod.containerId}`);
+        }
+        throw again;
+      }
+    } else {
+      throw e;
+    }
+  }
+  return resultFor(net, pod);
+}
+
+async function create(net: NodeNetwork, pod: PodInterface): Promise<void> {
+  await ipBatch(net.hostNetns, attachHostLines(net, pod));
+  try {
+    await ipBatch(pod.netnsPath, attachPodLines(net, pod));
+  } catch (e) {
+    // Deleting the host end removes the pod end too; the route goes with detach's logic.
+    await removeVeth(net, podResources(net, pod).hostVeth, pod.ip).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function removeVeth(net: NodeNetwork, hostVeth: string, ip?: string): Promise<void> {
+  const lines = [...(ip ? [`route del ${ip}/32 dev ${net.bridgeName}`] : []), `link del dev ${hostVeth}`];
+  const errors = await ipBatchTolerant(net.hostNetns, lines, GONE);
+  if (errors.length) throw new DatapathError(`removing ${hostVeth}: ${errors.join('; ')}`);
+}
+
+async function hostLink(ns: Netns, name: string): Promise<LinkInfo | undefined> {
+  const [l] = await ipJSON<LinkInfo>(ns, ['-d', 'link', 'show', 'dev', name]);
+  return l;
+}
+
+/**
+ * Idempotent: what is already gone counts as removed. The pod's /32 route is removed only when it is
+ * known to be this pod's (the veth's alias says so, or, with the veth already gone, no other veth on
+ * the bridge claims the IP), so a late DEL never cuts off a new pod that got the same IP.
+ */
+export async function detachPod(input: NodeNetwork, refInput: PodRef): Promise<void> {
+  const net = parseNodeNetwork(input);
+  const ref = parsePodRef(refInput);
+  const { hostVeth } = podResources(net, ref);
+  const link = await hostLink(net.hostNetns, hostVeth);
+  const alias = decodeAlias(link?.ifalias);
+  if (link) {
+    await removeVeth(net, hostVeth, alias?.bridge === net.bridgeName ? alias.ip : undefined);
+    return;
+  }
+  if (!ref.ip) return;
+  const claimed = (await listAttachments(net)).some((a) => a.ip === ref.ip);
+  if (!claimed) {
+    const errors = await ipBatchTolerant(net.hostNetns, [`route del ${ref.ip}/32 dev ${net.bridgeName}`], GONE);
+    if (errors.length) throw new DatapathError(`removing the route to ${ref.ip}: ${errors.join('; ')}`);
+  }
+}
+
+/** Every veth this bridge's pods have on the node (from the kernel, so it survives agent restarts). */
+export async function listAttachments(input: NodeNetwork): Promise<Attachment[]> {
+  const net = parseNodeNetwork(input);
+  const links = await ipJSON<LinkInfo>(net.hostNetns, ['link', 'show', 'type', 'veth']);
+  const out: Attachment[] = [];
+  for (const l of links) {
+    const a = decodeAlias(l.ifalias);
+    if (a && a.bridge === net.bridgeName) out.push({ hostVeth: l.ifname, containerId: a.containerId, ifName: a.ifName, ip: a.ip });
+  }
+  return out;
+}
+
+interface AddrInfo { ifname: string; addr_info?: Array<{ family: string; local: string; prefixlen: number }> }
+interface RouteInfo { dst: string; gateway?: string; dev?: string; flags?: string[] }
+
+/**
+ * CNI CHECK: the pod's interface is there and as ADD made it. Throws DatapathCheckError naming the
+ * first thing that is wrong.
+ */
+export async function checkPod(input: NodeNetwork, podInput: PodInterface): Promise<void> {
+  const net = parseNodeNetwork(input);
+  const pod = parsePodInterface(net, podInput);
+  const r = podResources(net, pod);
+  const fail = (msg: string): never => { throw new DatapathCheckError(msg); };
+
+  const nsOk = await runRaw(undefined, ['test', '-e', pod.netnsPath.includes('/') ? pod.netnsPath : `/run/netns/${pod.netnsPath}`]);
+  if (nsOk.code !== 0) fail(`network namespace ${pod.netnsPath} does not exist`);
+
+  const [host, hostRoutes, podLinks, podAddrs, podRoutes] = await Promise.all([
+    hostLink(net.hostNetns, r.hostVeth),
+    ipJSON<RouteInfo>(net.hostNetns, ['route', 'show', 'exact', `${pod.ip}/32`]),
+    ipJSON<LinkInfo>(pod.netnsPath, ['-d', 'link', 'show', 'dev', pod.ifName]),
+    ipJSON<AddrInfo>(pod.netnsPath, ['-4', 'addr', 'show', 'dev', pod.ifName]),
+    ipJSON<RouteInfo>(pod.netnsPath, ['-4', 'route', 'show', 'default']),
+  ]);
+  const inPod = podLinks[0];
+  if (!host) fail(`host veth ${r.hostVeth} for container ${pod.containerId} interface ${pod.ifName} does not exist`);
+  if (!inPod) fail(`interface ${pod.ifName} does not exist in ${pod.netnsPath}`);
+  const h = host!;
+  const c = inPod!;
+  if (h.master !== net.bridgeName) fail(`host veth ${r.hostVeth} is not attached to bridge ${net.bridgeName} (master: ${h.master ?? 'none'})`);
+  if (c.linkinfo?.info_kind !== 'veth') fail(`${pod.ifName} in ${pod.netnsPath} is not a veth`);
+  if (h.link_index !== c.ifindex || c.link_index !== h.ifindex) fail(`${pod.ifName} in ${pod.netnsPath} is not the peer of host veth ${r.hostVeth}`);
+  if (!h.flags?.includes('UP')) fail(`host veth ${r.hostVeth} is down`);
+  if (!c.flags?.includes('UP')) fail(`${pod.ifName} in ${pod.netnsPath} is down`);
+  if (c.address !== r.macs.container) fail(`${pod.ifName} has MAC ${c.address}, expected ${r.macs.container}`);
+  if (h.mtu !== net.mtu) fail(`host veth ${r.hostVeth} has MTU ${h.mtu}, expected ${net.mtu}`);
+  if (c.mtu !== net.mtu) fail(`${pod.ifName} has MTU ${c.mtu}, expected ${net.mtu}`);
+  if (h.linkinfo?.info_slave_data?.hairpin !== true) fail(`hairpin is off on host veth ${r.hostVeth}`);
+  const alias = decodeAlias(h.ifalias);
+  if (!alias || alias.containerId !== pod.containerId || alias.ifName !== pod.ifName || alias.ip !== pod.ip || alias.bridge !== net.bridgeName) {
+    fail(`host veth ${r.hostVeth} is labelled ${JSON.stringify(h.ifalias ?? '')}, not for ${pod.containerId}/${pod.ifName} with ${pod.ip}`);
+  }
+  const addrs = (podAddrs[0]?.addr_info ?? []).filter((a) => a.family === 'inet');
+  if (!addrs.some((a) => a.local === pod.ip && a.prefixlen === pod.prefixLength)) {
+    fail(`${pod.ifName} in ${pod.netnsPath} does not have ${pod.ip}/${pod.prefixLength} (has ${addrs.map((a) => `${a.local}/${a.prefixlen}`).join(', ') || 'no IPv4 address'})`);
+  }
+  const extra = addrs.filter((a) => a.local !== pod.ip);
+  if (extra.length) fail(`${pod.ifName} in ${pod.netnsPath} has unexpected addresses ${extra.map((a) => `${a.local}/${a.prefixlen}`).join(', ')}`);
+  if (!podRoutes.some((rt) => rt.gateway === net.gatewayIP && rt.dev === pod.ifName)) {
+    fail(`no default route via ${net.gatewayIP} dev ${pod.ifName} in ${pod.netnsPath}`);
+  }
+  if (!hostRoutes.some((rt) => rt.dev === net.bridgeName && !rt.gateway)) fail(`no route to ${pod.ip}/32 via ${net.bridgeName} on the node`);
+}
