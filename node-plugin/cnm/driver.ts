@@ -1,0 +1,360 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { NodeNetwork } from '../datapath/index.js';
+import { createDockerVeth, DOCKER_IFNAME, removeDockerVeth, type DockerVeths } from './docker-veth.js';
+import {
+  checkPoolOnNode,
+  choosePool,
+  DriverError,
+  gatewayAddress,
+  GLOBAL_ADDRESS_SPACE,
+  inPool,
+  LOCAL_ADDRESS_SPACE,
+  noFreeAddressMessage,
+  normalizeCIDR,
+  parsePoolId,
+  poolNotReadyError,
+  rejectPreferredAddress,
+  splitAddress,
+  withPrefix,
+} from './pool.js';
+import {
+  GATEWAY_ADDRESS_TYPE,
+  IMPLEMENTS,
+  REQUEST_ADDRESS_TYPE,
+  type ActivateResponse,
+  type CreateEndpointResponse,
+  type DefaultAddressSpaces,
+  type EndpointOperInfoResponse,
+  type IpamCapabilities,
+  type JoinResponse,
+  type Method,
+  type NetworkCapabilities,
+  type Request,
+  type RequestAddressResponse,
+  type RequestPoolResponse,
+} from './protocol.js';
+import type { CnmState, CnmStore, Lease } from './state.js';
+import { isErrorNamed, type Datapath, type PodAddressService } from './types.js';
+
+/**
+ * The azure-vnet network and IPAM driver: what each libnetwork call means for the node's address pool
+ * (through the agent's PodAddressService), the datapath and the driver's own records.
+ *
+ * Addresses are leased in IPAM calls, before libnetwork says which endpoint they are for, so each lease gets
+ * its own owner id (`cnm-<random>`), the container id the agent and the datapath know it by; CreateEndpoint
+ * finds the lease by its address and ties the endpoint to that owner.
+ */
+
+type Handler<M extends Method> = (req: Request<M>) => Promise<unknown>;
+
+const EMPTY = {};
+
+export class CnmDriver {
+  private readonly ready: Promise<void>;
+
+  constructor(
+    private readonly addresses: PodAddressService,
+    private readonly datapath: Datapath,
+    private readonly store: CnmStore,
+    private readonly log: Logger,
+    private readonly veths: DockerVeths = { create: createDockerVeth, remove: removeDockerVeth },
+  ) {
+    this.ready = this.reconcile().catch((err: unknown) => {
+      this.log.error({ err }, 'CNM start-up reconciliation failed; continuing with the recorded state');
+    });
+  }
+
+  /** Resolves when the start-up reconciliation is done (calls wait for it anyway). */
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  async handle<M extends Method>(method: M, req: Request<M>): Promise<unknown> {
+    await this.ready;
+    const handler = this.handlers[method] as Handler<M>;
+    return handler(req);
+  }
+
+  private readonly handlers: { [M in Method]: Handler<M> } = {
+    'Plugin.Activate': async (): Promise<ActivateResponse> => ({ Implements: IMPLEMENTS }),
+    'NetworkDriver.GetCapabilities': async (): Promise<NetworkCapabilities> => ({ Scope: 'local', ConnectivityScope: 'local' }),
+    'IpamDriver.GetCapabilities': async (): Promise<IpamCapabilities> => ({ RequiresMACAddress: false, RequiresRequestReplay: false }),
+    'IpamDriver.GetDefaultAddressSpaces': async (): Promise<DefaultAddressSpaces> => ({
+      LocalDefaultAddressSpace: LOCAL_ADDRESS_SPACE,
+      GlobalDefaultAddressSpace: GLOBAL_ADDRESS_SPACE,
+    }),
+
+    'IpamDriver.RequestPool': async (req): Promise<RequestPoolResponse> => {
+      const choice = choosePool(req, this.addresses.nodeNetwork());
+      await this.store.update((s) => {
+        const prev = s.pools[choice.poolId];
+        s.pools[choice.poolId] = { pool: choice.pool, refs: (prev?.refs ?? 0) + 1 };
+      });
+      return { PoolID: choice.poolId, Pool: choice.pool, Data: {} };
+    },
+
+    'IpamDriver.ReleasePool': async (req) => {
+      parsePoolId(req.PoolID);
+      await this.store.update((s) => {
+        const prev = s.pools[req.PoolID];
+        if (!prev) return;
+        if (prev.refs <= 1) delete s.pools[req.PoolID];
+        else prev.refs -= 1;
+      });
+      return EMPTY;
+    },
+
+    'IpamDriver.RequestAddress': async (req): Promise<RequestAddressResponse> => {
+      const node = this.addresses.nodeNetwork();
+      if (req.Options?.[REQUEST_ADDRESS_TYPE] === GATEWAY_ADDRESS_TYPE) {
+        return { Address: gatewayAddress(req.PoolID, node, req.Address || undefined), Data: {} };
+      }
+      if (req.Address) rejectPreferredAddress(req.Address);
+      const { pool, prefixLength } = checkPoolOnNode(req.PoolID, node);
+      return { Address: await this.lease(req.PoolID, pool, prefixLength), Data: {} };
+    },
+
+    'IpamDriver.ReleaseAddress': async (req) => {
+      const found = findLease(this.store.state, req.Address, req.PoolID);
+      if (!found) return EMPTY; // the gateway, or already released
+      await this.addresses.release({ containerId: found.owner, ifName: DOCKER_IFNAME });
+      await this.store.update((s) => {
+        delete s.leases[found.owner];
+      });
+      this.log.info({ owner: found.owner, ip: req.Address }, 'released container address');
+      return EMPTY;
+    },
+
+    'NetworkDriver.CreateNetwork': async (req) => {
+      if (req.IPv6Data?.length) {
+        throw new DriverError('azure-vnet: IPv6 is not supported: Azure secondary IPs for pods are IPv4 only; create the network without --ipv6');
+      }
+      const node = this.requireNode();
+      const podSubnet = normalizeCIDR(node.podSubnet);
+      const v4 = req.IPv4Data ?? [];
+      if (v4.length !== 1) {
+        throw new DriverError(
+          `azure-vnet: a network has exactly one IPv4 subnet, this node's pod subnet ${podSubnet}; got ${v4.length}: ` +
+            `use --ipam-driver=azure-vnet --subnet=${podSubnet}`,
+        );
+      }
+      const data = v4[0]!;
+      let pool: string;
+      try {
+        pool = normalizeCIDR(data.Pool);
+      } catch {
+        throw new DriverError(`azure-vnet: subnet ${JSON.stringify(data.Pool)} is not an IPv4 CIDR; use --subnet=${podSubnet}`);
+      }
+      if (pool !== podSubnet) {
+        throw new DriverError(
+          `azure-vnet: subnet ${data.Pool} is not this node's pod subnet ${podSubnet}: use --ipam-driver=azure-vnet ` +
+            `--subnet=${podSubnet} so containers get the node's VNet IPs`,
+        );
+      }
+      const gateway = data.Gateway ? data.Gateway.split('/')[0] : node.gatewayIP;
+      if (gateway !== node.gatewayIP) {
+        throw new DriverError(
+          `azure-vnet: gateway ${gateway} is not Azure's gateway ${node.gatewayIP} of subnet ${podSubnet}; use ` +
+            '--ipam-driver=azure-vnet and omit --gateway',
+        );
+      }
+      await this.datapath.ensureNode(node);
+      await this.store.update((s) => {
+        s.networks[req.NetworkID] = { pool, gateway, prefixLength: splitAddress(pool).prefixLength };
+      });
+      this.log.info({ networkId: req.NetworkID, pool, gateway }, 'created network');
+      return EMPTY;
+    },
+
+    'NetworkDriver.DeleteNetwork': async (req) => {
+      await this.store.update((s) => {
+        delete s.networks[req.NetworkID];
+      });
+      this.log.info({ networkId: req.NetworkID }, 'deleted network');
+      return EMPTY;
+    },
+
+    'NetworkDriver.CreateEndpoint': async (req): Promise<CreateEndpointResponse> => {
+      const network = this.requireNetwork(req.NetworkID);
+      if (req.Interface?.AddressIPv6) throw new DriverError('azure-vnet: IPv6 is not supported: the endpoint must have no IPv6 address');
+      if (!req.Interface?.Address) {
+        throw new DriverError('azure-vnet: the endpoint has no IPv4 address: create the network with --ipam-driver=azure-vnet');
+      }
+      const { ip, prefixLength } = splitAddress(req.Interface.Address);
+      if (!inPool(network.pool, ip)) throw new DriverError(`azure-vnet: address ${ip} is not in the network's subnet ${network.pool}`);
+      const existing = this.store.state.endpoints[req.EndpointID];
+      if (existing) {
+        if (existing.ip === ip) return {};
+        throw new DriverError(`azure-vnet: endpoint ${req.EndpointID} already exists with address ${existing.ip}`);
+      }
+      const lease = findLease(this.store.state, ip);
+      if (!lease) {
+        throw new DriverError(
+          `azure-vnet: address ${ip} was not handed out by the azure-vnet IPAM driver; create the network with ` +
+            '--ipam-driver=azure-vnet so containers get the node\'s VNet IPs',
+        );
+      }
+      const taken = Object.entries(this.store.state.endpoints).find(([, e]) => e.owner === lease.owner);
+      if (taken) throw new DriverError(`azure-vnet: address ${ip} is already used by endpoint ${taken[0]}`);
+      await this.store.update((s) => {
+        s.endpoints[req.EndpointID] = {
+          networkId: req.NetworkID,
+          ip,
+          prefixLength,
+          owner: lease.owner,
+          mac: req.Interface?.MacAddress ?? '',
+        };
+      });
+      this.log.info({ endpointId: req.EndpointID, ip, owner: lease.owner }, 'created endpoint');
+      return {};
+    },
+
+    'NetworkDriver.EndpointOperInfo': async (req): Promise<EndpointOperInfoResponse> => {
+      const ep = this.store.state.endpoints[req.EndpointID];
+      if (!ep) return { Value: {} };
+      return {
+        Value: {
+          ip: withPrefix(ep.ip, ep.prefixLength),
+          ...(ep.mac ? { mac: ep.mac } : {}),
+          ...(ep.hostVeth ? { hostVeth: ep.hostVeth } : {}),
+          addressOwner: ep.owner,
+        },
+      };
+    },
+
+    'NetworkDriver.Join': async (req): Promise<JoinResponse> => {
+      const network = this.requireNetwork(req.NetworkID);
+      const ep = this.store.state.endpoints[req.EndpointID];
+      if (!ep) throw new DriverError(`azure-vnet: unknown endpoint ${req.EndpointID} (it was not created through this driver)`);
+      const node = this.requireNode();
+      await this.datapath.ensureNode(node);
+      const veth = await this.veths.create(this.datapath, node, { owner: ep.owner, ip: ep.ip, prefixLength: ep.prefixLength });
+      await this.store.update((s) => {
+        const e = s.endpoints[req.EndpointID];
+        if (!e) return;
+        e.srcName = veth.srcName;
+        e.hostVeth = veth.hostVeth;
+        e.sandboxKey = req.SandboxKey;
+        if (!e.mac) e.mac = veth.mac;
+      });
+      this.log.info({ endpointId: req.EndpointID, hostVeth: veth.hostVeth, sandbox: req.SandboxKey }, 'joined endpoint');
+      return {
+        InterfaceName: { SrcName: veth.srcName, DstPrefix: 'eth' },
+        Gateway: network.gateway,
+        StaticRoutes: [],
+        DisableGatewayService: true,
+      };
+    },
+
+    'NetworkDriver.Leave': async (req) => {
+      // libnetwork moves the interface back out of the container after Leave; DeleteEndpoint removes it.
+      await this.store.update((s) => {
+        const e = s.endpoints[req.EndpointID];
+        if (e) delete e.sandboxKey;
+      });
+      return EMPTY;
+    },
+
+    'NetworkDriver.DeleteEndpoint': async (req) => {
+      const ep = this.store.state.endpoints[req.EndpointID];
+      if (!ep) return EMPTY;
+      const node = this.addresses.nodeNetwork();
+      if (node) await this.veths.remove(this.datapath, node, { owner: ep.owner, ip: ep.ip });
+      else this.log.warn({ endpointId: req.EndpointID }, 'node network unknown: cannot remove the endpoint\'s veth');
+      await this.store.update((s) => {
+        delete s.endpoints[req.EndpointID];
+      });
+      this.log.info({ endpointId: req.EndpointID, ip: ep.ip }, 'deleted endpoint');
+      return EMPTY;
+    },
+
+    // Node discovery is for multi-host drivers; SNAT is node-wide (the datapath's), not per endpoint.
+    'NetworkDriver.DiscoverNew': async () => EMPTY,
+    'NetworkDriver.DiscoverDelete': async () => EMPTY,
+    'NetworkDriver.ProgramExternalConnectivity': async () => EMPTY,
+    'NetworkDriver.RevokeExternalConnectivity': async () => EMPTY,
+  };
+
+  /** Records the lease before asking the agent, so a crash in between leaves something to clean up. */
+  private async lease(poolId: string, pool: string, prefixLength: number): Promise<string> {
+    const owner = `cnm-${randomBytes(12).toString('hex')}`;
+    await this.store.update((s) => {
+      s.leases[owner] = { poolId, since: Date.now() };
+    });
+    let assigned;
+    try {
+      assigned = await this.addresses.acquire({ containerId: owner, ifName: DOCKER_IFNAME, runtime: 'cnm' });
+    } catch (err) {
+      await this.store.update((s) => {
+        delete s.leases[owner];
+      });
+      if (isErrorNamed(err, 'NoFreeAddressError')) {
+        this.log.warn({ pool, err }, 'no free address in the node pool');
+        throw new DriverError(noFreeAddressMessage({ pool, cause: (err as Error).message }));
+      }
+      if (isErrorNamed(err, 'PoolNotReadyError')) throw new DriverError(`azure-vnet: ${(err as Error).message}`);
+      throw err;
+    }
+    if (!inPool(pool, assigned.ip)) {
+      await this.addresses.release({ containerId: owner, ifName: DOCKER_IFNAME });
+      await this.store.update((s) => {
+        delete s.leases[owner];
+      });
+      throw new DriverError(`azure-vnet: the node agent handed out ${assigned.ip}, outside the network's subnet ${pool}; recreate the network`);
+    }
+    await this.store.update((s) => {
+      s.leases[owner] = { poolId, since: s.leases[owner]?.since ?? Date.now(), ip: assigned.ip, prefixLength };
+    });
+    this.log.info({ owner, ip: assigned.ip, pool }, 'leased container address');
+    return withPrefix(assigned.ip, prefixLength);
+  }
+
+  /**
+   * After a restart: an acquire that was in flight when the driver died was never answered, so libnetwork
+   * did not get the address; give it back. A lease whose address the agent no longer holds for its owner
+   * (a release that completed just before the crash) is dropped unless an endpoint still uses it.
+   */
+  private async reconcile(): Promise<void> {
+    const leases = Object.entries(this.store.state.leases);
+    const inUse = new Set(Object.values(this.store.state.endpoints).map((e) => e.owner));
+    for (const [owner, lease] of leases) {
+      const held = this.addresses.lookup({ containerId: owner, ifName: DOCKER_IFNAME });
+      if (!lease.ip) {
+        if (held) await this.addresses.release({ containerId: owner, ifName: DOCKER_IFNAME });
+        await this.store.update((s) => {
+          delete s.leases[owner];
+        });
+        this.log.info({ owner, ip: held?.ip }, 'gave back an address whose request was interrupted by a restart');
+      } else if (!held && !inUse.has(owner)) {
+        await this.store.update((s) => {
+          delete s.leases[owner];
+        });
+        this.log.info({ owner, ip: lease.ip }, 'dropped a lease the agent no longer holds');
+      } else if (!held || held.ip !== lease.ip) {
+        this.log.error({ owner, recorded: lease.ip, agent: held?.ip }, 'the agent and the CNM driver disagree on an address in use');
+      }
+    }
+  }
+
+  private requireNode(): NodeNetwork {
+    const node = this.addresses.nodeNetwork();
+    if (!node) throw poolNotReadyError();
+    return node;
+  }
+
+  private requireNetwork(networkId: string): CnmState['networks'][string] {
+    const network = this.store.state.networks[networkId];
+    if (!network) {
+      throw new DriverError(`azure-vnet: unknown network ${networkId}: it was not created through this driver (or its state was lost)`);
+    }
+    return network;
+  }
+}
+
+function findLease(state: Readonly<CnmState>, ip: string, poolId?: string): (Lease & { owner: string }) | undefined {
+  for (const [owner, lease] of Object.entries(state.leases)) {
+    if (lease.ip === ip && (poolId === undefined || lease.poolId === poolId)) return { ...lease, owner };
+  }
+  return undefined;
+}

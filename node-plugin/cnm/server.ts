@@ -1,0 +1,93 @@
+import { chmod, mkdir, rm } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import type { CnmDriver } from './driver.js';
+import { DriverError } from './pool.js';
+import { isMethod, parseRequest, PLUGIN_CONTENT_TYPE, ProtocolError, type ErrorResponse } from './protocol.js';
+
+/**
+ * HTTP plumbing of the plugin protocol: POST /<Interface>.<Method> with a JSON body, JSON back.
+ * 400 + {"Err"} for a body that does not parse, 404 (libnetwork's "not implemented") for unknown methods,
+ * 200 + {"Err"} when the driver understood the call and it failed.
+ */
+
+const MAX_BODY = 1 << 20;
+
+export function createPluginHttpServer(driver: CnmDriver, log: Logger): Server {
+  return createServer((req, res) => {
+    void serve(driver, log, req, res);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': PLUGIN_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function serve(driver: CnmDriver, log: Logger, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const method = (req.url ?? '').split('?')[0]!.replace(/^\/+/, '');
+  if (req.method !== 'POST') {
+    res.setHeader('Allow', 'POST');
+    return send(res, 405, { Err: `${req.method} ${req.url}: the plugin protocol uses POST` } satisfies ErrorResponse);
+  }
+  if (!isMethod(method)) {
+    res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
+    res.end('404 page not found\n');
+    log.debug({ method }, 'unknown plugin method');
+    return;
+  }
+  const started = process.hrtime.bigint();
+  try {
+    const raw = await readBody(req);
+    if (raw === undefined) return send(res, 413, { Err: `${method}: request body larger than ${MAX_BODY} bytes` });
+    const body = parseRequest(method, raw);
+    const answer = await driver.handle(method, body);
+    log.debug({ method, request: body, response: answer, ms: msSince(started) }, 'plugin call');
+    send(res, 200, answer);
+  } catch (err) {
+    if (err instanceof ProtocolError) {
+      log.warn({ method, err: err.message }, 'rejected a malformed plugin request');
+      return send(res, 400, { Err: `azure-vnet: ${err.message}` } satisfies ErrorResponse);
+    }
+    if (err instanceof DriverError) {
+      log.warn({ method, err: err.message, ms: msSince(started) }, 'plugin call failed');
+      return send(res, 200, { Err: err.message } satisfies ErrorResponse);
+    }
+    log.error({ method, err, ms: msSince(started) }, 'plugin call failed unexpectedly');
+    send(res, 200, { Err: `azure-vnet: ${method} failed: ${(err as Error).message ?? String(err)}` } satisfies ErrorResponse);
+  }
+}
+
+function msSince(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+/**
+ * Listens on a unix socket, replacing a stale socket file from a previous run; the socket is root-only
+ * (dockerd runs as root). Resolves once listening.
+ */
+export async function listenOnSocket(server: Server, socketPath: string): Promise<void> {
+  await mkdir(dirname(socketPath), { recursive: true, mode: 0o755 });
+  await rm(socketPath, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  await chmod(socketPath, 0o600);
+}

@@ -1,0 +1,196 @@
+import { closeSync, mkdirSync, openSync, readFileSync, writeSync, unlinkSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { describeIssues } from '../../crds/api/validation.js';
+
+/**
+ * What the CNM driver must remember across restarts, in one JSON file under the state dir:
+ * - pools: the pool ids libnetwork holds (RequestPool/ReleasePool are reference counted);
+ * - leases: one per address the IPAM driver handed out, keyed by the owner id the agent knows it by
+ *   (`cnm-<random>`); a lease without an ip is an acquire in flight, written *before* asking the agent, so
+ *   a crash between the two leaves a record to clean up instead of an address nobody knows about;
+ * - networks and endpoints: what the network driver was told, and the veth it made for each endpoint.
+ *
+ * Writes are crash-safe (write a temp file, fsync, rename, fsync the directory) and serialized; a lock
+ * file keeps two driver processes off the same state dir.
+ */
+
+const IPv4 = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/);
+
+export const Lease = z.strictObject({
+  poolId: z.string().min(1),
+  ip: IPv4.optional(),
+  prefixLength: z.int().min(0).max(32).optional(),
+  /** When the lease was created (ms since the epoch). */
+  since: z.number(),
+});
+export type Lease = z.infer<typeof Lease>;
+
+export const NetworkRecord = z.strictObject({
+  pool: z.string(),
+  gateway: IPv4,
+  prefixLength: z.int().min(0).max(32),
+});
+export type NetworkRecord = z.infer<typeof NetworkRecord>;
+
+export const EndpointRecord = z.strictObject({
+  networkId: z.string(),
+  ip: IPv4,
+  prefixLength: z.int().min(0).max(32),
+  /** The lease's owner id: the container id the agent and the datapath know this endpoint by. */
+  owner: z.string(),
+  mac: z.string(),
+  /** Set by Join: the veth end libnetwork moves into the container, and the sandbox. */
+  srcName: z.string().optional(),
+  hostVeth: z.string().optional(),
+  sandboxKey: z.string().optional(),
+});
+export type EndpointRecord = z.infer<typeof EndpointRecord>;
+
+export const CnmState = z.strictObject({
+  version: z.literal(1),
+  pools: z.record(z.string(), z.strictObject({ pool: z.string(), refs: z.int().min(0) })),
+  leases: z.record(z.string(), Lease),
+  networks: z.record(z.string(), NetworkRecord),
+  endpoints: z.record(z.string(), EndpointRecord),
+});
+export type CnmState = z.infer<typeof CnmState>;
+
+export function emptyState(): CnmState {
+  return { version: 1, pools: {}, leases: {}, networks: {}, endpoints: {} };
+}
+
+export const STATE_FILE = 'cnm-state.json';
+const LOCK_FILE = 'cnm.lock';
+
+/** Lock files held by stores in this process (a second store on the same dir in-process is a bug too). */
+const heldInProcess = new Set<string>();
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function takeLock(path: string): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx', 0o600);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      heldInProcess.add(path);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = Number(readFileSync(path, 'utf8').trim());
+    const heldByLiveProcess = Number.isInteger(holder) && holder > 0 && processAlive(holder);
+    if (heldByLiveProcess && (holder !== process.pid || heldInProcess.has(path))) {
+      throw new Error(`CNM state dir is in use: ${path} is held by process ${holder}; only one azure-vnet driver may run per state dir`);
+    }
+    unlinkSync(path); // left by a process that died: take it over
+  }
+  throw new Error(`CNM state dir: could not take the lock ${path}`);
+}
+
+export class CnmStore {
+  private current: CnmState;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly lockPath: string;
+  private closed = false;
+
+  /** Opens (creating if needed) the state in `dir`; throws if the file is corrupt rather than forget addresses. */
+  constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.lockPath = join(dir, LOCK_FILE);
+    takeLock(this.lockPath);
+    try {
+      this.current = loadState(join(dir, STATE_FILE));
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  get state(): Readonly<CnmState> {
+    return this.current;
+  }
+
+  /**
+   * Applies `change` to a copy of the state and persists it before the new state becomes visible.
+   * Updates run one at a time, in call order; the change's return value is passed through.
+   */
+  update<T>(change: (draft: CnmState) => T): Promise<T> {
+    const run = async (): Promise<T> => {
+      if (this.closed) throw new Error('CNM state store is closed');
+      const draft = structuredClone(this.current);
+      const result = change(draft);
+      const parsed = CnmState.safeParse(draft);
+      if (!parsed.success) throw new Error(`refusing to persist invalid CNM state: ${describeIssues(parsed.error)}`);
+      await writeAtomic(join(this.dir, STATE_FILE), `${JSON.stringify(draft, null, 1)}\n`);
+      this.current = draft;
+      return result;
+    };
+    const next = this.queue.then(run, run);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Waits for pending writes, then releases the lock. */
+  async flushAndClose(): Promise<void> {
+    await this.queue;
+    this.close();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    heldInProcess.delete(this.lockPath);
+    try {
+      unlinkSync(this.lockPath);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export function loadState(path: string): CnmState {
+  let raw: string;
+  try {
+    raw = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
+    throw err;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (err) {
+    throw new Error(`CNM state file ${path} is not JSON (${(err as Error).message}); move it aside only if no azure-vnet containers are running`);
+  }
+  const parsed = CnmState.safeParse(json);
+  if (!parsed.success) throw new Error(`CNM state file ${path} is invalid: ${describeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+async function writeAtomic(path: string, data: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh = await open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  const dir = await open(join(path, '..'), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
