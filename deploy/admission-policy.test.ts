@@ -1,0 +1,127 @@
+import test from 'ava';
+import { evaluate } from '../hack/kube-emulator/cel.js';
+import { build, find, type K8sObject } from './lib/manifests.js';
+
+/**
+ * Runs the ValidatingAdmissionPolicy the way the API server does (matchConditions, then variables,
+ * then every validation), with the CEL evaluator of hack/kube-emulator, against admission requests
+ * like those the node agent and the controller send.
+ */
+
+interface Admission {
+  operation: 'CREATE' | 'UPDATE' | 'DELETE';
+  name: string;
+  subResource?: string;
+  username: string;
+  nodeName?: string;
+  object: unknown;
+  oldObject: unknown;
+}
+
+function admit(vap: K8sObject, a: Admission): { matched: boolean; denials: string[] } {
+  const request = {
+    operation: a.operation,
+    name: a.name,
+    ...(a.subResource ? { subResource: a.subResource } : {}),
+    userInfo: {
+      username: a.username,
+      ...(a.nodeName ? { extra: { 'authentication.kubernetes.io/node-name': [a.nodeName], 'authentication.kubernetes.io/pod-name': ['podvnet-node-x1'] } } : {}),
+    },
+  };
+  const env: Record<string, unknown> = { request, object: a.object, oldObject: a.oldObject };
+  for (const mc of vap.spec.matchConditions ?? []) {
+    if (evaluate(mc.expression, env) !== true) return { matched: false, denials: [] };
+  }
+  const variables: Record<string, unknown> = {};
+  env.variables = variables;
+  for (const v of vap.spec.variables ?? []) variables[v.name] = evaluate(v.expression, env);
+  const denials: string[] = [];
+  for (const v of vap.spec.validations) {
+    if (evaluate(v.expression, env) !== true) {
+      denials.push(v.messageExpression ? String(evaluate(v.messageExpression, env)) : v.message);
+    }
+  }
+  return { matched: true, denials };
+}
+
+const AGENT = 'system:serviceaccount:podvnet-system:podvnet-node';
+const CONTROLLER = 'system:serviceaccount:podvnet-system:podvnet-controller';
+
+function record(name: string, over: { spec?: object; metadata?: object } = {}) {
+  return {
+    apiVersion: 'podvnet.io/v1alpha1',
+    kind: 'NodeIPAllocation',
+    metadata: {
+      name,
+      labels: { 'podvnet.io/pool': 'general' },
+      finalizers: ['podvnet.io/release-ip-configs'],
+      ownerReferences: [{ apiVersion: 'podvnet.io/v1alpha1', kind: 'NodeIPPool', name: 'general', uid: 'u-1', controller: true }],
+      ...over.metadata,
+    },
+    spec: { poolName: 'general', demand: { usedIPs: 3, pendingIPs: 0 }, releasedIPs: [], ...over.spec },
+  };
+}
+
+const update = (name: string, from: object, to: object, extra: Partial<Admission> = {}): Admission =>
+  ({ operation: 'UPDATE', name, username: AGENT, nodeName: 'node-a', oldObject: from, object: to, ...extra });
+
+const vap = () => find(build('deploy/base'), 'ValidatingAdmissionPolicy', 'podvnet-node-own-record');
+
+test('the agent may update demand and releasedIPs of its own node\'s record', (t) => {
+  const old = record('node-a');
+  t.deepEqual(admit(vap(), update('node-a', old, record('node-a', { spec: { demand: { usedIPs: 40, pendingIPs: 2 } } }))), { matched: true, denials: [] });
+  t.deepEqual(admit(vap(), update('node-a', old, record('node-a', { spec: { releasedIPs: ['10.1.0.9', '10.1.0.10'] } }))), { matched: true, denials: [] });
+});
+
+test('the agent may not touch another node\'s record', (t) => {
+  const r = admit(vap(), update('node-b', record('node-b'), record('node-b', { spec: { demand: { usedIPs: 99, pendingIPs: 0 } } })));
+  t.deepEqual(r.denials, ['the node agent on node-a may change only NodeIPAllocation node-a, not node-b']);
+});
+
+test('the agent may not change poolName, labels, annotations, finalizers or owner references', (t) => {
+  const old = record('node-a');
+  const changes: Array<[string, object]> = [
+    ['poolName', record('node-a', { spec: { poolName: 'other' } })],
+    ['labels', record('node-a', { metadata: { labels: { 'podvnet.io/pool': 'other' } } })],
+    ['added annotation', record('node-a', { metadata: { annotations: { a: 'b' } } })],
+    ['finalizer removed', record('node-a', { metadata: { finalizers: [] } })],
+    ['finalizers dropped', { ...old, metadata: { ...old.metadata, finalizers: undefined } }],
+    ['owner references', record('node-a', { metadata: { ownerReferences: [] } })],
+  ];
+  for (const [what, obj] of changes) {
+    const r = admit(vap(), update('node-a', old, JSON.parse(JSON.stringify(obj))));
+    t.is(r.denials.length, 1, what);
+    t.regex(r.denials[0] ?? '', /may change only spec.demand and spec.releasedIPs/, what);
+  }
+});
+
+test('the agent may not write status, create or delete records', (t) => {
+  const old = record('node-a');
+  t.deepEqual(admit(vap(), update('node-a', old, old, { subResource: 'status' })).denials,
+    ['the node agent may not write NodeIPAllocation status; the controller owns it']);
+  t.deepEqual(admit(vap(), { operation: 'CREATE', name: 'node-a', username: AGENT, nodeName: 'node-a', object: old, oldObject: null }).denials,
+    ['the node agent may not create NodeIPAllocations: the controller creates and deletes them']);
+  t.deepEqual(admit(vap(), { operation: 'DELETE', name: 'node-a', username: AGENT, nodeName: 'node-a', object: null, oldObject: old }).denials,
+    ['the node agent may not delete NodeIPAllocations: the controller creates and deletes them']);
+});
+
+test('a token without the node claim is refused, with the reason', (t) => {
+  const r = admit(vap(), update('node-a', record('node-a'), record('node-a'), { nodeName: undefined }));
+  t.is(r.denials.length, 1);
+  t.regex(r.denials[0]!, /carries no node name .*1\.30/s);
+});
+
+test('the policy leaves the controller and other accounts alone', (t) => {
+  const old = record('node-b');
+  const anything = record('node-b', { spec: { poolName: 'x' }, metadata: { finalizers: [] } });
+  t.false(admit(vap(), update('node-b', old, anything, { username: CONTROLLER, nodeName: undefined })).matched);
+  t.false(admit(vap(), update('node-b', old, anything, { username: 'system:serviceaccount:other:podvnet-node' })).matched);
+  t.false(admit(vap(), update('node-b', old, anything, { username: 'system:node:node-b' })).matched);
+});
+
+test('the policy covers the records and their status, for every write', (t) => {
+  const [rule] = vap().spec.matchConstraints.resourceRules;
+  t.deepEqual(rule.apiGroups, ['podvnet.io']);
+  t.deepEqual([...rule.resources].sort(), ['nodeipallocations', 'nodeipallocations/status']);
+  t.deepEqual([...rule.operations].sort(), ['CREATE', 'DELETE', 'UPDATE']);
+});
