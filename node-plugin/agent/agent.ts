@@ -1,0 +1,205 @@
+import { existsSync } from 'node:fs';
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino, type Logger } from 'pino';
+import * as datapathModule from '../datapath/index.js';
+import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
+import { AgentAddressService, type PodAddressService, type PoolSettings } from './address-service.js';
+import { CniHandler, type Datapath } from './cni-handler.js';
+import { listenCniSocket, type CniSocketServer } from './cni-socket.js';
+import type { AgentConfig } from './config.js';
+import { FileStore, type Store } from './ipam/store.js';
+import { createMetrics, startHealthServer, type AgentMetrics } from './metrics.js';
+import { FileRecordSource, KubeRecordSource } from './record-source.js';
+import { planReconcile } from './reconcile.js';
+import { CoalescingWriter, writtenSpec, type RecordSource } from './sync.js';
+
+/**
+ * The node agent process: wires the store, the address service, the record source (API server or
+ * file), the CNI socket, the CNM driver socket and the health/metrics endpoint, reconciles on start and
+ * shuts down gracefully.
+ */
+
+export interface AgentDeps {
+  logger?: Logger;
+  datapath?: Datapath & Partial<Pick<typeof datapathModule, 'hostInterfaceMTU'>>;
+  source?: RecordSource;
+  store?: Store;
+}
+
+export interface RunningAgent {
+  config: AgentConfig;
+  addresses: AgentAddressService;
+  handler: CniHandler;
+  metrics: AgentMetrics;
+  /** host:port of /healthz, /readyz, /metrics. */
+  healthAddress: string;
+  /** Resolves after start-up reconciliation has run (once the record first arrived with status). */
+  reconciled: Promise<void>;
+  /** SIGTERM behaviour: stop accepting, finish in-flight requests, flush state and spec, release the lock. */
+  close(): Promise<void>;
+}
+
+type CnmFactory = (deps: { addresses: PodAddressService; datapath: typeof datapathModule; logger: Logger; stateDir: string }) => http.Server;
+
+async function loadCnm(logger: Logger): Promise<CnmFactory | undefined> {
+  const spec = '../cnm/index.js'; // resolved at run time: the CNM driver is optional
+  try {
+    const mod = (await import(spec)) as { createCnmServer?: CnmFactory };
+    return mod.createCnmServer;
+  } catch (err) {
+    logger.info({ err: (err as Error).message }, 'CNM driver not available; serving CNI only');
+    return undefined;
+  }
+}
+
+function netnsExists(path: string): boolean {
+  return existsSync(path);
+}
+
+export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Promise<RunningAgent> {
+  const logger = deps.logger ?? pino({ level: config.logLevel, base: { component: 'podvnet-agent', node: config.nodeName } });
+  const datapath = deps.datapath ?? datapathModule;
+  const store = deps.store ?? new FileStore(config.stateDir);
+  const state = await store.lock();
+
+  let mtu = config.mtu;
+  if (mtu === undefined) {
+    try {
+      mtu = await (datapath.hostInterfaceMTU ?? datapathModule.hostInterfaceMTU)(config.hostInterface, config.hostNetns);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message, hostInterface: config.hostInterface }, 'cannot read the host interface MTU; using 1500');
+      mtu = 1500;
+    }
+  }
+
+  const addresses = new AgentAddressService({
+    store,
+    node: { nodeName: config.nodeName, bridgeName: config.bridge, hostInterface: config.hostInterface, mtu, hostNetns: config.hostNetns },
+    cooldownMs: config.cooldownMs,
+    pendingWindowMs: config.pendingWindowMs,
+  });
+  addresses.restore(state);
+  const metrics = createMetrics(addresses);
+  logger.info({ allocations: state.allocations.length, released: state.released.length, stateDir: config.stateDir }, 'state loaded');
+
+  let source: RecordSource;
+  if (deps.source) source = deps.source;
+  else if (config.recordFile) source = new FileRecordSource(config.recordFile, logger);
+  else {
+    const kc = new KubeConfig();
+    if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+    else kc.loadFromCluster();
+    source = new KubeRecordSource(kc, config.nodeName, logger);
+  }
+
+  const writer = new CoalescingWriter({
+    minIntervalMs: config.syncIntervalMs,
+    desired: async () => ({ demand: addresses.demand(), releasedIPs: await addresses.planReleases() }),
+    write: async (patch) => {
+      await source.writeSpec(patch.spec);
+      metrics.specWrites.inc();
+      logger.debug({ spec: patch.spec }, 'wrote demand and releases');
+    },
+    onError: (err) => logger.warn({ err: (err as Error).message }, 'writing spec.demand/releasedIPs failed; will retry'),
+  });
+  addresses.onChange(() => writer.poke());
+
+  // Start-up reconciliation runs once, when the record first arrives with enough status to build the node network.
+  let resolveReconciled!: () => void;
+  const reconciled = new Promise<void>((r) => (resolveReconciled = r));
+  let reconcileStarted = false;
+  const reconcile = async () => {
+    const net = addresses.nodeNetwork()!;
+    try {
+      const attachments = await datapath.listAttachments(net);
+      const allocations = addresses.listAllocations();
+      const plan = planReconcile({
+        allocations,
+        attachments,
+        netnsExists: new Map(allocations.filter((a) => a.netnsPath).map((a) => [a.netnsPath!, netnsExists(a.netnsPath!)])),
+        poolIPs: addresses.poolIPs(),
+        now: Date.now(),
+      });
+      for (const a of plan.free) await addresses.release(a);
+      for (const a of plan.adopt) await addresses.adopt(a);
+      for (const c of plan.conflicts) logger.warn({ conflict: c }, 'reconciliation conflict');
+      logger.info({ kept: plan.keep.length, freed: plan.free.map((a) => a.ip), adopted: plan.adopt.map((a) => a.ip), attachments: attachments.length }, 'reconciled with the kernel');
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'start-up reconciliation failed; keeping every stored allocation');
+    }
+    resolveReconciled();
+  };
+  const onUpdate = (record: NodeIPAllocation | undefined, pool: PoolSettings | undefined) => {
+    addresses.setRecord(record, pool);
+    if (record) writer.observe(writtenSpec(record));
+    if (!reconcileStarted && addresses.nodeNetwork()) {
+      reconcileStarted = true;
+      void reconcile();
+    }
+  };
+  await source.start(onUpdate);
+
+  const handler = new CniHandler({ addresses, datapath, logger });
+  const cniSocket: CniSocketServer = await listenCniSocket(config.socket, async (env, stdin) => {
+    const started = process.hrtime.bigint();
+    const command = env.CNI_COMMAND ?? 'UNKNOWN';
+    // Requests that touch allocations wait for start-up reconciliation; before any record they get "try again".
+    if (reconcileStarted && command !== 'VERSION' && command !== 'STATUS') await reconciled;
+    const res = await handler.handle(env, stdin);
+    const code = res.exitCode === 0 ? '0' : String((JSON.parse(res.stdout) as { code?: number }).code ?? 'unknown');
+    metrics.cniRequests.inc({ command, code });
+    metrics.cniDuration.observe({ command }, Number(process.hrtime.bigint() - started) / 1e9);
+    return res;
+  });
+  logger.info({ socket: config.socket }, 'CNI socket listening');
+
+  let cnmServer: http.Server | undefined;
+  if (config.cnmSocket) {
+    const createCnmServer = await loadCnm(logger);
+    if (createCnmServer) {
+      const { mkdir, unlink } = await import('node:fs/promises');
+      const { dirname } = await import('node:path');
+      await mkdir(dirname(config.cnmSocket), { recursive: true });
+      await unlink(config.cnmSocket).catch(() => undefined);
+      cnmServer = createCnmServer({ addresses, datapath: datapathModule, logger: logger.child({ component: 'cnm' }), stateDir: config.stateDir });
+      await new Promise<void>((resolve, reject) => {
+        cnmServer!.once('error', reject);
+        cnmServer!.listen(config.cnmSocket, () => resolve());
+      });
+      logger.info({ socket: config.cnmSocket }, 'CNM driver listening');
+    }
+  }
+
+  let closing = false;
+  const health = await startHealthServer(config.metricsAddress, metrics, {
+    live: () => !closing,
+    ready: () => (closing ? 'shutting down' : !addresses.isReady() ? 'the node\'s NodeIPAllocation has no status yet' : undefined),
+  });
+  const addr = health.address() as AddressInfo;
+
+  return {
+    config,
+    addresses,
+    handler,
+    metrics,
+    healthAddress: `${addr.address}:${addr.port}`,
+    reconciled,
+    async close() {
+      if (closing) return;
+      closing = true;
+      logger.info({ inFlight: cniSocket.inFlight() }, 'shutting down: finishing requests in flight');
+      await Promise.all([
+        cniSocket.close(),
+        cnmServer ? new Promise<void>((r) => cnmServer!.close(() => r())) : Promise.resolve(),
+      ]);
+      await addresses.flush();
+      await writer.flush().catch((err: Error) => logger.warn({ err: err.message }, 'final spec write failed'));
+      await source.stop();
+      await store.unlock();
+      await new Promise<void>((r) => health.close(() => r()));
+      logger.info('stopped');
+    },
+  };
+}

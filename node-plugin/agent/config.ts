@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import { describeIssues } from '../../crds/api/validation.js';
+
+/**
+ * The agent's configuration: command-line flags (`--node-name=n1` or `--node-name n1`), each with a
+ * PODVNET_* environment variable as fallback (`PODVNET_NODE_NAME`). Flags win over the environment.
+ */
+
+const num = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+
+const fields = z
+  .strictObject({
+    nodeName: z.string().min(1, { message: 'is required (--node-name or PODVNET_NODE_NAME, usually the Kubernetes node name)' }),
+    socket: z.string().regex(/^\//, { message: 'must be an absolute path' }).default('/run/podvnet/agent.sock'),
+    cnmSocket: z.string().default('/run/docker/plugins/azure-vnet.sock').describe('empty: no CNM driver'),
+    stateDir: z.string().regex(/^\//, { message: 'must be an absolute path' }).default('/var/lib/podvnet'),
+    kubeconfig: z.string().optional().describe('kubeconfig file; in-cluster config if neither this nor recordFile is set'),
+    recordFile: z.string().optional().describe('read the NodeIPAllocation from this JSON file instead of the API server'),
+    hostInterface: z.string().min(1).default('eth0'),
+    hostNetns: z.string().optional().describe('the namespace that plays the node (tests, sandbox)'),
+    bridge: z.string().min(1).max(15).default('podvnet0'),
+    mtu: z.coerce.number().int().min(576).max(9216).optional(),
+    cooldownMs: num(5000),
+    syncIntervalMs: num(1000, 10),
+    pendingWindowMs: num(30_000, 1),
+    metricsAddress: z
+      .string()
+      .regex(/^[0-9.]+:\d+$/, { message: 'must be host:port, such as 127.0.0.1:9464' })
+      .default('127.0.0.1:9464'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  });
+export const AgentConfig = fields.refine((c) => !(c.kubeconfig && c.recordFile), { message: 'give either kubeconfig or recordFile, not both' });
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+const envName = (key: string) => `PODVNET_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+
+export function parseAgentConfig(argv: readonly string[], env: Record<string, string | undefined>): AgentConfig {
+  const keys = Object.keys(fields.shape);
+  const raw: Record<string, unknown> = {};
+  for (const k of keys) {
+    const v = env[envName(k)];
+    if (v !== undefined) raw[k] = v;
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new Error(`unexpected argument "${arg}"`);
+    const eq = arg.indexOf('=');
+    const name = camel(eq > 0 ? arg.slice(2, eq) : arg.slice(2));
+    if (!keys.includes(name)) throw new Error(`unknown flag "${arg}"; known: ${keys.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')}`);
+    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined) throw new Error(`flag ${arg} needs a value`);
+    raw[name] = value;
+  }
+  const parsed = AgentConfig.safeParse(raw);
+  if (!parsed.success) throw new Error(`invalid agent configuration: ${describeIssues(parsed.error)}`);
+  return parsed.data;
+}

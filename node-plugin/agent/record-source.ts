@@ -1,0 +1,145 @@
+import { promises as fs, watchFile, unwatchFile } from 'node:fs';
+import {
+  CustomObjectsApi,
+  KubeConfig,
+  ListWatch,
+  PatchStrategy,
+  Watch,
+  setHeaderOptions,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { API_GROUP, API_VERSION, AGENT_FIELD_MANAGER } from '../../crds/api/group.js';
+import { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
+import { NodeIPPool } from '../../crds/api/nodeippool.js';
+import { describeIssues } from '../../crds/api/validation.js';
+import type { PoolSettings } from './address-service.js';
+import { poolSettingsFrom, type RecordSource, type SpecWrite } from './sync.js';
+
+/**
+ * Adapters that feed the agent its node's NodeIPAllocation (and the pool's settings) and carry its
+ * spec writes back: the API server (an informer on its own record, by field selector), or a JSON file.
+ */
+
+const PLURAL = 'nodeipallocations';
+const POOL_PLURAL = 'nodeippools';
+
+export class KubeRecordSource implements RecordSource {
+  private informer: ListWatch<KubernetesObject> | undefined;
+  private api: CustomObjectsApi;
+  private pool: { name: string; settings: PoolSettings; at: number } | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly nodeName: string,
+    private readonly logger: Logger,
+    private readonly poolRefreshMs = 30_000,
+  ) {
+    this.api = kc.makeApiClient(CustomObjectsApi);
+  }
+
+  private async poolSettings(name: string): Promise<PoolSettings | undefined> {
+    if (this.pool?.name === name && Date.now() - this.pool.at < this.poolRefreshMs) return this.pool.settings;
+    try {
+      const raw: unknown = await this.api.getClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: POOL_PLURAL, name });
+      const parsed = NodeIPPool.safeParse(raw);
+      if (!parsed.success) {
+        this.logger.warn({ pool: name, err: describeIssues(parsed.error) }, 'NodeIPPool is invalid; keeping the last settings');
+        return this.pool?.settings;
+      }
+      this.pool = { name, settings: poolSettingsFrom(parsed.data), at: Date.now() };
+      return this.pool.settings;
+    } catch (err) {
+      this.logger.warn({ pool: name, err: (err as Error).message }, 'cannot read NodeIPPool; keeping the last settings');
+      return this.pool?.name === name ? this.pool.settings : undefined;
+    }
+  }
+
+  async start(onUpdate: (record: NodeIPAllocation | undefined, pool: PoolSettings | undefined) => void): Promise<void> {
+    const fieldSelector = `metadata.name=${this.nodeName}`;
+    const listFn = async () =>
+      (await this.api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: PLURAL, fieldSelector })) as KubernetesListObject<KubernetesObject>;
+    const informer = new ListWatch<KubernetesObject>(`/apis/${API_GROUP}/${API_VERSION}/${PLURAL}`, new Watch(this.kc), listFn, false, undefined, fieldSelector);
+    this.informer = informer;
+    const handle = (obj: KubernetesObject) => {
+      if (obj.metadata?.name !== this.nodeName) return;
+      const parsed = NodeIPAllocation.safeParse(obj);
+      if (!parsed.success) {
+        this.logger.error({ err: describeIssues(parsed.error) }, 'own NodeIPAllocation is invalid; ignoring this version');
+        return;
+      }
+      void this.poolSettings(parsed.data.spec.poolName).then((pool) => onUpdate(parsed.data, pool));
+    };
+    informer.on('add', handle);
+    informer.on('update', handle);
+    informer.on('delete', (obj) => {
+      if (obj.metadata?.name === this.nodeName) onUpdate(undefined, this.pool?.settings);
+    });
+    informer.on('error', (err) => {
+      if (this.stopped) return;
+      this.logger.warn({ err: (err as Error)?.message ?? String(err) }, 'watch on own NodeIPAllocation failed; restarting');
+      setTimeout(() => {
+        if (!this.stopped) void informer.start().catch(() => undefined);
+      }, 2000).unref();
+    });
+    await informer.start();
+  }
+
+  async writeSpec(write: SpecWrite): Promise<void> {
+    await this.api.patchClusterCustomObject(
+      { group: API_GROUP, version: API_VERSION, plural: PLURAL, name: this.nodeName, body: { spec: write }, fieldManager: AGENT_FIELD_MANAGER },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.informer?.stop();
+  }
+}
+
+/**
+ * A NodeIPAllocation in a JSON file ({record, pool?}), re-read when it changes; spec writes go to
+ * `<path>.spec.json`. For tests, benchmarks and running an agent without an API server.
+ */
+export class FileRecordSource implements RecordSource {
+  writes: SpecWrite[] = [];
+  constructor(private readonly path: string, private readonly logger: Logger, private readonly pollMs = 100) {}
+
+  private async read(): Promise<{ record: NodeIPAllocation | undefined; pool: PoolSettings | undefined }> {
+    let raw: { record?: unknown; pool?: PoolSettings };
+    try {
+      raw = JSON.parse(await fs.readFile(this.path, 'utf8')) as typeof raw;
+    } catch (err) {
+      this.logger.warn({ path: this.path, err: (err as Error).message }, 'cannot read record file');
+      return { record: undefined, pool: undefined };
+    }
+    const parsed = NodeIPAllocation.safeParse(raw.record);
+    if (!parsed.success) {
+      this.logger.error({ path: this.path, err: describeIssues(parsed.error) }, 'record file is invalid');
+      return { record: undefined, pool: raw.pool };
+    }
+    return { record: parsed.data, pool: raw.pool };
+  }
+
+  async start(onUpdate: (record: NodeIPAllocation | undefined, pool: PoolSettings | undefined) => void): Promise<void> {
+    const r = await this.read();
+    onUpdate(r.record, r.pool);
+    watchFile(this.path, { interval: this.pollMs }, () => {
+      void this.read().then((next) => onUpdate(next.record, next.pool));
+    });
+  }
+
+  async writeSpec(write: SpecWrite): Promise<void> {
+    this.writes.push(write);
+    const tmp = `${this.path}.spec.json.tmp`;
+    await fs.writeFile(tmp, JSON.stringify(write));
+    await fs.rename(tmp, `${this.path}.spec.json`);
+  }
+
+  async stop(): Promise<void> {
+    unwatchFile(this.path);
+  }
+}
