@@ -1,0 +1,572 @@
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import {
+  API_GROUP, API_GROUP_VERSION, NodeIPAllocation, NodeIPPool, ObjectMeta, POOL_LABEL, RELEASE_FINALIZER,
+  type NodeIPAllocationStatus,
+} from '../crds/api/index.js';
+import { describeIssues } from '../crds/api/validation.js';
+import { ipToInt } from '../crds/ipv4.js';
+import type { AzureAdapter, NodeNic, SubnetDetails } from './azure.js';
+import { AzureCallError } from './azure-errors.js';
+import { isConflict, isNotFound, KubeError, PATHS, type KubeClient } from './kube.js';
+import type { Metrics } from './metrics.js';
+import { hasChanges, nextIpConfigs, planNode, planRelease, poolIpConfigs, type Plan } from './plan.js';
+import { parseProviderID, type MachineRef } from './providerid.js';
+import { choosePool, selectorMatches, type PoolCandidate } from './select.js';
+import { conditionOf, setConditions, summarizePool, type ConditionInput, type RecordSummary } from './status.js';
+import { SubnetHealth } from './subnet-health.js';
+import { WorkQueue, type Result } from './workqueue.js';
+
+/**
+ * The reconcilers. Informers keep caches of Nodes, NodeIPPools and NodeIPAllocations; events turn into
+ * keys on one work queue (`node/<name>`, `pool/<name>`); each run reads the caches and Azure, decides
+ * with the pure functions in plan.ts, makes at most one NIC write, and writes status.
+ */
+
+export const PROVIDER_ID_ANNOTATION = `${API_GROUP}/provider-id`;
+
+export interface ControllerOptions {
+  workers: number;
+  /** Re-read every node's NIC this often even without events (drift, lost events). */
+  resyncMs: number;
+  /** Namespace for Events about cluster-scoped objects. */
+  eventNamespace: string;
+  /** Identity in Events (pod name). */
+  instance: string;
+  subnetCacheMs: number;
+  subnetFullBackoffMs: number;
+  /** Delay that folds many record changes into one pool status write. */
+  poolStatusDelayMs: number;
+  retryBaseMs: number;
+}
+
+export const DEFAULT_CONTROLLER_OPTIONS: ControllerOptions = {
+  workers: 32,
+  resyncMs: 600_000,
+  eventNamespace: 'default',
+  instance: 'podvnet-controller',
+  subnetCacheMs: 600_000,
+  subnetFullBackoffMs: 30_000,
+  poolStatusDelayMs: 1000,
+  retryBaseMs: 200,
+};
+
+const NodeObject = z.looseObject({
+  metadata: ObjectMeta,
+  spec: z.looseObject({ providerID: z.string().optional() }).optional(),
+});
+type NodeObject = z.infer<typeof NodeObject>;
+
+type Pool = NodeIPPool;
+type Record_ = NodeIPAllocation;
+
+interface Cache<T> {
+  get(name: string): T | undefined;
+  list(): T[];
+}
+
+/** Parses cached objects once per version: the same object from the informer is parsed once. */
+function parsedCache<T>(schema: z.ZodType<T>, what: string, raw: () => readonly KubernetesObject[], one: (name: string) => KubernetesObject | undefined, log: Logger): Cache<T> {
+  const memo = new WeakMap<object, T | null>();
+  const parse = (o: KubernetesObject | undefined): T | undefined => {
+    if (!o) return undefined;
+    const hit = memo.get(o);
+    if (hit !== undefined) return hit ?? undefined;
+    const r = schema.safeParse(o);
+    if (!r.success) log.warn({ name: o.metadata?.name, problems: describeIssues(r.error) }, `ignoring invalid ${what}`);
+    memo.set(o, r.success ? r.data : null);
+    return r.success ? r.data : undefined;
+  };
+  return {
+    get: (name) => parse(one(name)),
+    list: () => raw().map((o) => parse(o)).filter((x): x is T => x !== undefined),
+  };
+}
+
+const now = () => new Date().toISOString();
+const sortIPs = (a: { ip: string }, b: { ip: string }) => ipToInt(a.ip) - ipToInt(b.ip);
+
+export class Controller {
+  readonly queue: WorkQueue;
+  private readonly opts: ControllerOptions;
+  private nodes!: Cache<NodeObject>;
+  private pools!: Cache<Pool>;
+  private records!: Cache<Record_>;
+  private readonly stoppers: Array<() => Promise<void>> = [];
+  private readonly seenGeneration = new Map<string, string>();
+  private readonly subnets = new Map<string, { at: number; details: SubnetDetails }>();
+  private readonly health = new Map<string, SubnetHealth>();
+  private readonly nicHints = new Map<string, string>();
+  private readonly shortSince = new Map<string, number>();
+  private readonly recentEvents = new Map<string, number>();
+  private synced = false;
+
+  constructor(
+    private readonly kube: KubeClient,
+    private readonly azure: AzureAdapter,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+    options: Partial<ControllerOptions> = {},
+  ) {
+    this.opts = { ...DEFAULT_CONTROLLER_OPTIONS, ...options };
+    this.queue = new WorkQueue((key) => this.dispatch(key), {
+      concurrency: this.opts.workers,
+      baseDelayMs: this.opts.retryBaseMs,
+      onError: (key, e, ms) => this.log.warn({ key, err: e instanceof Error ? e.message : String(e), retryInMs: ms }, 'reconcile failed'),
+    });
+  }
+
+  get ready(): boolean { return this.synced; }
+
+  // ---- wiring ----
+
+  async start(): Promise<void> {
+    const onError = (what: string) => (e: unknown) => this.log.warn({ err: e instanceof Error ? e.message : String(e) }, `${what} watch failed; restarting`);
+    const nodes = this.kube.informer<KubernetesObject>(PATHS.nodes, onError('node'));
+    const pools = this.kube.informer<KubernetesObject>(PATHS.pools, onError('pool'));
+    const records = this.kube.informer<KubernetesObject>(PATHS.records, onError('record'));
+    this.nodes = parsedCache(NodeObject, 'Node', () => nodes.informer.list(), (n) => nodes.informer.get(n), this.log);
+    this.pools = parsedCache(NodeIPPool as unknown as z.ZodType<Pool>, 'NodeIPPool', () => pools.informer.list(), (n) => pools.informer.get(n), this.log);
+    this.records = parsedCache(NodeIPAllocation as unknown as z.ZodType<Record_>, 'NodeIPAllocation', () => records.informer.list(), (n) => records.informer.get(n), this.log);
+
+    const name = (o: KubernetesObject) => o.metadata?.name ?? '';
+    for (const verb of ['add', 'update', 'delete'] as const) {
+      nodes.informer.on(verb, (o) => this.onNode(name(o), verb));
+      pools.informer.on(verb, (o) => this.onPool(o, verb));
+      records.informer.on(verb, (o) => this.onRecord(o, verb));
+    }
+    await Promise.all([nodes.start(), pools.start(), records.start()]);
+    this.stoppers.push(() => nodes.stop(), () => pools.stop(), () => records.stop());
+    this.synced = true;
+    for (const p of this.pools.list()) this.queue.add(`pool/${p.metadata.name}`);
+    for (const n of this.nodes.list()) this.queue.add(`node/${n.metadata.name}`);
+    for (const r of this.records.list()) this.queue.add(`node/${r.metadata.name}`);
+    this.queue.start();
+    this.log.info({ nodes: this.nodes.list().length, pools: this.pools.list().length }, 'controller started');
+  }
+
+  async stop(): Promise<void> {
+    this.synced = false;
+    await this.queue.stop();
+    for (const s of this.stoppers) await s().catch(() => {});
+  }
+
+  private onNode(name: string, verb: string): void {
+    this.queue.add(`node/${name}`);
+    if (verb !== 'update') for (const p of this.pools.list()) this.poolSoon(p.metadata.name);
+  }
+
+  private onPool(o: KubernetesObject, verb: string): void {
+    const name = o.metadata?.name ?? '';
+    this.queue.add(`pool/${name}`);
+    // Our own status writes change neither generation nor deletion: no need to revisit every node.
+    const key = `pool/${name}`;
+    const mark = `${o.metadata?.generation}/${o.metadata?.deletionTimestamp ?? ''}`;
+    if (verb === 'update' && this.seenGeneration.get(key) === mark) return;
+    this.seenGeneration.set(key, mark);
+    if (verb === 'delete') this.seenGeneration.delete(key);
+    for (const n of this.nodes.list()) this.queue.add(`node/${n.metadata.name}`);
+  }
+
+  private onRecord(o: KubernetesObject, verb: string): void {
+    const name = o.metadata?.name ?? '';
+    const pool = o.metadata?.labels?.[POOL_LABEL];
+    if (pool) this.poolSoon(pool);
+    const key = `record/${name}`;
+    const mark = `${o.metadata?.generation}/${o.metadata?.deletionTimestamp ?? ''}/${(o.metadata?.finalizers ?? []).join(',')}`;
+    if (verb === 'update' && this.seenGeneration.get(key) === mark) return; // only our status changed
+    this.seenGeneration.set(key, mark);
+    if (verb === 'delete') this.seenGeneration.delete(key);
+    this.queue.add(`node/${name}`);
+  }
+
+  private poolSoon(name: string): void {
+    this.queue.addAfter(`pool/${name}`, this.opts.poolStatusDelayMs);
+  }
+
+  private async dispatch(key: string): Promise<Result | void> {
+    const slash = key.indexOf('/');
+    const kind = key.slice(0, slash);
+    const name = key.slice(slash + 1);
+    try {
+      const r = kind === 'pool' ? await this.reconcilePool(name) : await this.reconcileNode(name);
+      this.metrics.reconciles.inc({ kind, result: 'ok' });
+      return r;
+    } catch (e) {
+      this.metrics.reconciles.inc({ kind, result: e instanceof AzureCallError ? e.failure.kind : isConflict(e) ? 'Conflict' : 'error' });
+      // A stale read of our own object: go again at once, with the informer's newer copy.
+      if (isConflict(e)) return { requeueAfterMs: 100 };
+      throw e;
+    } finally {
+      this.metrics.queueDepth.set(this.queue.depth);
+    }
+  }
+
+  // ---- nodes ----
+
+  private poolCandidates(): PoolCandidate[] {
+    return this.pools.list().map((p) => ({
+      name: p.metadata.name, creationTimestamp: p.metadata.creationTimestamp, selector: p.spec.nodeSelector, deleting: !!p.metadata.deletionTimestamp,
+    }));
+  }
+
+  /** Level-triggered: read node, pool and record; make one step towards what should be. */
+  async reconcileNode(name: string): Promise<Result> {
+    const node = this.nodes.get(name);
+    const record = this.records.get(name);
+    const live = node && !node.metadata.deletionTimestamp ? node : undefined;
+    const winner = live ? choosePool(this.poolCandidates(), live.metadata.labels).winner : undefined;
+
+    if (record) {
+      const pool = this.pools.get(record.spec.poolName);
+      const keep = live && pool && !pool.metadata.deletionTimestamp && winner === record.spec.poolName && !record.metadata.deletionTimestamp;
+      if (!keep) return this.teardown(record, live);
+      return this.sync(live!, pool!, record);
+    }
+    if (!live || !winner) {
+      this.nicHints.delete(name);
+      return {};
+    }
+    const pool = this.pools.get(winner)!;
+    const created = await this.createRecord(live, pool);
+    return created ? this.sync(live, pool, created) : {};
+  }
+
+  private async createRecord(node: NodeObject, pool: Pool): Promise<Record_ | undefined> {
+    const annotations: Record<string, string> = {};
+    if (node.spec?.providerID) annotations[PROVIDER_ID_ANNOTATION] = node.spec.providerID;
+    const ownerReferences = [
+      { apiVersion: API_GROUP_VERSION, kind: 'NodeIPPool', name: pool.metadata.name, uid: pool.metadata.uid!, controller: true, blockOwnerDeletion: true },
+    ];
+    if (node.metadata.uid) ownerReferences.push({ apiVersion: 'v1', kind: 'Node', name: node.metadata.name, uid: node.metadata.uid, controller: false, blockOwnerDeletion: false });
+    const body = {
+      apiVersion: API_GROUP_VERSION,
+      kind: 'NodeIPAllocation',
+      metadata: { name: node.metadata.name, labels: { [POOL_LABEL]: pool.metadata.name }, annotations, finalizers: [RELEASE_FINALIZER], ownerReferences },
+      spec: { poolName: pool.metadata.name, releasedIPs: [] },
+    };
+    try {
+      const created = await this.kube.create(PATHS.records, body);
+      this.log.info({ node: node.metadata.name, pool: pool.metadata.name }, 'created node record');
+      return NodeIPAllocation.parse(created) as Record_;
+    } catch (e) {
+      if (e instanceof KubeError && e.status === 409) return undefined; // exists already: the informer will bring it
+      throw e;
+    }
+  }
+
+  private machineOf(record: Record_, node: NodeObject | undefined): MachineRef | undefined {
+    const candidates = [node?.spec?.providerID, record.metadata.annotations?.[PROVIDER_ID_ANNOTATION], record.status?.nic?.vmID ? `azure://${record.status.nic.vmID}` : undefined];
+    for (const c of candidates) {
+      if (!c) continue;
+      try { return parseProviderID(c); } catch { /* try the next source */ }
+    }
+    return undefined;
+  }
+
+  /** The node left the pool (or the pool or node is going): give our ip-configs back, then let the record go. */
+  private async teardown(record: Record_, node: NodeObject | undefined): Promise<Result> {
+    const name = record.metadata.name;
+    const path = `${PATHS.records}/${name}`;
+    if (!record.metadata.deletionTimestamp) {
+      this.log.info({ node: name, pool: record.spec.poolName, nodeExists: !!node }, 'node left its pool; deleting record');
+      try { await this.kube.delete(path); } catch (e) { if (!isNotFound(e)) throw e; }
+      return {};
+    }
+    if (!(record.metadata.finalizers ?? []).includes(RELEASE_FINALIZER)) return {};
+    const machine = this.machineOf(record, node);
+    if (machine) {
+      try {
+        const nic = await this.azure.getNodeNic(machine, this.nicHints.get(name) ?? record.status?.nic?.id);
+        const remove = planRelease(nic.ipConfigs);
+        if (remove.length) {
+          await this.azure.writeIpConfigs(nic, nextIpConfigs(nic.ipConfigs, { add: [], remove }, record.status?.subnet?.id ?? ''));
+          this.metrics.ipConfigChanges.inc({ change: 'removed' }, remove.length);
+          this.healthOf(this.pools.get(record.spec.poolName)?.spec.subnetID ?? record.status?.subnet?.id ?? '').onReleased(remove.length);
+          this.log.info({ node: name, removed: remove.length }, 'gave ip-configs back');
+        }
+      } catch (e) {
+        if (!(e instanceof AzureCallError)) throw e;
+        if (e.failure.kind === 'NotFound') {
+          this.log.info({ node: name }, 'NIC or VM is gone: nothing to give back');
+        } else {
+          return this.azureRetry(e, name);
+        }
+      }
+    }
+    const finalizers = (record.metadata.finalizers ?? []).filter((f) => f !== RELEASE_FINALIZER);
+    await this.kube.mergePatch(path, { metadata: { resourceVersion: record.metadata.resourceVersion, finalizers } });
+    this.nicHints.delete(name);
+    this.shortSince.delete(name);
+    this.poolSoon(record.spec.poolName);
+    return {};
+  }
+
+  private healthOf(subnetId: string): SubnetHealth {
+    const k = subnetId.toLowerCase();
+    let h = this.health.get(k);
+    if (!h) { h = new SubnetHealth(this.opts.subnetFullBackoffMs); this.health.set(k, h); }
+    return h;
+  }
+
+  private async subnet(id: string): Promise<SubnetDetails> {
+    const k = id.toLowerCase();
+    const hit = this.subnets.get(k);
+    if (hit && Date.now() - hit.at < this.opts.subnetCacheMs) return hit.details;
+    const details = await this.azure.getSubnet(id);
+    this.subnets.set(k, { at: Date.now(), details });
+    return details;
+  }
+
+  /** The steady-state round for one node: read the NIC, plan, write once, report. */
+  private async sync(node: NodeObject, pool: Pool, record: Record_): Promise<Result> {
+    const name = node.metadata.name;
+    const generation = record.metadata.generation;
+    let machine: MachineRef;
+    try {
+      machine = parseProviderID(node.spec?.providerID);
+    } catch (e) {
+      const message = (e as Error).message;
+      this.event(record, 'Warning', 'InvalidProviderID', 'Resolve', message);
+      await this.writeStatus(record, { conditions: [{ type: 'Ready', status: 'False', reason: 'InvalidProviderID', message }] });
+      return {};
+    }
+
+    let subnet: SubnetDetails;
+    let nic: NodeNic;
+    try {
+      subnet = await this.subnet(pool.spec.subnetID);
+      nic = await this.azure.getNodeNic(machine, this.nicHints.get(name) ?? record.status?.nic?.id);
+    } catch (e) {
+      if (e instanceof AzureCallError && e.failure.kind === 'NotFound') {
+        const message = `${machine.id}: ${e.failure.message}`;
+        this.event(record, 'Warning', 'NICNotFound', 'Resolve', `cannot find the node's VM, NIC or the pool subnet: ${message}`);
+        await this.writeStatus(record, { conditions: [{ type: 'Ready', status: 'False', reason: 'NICNotFound', message }] });
+        return { requeueAfterMs: 60_000 };
+      }
+      if (e instanceof AzureCallError) return this.azureRetry(e, name);
+      throw e;
+    }
+    this.nicHints.set(name, nic.nicId);
+
+    const health = this.healthOf(pool.spec.subnetID);
+    const plan = planNode({
+      spec: pool.spec,
+      nic: nic.ipConfigs,
+      released: record.spec.releasedIPs,
+      demand: record.spec.demand,
+      maxAdds: health.maxAdds,
+    });
+    if (plan.add.length > 0 && !this.shortSince.has(name)) this.shortSince.set(name, Date.now());
+
+    let after = nic;
+    let ready: ConditionInput = plan.deferred > 0
+      ? { type: 'Ready', status: 'False', reason: 'Growing', message: `adding ${plan.add.length} now, ${plan.deferred} more once the subnet allows` }
+      : plan.capped
+        ? { type: 'Ready', status: 'True', reason: 'AtLimit', message: `demand exceeds the ${plan.target} IPs that ipsPerNode.max and the NIC allow` }
+        : { type: 'Ready', status: 'True', reason: 'Synced', message: `${plan.usableAfter} usable IPs, target ${plan.target}` };
+    let requeueAfterMs: number | undefined = this.opts.resyncMs;
+
+    if (hasChanges(plan)) {
+      try {
+        after = await this.azure.writeIpConfigs(nic, nextIpConfigs(nic.ipConfigs, plan, pool.spec.subnetID));
+        this.afterWrite(name, pool, plan);
+        if (plan.deferred > 0) requeueAfterMs = 1000;
+      } catch (e) {
+        if (!(e instanceof AzureCallError)) throw e;
+        const f = e.failure;
+        if (f.kind === 'SubnetFull') {
+          const wait = health.onFull(plan.add.length, f.message);
+          this.event(record, 'Warning', 'SubnetIsFull', 'AddIPs', `Azure has no room for ${plan.add.length} more IPs in ${pool.spec.subnetID}: ${f.message}; trying ${health.maxAdds} at a time`);
+          this.event(pool, 'Warning', 'SubnetIsFull', 'AddIPs', `subnet ${pool.spec.subnetID} is full: ${f.message}`);
+          this.poolSoon(pool.metadata.name);
+          ready = { type: 'Ready', status: 'False', reason: 'SubnetFull', message: f.message };
+          requeueAfterMs = wait;
+          if (plan.remove.length) {
+            // The removals must not wait for room in the subnet: send them on their own.
+            after = await this.azure.writeIpConfigs(nic, nextIpConfigs(nic.ipConfigs, { add: [], remove: plan.remove }, pool.spec.subnetID))
+              .then((n) => { this.afterWrite(name, pool, { ...plan, add: [] }); return n; })
+              .catch((e2) => { if (e2 instanceof AzureCallError) return nic; throw e2; });
+          }
+        } else if (f.kind === 'NotFound') {
+          this.event(record, 'Warning', 'NICNotFound', 'AddIPs', f.message);
+          ready = { type: 'Ready', status: 'False', reason: 'NICNotFound', message: f.message };
+          this.nicHints.delete(name);
+          requeueAfterMs = 60_000;
+        } else {
+          return this.azureRetry(e, name);
+        }
+      }
+    }
+
+    await this.writeStatus(record, {
+      nic: { id: after.nicId, macAddress: after.macAddress, primaryIP: after.primaryIP, vmID: machine.id },
+      subnet: { id: subnet.id, addressPrefix: subnet.addressPrefix, gatewayIP: subnet.gatewayIP },
+      vnetAddressPrefixes: subnet.vnetAddressPrefixes,
+      ips: poolIpConfigs(after.ipConfigs, pool.spec.subnetID)
+        .filter((c) => c.privateIPAddress)
+        .map((c) => ({ ip: c.privateIPAddress!, ipConfigName: c.name }))
+        .sort(sortIPs),
+      targetIPs: plan.target,
+      conditions: [ready],
+    }, generation);
+    return { requeueAfterMs };
+  }
+
+  private afterWrite(name: string, pool: Pool, plan: Plan): void {
+    if (plan.add.length) {
+      this.metrics.ipConfigChanges.inc({ change: 'added' }, plan.add.length);
+      this.healthOf(pool.spec.subnetID).onAdded(plan.add.length, pool.spec.scaling.batchSize);
+      const since = this.shortSince.get(name);
+      if (since !== undefined && plan.deferred === 0) {
+        this.metrics.allocationSeconds.observe((Date.now() - since) / 1000);
+        this.shortSince.delete(name);
+      }
+    }
+    if (plan.remove.length) {
+      this.metrics.ipConfigChanges.inc({ change: 'removed' }, plan.remove.length);
+      this.healthOf(pool.spec.subnetID).onReleased(plan.remove.length);
+    }
+    this.log.info({ node: name, pool: pool.metadata.name, added: plan.add.length, removed: plan.remove.length, target: plan.target, reason: plan.reason }, 'updated NIC');
+  }
+
+  /** Transient Azure trouble: come back when it says, or soon for a lost If-Match race. */
+  private azureRetry(e: AzureCallError, name: string): Result {
+    const f = e.failure;
+    this.log.info({ node: name, kind: f.kind, code: f.code }, 'Azure call did not go through; will retry');
+    switch (f.kind) {
+      case 'PreconditionFailed': return { requeueAfterMs: 50 + Math.floor(Math.random() * 100) };
+      case 'Throttled': return { requeueAfterMs: f.retryAfterMs };
+      case 'Conflict': return { requeueAfterMs: f.retryAfterMs };
+      default: throw e;
+    }
+  }
+
+  private async writeStatus(record: Record_, fields: Omit<Partial<NodeIPAllocationStatus>, 'conditions'> & { conditions: ConditionInput[] }, generation?: number): Promise<void> {
+    const old = record.status ?? { ips: [] };
+    const next: NodeIPAllocationStatus = {
+      ...old,
+      ...fields,
+      ips: fields.ips ?? old.ips ?? [],
+      conditions: setConditions(old.conditions, fields.conditions, now(), generation),
+    };
+    next.allocatedIPs = next.ips.length;
+    if (generation !== undefined) next.observedGeneration = generation;
+    if (sameStatus(old, next)) return;
+    await this.kube.mergePatch(`${PATHS.records}/${record.metadata.name}/status`, { metadata: { resourceVersion: record.metadata.resourceVersion }, status: next });
+  }
+
+  // ---- pools ----
+
+  async reconcilePool(name: string): Promise<Result> {
+    const pool = this.pools.get(name);
+    if (!pool) {
+      this.metrics.poolNodes.remove({ pool: name });
+      for (const state of ['allocated', 'used', 'released']) this.metrics.poolIPs.remove({ pool: name, state });
+      return {};
+    }
+    const path = `${PATHS.pools}/${name}`;
+    const mine = this.records.list().filter((r) => r.spec.poolName === name);
+
+    if (pool.metadata.deletionTimestamp) {
+      for (const r of mine) {
+        if (!r.metadata.deletionTimestamp) {
+          try { await this.kube.delete(`${PATHS.records}/${r.metadata.name}`); } catch (e) { if (!isNotFound(e)) throw e; }
+        }
+        this.queue.add(`node/${r.metadata.name}`);
+      }
+      if (mine.length > 0) return { requeueAfterMs: 2000 };
+      if ((pool.metadata.finalizers ?? []).includes(RELEASE_FINALIZER)) {
+        await this.kube.mergePatch(path, { metadata: { resourceVersion: pool.metadata.resourceVersion, finalizers: (pool.metadata.finalizers ?? []).filter((f) => f !== RELEASE_FINALIZER) } });
+        this.log.info({ pool: name }, 'pool gave every ip-config back; finalizer removed');
+      }
+      return {};
+    }
+
+    if (!(pool.metadata.finalizers ?? []).includes(RELEASE_FINALIZER)) {
+      await this.kube.mergePatch(path, { metadata: { resourceVersion: pool.metadata.resourceVersion, finalizers: [...(pool.metadata.finalizers ?? []), RELEASE_FINALIZER] } });
+      return {}; // the update event brings us back with the new resourceVersion
+    }
+
+    const candidates = this.poolCandidates();
+    const lostNodes: { node: string; winner: string }[] = [];
+    for (const n of this.nodes.list()) {
+      if (n.metadata.deletionTimestamp || !selectorMatches(pool.spec.nodeSelector, n.metadata.labels)) continue;
+      const w = choosePool(candidates, n.metadata.labels).winner;
+      if (w && w !== name) lostNodes.push({ node: n.metadata.name, winner: w });
+    }
+    const summaries: RecordSummary[] = mine.filter((r) => !r.metadata.deletionTimestamp).map((r) => {
+      const onNic = new Set((r.status?.ips ?? []).map((i) => i.ip));
+      const ready = conditionOf(r.status?.conditions, 'Ready');
+      return {
+        name: r.metadata.name,
+        allocated: r.status?.allocatedIPs ?? r.status?.ips.length ?? 0,
+        used: r.spec.demand?.usedIPs ?? 0,
+        released: r.spec.releasedIPs.filter((ip) => onNic.has(ip)).length,
+        ready: ready?.status === 'True',
+        reason: ready?.status === 'True' ? undefined : ready?.reason ?? 'Pending',
+      };
+    });
+    const exhausted = this.health.get(pool.spec.subnetID.toLowerCase())?.exhausted;
+    const summary = summarizePool({ records: summaries, lostNodes, subnetExhausted: exhausted });
+    if (lostNodes.length) {
+      this.event(pool, 'Warning', 'OverlappingPools', 'Select', `${lostNodes.length} node(s) this pool selects belong to an older pool, e.g. ${lostNodes[0]!.node} (${lostNodes[0]!.winner})`);
+    }
+
+    this.metrics.poolNodes.set({ pool: name }, summary.nodes);
+    this.metrics.poolIPs.set({ pool: name, state: 'allocated' }, summary.allocatedIPs);
+    this.metrics.poolIPs.set({ pool: name, state: 'used' }, summary.usedIPs);
+    this.metrics.poolIPs.set({ pool: name, state: 'released' }, summary.releasedIPs);
+
+    const generation = pool.metadata.generation;
+    const old = pool.status ?? {};
+    const next = {
+      observedGeneration: generation,
+      nodes: summary.nodes,
+      allocatedIPs: summary.allocatedIPs,
+      usedIPs: summary.usedIPs,
+      releasedIPs: summary.releasedIPs,
+      conditions: setConditions(old.conditions, summary.conditions, now(), generation),
+    };
+    if (!sameStatus(old, next)) {
+      await this.kube.mergePatch(`${path}/status`, { metadata: { resourceVersion: pool.metadata.resourceVersion }, status: next });
+    }
+    // While a subnet is exhausted, look again so the condition clears when Azure has room.
+    return exhausted ? { requeueAfterMs: this.opts.subnetFullBackoffMs } : {};
+  }
+
+  // ---- events ----
+
+  /** An events.k8s.io/v1 Event, at most once a minute per object and reason. */
+  private event(obj: { metadata: { name: string; uid?: string | undefined }; kind?: string; apiVersion?: string }, type: 'Normal' | 'Warning', reason: string, action: string, note: string): void {
+    const kind = (obj as { kind?: string }).kind ?? 'NodeIPAllocation';
+    const k = `${kind}/${obj.metadata.name}/${reason}`;
+    const last = this.recentEvents.get(k);
+    if (last !== undefined && Date.now() - last < 60_000) return;
+    this.recentEvents.set(k, Date.now());
+    if (this.recentEvents.size > 10_000) this.recentEvents.clear();
+    const body = {
+      apiVersion: 'events.k8s.io/v1',
+      kind: 'Event',
+      metadata: { generateName: `${obj.metadata.name}.`, namespace: this.opts.eventNamespace },
+      eventTime: new Date().toISOString().replace(/(\.\d{3})Z$/, '$1000Z'),
+      reportingController: `${API_GROUP}/controller`,
+      reportingInstance: this.opts.instance,
+      action,
+      reason,
+      type,
+      note: note.slice(0, 1024),
+      regarding: { apiVersion: API_GROUP_VERSION, kind, name: obj.metadata.name, uid: obj.metadata.uid },
+    };
+    this.kube.create(PATHS.events(this.opts.eventNamespace), body).catch((e) => this.log.warn({ err: (e as Error).message, reason }, 'could not record event'));
+  }
+}
+
+function sameStatus(a: unknown, b: unknown): boolean {
+  return stableJson(a) === stableJson(b);
+}
+
+function stableJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).filter(([, y]) => y !== undefined).sort(([p], [q]) => (p < q ? -1 : 1))) : x));
+}

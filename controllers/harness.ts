@@ -1,0 +1,154 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { pino, type Logger } from 'pino';
+import { parseAllDocuments } from 'yaml';
+import { AzureEmulator, EmulatorCredential, type EmulatorConfigPatch, type ScenarioInput, type ScenarioNode } from '../hack/azure-emulator/index.js';
+import { startKubeEmulator, type KubeEmulator } from '../hack/kube-emulator/index.js';
+import { API_GROUP_VERSION, type NodeIPAllocation, type NodeIPPool } from '../crds/api/index.js';
+import { ArmAdapter, armClientFactory } from './azure.js';
+import { Controller, type ControllerOptions } from './controller.js';
+import { KubeClient, PATHS, isNotFound } from './kube.js';
+import { ArmLimiter, ARM_READ_BUDGET, ARM_WRITE_BUDGET, type BucketLimits } from './limiter.js';
+import { createMetrics, type Metrics } from './metrics.js';
+
+/**
+ * Both emulators, the CRDs, Nodes matching the Azure scenario's machines, and the real controller wired
+ * to them: what the integration tests and the benchmark start from. Also plays the node agent's part
+ * (writing demand and released IPs) so tests can drive the handshake.
+ */
+
+export interface WorldOptions {
+  scenario: ScenarioInput;
+  azureConfig?: EmulatorConfigPatch;
+  controller?: Partial<ControllerOptions>;
+  budget?: { writes?: BucketLimits; reads?: BucketLimits; concurrency?: number };
+  nodeLabels?: (n: ScenarioNode, i: number) => Record<string, string>;
+  /** Start the controller right away (default true). */
+  startController?: boolean;
+  log?: Logger;
+  pollIntervalMs?: number;
+}
+
+export interface World {
+  azure: AzureEmulator;
+  kube: KubeEmulator;
+  client: KubeClient;
+  nodes: ScenarioNode[];
+  subnets: Record<string, string>;
+  metrics: Metrics;
+  limiter: ArmLimiter;
+  controller: Controller;
+  log: Logger;
+  startController(): Promise<void>;
+  /** Stops the controller (as a crash or a rollout would) and starts a fresh one on the same state. */
+  restartController(): Promise<void>;
+  createPool(name: string, spec: Record<string, unknown>): Promise<void>;
+  deletePool(name: string): Promise<void>;
+  record(name: string): Promise<NodeIPAllocation | undefined>;
+  pool(name: string): Promise<NodeIPPool | undefined>;
+  setDemand(node: string, usedIPs: number, pendingIPs?: number): Promise<void>;
+  release(node: string, ips: string[]): Promise<void>;
+  /** Our ip-configs on the node's NIC, as Azure has them. */
+  nicIPs(node: string): string[];
+  close(): Promise<void>;
+}
+
+const crdDir = fileURLToPath(new URL('../crds/', import.meta.url));
+
+export async function applyCRDs(client: KubeClient): Promise<void> {
+  for (const file of ['podvnet.io_nodeippools.yaml', 'podvnet.io_nodeipallocations.yaml']) {
+    for (const doc of parseAllDocuments(readFileSync(crdDir + file, 'utf8'))) {
+      await client.create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', doc.toJS());
+    }
+  }
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, everyMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export async function startWorld(o: WorldOptions): Promise<World> {
+  const log = o.log ?? pino({ level: process.env.PODVNET_TEST_LOG ?? 'silent' });
+  const azure = await AzureEmulator.start({ config: { asyncDurationMs: 5, ...(o.azureConfig ?? {}) } });
+  const kube = await startKubeEmulator();
+  const client = new KubeClient(kube.kubeConfig(), 128);
+  await applyCRDs(client);
+  const sc = azure.loadScenario(o.scenario);
+  for (const [i, n] of sc.nodes.entries()) {
+    await client.create(PATHS.nodes, {
+      apiVersion: 'v1', kind: 'Node',
+      metadata: { name: n.nodeName, labels: { 'kubernetes.io/hostname': n.nodeName, ...(o.nodeLabels?.(n, i) ?? {}) } },
+      spec: { providerID: n.providerID },
+    });
+  }
+  const metrics = createMetrics();
+  const limiter = new ArmLimiter({
+    concurrency: o.budget?.concurrency ?? 64,
+    writes: o.budget?.writes ?? ARM_WRITE_BUDGET,
+    reads: o.budget?.reads ?? ARM_READ_BUDGET,
+  });
+  const observe = (c: { operation: string; kind: string; result: string; ms: number }) => {
+    metrics.azureCalls.inc({ operation: c.operation, kind: c.kind, result: c.result });
+    metrics.azureCallSeconds.observe({ operation: c.operation }, c.ms / 1000);
+    if (c.result === 'Throttled') metrics.throttles.inc();
+  };
+  const adapter = new ArmAdapter(armClientFactory(new EmulatorCredential(), { endpoint: azure.url, extra: { tlsOptions: { ca: azure.ca } } }), limiter, observe, o.pollIntervalMs ?? 10);
+  const makeController = () => new Controller(client, adapter, log, metrics, { retryBaseMs: 50, subnetFullBackoffMs: 300, poolStatusDelayMs: 100, ...(o.controller ?? {}) });
+
+  const poolPath = (n: string) => `${PATHS.pools}/${n}`;
+  const recordPath = (n: string) => `${PATHS.records}/${n}`;
+  const getOrUndefined = async <T>(path: string): Promise<T | undefined> => {
+    try { return await client.get<T>(path); } catch (e) { if (isNotFound(e)) return undefined; throw e; }
+  };
+  let running = false;
+  const world: World = {
+    azure, kube, client, nodes: sc.nodes, subnets: sc.subnets, metrics, limiter, log,
+    controller: makeController(),
+    async startController() {
+      await world.controller.start();
+      running = true;
+    },
+    async restartController() {
+      if (running) await world.controller.stop();
+      world.controller = makeController();
+      await world.controller.start();
+      running = true;
+    },
+    async createPool(name, spec) {
+      await client.create(PATHS.pools, { apiVersion: API_GROUP_VERSION, kind: 'NodeIPPool', metadata: { name }, spec });
+    },
+    async deletePool(name) { await client.delete(poolPath(name)); },
+    record: (name) => getOrUndefined<NodeIPAllocation>(recordPath(name)),
+    pool: (name) => getOrUndefined<NodeIPPool>(poolPath(name)),
+    async setDemand(node, usedIPs, pendingIPs = 0) {
+      await client.mergePatch(recordPath(node), { spec: { demand: { usedIPs, pendingIPs } } });
+    },
+    async release(node, ips) {
+      await client.mergePatch(recordPath(node), { spec: { releasedIPs: ips } });
+    },
+    nicIPs(node) {
+      const n = sc.nodes.find((x) => x.nodeName === node);
+      if (!n) throw new Error(`no node ${node}`);
+      const nic = azure.state.nics.get(n.nicId.toLowerCase());
+      return (nic?.ipConfigs ?? []).filter((c) => c.name.startsWith('podvnet-')).map((c) => c.privateIPAddress);
+    },
+    async close() {
+      if (running) await world.controller.stop();
+      await kube.close();
+      await azure.close();
+    },
+  };
+  if (o.startController !== false) await world.startController();
+  return world;
+}
