@@ -183,7 +183,7 @@ test('If-Match: a stale network ETag gets 412 PreconditionFailed, the current on
 });
 
 test('async mode: Updating + Azure-AsyncOperation on the client-facing origin, polled to Succeeded', async (t) => {
-  const { emu, subnetId } = await start(t, { config: { mode: 'async', asyncDurationMs: 150 } });
+  const { emu, subnetId } = await start(t, { config: { mode: 'async', asyncDurationMs: 60_000 } });
   // Reach it as "localhost" to check the polling URL follows the Host the client used.
   const port = new URL(emu.url).port;
   const net = createNetworkClient({ url: `https://localhost:${port}`, ca: emu.ca }, SUB);
@@ -198,6 +198,10 @@ test('async mode: Updating + Azure-AsyncOperation on the client-facing origin, p
   t.regex(first.asyncOp!, new RegExp(`^https://localhost:${port}/subscriptions/${SUB}/providers/Microsoft.Network/locations/eastus/operations/[0-9a-f-]+\\?api-version=`));
   const inFlight = await net.networkInterfaces.get(RG, 'vm-0-nic');
   t.is(inFlight.provisioningState, 'Updating');
+  t.is(inFlight.ipConfigurations![1]!.provisioningState, 'Updating');
+  await poller.poll();
+  t.false(poller.isDone(), 'the operation is InProgress until it ends');
+  t.is(emu.finishOperations(), 1);
   const done = await poller.pollUntilDone();
   t.is(done.provisioningState, 'Succeeded', 'final GET after the operation');
   t.deepEqual(addrs(done), ['ipconfig1=10.1.0.4', 'pod=10.1.0.8']);
@@ -222,7 +226,7 @@ test('an LRO that fails: the poller rejects with the error, the NIC rolls back a
 });
 
 test('a write during an operation: 429 RetryableError (SDK retries after Retry-After) or a failed AnotherOperationInProgress', async (t) => {
-  const { emu, net } = await start(t, { config: { mode: 'async', asyncDurationMs: 700 } });
+  const { emu, net } = await start(t, { config: { mode: 'async', asyncDurationMs: 900 } });
   const nic = await net.networkInterfaces.get(RG, 'vm-0-nic');
   const first = await net.networkInterfaces.beginCreateOrUpdate(RG, 'vm-0-nic', nic, { updateIntervalInMs: 20 });
   const noRetry = createNetworkClient(emu, SUB, { retry: { maxRetries: 0 } });
@@ -236,11 +240,12 @@ test('a write during an operation: 429 RetryableError (SDK retries after Retry-A
   t.is(second.provisioningState, 'Succeeded');
   await first.pollUntilDone();
 
-  emu.configure({ concurrentWrite: 'failedOperation', asyncDurationMs: 200 });
+  emu.configure({ concurrentWrite: 'failedOperation', asyncDurationMs: 1000 });
   const third = await net.networkInterfaces.beginCreateOrUpdate(RG, 'vm-0-nic', nic, { updateIntervalInMs: 20 });
   const conflict = await rejects(t, net.networkInterfaces.beginCreateOrUpdateAndWait(RG, 'vm-0-nic', nic, { updateIntervalInMs: 20 }));
   t.regex(conflict.message, /has failed\. AnotherOperationInProgress\./);
-  await third.pollUntilDone();
+  emu.finishOperations();
+  t.is((await third.pollUntilDone()).provisioningState, 'Succeeded', 'the first writer still wins');
 });
 
 test('ARM throttling: 429 SubscriptionRequestsThrottled with Retry-After; the SDK waits and retries', async (t) => {

@@ -40,6 +40,31 @@ test('main.ts prints url, CA path and nodes; serves the SDK; admin over HTTP; ex
   const owner = await (await fetch(`${info.adminUrl}/_emulator/ips/10.240.0.4`)).json() as { nodeName: string };
   t.is(owner.nodeName, 'vm-0');
 
+  // The change stream a separate fabric process follows.
+  const events = await fetch(`${info.adminUrl}/_emulator/events`);
+  const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = '';
+  const nextLine = async (): Promise<{ type: string; added?: string[]; owners?: Array<{ ip: string }> }> => {
+    while (!buffered.includes('\n')) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error('event stream ended');
+      buffered += value;
+    }
+    const i = buffered.indexOf('\n');
+    const line = buffered.slice(0, i);
+    buffered = buffered.slice(i + 1);
+    return JSON.parse(line);
+  };
+  const snapshot = await nextLine();
+  t.is(snapshot.type, 'snapshot');
+  t.deepEqual(snapshot.owners!.map((o) => o.ip).sort(), ['10.240.0.4', '10.240.0.5', '10.240.0.6']);
+  const withPod = await net.networkInterfaces.get('cli', 'vm-1-nic');
+  withPod.ipConfigurations!.push({ name: 'pod', subnet: withPod.ipConfigurations![0]!.subnet!, primary: false });
+  await net.networkInterfaces.beginCreateOrUpdateAndWait('cli', 'vm-1-nic', withPod, { updateIntervalInMs: 10 });
+  const change = await nextLine();
+  t.like(change, { type: 'ipchange', added: ['10.240.0.7'], nodeName: 'vm-1' });
+  await reader.cancel();
+
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   t.is(await exited, 0);

@@ -76,7 +76,7 @@ export class AzureEmulator {
   private readonly faults: Array<FaultRule & { id: string; remaining: number }> = [];
   private readonly buckets = new Map<string, { reads: TokenBucket; writes: TokenBucket }>();
   private readonly operations = new Map<string, OperationRecord>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly pending = new Map<string, { timer: NodeJS.Timeout; complete: () => void }>();
   private counts: CallCounts = { byKind: {}, throttled: 0, faulted: 0, total: 0 };
   private readonly routes: Route[];
   private server!: Server;
@@ -122,8 +122,8 @@ export class AzureEmulator {
   }
 
   async close(): Promise<void> {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    for (const p of this.pending.values()) clearTimeout(p.timer);
+    this.pending.clear();
     const closeOne = (s: Server | undefined) => new Promise<void>((resolve) => {
       if (!s) return resolve();
       s.close(() => resolve());
@@ -184,6 +184,13 @@ export class AzureEmulator {
 
   operation(id: string): OperationRecord | undefined { return this.operations.get(id); }
 
+  /** Ends every in-flight operation now (as if asyncDurationMs had passed): deterministic tests use a long duration and this. */
+  finishOperations(): number {
+    const all = [...this.pending.values()];
+    for (const p of all) p.complete();
+    return all.length;
+  }
+
   dump(): Record<string, unknown> {
     const s = this.state;
     return {
@@ -208,6 +215,10 @@ export class AzureEmulator {
       const origin = `${adminOnly ? 'http' : 'https'}://${req.headers.host ?? new URL(this.url).host}`;
       const url = new URL(req.url ?? '/', origin);
       const segs = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+      if (req.method === 'GET' && segs.length === 2 && segs[0]?.toLowerCase() === '_emulator' && segs[1]?.toLowerCase() === 'events') {
+        this.streamEvents(req, res);
+        return;
+      }
       if (segs[0]?.toLowerCase() === '_emulator') reply = this.admin(req.method ?? 'GET', segs.slice(1), body);
       else if (adminOnly) reply = errorReply(errors.unsupportedRoute(req.method ?? 'GET', url.pathname));
       else reply = await this.arm({ method: (req.method ?? 'GET').toUpperCase(), url, origin, segs, headers: req.headers, body, fault: undefined });
@@ -223,6 +234,15 @@ export class AzureEmulator {
       ...reply.headers,
     });
     res.end(json);
+  }
+
+  /** NDJSON stream for other processes (the sandbox fabric): a snapshot line, then one line per change. */
+  private streamEvents(req: IncomingMessage, res: ServerResponse): void {
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
+    res.write(`${JSON.stringify({ type: 'snapshot', owners: this.ipOwners() })}\n`);
+    const off = this.onIpChange((ev) => { res.write(`${JSON.stringify({ type: 'ipchange', ...ev })}\n`); });
+    req.on('close', off);
+    res.on('close', off);
   }
 
   private async arm(ctx: Ctx): Promise<Reply> {
@@ -328,15 +348,17 @@ export class AzureEmulator {
     };
     this.operations.set(op.id, op);
     this.pruneOperations();
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
+    const complete = () => {
+      clearTimeout(timer);
+      this.pending.delete(op.id);
       let err: AzureError | undefined;
       try { err = finish(); } catch (e) { err = e instanceof AzureError ? e : new AzureError(500, 'InternalServerError', String(e)); }
       op.endTime = new Date().toISOString();
       if (err) { op.status = 'Failed'; op.error = err.body().error; } else op.status = 'Succeeded';
-    }, this.cfg.asyncDurationMs);
+    };
+    const timer = setTimeout(complete, this.cfg.asyncDurationMs);
     timer.unref();
-    this.timers.add(timer);
+    this.pending.set(op.id, { timer, complete });
     const headers: Record<string, string> = { 'Azure-AsyncOperation': this.operationUrl(ctx, op, 'operations') };
     if (provider === 'Microsoft.Compute') headers.Location = this.operationUrl(ctx, op, 'operationResults');
     if (this.cfg.asyncRetryAfterSeconds > 0) headers['Retry-After'] = String(this.cfg.asyncRetryAfterSeconds);
@@ -353,7 +375,7 @@ export class AzureEmulator {
   }
 
   private busyError(busy: { operationId: string; operationName: string; until: number }, resourceId: string): AzureError {
-    const seconds = Math.max(1, Math.ceil((busy.until - Date.now()) / 1000));
+    const seconds = Math.max(1, Math.ceil((busy.until - Date.now()) / 1000)); // at least 1 s, as Retry-After is whole seconds
     return errors.retryableDueToAnotherOperation(busy.operationName, busy.operationId, resourceId, seconds);
   }
 
@@ -404,7 +426,7 @@ export class AzureEmulator {
     const location = body.location ?? existing?.location;
     if (!location) throw new AzureError(400, 'LocationRequired', 'The location property is required for this definition.');
     const async = this.cfg.mode === 'async' || ctx.fault?.as === 'operation';
-    if (existing?.busy && existing.busy.until > Date.now()) {
+    if (existing?.busy) {
       if (this.cfg.concurrentWrite === 'retryable') throw this.busyError(existing.busy, existing.id);
       const busy = existing.busy;
       const { headers } = this.startOperation(ctx, 'Microsoft.Network', 'PutNetworkInterfaceOperation', p.sub!, existing.location, existing.id,
@@ -424,7 +446,7 @@ export class AzureEmulator {
     nic.provisioningState = 'Updating';
     const fault = ctx.fault;
     const { op, headers } = this.startOperation(ctx, 'Microsoft.Network', 'PutNetworkInterfaceOperation', p.sub!, nic.location, nic.id, () => {
-      delete nic.busy;
+      delete nic.busy; // busy lasts exactly until this operation ends, so no other write ran meanwhile
       if (fault) {
         this.state.restoreIpConfigs(nic, previous);
         nic.provisioningState = 'Failed';
@@ -442,7 +464,7 @@ export class AzureEmulator {
     const nic = this.state.nics.get(key(id));
     if (!nic) return { status: 204 };
     checkIfMatch(ctx, nic.id, nic.etag);
-    if (nic.busy && nic.busy.until > Date.now()) throw this.busyError(nic.busy, nic.id);
+    if (nic.busy) throw this.busyError(nic.busy, nic.id);
     this.state.deleteNic(nic);
     if (this.cfg.mode === 'sync') return { status: 200 };
     const { headers } = this.startOperation(ctx, 'Microsoft.Network', 'DeleteNetworkInterfaceOperation', p.sub!, nic.location, nic.id, () => undefined);
@@ -494,7 +516,7 @@ export class AzureEmulator {
     if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== computeEtag(inst.etag)) {
       throw new AzureError(412, 'PreconditionFailed', `The specified precondition 'If-Match = ${ifMatch}' was not met. Current ETag is '${computeEtag(inst.etag)}'.`);
     }
-    if (inst.busy && inst.busy.until > Date.now()) {
+    if (inst.busy) {
       if (this.cfg.concurrentWrite === 'retryable') throw this.busyError(inst.busy, inst.id);
       const busy = inst.busy;
       const { headers } = this.startOperation(ctx, 'Microsoft.Compute', 'PutVirtualMachineScaleSetVMOperation', p.sub!, inst.scaleSet.location, inst.id,
@@ -659,6 +681,7 @@ export class AzureEmulator {
         case 'POST faults': return ok({ id: this.injectFault(body as FaultRuleInput) }, 201);
         case 'DELETE faults': this.clearFaults(); return { status: 204 };
         case 'POST throttling/reset': this.resetThrottling(); return { status: 204 };
+        case 'POST operations/finish': return ok({ finished: this.finishOperations() });
         case 'POST scenario': return ok(this.loadScenario(scenarioSchema.parse(body ?? {})), 201);
         case 'GET ips': return ok(this.ipOwners());
         default: {
