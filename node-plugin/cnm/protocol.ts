@@ -6,7 +6,8 @@ import { describeIssues } from '../../crds/api/validation.js';
  *
  * Every call is an HTTP POST of a JSON body to `/<Interface>.<Method>` on the plugin's unix socket; the
  * answer is JSON with the content type below. A body that cannot be decoded gets an HTTP 400 with
- * `{"Err": ...}`; an operation that was understood but failed gets `{"Err": ...}` too (libnetwork shows
+ * `{"Err": ...}`; an operation that was understood but failed gets `{"Err": ...}` too (and "Error", the
+ * field libnetwork's IPAM client reads) (libnetwork shows
  * the string to the user, so it must say what went wrong and what to do). Unknown methods get a 404,
  * which libnetwork treats as "not implemented" for the optional calls.
  *
@@ -104,7 +105,7 @@ export const Requests = {
   'IpamDriver.ReleasePool': z.looseObject({ PoolID: ID }),
   'IpamDriver.RequestAddress': z.looseObject({
     PoolID: ID,
-    Address: z.union([IPv4, z.literal('')]).optional(),
+    Address: z.union([IPv4, z.literal('')]).nullish(),
     Options: StringMap,
   }),
   'IpamDriver.ReleaseAddress': z.looseObject({ PoolID: ID, Address: IPv4 }),
@@ -149,4 +150,5 @@ export interface JoinResponse {
   StaticRoutes: Array<{ Destination: string; RouteType: 0 | 1; NextHop?: string }>;
   DisableGatewayService: boolean;
 }
-export interface ErrorResponse { Err: string }
+/** A failure: network-driver calls are read from Err, IPAM calls from Error. */
+export interface ErrorResponse { Err: string; Error: string }

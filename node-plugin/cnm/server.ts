@@ -9,7 +9,7 @@ import { isMethod, parseRequest, PLUGIN_CONTENT_TYPE, ProtocolError, type ErrorR
 /**
  * HTTP plumbing of the plugin protocol: POST /<Interface>.<Method> with a JSON body, JSON back.
  * 400 + {"Err"} for a body that does not parse, 404 (libnetwork's "not implemented") for unknown methods,
- * 200 + {"Err"} when the driver understood the call and it failed.
+ * 200 + {"Err"} when the driver understood the call and it failed (see failure() for the field names).
  */
 
 const MAX_BODY = 1 << 20;
@@ -18,6 +18,14 @@ export function createPluginHttpServer(driver: CnmDriver, log: Logger): Server {
   return createServer((req, res) => {
     void serve(driver, log, req, res);
   });
+}
+
+/**
+ * libnetwork reads a failed network-driver call's message from "Err" and a failed IPAM call's from "Error"
+ * (ipams/remote/api.Response); both are sent, Go ignores the field it does not know.
+ */
+function failure(message: string): ErrorResponse {
+  return { Err: message, Error: message };
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
@@ -41,7 +49,7 @@ async function serve(driver: CnmDriver, log: Logger, req: IncomingMessage, res: 
   const method = (req.url ?? '').split('?')[0]!.replace(/^\/+/, '');
   if (req.method !== 'POST') {
     res.setHeader('Allow', 'POST');
-    return send(res, 405, { Err: `${req.method} ${req.url}: the plugin protocol uses POST` } satisfies ErrorResponse);
+    return send(res, 405, failure(`${req.method} ${req.url}: the plugin protocol uses POST`));
   }
   if (!isMethod(method)) {
     res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
@@ -52,7 +60,7 @@ async function serve(driver: CnmDriver, log: Logger, req: IncomingMessage, res: 
   const started = process.hrtime.bigint();
   try {
     const raw = await readBody(req);
-    if (raw === undefined) return send(res, 413, { Err: `${method}: request body larger than ${MAX_BODY} bytes` });
+    if (raw === undefined) return send(res, 413, failure(`${method}: request body larger than ${MAX_BODY} bytes`));
     const body = parseRequest(method, raw);
     const answer = await driver.handle(method, body);
     log.debug({ method, request: body, response: answer, ms: msSince(started) }, 'plugin call');
@@ -60,14 +68,14 @@ async function serve(driver: CnmDriver, log: Logger, req: IncomingMessage, res: 
   } catch (err) {
     if (err instanceof ProtocolError) {
       log.warn({ method, err: err.message }, 'rejected a malformed plugin request');
-      return send(res, 400, { Err: `azure-vnet: ${err.message}` } satisfies ErrorResponse);
+      return send(res, 400, failure(`azure-vnet: ${err.message}`));
     }
     if (err instanceof DriverError) {
       log.warn({ method, err: err.message, ms: msSince(started) }, 'plugin call failed');
-      return send(res, 200, { Err: err.message } satisfies ErrorResponse);
+      return send(res, 200, failure(err.message));
     }
     log.error({ method, err, ms: msSince(started) }, 'plugin call failed unexpectedly');
-    send(res, 200, { Err: `azure-vnet: ${method} failed: ${(err as Error).message ?? String(err)}` } satisfies ErrorResponse);
+    send(res, 200, failure(`azure-vnet: ${method} failed: ${(err as Error).message ?? String(err)}`));
   }
 }
 

@@ -1,0 +1,189 @@
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import * as datapath from '../node-plugin/datapath/index.js';
+import { createFabric, type Fabric, type SimVM } from '../node-plugin/datapath/fabric-sim.js';
+import { createCnmServer, listenOnSocket, removePluginSpec, writePluginSpec, type CnmServer } from '../node-plugin/cnm/index.js';
+import { fixedPoolAddressService, type FixedPool } from '../node-plugin/cnm/testing.js';
+import { STATE_FILE } from '../node-plugin/cnm/state.js';
+import { findDockerd, startDockerd, tail, importBusybox, type DockerDaemon } from './docker-daemon.js';
+
+/**
+ * The azure-vnet CNM driver under a real dockerd. A simulated Azure VM (a network namespace with its NIC on
+ * a simulated VNet fabric) runs a private dockerd; the driver runs in this process with the real datapath
+ * and a PodAddressService over a fixed list of the NIC's secondary IPs. Containers must get those IPs, talk
+ * to each other, to the node and, through the fabric, to another VNet host; an exhausted pool must fail
+ * with the explanation; removing everything must leave nothing behind.
+ *
+ * Needs root, docker.io, busybox-static, iproute2 and iptables. The plugin gets a unique name per run
+ * (a spec file in /etc/docker/plugins) so parallel runs and a real azure-vnet plugin do not collide.
+ */
+
+const VNET = '10.61.0.0/16';
+const NODE_SUBNET = '10.61.0.0/24';
+const POD_SUBNET = '10.61.1.0/24';
+const POD_IPS = ['10.61.1.10', '10.61.1.11'];
+const NODE_IP = '10.61.0.4';
+const VNET_HOST_IP = '10.61.0.50';
+const IMAGE = 'podvnet-test/busybox:1';
+
+interface Env {
+  root: string;
+  fabric: Fabric;
+  vm: SimVM;
+  net: datapath.NodeNetwork;
+  pool: FixedPool;
+  server: CnmServer;
+  docker: DockerDaemon;
+  plugin: string;
+  driverLog: string;
+}
+
+async function setUp(): Promise<Env | string> {
+  if (process.getuid?.() !== 0) return 'not root (the test makes network namespaces and runs dockerd)';
+  if (!findDockerd()) return 'dockerd is not installed: apt-get install docker.io';
+  const root = mkdtempSync(join(tmpdir(), 'pvdk-'));
+  const undo: Array<() => Promise<unknown> | unknown> = [() => rmSync(root, { recursive: true, force: true })];
+  try {
+    const fabric = await createFabric({ vnetPrefixes: [VNET], subnets: [NODE_SUBNET, POD_SUBNET] });
+    undo.push(() => fabric.destroy());
+    const vm = await fabric.addVM({ name: 'node', mac: '00:0d:3a:61:00:04', primaryIP: NODE_IP });
+    await fabric.addVnetHost({ name: 'vhost', ip: VNET_HOST_IP });
+    await fabric.setNicIPs('node', POD_IPS);
+    const net = vm.nodeNetwork({ podSubnet: POD_SUBNET });
+    undo.push(() => datapath.teardownNode(net));
+
+    const pool = fixedPoolAddressService({ node: net, ips: POD_IPS, nodeName: 'vm-node' });
+    const driverLog = join(root, 'driver.log');
+    const server = createCnmServer({
+      addresses: pool,
+      datapath,
+      logger: pino({ level: 'debug' }, pino.destination({ dest: driverLog, sync: true })),
+      stateDir: join(root, 'cnm-state'),
+    });
+    undo.push(() => server.shutdown());
+    const socket = join(root, 'azure-vnet.sock');
+    await listenOnSocket(server, socket);
+    const plugin = `azure-vnet-t${randomBytes(4).toString('hex')}`;
+    await writePluginSpec({ name: plugin, socketPath: socket });
+    undo.push(() => removePluginSpec({ name: plugin }));
+
+    let docker: DockerDaemon;
+    try {
+      docker = await startDockerd({ root: join(root, 'd'), netnsPath: vm.netnsPath });
+    } catch (err) {
+      for (const u of undo.reverse()) await Promise.resolve(u()).catch(() => undefined);
+      return `dockerd cannot start here: ${(err as Error).message}`;
+    }
+    undo.push(() => docker.stop());
+    await importBusybox(docker, IMAGE);
+    return { root, fabric, vm, net, pool, server, docker, plugin, driverLog };
+  } catch (err) {
+    for (const u of undo.reverse()) await Promise.resolve(u()).catch(() => undefined);
+    throw err;
+  }
+}
+
+const env = await setUp();
+
+if (typeof env === 'string') {
+  console.warn(`docker-cnm: SKIPPED: ${env}`);
+  test.skip(`docker CNM driver with a real dockerd (skipped: ${env})`, () => undefined);
+} else {
+  test.after.always(async () => {
+    // Best effort even when a test failed half-way: containers, network, daemon, plugin, namespaces.
+    const ids = (await env.docker.cli(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
+    if (ids.length) await env.docker.cli(['rm', '-f', ...ids]);
+    await env.docker.cli(['network', 'rm', 'azure']);
+    await env.docker.stop();
+    await removePluginSpec({ name: env.plugin });
+    await env.server.shutdown();
+    await datapath.teardownNode(env.net).catch(() => undefined);
+    await env.fabric.destroy();
+    if (process.env.PODVNET_KEEP_DOCKER_TEST_DIR) console.warn(`docker-cnm: kept ${env.root}`);
+    else rmSync(env.root, { recursive: true, force: true });
+  });
+
+  test.serial('docker network create/run on azure-vnet: VNet IPs from the pool, connectivity, exhaustion, clean removal', async (t) => {
+    const { docker, plugin, pool, fabric, vm, net } = env;
+    const d = docker.ok;
+    const diag = () => `\n--- dockerd log ---\n${tail(docker.logPath)}\n--- driver log ---\n${tail(env.driverLog, 10)}`;
+
+    // A subnet other than the node's pod subnet is refused with the reason.
+    const wrong = await docker.cli(['network', 'create', `--driver=${plugin}`, `--ipam-driver=${plugin}`, '--subnet=192.168.77.0/24', 'wrong']);
+    t.not(wrong.code, 0);
+    t.regex(wrong.stderr, /does not match this node's pod subnet 10\.61\.1\.0\/24/, wrong.stderr);
+
+    await d(['network', 'create', `--driver=${plugin}`, `--ipam-driver=${plugin}`, `--subnet=${POD_SUBNET}`, 'azure']).catch((e) => {
+      throw new Error(`${(e as Error).message}${diag()}`);
+    });
+    const netInfo = JSON.parse(await d(['network', 'inspect', 'azure']))[0];
+    t.is(netInfo.Driver, plugin);
+    t.deepEqual(netInfo.IPAM.Config, [{ Subnet: POD_SUBNET }]);
+
+    for (const name of ['c1', 'c2']) {
+      await d(['run', '-d', '--name', name, '--net=azure', IMAGE, 'sleep', '600']).catch((e) => {
+        throw new Error(`${(e as Error).message}${diag()}`);
+      });
+    }
+    const ipOf = async (name: string) => (await d(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', name])).trim();
+    const ip1 = await ipOf('c1');
+    const ip2 = await ipOf('c2');
+    t.true(POD_IPS.includes(ip1), `c1 got ${ip1}`);
+    t.true(POD_IPS.includes(ip2), `c2 got ${ip2}`);
+    t.not(ip1, ip2);
+    t.deepEqual([...pool.held.values()].sort(), [ip1, ip2].sort(), 'the pool hands out exactly what the containers have');
+
+    // Inside the container: the address, Azure's gateway as default route, the datapath's MTU.
+    const addr = await d(['exec', 'c1', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
+    t.regex(addr, new RegExp(`inet ${ip1.replace(/\./g, '\\.')}/24`));
+    t.regex(await d(['exec', 'c1', 'ip', 'route']), /default via 10\.61\.1\.1 dev eth0/);
+
+    // Container to container, to the node, and across the fabric to another VNet host (no SNAT in the VNet).
+    const ping = (from: string, to: string) => docker.cli(['exec', from, 'ping', '-c', '1', '-W', '2', to]);
+    for (const [from, to] of [['c1', ip2], ['c2', ip1], ['c1', NODE_IP], ['c1', VNET_HOST_IP]] as const) {
+      const r = await ping(from, to);
+      t.is(r.code, 0, `${from} -> ${to}: ${r.stdout}${r.stderr}`);
+    }
+    // And the VNet host reaches the container by its VNet IP (the fabric delivers it to the node's NIC).
+    const back = await fabric.execRaw('vhost', ['busybox', 'ping', '-c', '1', '-W', '2', ip1]);
+    t.is(back.code, 0, `VNet host -> ${ip1}: ${back.stdout}${back.stderr}`);
+
+    // The datapath sees the Docker veths under the owners the agent knows the addresses by.
+    const attachments = await datapath.listAttachments(net);
+    t.deepEqual(attachments.map((a) => `${a.containerId}/${a.ifName}=${a.ip}`).sort(), [...pool.held.entries()].map(([k, ip]) => `${k}=${ip}`).sort());
+
+    // The pool is exhausted: the error names the pool, says more IPs are coming and what to check.
+    const full = await docker.cli(['run', '--name', 'c3', '--net=azure', IMAGE, 'true']);
+    t.not(full.code, 0);
+    t.log(`docker run on a full pool: ${full.stderr.trim()}`);
+    t.regex(full.stderr, /no free IP for this container/, full.stderr);
+    t.regex(full.stderr, /subnet 10\.61\.1\.0\/24/);
+    t.regex(full.stderr, /node vm-node/);
+    t.regex(full.stderr, /NodeIPPool's max IPs per node/);
+    await docker.cli(['rm', '-f', 'c3']);
+    t.is(pool.held.size, 2, 'the failed container holds no address');
+
+    // Removing a container gives its address back; the next container can use it.
+    await d(['rm', '-f', 'c1']);
+    t.deepEqual([...pool.held.values()], [ip2]);
+    await d(['run', '-d', '--name', 'c4', '--net=azure', IMAGE, 'sleep', '600']);
+    t.is(await ipOf('c4'), ip1);
+    t.is((await ping('c4', ip2)).code, 0, 'the reused address works');
+
+    // Everything goes away: containers, network; nothing left in the pool, the kernel or the driver's state.
+    await d(['rm', '-f', 'c2', 'c4']);
+    await d(['network', 'rm', 'azure']);
+    t.is(pool.held.size, 0);
+    t.deepEqual(await datapath.listAttachments(net), []);
+    const links = await fabric.exec(vm.netns, ['ip', '-o', 'link', 'show']);
+    t.notRegex(links, /pvd[0-9a-f]{11}|pvn[0-9a-f]{11}/, 'no veths left');
+    const routes = await fabric.exec(vm.netns, ['ip', 'route', 'show', 'dev', net.bridgeName]);
+    t.is(routes.trim(), '', 'no /32 pod routes left');
+    const state = JSON.parse(readFileSync(join(env.root, 'cnm-state', STATE_FILE), 'utf8'));
+    t.deepEqual({ leases: state.leases, networks: state.networks, endpoints: state.endpoints, pools: state.pools }, { leases: {}, networks: {}, endpoints: {}, pools: {} });
+  });
+}

@@ -1,0 +1,127 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, symlinkSync, copyFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+/**
+ * A private dockerd for tests: its own data root, exec root and API socket under a temp dir, no bridge,
+ * no iptables rules, no IP forwarding changes, the vfs storage driver (works on any filesystem), started
+ * inside a given network namespace (`nsenter --net`, so it sees only that namespace's links) so that it
+ * never touches the machine's own network. Plugins are still found through /run/docker/plugins and
+ * /etc/docker/plugins: those paths are fixed in dockerd.
+ */
+
+const execFileP = promisify(execFile);
+
+/** Debian's client matches Debian's daemon; any docker CLI on PATH works too (it negotiates the API). */
+export const DOCKER_CLI = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
+
+export interface DockerDaemon {
+  socket: string;
+  root: string;
+  logPath: string;
+  /** Runs the docker CLI against this daemon; resolves with the exit code instead of throwing. */
+  cli(args: string[], input?: Buffer): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Like cli, but throws with stderr on a non-zero exit. */
+  ok(args: string[], input?: Buffer): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export function findDockerd(): string | undefined {
+  for (const p of ['/usr/sbin/dockerd', '/usr/bin/dockerd', '/usr/local/bin/dockerd']) if (existsSync(p)) return p;
+  return undefined;
+}
+
+export async function startDockerd(opts: { root: string; netnsPath?: string; timeoutMs?: number }): Promise<DockerDaemon> {
+  const dockerd = findDockerd();
+  if (!dockerd) throw new Error('dockerd is not installed (Debian package docker.io)');
+  mkdirSync(opts.root, { recursive: true });
+  const socket = join(opts.root, 'docker.sock');
+  const logPath = join(opts.root, 'dockerd.log');
+  const args = [
+    `--data-root=${join(opts.root, 'data')}`,
+    `--exec-root=${join(opts.root, 'exec')}`,
+    `--pidfile=${join(opts.root, 'dockerd.pid')}`,
+    `--host=unix://${socket}`,
+    '--bridge=none',
+    '--iptables=false',
+    '--ip6tables=false',
+    '--ip-forward=false',
+    '--ip-masq=false',
+    '--storage-driver=vfs',
+    '--userland-proxy=false',
+    '--log-level=info',
+  ];
+  const argv = opts.netnsPath ? ['nsenter', `--net=${opts.netnsPath}`, '--', dockerd, ...args] : [dockerd, ...args];
+  const log = openSync(logPath, 'a');
+  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', log, log], detached: true });
+  closeSync(log);
+  let exited: string | undefined;
+  child.on('exit', (code, signal) => {
+    exited = `dockerd exited (${signal ?? `code ${code}`})`;
+  });
+
+  const cli = (cliArgs: string[], input?: Buffer) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
+      const c = spawn(DOCKER_CLI, ['--host', `unix://${socket}`, ...cliArgs], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      c.stdout.on('data', (b: Buffer) => out.push(b));
+      c.stderr.on('data', (b: Buffer) => err.push(b));
+      c.on('error', reject);
+      c.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+      c.stdin.on('error', () => undefined);
+      c.stdin.end(input ?? '');
+    });
+  const ok = async (cliArgs: string[], input?: Buffer) => {
+    const r = await cli(cliArgs, input);
+    if (r.code !== 0) throw new Error(`docker ${cliArgs.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
+    return r.stdout;
+  };
+  const stop = async () => {
+    if (exited) return;
+    const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await done;
+    clearTimeout(timer);
+  };
+
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  for (;;) {
+    if (exited) throw new Error(`${exited} while starting; last log lines:\n${tail(logPath)}`);
+    if (existsSync(socket) && (await cli(['version', '--format', '{{.Server.Version}}'])).code === 0) break;
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`dockerd did not answer on ${socket} within ${opts.timeoutMs ?? 30_000} ms; last log lines:\n${tail(logPath)}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { socket, root: opts.root, logPath, cli, ok, stop };
+}
+
+export function tail(path: string, lines = 15): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/**
+ * Imports a busybox image (no registry here): a rootfs with busybox-static's binary and the applet links
+ * the tests use, piped through `docker import`.
+ */
+export async function importBusybox(d: DockerDaemon, tag: string): Promise<void> {
+  const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
+  if (!busybox) throw new Error('busybox is not installed (Debian package busybox-static)');
+  const rootfs = join(d.root, 'rootfs');
+  mkdirSync(join(rootfs, 'bin'), { recursive: true });
+  copyFileSync(busybox, join(rootfs, 'bin', 'busybox'));
+  chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
+  for (const applet of ['sh', 'ip', 'ping', 'sleep', 'cat', 'ifconfig', 'true', 'nc', 'hostname']) {
+    if (!existsSync(join(rootfs, 'bin', applet))) symlinkSync('busybox', join(rootfs, 'bin', applet));
+  }
+  const { stdout: tar } = await execFileP('tar', ['-C', rootfs, '-c', '.'], { encoding: 'buffer', maxBuffer: 64 << 20 });
+  await d.ok(['import', '-', tag], tar);
+}
