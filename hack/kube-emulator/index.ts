@@ -42,6 +42,8 @@ export interface KubeEmulator {
   kubeConfig(): KubeConfig;
   /** Direct access for tests (e.g. compaction to provoke 410 Gone). */
   api: Api;
+  /** Ends every open watch stream from the server side (as an API server restart would). */
+  dropWatches(): void;
   store: Store;
   close(): Promise<void>;
 }
@@ -89,6 +91,7 @@ export async function startKubeEmulator(options: EmulatorOptions = {}): Promise<
   let closed = false;
   return {
     url, token, caPem, kubeconfigPath, api, store,
+    dropWatches: () => handler.closeWatches(),
     kubeConfig() {
       const kc = new KubeConfig();
       kc.loadFromString(kubeconfigYaml(url, token, caPem));
