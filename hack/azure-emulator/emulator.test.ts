@@ -278,6 +278,11 @@ test('fault injection: next N calls fail with a given code; latency; call counts
   emu.injectFault({ kind: 'nic.get', status: 400, code: 'SomethingOdd', message: 'odd', details: [{ code: 'Inner', message: 'inner' }] });
   const e = await rejects(t, net.networkInterfaces.get(RG, 'vm-0-nic'));
   t.is(e.code, 'SomethingOdd');
+  // A 429 with retry-after-ms: core-rest-pipeline waits that long, then retries.
+  emu.injectFault({ kind: 'nic.get', status: 429, code: 'SubscriptionRequestsThrottled', retryAfterMs: 300 });
+  const before = Date.now();
+  await net.networkInterfaces.get(RG, 'vm-0-nic');
+  t.true(Date.now() - before >= 290, `waited ${Date.now() - before} ms`);
   t.deepEqual(emu.pendingFaults(), []);
   emu.configure({ latencyByKind: { 'vm.get': 150 } });
   const compute = createComputeClient(emu, SUB);

@@ -22,7 +22,7 @@ export interface EmulatorOptions {
   /** 0 (default) picks a free port. */
   port?: number;
   host?: string;
-  /** Reuse a certificate instead of generating one. */
+  /** Certificate and key to serve; by default one self-signed certificate is made per process and shared. */
   tls?: TlsMaterial;
   config?: EmulatorConfigPatch;
   scenario?: ScenarioInput;
@@ -67,6 +67,8 @@ export interface CallCounts {
 }
 
 const MAX_OPERATIONS = 50_000;
+/** One certificate per process unless a caller brings its own: openssl costs tens of ms per start. */
+let sharedTls: TlsMaterial | undefined;
 const API_VERSION_NETWORK = '2024-05-01';
 const API_VERSION_COMPUTE = '2024-07-01';
 
@@ -103,7 +105,8 @@ export class AzureEmulator {
 
   static async start(opts: EmulatorOptions = {}): Promise<AzureEmulator> {
     const config = defaultConfig();
-    const emu = new AzureEmulator(opts.tls ?? generateSelfSignedCert(), config);
+    sharedTls ??= generateSelfSignedCert();
+    const emu = new AzureEmulator(opts.tls ?? sharedTls, config);
     if (opts.config) emu.configure(opts.config);
     emu.tmpDir = mkdtempSync(join(tmpdir(), 'azure-emulator-'));
     emu.caPath = join(emu.tmpDir, 'ca.pem');
