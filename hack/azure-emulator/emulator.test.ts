@@ -284,6 +284,7 @@ test('fault injection: next N calls fail with a given code; latency; call counts
   await net.networkInterfaces.get(RG, 'vm-0-nic');
   t.true(Date.now() - before >= 290, `waited ${Date.now() - before} ms`);
   t.deepEqual(emu.pendingFaults(), []);
+  t.throws(() => emu.injectFault({ kind: 'nic.get', as: 'operation' }), { message: /needs kind nic.put or vmssvm.put/ });
   emu.configure({ latencyByKind: { 'vm.get': 150 } });
   const compute = createComputeClient(emu, SUB);
   const started = Date.now();

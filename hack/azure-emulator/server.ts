@@ -67,6 +67,7 @@ export interface CallCounts {
 }
 
 const MAX_OPERATIONS = 50_000;
+const LRO_KINDS = ['nic.put', 'vmssvm.put'];
 /** One certificate per process unless a caller brings its own: openssl costs tens of ms per start. */
 let sharedTls: TlsMaterial | undefined;
 const API_VERSION_NETWORK = '2024-05-01';
@@ -156,6 +157,9 @@ export class AzureEmulator {
   /** Makes the next `count` matching calls fail. Returns the rule id. */
   injectFault(rule: FaultRuleInput): string {
     const parsed = faultSchema.parse(rule);
+    if (parsed.as === 'operation' && !LRO_KINDS.includes(parsed.kind?.toLowerCase() ?? '')) {
+      throw new Error(`a fault with as: 'operation' needs kind ${LRO_KINDS.join(' or ')}, the writes that run a long-running operation`);
+    }
     const id = randomUUID();
     this.faults.push({ ...parsed, id, remaining: parsed.count });
     return id;
@@ -217,7 +221,12 @@ export class AzureEmulator {
       const body = await readBody(req);
       const origin = `${adminOnly ? 'http' : 'https'}://${req.headers.host ?? new URL(this.url).host}`;
       const url = new URL(req.url ?? '/', origin);
-      const segs = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+      let segs: string[];
+      try {
+        segs = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+      } catch {
+        throw errors.badRequest('The request path is not valid percent-encoding.');
+      }
       if (req.method === 'GET' && segs.length === 2 && segs[0]?.toLowerCase() === '_emulator' && segs[1]?.toLowerCase() === 'events') {
         this.streamEvents(req, res);
         return;
