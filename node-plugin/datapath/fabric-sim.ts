@@ -163,9 +163,10 @@ export class Fabric {
   }
 
   /** A plain host inside the VNet (a VM with nothing but its primary IP). */
-  async addVnetHost(spec: { name: string; ip: string }): Promise<SimVM> {
+  async addVnetHost(spec: { name: string; ip: string }): Promise<SimHost> {
     const mac = '02:' + randomBytes(5).toString('hex').match(/../g)!.join(':');
-    return this.addVM({ name: spec.name, mac, primaryIP: spec.ip });
+    const vm = await this.addVM({ name: spec.name, mac, primaryIP: spec.ip });
+    return { name: vm.name, netns: vm.netns, netnsPath: vm.netnsPath, ip: spec.ip };
   }
 
   /**
@@ -225,13 +226,20 @@ export class Fabric {
     return netns.includes('/') || netns.startsWith(this.prefix) ? netns : `${this.prefix}-${netns}`;
   }
 
-  /** Deletes every namespace this fabric made (VMs, hosts, pods made with addNetns, the fabric). */
+  /**
+   * Deletes every namespace this fabric made (VMs, hosts, pods made with addNetns, the fabric), first
+   * stopping any process still running inside one of them (test servers), which would keep it alive.
+   */
   async destroy(): Promise<void> {
     this.destroyed = true;
     const names = this.namespaces.splice(0).reverse();
     const errors: string[] = [];
     for (const n of names) {
       if (!existsSync(`/run/netns/${n}`)) continue;
+      const pids = (await runRaw(undefined, ['ip', 'netns', 'pids', n])).stdout.split('\n').map(Number).filter((p) => p > 1);
+      for (const pid of pids) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+      }
       const r = await runRaw(undefined, ['ip', 'netns', 'del', n]);
       if (r.code !== 0) errors.push(`${n}: ${r.stderr.trim()}`);
     }

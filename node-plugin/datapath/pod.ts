@@ -29,7 +29,7 @@ function resultFor(net: NodeNetwork, pod: PodInterface): PodInterfaceResult {
 
 const exists = (e: unknown): boolean => e instanceof DatapathError && /File exists/.test(e.message);
 const bridgeMissing = (e: unknown, net: NodeNetwork): boolean =>
-  e instanceof DatapathError && new RegExp(`Device "?${net.bridgeName}"? does not exist|Cannot find device "?${net.bridgeName}"?`).test(e.message);
+  e instanceof DatapathError && new RegExp(`Device "?${net.bridgeName}"? does not exist|Cannot find device "?${net.bridgeName}"?|argument "${net.bridgeName}" is wrong: Device does not exist`).test(e.message);
 
 /**
  * Idempotent on retry: if the pod's interface is already fully set up as asked, the same result is

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { IPv4Address, IPv4CIDR } from '../../crds/api/common.js';
 import { describeIssues } from '../../crds/api/validation.js';
 import { cidrContains, parseCIDR } from '../../crds/ipv4.js';
+import { encodeAlias } from './names.js';
 import type { NodeNetwork, PodInterface, PodRef } from './types.js';
 
 /** Linux interface names: 1..15 bytes, no '/', ':' or whitespace, not '.' or '..'. */
@@ -37,7 +38,8 @@ export const PodInterfaceSchema = z.strictObject({
   prefixLength: z.int().min(1).max(32),
 });
 
-export const PodRefSchema = z.strictObject({
+/** Extra keys are ignored, so a listAttachments() entry can be passed to detachPod as is. */
+export const PodRefSchema = z.object({
   containerId: ContainerId,
   ifName: IfName,
   netnsPath: NetnsRef.optional(),
@@ -56,6 +58,10 @@ export function parsePodInterface(net: NodeNetwork, p: PodInterface): PodInterfa
   const pod = parse(PodInterfaceSchema, p, 'PodInterface');
   if (!cidrContains(parseCIDR(net.podSubnet), pod.ip)) {
     throw new TypeError(`datapath: invalid PodInterface: ip ${pod.ip} is not in the pod subnet ${net.podSubnet}`);
+  }
+  const alias = encodeAlias({ bridge: net.bridgeName, containerId: pod.containerId, ifName: pod.ifName, ip: pod.ip });
+  if (Buffer.byteLength(alias) >= 256) {
+    throw new TypeError(`datapath: invalid PodInterface: containerId is too long to record on the host veth (alias of ${Buffer.byteLength(alias)} bytes, Linux allows 255)`);
   }
   return pod;
 }

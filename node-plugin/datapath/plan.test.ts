@@ -1,0 +1,127 @@
+import test from 'ava';
+import fc from 'fast-check';
+import { bridgeMAC, chainNames, decodeAlias, encodeAlias, hostVethName, podMACs, stableMAC } from './names.js';
+import { attachHostLines, attachPodLines, chainRemoveRestore, chainRestore, jumpRules, noSnatPrefixes } from './plan.js';
+import type { NodeNetwork } from './types.js';
+import { parseNodeNetwork, parsePodInterface } from './validate.js';
+
+const net: NodeNetwork = {
+  bridgeName: 'podvnet0', hostInterface: 'eth0', nicMAC: '00:0D:3A:00:00:01', primaryIP: '10.0.0.4',
+  podSubnet: '10.0.1.0/24', gatewayIP: '10.0.1.1', vnetPrefixes: ['10.0.0.0/16', '172.16.0.0/12'],
+  snat: { enabled: true, excludeCIDRs: ['192.168.0.0/16', '10.0.0.0/16'] }, mtu: 1500,
+};
+
+test('host veth names are deterministic, at most 15 characters and valid interface names', (t) => {
+  fc.assert(fc.property(fc.string({ minLength: 1, maxLength: 80 }), fc.string({ minLength: 1, maxLength: 15 }), (cid, ifn) => {
+    const n = hostVethName(cid, ifn);
+    return n === hostVethName(cid, ifn) && n.length <= 15 && /^pvn[0-9a-f]{11}$/.test(n);
+  }));
+  t.not(hostVethName('abc', 'eth0'), hostVethName('abc', 'eth1'));
+  t.not(hostVethName('abc', 'eth0'), hostVethName('abd', 'eth0'));
+  // (containerId, ifName) is not ambiguous: 'a'+'bc' and 'ab'+'c' differ.
+  t.not(hostVethName('a', 'bc'), hostVethName('ab', 'c'));
+});
+
+test('host veth names of 250 pods do not collide', (t) => {
+  const names = new Set(Array.from({ length: 250 }, (_, i) => hostVethName(`container-${i}`, 'eth0')));
+  t.is(names.size, 250);
+});
+
+test('generated MACs are unicast, locally administered and stable', (t) => {
+  fc.assert(fc.property(fc.string(), (seed) => {
+    const m = stableMAC(seed);
+    const first = parseInt(m.slice(0, 2), 16);
+    return /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(m) && (first & 1) === 0 && (first & 2) === 2 && m === stableMAC(seed);
+  }));
+  const m = podMACs('c1', 'eth0');
+  t.not(m.host, m.container);
+  t.is(bridgeMAC('podvnet0'), bridgeMAC('podvnet0'));
+});
+
+test('veth aliases round-trip any container id and interface name', (t) => {
+  fc.assert(fc.property(fc.string({ minLength: 1 }), fc.string({ minLength: 1, maxLength: 15 }), fc.ipV4(), (containerId, ifName, ip) => {
+    const f = { bridge: 'podvnet0', containerId, ifName, ip };
+    const a = encodeAlias(f);
+    // No characters that `ip -batch` would split on or unquote.
+    return !/[\s'"\\]/.test(a) && JSON.stringify(decodeAlias(a)) === JSON.stringify(f);
+  }));
+  t.is(decodeAlias(undefined), undefined);
+  t.is(decodeAlias('some other alias'), undefined);
+  t.is(decodeAlias('podvnet/a/b'), undefined);
+  t.is(decodeAlias('podvnet/br/%E0%A4%A/eth0/10.0.0.1'), undefined, 'malformed escapes are not ours');
+});
+
+test('chain names fit iptables\' 28-character limit', (t) => {
+  fc.assert(fc.property(fc.stringMatching(/^[a-z0-9]{1,15}$/), (br) => {
+    const c = chainNames(br);
+    return c.snat.length <= 28 && c.forward.length <= 28;
+  }));
+  t.deepEqual(chainNames('podvnet0'), { snat: 'PODVNET-SNAT', forward: 'PODVNET-FWD' });
+});
+
+test('SNAT chain: pod sources only, VNet and excluded prefixes return before the SNAT to the primary IP', (t) => {
+  const text = chainRestore(net);
+  const lines = text.split('\n');
+  const natStart = lines.indexOf('*nat');
+  const snatAt = lines.findIndex((l) => l.includes('-j SNAT'));
+  t.true(natStart >= 0 && snatAt > natStart);
+  t.is(lines[natStart + 1], ':PODVNET-SNAT - [0:0]', 'the chain is declared, so --noflush empties and rebuilds it');
+  t.is(lines[snatAt], '-A PODVNET-SNAT -j SNAT --to-source 10.0.0.4 --random-fully');
+  t.true(lines.indexOf('-A PODVNET-SNAT ! -s 10.0.1.0/24 -j RETURN') < snatAt);
+  t.true(lines.indexOf('-A PODVNET-SNAT -o podvnet0 -j RETURN') < snatAt);
+  for (const p of ['10.0.0.0/16', '172.16.0.0/12', '192.168.0.0/16']) {
+    const at = lines.indexOf(`-A PODVNET-SNAT -d ${p} -j RETURN`);
+    t.true(at > natStart && at < snatAt, p);
+  }
+  t.deepEqual(noSnatPrefixes(net), ['10.0.0.0/16', '172.16.0.0/12', '192.168.0.0/16'], 'deduplicated');
+  t.is(text.match(/^COMMIT$/gm)?.length, 2);
+  t.true(text.includes('-A PODVNET-FWD -i podvnet0 -j ACCEPT'));
+  t.true(text.includes('-A PODVNET-FWD -o podvnet0 -j ACCEPT'));
+});
+
+test('SNAT disabled: the chain only returns', (t) => {
+  const text = chainRestore({ ...net, snat: { enabled: false, excludeCIDRs: [] } });
+  t.false(text.includes('SNAT --to-source'));
+  t.true(text.includes(':PODVNET-SNAT - [0:0]'));
+});
+
+test('chain removal declares then deletes each chain, and jumps carry our comment', (t) => {
+  const text = chainRemoveRestore(net);
+  t.regex(text, /:PODVNET-SNAT - \[0:0\]\n-X PODVNET-SNAT/);
+  t.regex(text, /:PODVNET-FWD - \[0:0\]\n-X PODVNET-FWD/);
+  const jumps = jumpRules(net);
+  t.deepEqual(jumps.map((j) => `${j.table}/${j.chain}`), ['nat/POSTROUTING', 'filter/FORWARD']);
+  t.true(jumps.every((j) => j.spec.includes('comment')));
+});
+
+test('attach plans: host side makes veth, alias, hairpin and /32 route; pod side address and default route', (t) => {
+  const pod = { containerId: 'c1', netnsPath: '/proc/123/ns/net', ifName: 'eth0', ip: '10.0.1.10', prefixLength: 24 };
+  const host = attachHostLines(net, pod);
+  const hv = hostVethName('c1', 'eth0');
+  t.regex(host[0]!, new RegExp(`^link add ${hv} mtu 1500 address \\S+ master podvnet0 up type veth peer name eth0 mtu 1500 address \\S+ netns /proc/123/ns/net$`));
+  t.is(host[1], `link set dev ${hv} alias '${encodeAlias({ bridge: 'podvnet0', containerId: 'c1', ifName: 'eth0', ip: '10.0.1.10' })}'`);
+  t.is(host[2], `link set dev ${hv} type bridge_slave hairpin on`);
+  t.is(host[3], 'route replace 10.0.1.10/32 dev podvnet0');
+  t.deepEqual(attachPodLines(net, pod), [
+    'link set dev lo up', 'addr add 10.0.1.10/24 dev eth0', 'link set dev eth0 up', 'route replace default via 10.0.1.1 dev eth0 onlink',
+  ]);
+});
+
+test('inputs are validated with messages naming the field', (t) => {
+  t.is(parseNodeNetwork(net).nicMAC, '00:0d:3a:00:00:01', 'MAC normalized');
+  t.throws(() => parseNodeNetwork({ ...net, bridgeName: 'a-name-that-is-too-long' }), { message: /bridgeName/ });
+  t.throws(() => parseNodeNetwork({ ...net, primaryIP: '10.0.0.256' }), { message: /primaryIP/ });
+  t.throws(() => parseNodeNetwork({ ...net, mtu: 100 }), { message: /mtu/ });
+  t.throws(() => parseNodeNetwork({ ...net, bridgeName: 'eth0' }), { message: /bridgeName must differ/ });
+  const pod = { containerId: 'c1', netnsPath: '/run/netns/x', ifName: 'eth0', ip: '10.0.1.10', prefixLength: 24 };
+  t.notThrows(() => parsePodInterface(net, pod));
+  t.throws(() => parsePodInterface(net, { ...pod, ip: '10.0.2.10' }), { message: /not in the pod subnet 10\.0\.1\.0\/24/ });
+  t.throws(() => parsePodInterface(net, { ...pod, ifName: 'eth 0' }), { message: /ifName/ });
+  t.throws(() => parsePodInterface(net, { ...pod, netnsPath: '' }), { message: /netnsPath/ });
+});
+
+test('a container id too long for the veth alias is refused before any kernel work', (t) => {
+  const pod = { containerId: 'x'.repeat(250), netnsPath: '/run/netns/x', ifName: 'eth0', ip: '10.0.1.10', prefixLength: 24 };
+  t.throws(() => parsePodInterface(net, pod), { message: /too long to record on the host veth/ });
+  t.notThrows(() => parsePodInterface(net, { ...pod, containerId: 'f'.repeat(64) }));
+});

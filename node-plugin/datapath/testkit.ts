@@ -1,0 +1,48 @@
+/**
+ * Traffic probes for datapath tests, the bench and the sandbox: ping and "which source address does the
+ * other side see", between namespaces (busybox ping, socat). Never touches anything outside the given
+ * namespaces.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { netnsPath, runRaw } from './exec.js';
+
+/** One ICMP echo from `ns` to `ip`; true if answered within `timeoutSec`. */
+export async function ping(ns: string, ip: string, timeoutSec = 1): Promise<boolean> {
+  const r = await runRaw(ns, ['busybox', 'ping', '-c', '1', '-W', String(timeoutSec), ip]);
+  return r.code === 0;
+}
+
+/** Like ping, but retries (ARP and the first packet can lose a race with set-up elsewhere). */
+export async function pingEventually(ns: string, ip: string, tries = 3): Promise<boolean> {
+  for (let i = 0; i < tries; i++) if (await ping(ns, ip)) return true;
+  return false;
+}
+
+export interface PeerServer { port: number; stop(): void }
+
+/**
+ * A TCP server in `ns` that answers each connection with the peer address it sees, i.e. the source IP
+ * after any NAT on the way.
+ */
+export function startPeerServer(ns: string, port: number, bind = '0.0.0.0'): PeerServer {
+  const child: ChildProcess = spawn('nsenter', [`--net=${netnsPath(ns)}`, '--', 'socat', '-T', '5',
+    `TCP-LISTEN:${port},bind=${bind},reuseaddr,fork`, 'SYSTEM:echo $SOCAT_PEERADDR'], { stdio: 'ignore' });
+  child.on('error', () => undefined);
+  return { port, stop: () => { child.kill('SIGTERM'); } };
+}
+
+/**
+ * Connects from `ns` to ip:port and returns what the server reported as our address, or undefined if
+ * no connection could be made within about `timeoutMs` (retrying while the server starts up).
+ */
+export async function peerAddressSeen(ns: string, ip: string, port: number, timeoutMs = 3000): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await runRaw(ns, ['socat', '-t', '2', '-T', '2', '-', `TCP:${ip}:${port},connect-timeout=1`]);
+    const seen = r.stdout.trim();
+    if (r.code === 0 && seen) return seen;
+    // "Connection refused" means the server is not listening yet; a timeout means the path is dead.
+    if (Date.now() > deadline || !/refused/i.test(r.stderr)) return undefined;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
