@@ -1,6 +1,6 @@
 import test from 'ava';
 import { request } from 'node:http';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -236,6 +236,7 @@ test('an empty pool names the subnet, says more IPs are coming and what to check
   t.is(r.status, 200);
   t.is(r.body.Address, undefined);
   t.regex(r.body.Err, /no free IP for this container/);
+  t.is(r.body.Error, r.body.Err, 'libnetwork\'s IPAM client reads "Error"');
   t.regex(r.body.Err, /subnet 10\.1\.0\.0\/24/);
   t.regex(r.body.Err, /node test-node: all 1 IPs of its pool are in use/, 'the agent\'s own words (node name) are kept');
   t.regex(r.body.Err, /controller adds IPs .* retry/);
@@ -254,12 +255,14 @@ test('a preferred container address (--ip) is refused with the reason', async (t
 
 test('CreateNetwork refuses subnets other than the pod subnet, IPv6 and foreign gateways', async (t) => {
   const c = await start(t);
-  const other = await call(c.sock, 'NetworkDriver.CreateNetwork', { NetworkID: NET_ID, IPv4Data: [{ AddressSpace: 'x', Pool: '172.18.0.0/16', Gateway: '172.18.0.1/16' }] });
+  const other = await call(c.sock, 'NetworkDriver.CreateNetwork', { NetworkID: NET_ID, IPv4Data: [{ AddressSpace: 'azure-vnet-local', Pool: '172.18.0.0/16', Gateway: '172.18.0.1/16' }] });
   t.regex(other.body.Err, /172\.18\.0\.0\/16 is not this node's pod subnet 10\.1\.0\.0\/24: use --ipam-driver=azure-vnet/);
   const v6 = await call(c.sock, 'NetworkDriver.CreateNetwork', { NetworkID: NET_ID, IPv4Data: [{ Pool: '10.1.0.0/24' }], IPv6Data: [{ Pool: 'fd00::/64' }] });
   t.regex(v6.body.Err, /IPv6 is not supported/);
   const gw = await call(c.sock, 'NetworkDriver.CreateNetwork', { NetworkID: NET_ID, IPv4Data: [{ Pool: '10.1.0.0/24', Gateway: '10.1.0.254/24' }] });
   t.regex(gw.body.Err, /gateway 10\.1\.0\.254 is not Azure's gateway 10\.1\.0\.1/);
+  const defaultIpam = await call(c.sock, 'NetworkDriver.CreateNetwork', { NetworkID: NET_ID, IPv4Data: [{ AddressSpace: 'LocalDefault', Pool: '10.1.0.0/24', Gateway: '10.1.0.1/24' }] });
+  t.regex(defaultIpam.body.Err, /addresses come from another IPAM driver \(address space LocalDefault\).*--ipam-driver=azure-vnet/);
   const none = await call(c.sock, 'NetworkDriver.CreateNetwork', { NetworkID: NET_ID, IPv4Data: null });
   t.regex(none.body.Err, /exactly one IPv4 subnet/);
   t.deepEqual(c.log, [], 'nothing was set up');
@@ -370,6 +373,10 @@ test('one driver per state dir; a corrupt state file is refused, not silently re
 
   const dir = mkdtempSync(join(tmpdir(), 'cnm-test-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, `${STATE_FILE}.tmp-99999`), 'half a write');
+  createCnmServer({ addresses: c.pool, datapath: fakeDatapath([]), logger: pino({ level: 'silent' }), stateDir: dir }).emit('close');
+  await new Promise((r) => setTimeout(r, 50));
+  t.deepEqual(readdirSync(dir).filter((n) => n.includes('.tmp-')), [], 'an interrupted write\'s temp file is removed');
   writeFileSync(join(dir, STATE_FILE), '{"version": 1, "pools": ');
   t.throws(() => createCnmServer({ addresses: c.pool, datapath: fakeDatapath([]), logger: pino({ level: 'silent' }), stateDir: dir }), {
     message: /CNM state file .* is not JSON/,

@@ -140,6 +140,12 @@ export class CnmDriver {
         );
       }
       const data = v4[0]!;
+      if (data.AddressSpace && data.AddressSpace !== LOCAL_ADDRESS_SPACE && data.AddressSpace !== GLOBAL_ADDRESS_SPACE) {
+        throw new DriverError(
+          `azure-vnet: the network's addresses come from another IPAM driver (address space ${data.AddressSpace}); ` +
+            `containers must get the node's VNet IPs: use --ipam-driver=azure-vnet --subnet=${podSubnet}`,
+        );
+      }
       let pool: string;
       try {
         pool = normalizeCIDR(data.Pool);

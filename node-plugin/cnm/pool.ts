@@ -159,15 +159,17 @@ export interface NoFreeAddressContext {
 
 /**
  * The answer when the node has no free secondary IP: what happened, that more are on the way, and what to
- * check if they do not come (instead of libnetwork's bare "No address returned").
+ * check if they do not come (instead of libnetwork's bare "No address returned"). The agent's own message
+ * names the node and the numbers; when it already says what to check, it is not said twice.
  */
 export function noFreeAddressMessage(ctx: NoFreeAddressContext): string {
   const cause = ctx.cause.trim().replace(/\.$/, '');
+  const head = `azure-vnet: no free IP for this container: every secondary IP in this node's pool (subnet ${ctx.pool}) is in use`;
+  if (/NodeIPPool/.test(cause)) return `${head}: ${cause}.`;
   return (
-    `azure-vnet: no free IP for this container: every secondary IP in this node's pool (subnet ${ctx.pool}) is in use` +
-    (cause ? ` (${cause})` : '') +
-    '. The node agent has raised its demand and the PodVNet controller adds IPs to the node\'s NIC in batches: retry in ' +
-    'a few seconds. If it keeps failing, check the NodeIPPool\'s max IPs per node (the node may be at its maximum) and ' +
-    'that the Azure subnet has free addresses (kubectl describe nodeipallocation <node>).'
+    `${head}${cause ? ` (${cause})` : ''}. The node agent has raised its demand and the PodVNet controller adds IPs to ` +
+    'the node\'s NIC in batches: retry in a few seconds. If it keeps failing, check the NodeIPPool\'s max IPs per node ' +
+    '(ipsPerNode.max: the node may be at its maximum) and that the Azure subnet has free addresses ' +
+    '(kubectl describe nodeipallocation <node>).'
   );
 }

@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readFileSync, writeSync, unlinkSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync, unlinkSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -109,6 +109,7 @@ export class CnmStore {
     this.lockPath = join(dir, LOCK_FILE);
     takeLock(this.lockPath);
     try {
+      removeStaleTempFiles(dir);
       this.current = loadState(join(dir, STATE_FILE));
     } catch (err) {
       this.close();
@@ -155,6 +156,13 @@ export class CnmStore {
     } catch {
       // already gone
     }
+  }
+}
+
+/** Temp files of writes that a crash interrupted (the rename never happened, so they are garbage). */
+function removeStaleTempFiles(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith(`${STATE_FILE}.tmp-`)) unlinkSync(join(dir, name));
   }
 }
 
