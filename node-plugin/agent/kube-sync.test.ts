@@ -1,0 +1,158 @@
+import test from 'ava';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import YAML from 'yaml';
+import { pino } from 'pino';
+import { startKubeEmulator } from '../../hack/kube-emulator/index.js';
+import { startAgent } from './agent.js';
+import { REPO_ROOT, startTestNode } from './testing.js';
+import { CoalescingWriter, specPatch } from './sync.js';
+
+/**
+ * The agent against the Kubernetes API emulator with the real client: it watches only its own
+ * NodeIPAllocation, reads its pool's settings, and writes back only spec.demand and spec.releasedIPs,
+ * coalesced. Pods are real netns pods through the C forwarder on a simulated VM.
+ */
+
+const group = { group: 'podvnet.io', version: 'v1alpha1' };
+const until = async (cond: () => Promise<boolean> | boolean, ms = 8000): Promise<boolean> => {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return true;
+};
+
+test('specPatch writes only when the values change; the writer coalesces many pokes', async (t) => {
+  const w = { demand: { usedIPs: 2, pendingIPs: 0 }, releasedIPs: ['10.0.0.9', '10.0.0.8'] };
+  t.deepEqual(specPatch(w, undefined), { spec: { demand: { usedIPs: 2, pendingIPs: 0 }, releasedIPs: ['10.0.0.8', '10.0.0.9'] } });
+  t.is(specPatch(w, { demand: { usedIPs: 2, pendingIPs: 0 }, releasedIPs: ['10.0.0.8', '10.0.0.9'] }), undefined);
+  t.truthy(specPatch(w, { demand: { usedIPs: 3, pendingIPs: 0 }, releasedIPs: w.releasedIPs }));
+  let used = 0;
+  const written: number[] = [];
+  const writer = new CoalescingWriter({
+    minIntervalMs: 100,
+    desired: async () => ({ demand: { usedIPs: used, pendingIPs: 0 }, releasedIPs: [] }),
+    write: async (p) => {
+      written.push(p.spec.demand.usedIPs);
+    },
+  });
+  const started = Date.now();
+  for (let i = 1; i <= 50; i++) {
+    used = i;
+    writer.poke();
+    await new Promise((r) => setTimeout(r, 4));
+  }
+  const elapsed = Date.now() - started;
+  await new Promise((r) => setTimeout(r, 250));
+  const before = written.length;
+  writer.poke(); // nothing changed: no write
+  await new Promise((r) => setTimeout(r, 150));
+  writer.stop();
+  t.is(written.length, before);
+  // at most one write per interval (plus the first and the last), far fewer than the 50 changes
+  t.true(written.length >= 2 && written.length <= Math.ceil(elapsed / 100) + 2, `writes: ${written.join(',')} in ${elapsed} ms`);
+  t.is(written.at(-1), 50);
+});
+
+test('agent with the API emulator: demand and releases written to its own record, status and pool read', async (t) => {
+  t.timeout(60_000);
+  const emu = await startKubeEmulator({ tls: true });
+  t.teardown(() => emu.close());
+  const kc = emu.kubeConfig();
+  const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
+  for (const f of ['podvnet.io_nodeippools.yaml', 'podvnet.io_nodeipallocations.yaml']) {
+    await ext.createCustomResourceDefinition({ body: YAML.parse(await readFile(path.join(REPO_ROOT, 'crds', f), 'utf8')) });
+  }
+  const co = kc.makeApiClient(k8s.CustomObjectsApi);
+  const node = await startTestNode({ podIPCount: 16, startAgent: false });
+  t.teardown(() => node.close());
+  const kubeconfig = path.join(node.dir, 'kubeconfig');
+  await writeFile(kubeconfig, await readFile(emu.kubeconfigPath, 'utf8'));
+
+  await co.createClusterCustomObject({
+    ...group,
+    plural: 'nodeippools',
+    body: {
+      apiVersion: 'podvnet.io/v1alpha1',
+      kind: 'NodeIPPool',
+      metadata: { name: 'general' },
+      spec: {
+        nodeSelector: {},
+        subnetID: '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/pods',
+        ipsPerNode: { min: 0, max: 250 },
+        scaling: { batchSize: 4, requestThresholdPercent: 50, releaseThresholdPercent: 150 },
+        snat: { enabled: true, excludeCIDRs: ['192.168.0.0/16'] },
+      },
+    },
+  });
+  const fileRecord = JSON.parse(await readFile(node.recordPath, 'utf8')).record;
+  // a record for another node, which this agent must neither read nor write
+  for (const name of ['vm1', 'other-node']) {
+    await co.createClusterCustomObject({ ...group, plural: 'nodeipallocations', body: { apiVersion: 'podvnet.io/v1alpha1', kind: 'NodeIPAllocation', metadata: { name }, spec: { poolName: 'general' } } });
+  }
+  const setStatus = async (ips: string[]) => {
+    const cur = (await co.getClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'vm1' })) as Record<string, any>;
+    await co.replaceClusterCustomObjectStatus({
+      ...group,
+      plural: 'nodeipallocations',
+      name: 'vm1',
+      body: { ...cur, status: { ...fileRecord.status, ips: ips.map((ip, i) => ({ ip, ipConfigName: `ipconfig${i + 2}` })) } },
+    });
+  };
+  const record = async () => (await co.getClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'vm1' })) as Record<string, any>;
+
+  // The agent starts before the controller has filled in status: not ready, ADD says try again.
+  const agent = await startAgent({ ...node.config, recordFile: undefined, kubeconfig, syncIntervalMs: 100 }, { logger: pino({ level: 'silent' }) });
+  node.agent = agent;
+  const p0 = await node.pod('k');
+  t.is((await node.cni('ADD', { containerId: 'early', netns: p0 })).json.code, 11);
+  t.is((await node.cni('STATUS', {})).json.code, 50);
+
+  await setStatus(node.podIPs);
+  t.true(await until(() => agent.addresses.isReady()), 'status read through the watch');
+  await agent.reconciled;
+  t.deepEqual(agent.addresses.nodeNetwork()?.snat, { enabled: true, excludeCIDRs: ['192.168.0.0/16'] });
+
+  // Idle, the scaling math (batch 4, request at 50%: keep need + 2 rounded up to a batch = 4) gives
+  // back the 12 highest free IPs; it never hands them out again, and never retracts the release.
+  t.true(await until(async () => ((await record()).spec.releasedIPs ?? []).length === 12), JSON.stringify((await record()).spec));
+  const released: string[] = (await record()).spec.releasedIPs;
+  t.deepEqual([...released].sort(), node.podIPs.slice(4).sort());
+  t.is((await record()).spec.poolName, 'general', 'the controller-owned field is untouched');
+
+  const pods = await Promise.all([0, 1, 2, 3].map((i) => node.pod(`k${i}`)));
+  const adds = await Promise.all(pods.map((netns, i) => node.cni('ADD', { containerId: `kube-${i}`, netns })));
+  t.true(adds.every((a) => a.code === 0), adds.map((a) => a.stdout).join('\n'));
+  const held = adds.map((a) => a.json.ips[0].address.split('/')[0] as string);
+  t.deepEqual([...held].sort(), node.podIPs.slice(0, 4).sort());
+  t.true(await until(async () => (await record()).spec.demand?.usedIPs === 4), JSON.stringify((await record()).spec));
+
+  // the pool is empty: the fifth pod waits, and the record says so (pendingIPs)
+  const p5 = await node.pod('k5');
+  const waiting = await node.cni('ADD', { containerId: 'kube-5', netns: p5 });
+  t.is(waiting.json.code, 11);
+  t.true(await until(async () => (await record()).spec.demand?.pendingIPs === 1), JSON.stringify((await record()).spec));
+
+  // the controller removes the released IPs and adds a batch: releasedIPs empties, the pod gets an IP
+  const fresh = ['10.40.5.100', '10.40.5.101', '10.40.5.102', '10.40.5.103'];
+  await node.fabric.setNicIPs('vm1', [...node.podIPs.slice(0, 4), ...fresh]);
+  await setStatus([...node.podIPs.slice(0, 4), ...fresh]);
+  t.true(await until(async () => ((await record()).spec.releasedIPs ?? []).length === 0), JSON.stringify((await record()).spec));
+  const retry = await node.cni('ADD', { containerId: 'kube-5', netns: p5 });
+  t.is(retry.code, 0, retry.stdout);
+  t.is(retry.json.ips[0].address, '10.40.5.100/22');
+  t.true(await until(async () => { const d = (await record()).spec.demand; return d?.usedIPs === 5 && d?.pendingIPs === 0; }), JSON.stringify((await record()).spec));
+
+  // the other node's record was never touched
+  const other = (await co.getClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'other-node' })) as Record<string, any>;
+  t.is(other.spec.demand, undefined);
+  t.deepEqual(other.spec.releasedIPs ?? [], []);
+  // writes were coalesced: far fewer than the changes made
+  const writes = (await agent.metrics.specWrites.get()).values[0]?.value ?? 0;
+  t.true(writes > 0 && writes <= 8, `spec writes: ${writes}`);
+  await agent.close();
+  node.agent = undefined;
+});
