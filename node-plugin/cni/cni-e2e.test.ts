@@ -172,8 +172,15 @@ test('the executable answers 11 (try again later) when the agent is unreachable,
   t.is(down.json.code, 11);
   t.is(down.json.cniVersion, '1.0.0');
   t.regex(down.json.msg, /unreachable.*try again later/);
-  const viaEnv = await invokePlugin(FORWARDER, { CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.1.0"}', { PODVNET_AGENT_SOCKET: node.socket });
+  const viaEnv = await invokePlugin(FORWARDER, { CNI_COMMAND: 'STATUS' }, '{"cniVersion":"1.1.0","name":"n","type":"podvnet-cni"}', { PODVNET_AGENT_SOCKET: node.socket });
   t.is(viaEnv.code, 0, viaEnv.stdout);
+  // VERSION needs no agent (libcni validates configurations with it) and matches the agent's answer exactly
+  for (const stdin of ['{"cniVersion":"0.3.1"}', '{"cniVersion":"1.0.0"}', '{"cniVersion":"7.7.7"}', '']) {
+    const local = await invokePlugin(FORWARDER, { CNI_COMMAND: 'VERSION' }, stdin, { PODVNET_AGENT_SOCKET: '/nonexistent.sock' });
+    t.is(local.code, 0, local.stdout);
+    const agentAnswer = await node.agent!.handler.handle({ CNI_COMMAND: 'VERSION' }, stdin);
+    t.deepEqual(local.json, JSON.parse(agentAnswer.stdout), stdin);
+  }
   const garbage = await invokePlugin(FORWARDER, { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'x', CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0' }, `{"agentSocket":"${node.socket}", not json`);
   t.is(garbage.json.code, 6);
   const noEnv = await invokePlugin(FORWARDER, { CNI_COMMAND: 'ADD', CNI_IFNAME: 'eth0' }, JSON.stringify(node.conf()));

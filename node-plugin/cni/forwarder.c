@@ -7,6 +7,10 @@
  *   request:  "PODVNET-CNI/1\n" { "KEY=VALUE" NUL }* NUL  <stdin bytes>  then shutdown(SHUT_WR)
  *   response: "<exit code>\n" <stdout bytes> until EOF
  *
+ * VERSION is answered here, without the agent: runtimes (libcni) call it to validate a configuration,
+ * with nothing but {"cniVersion": ...} on stdin, possibly before the agent is up. The list of versions
+ * is generated from types.ts at build time (gen-versions.sh), so it cannot drift from the agent's.
+ *
  * Socket path: the "agentSocket" string field of the configuration, else $PODVNET_AGENT_SOCKET, else
  * /run/podvnet/agent.sock. When the agent cannot be reached or hangs up early, this prints a spec-shaped
  * error with code 11 ("try again later") so the runtime retries.
@@ -19,6 +23,8 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include "versions.h"
 
 #define DEFAULT_SOCKET "/run/podvnet/agent.sock"
 #define MAX_STDIN (4 * 1024 * 1024)
@@ -113,9 +119,18 @@ int main(void) {
   char *in = read_all(STDIN_FILENO, &in_len, MAX_STDIN);
   if (!in) { in = strdup(""); in_len = 0; }
 
-  char version[32] = "1.1.0";
+  char version[32] = LATEST_VERSION;
   char cfg_version[32];
   if (json_string_field(in, "cniVersion", cfg_version, sizeof cfg_version)) memcpy(version, cfg_version, sizeof version);
+
+  const char *command = getenv("CNI_COMMAND");
+  if (command && strcmp(command, "VERSION") == 0) {
+    char quoted[40];
+    snprintf(quoted, sizeof quoted, "\"%s\"", version);
+    const char *answer = strstr(SUPPORTED_VERSIONS_JSON, quoted) ? version : LATEST_VERSION;
+    printf("{\"cniVersion\":\"%s\",\"supportedVersions\":%s}\n", answer, SUPPORTED_VERSIONS_JSON);
+    return 0;
+  }
 
   char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
   const char *env_path = getenv("PODVNET_AGENT_SOCKET");
