@@ -156,6 +156,12 @@ if (typeof env === 'string') {
     const attachments = await datapath.listAttachments(net);
     t.deepEqual(attachments.map((a) => `${a.containerId}/${a.ifName}=${a.ip}`).sort(), [...pool.held.entries()].map(([k, ip]) => `${k}=${ip}`).sort());
 
+    // A chosen address is refused with the reason (addresses are the agent's to pick).
+    const pinned = await docker.cli(['run', '--rm', '--net=azure', '--ip', '10.61.1.12', IMAGE, 'true']);
+    t.not(pinned.code, 0);
+    t.regex(pinned.stderr, /a chosen address \(10\.61\.1\.12, from --ip or --aux-address\) is not supported/, pinned.stderr);
+    t.is(pool.held.size, 2);
+
     // The pool is exhausted: the error names the pool, says more IPs are coming and what to check.
     const full = await docker.cli(['run', '--name', 'c3', '--net=azure', IMAGE, 'true']);
     t.not(full.code, 0);

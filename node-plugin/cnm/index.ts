@@ -27,7 +27,7 @@ export function createCnmServer(deps: CnmDeps): CnmServer {
   server.cnm = driver;
   const closed = new Promise<void>((resolve) => server.once('close', resolve));
   server.on('close', () => {
-    void store.flushAndClose();
+    void store.closeWhenIdle();
   });
   server.shutdown = async () => {
     if (server.listening) server.close();

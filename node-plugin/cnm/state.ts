@@ -102,6 +102,7 @@ export class CnmStore {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly lockPath: string;
   private closed = false;
+  private pending = 0;
 
   /** Opens (creating if needed) the state in `dir`; throws if the file is corrupt rather than forget addresses. */
   constructor(readonly dir: string) {
@@ -136,9 +137,21 @@ export class CnmStore {
       this.current = draft;
       return result;
     };
-    const next = this.queue.then(run, run);
+    this.pending += 1;
+    const next = this.queue.then(run, run).finally(() => {
+      this.pending -= 1;
+    });
     this.queue = next.catch(() => undefined);
     return next;
+  }
+
+  /** Releases the lock now if no write is under way (so a successor can open the dir at once), else after it. */
+  closeWhenIdle(): Promise<void> {
+    if (this.pending === 0) {
+      this.close();
+      return Promise.resolve();
+    }
+    return this.flushAndClose();
   }
 
   /** Waits for pending writes, then releases the lock. */
