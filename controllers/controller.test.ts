@@ -43,3 +43,230 @@ test('scale-up: each selected node gets a batch in one write, status shows the I
   t.is(pool.status!.conditions!.find((c) => c.type === 'Ready')!.status, 'True');
   t.deepEqual(pool.metadata.finalizers, ['podvnet.io/release-ip-configs']);
 });
+
+test('scale-down: only the IPs the agent released leave the NIC, in one write; the agent then sees them gone', async (t) => {
+  const w = await startWorld({ scenario: { vms: [{ count: 1 }] }, nodeLabels: () => ({ pool: 'a' }) });
+  t.teardown(() => w.close());
+  const subnet = Object.values(w.subnets)[0]!;
+  await w.createPool('a', SPEC(subnet));
+  const node = w.nodes[0]!.nodeName;
+  await waitFor('8 IPs', async () => (await w.record(node))?.status?.ips.length === 8);
+  await w.setDemand(node, 13);
+  const r = await waitFor('24 IPs', async () => { const x = await w.record(node); return x?.status?.ips.length === 24 ? x : undefined; });
+  const before = writes(w);
+  // pods went away; the agent keeps 3 in use and gives back eight it will not hand out again
+  const released = r.status!.ips.slice(16).map((i) => i.ip);
+  await w.client.mergePatch(`/apis/podvnet.io/v1alpha1/nodeipallocations/${node}`, { spec: { demand: { usedIPs: 3, pendingIPs: 0 }, releasedIPs: released } });
+  const after = await waitFor('16 IPs', async () => { const x = await w.record(node); return x?.status?.ips.length === 16 ? x : undefined; });
+  t.is(writes(w) - before, 1, 'the removal is a single write');
+  const left = new Set(w.nicIPs(node));
+  t.true(released.every((ip) => !left.has(ip)), 'released IPs are gone from Azure');
+  t.true(r.status!.ips.slice(0, 16).every((i) => left.has(i.ip)), 'every IP the agent kept is still there');
+  t.false(after.status!.ips.some((i) => released.includes(i.ip)));
+  // nothing more to do: no further writes although policy would shrink further (agent released no more)
+  await new Promise((res) => setTimeout(res, 300));
+  t.is(writes(w) - before, 1);
+});
+
+test('a scale-set node is served through the scale-set VM update', async (t) => {
+  const w = await startWorld({ scenario: { scaleSets: [{ name: 'pool1', count: 1 }] }, nodeLabels: () => ({ pool: 'a' }) });
+  t.teardown(() => w.close());
+  const subnet = Object.values(w.subnets)[0]!;
+  await w.createPool('a', SPEC(subnet));
+  const node = w.nodes[0]!;
+  t.regex(node.providerID, /virtualMachineScaleSets\/pool1\/virtualMachines\/0$/);
+  const r = await waitFor('8 IPs', async () => { const x = await w.record(node.nodeName); return x?.status?.ips.length === 8 ? x : undefined; });
+  const calls = w.azure.calls().byKind;
+  t.is(calls['vmssvm.put'], 1);
+  t.is(calls['nic.put'], undefined, 'never a NIC PUT for a scale-set instance');
+  t.is(r.status!.nic!.vmID.toLowerCase(), node.resourceId.toLowerCase());
+  t.deepEqual(r.status!.ips.map((i) => i.ip).sort(), w.nicIPs(node.nodeName).sort());
+});
+
+test('node deletion gives its ip-configs back, then the record goes', async (t) => {
+  const w = await startWorld({ scenario: { vms: [{ count: 2 }] }, nodeLabels: () => ({ pool: 'a' }) });
+  t.teardown(() => w.close());
+  const subnet = Object.values(w.subnets)[0]!;
+  await w.createPool('a', SPEC(subnet));
+  const [gone, stays] = w.nodes.map((n) => n.nodeName);
+  await waitFor('both nodes have IPs', async () => (await w.record(gone!))?.status?.ips.length === 8 && (await w.record(stays!))?.status?.ips.length === 8);
+  await w.client.delete(`/api/v1/nodes/${gone}`);
+  await waitFor('record of the deleted node to go', async () => (await w.record(gone!)) === undefined);
+  t.deepEqual(w.nicIPs(gone!), [], 'ip-configs returned to the subnet');
+  t.is(w.nicIPs(stays!).length, 8);
+  const p = await waitFor('pool counts one node', async () => { const x = await w.pool('a'); return x?.status?.nodes === 1 ? x : undefined; });
+  t.is(p.status!.allocatedIPs, 8);
+});
+
+test('a node whose VM is gone from Azure still lets its record go (NIC gone counts as done)', async (t) => {
+  const w = await startWorld({ scenario: { vms: [{ count: 1 }] }, nodeLabels: () => ({ pool: 'a' }) });
+  t.teardown(() => w.close());
+  await w.createPool('a', SPEC(Object.values(w.subnets)[0]!));
+  const n = w.nodes[0]!;
+  await waitFor('IPs', async () => (await w.record(n.nodeName))?.status?.ips.length === 8);
+  const vm = w.azure.state.vms.get(n.resourceId.toLowerCase())!;
+  const nic = vm.nics[0]!;
+  delete nic.virtualMachineId;
+  w.azure.state.vms.delete(vm.key);
+  w.azure.state.deleteNic(nic);
+  await w.client.delete(`/api/v1/nodes/${n.nodeName}`);
+  await waitFor('record to go', async () => (await w.record(n.nodeName)) === undefined);
+  t.pass();
+});
+
+test('pool deletion empties every node of its ip-configs before the pool goes', async (t) => {
+  const w = await startWorld({ scenario: { vms: [{ count: 2 }], scaleSets: [{ name: 'ss', count: 1 }] }, nodeLabels: () => ({ pool: 'a' }) });
+  t.teardown(() => w.close());
+  await w.createPool('a', SPEC(Object.values(w.subnets)[0]!));
+  await waitFor('all nodes have IPs', async () => {
+    for (const n of w.nodes) if ((await w.record(n.nodeName))?.status?.ips.length !== 8) return false;
+    return true;
+  });
+  w.azure.resetCalls();
+  await w.deletePool('a');
+  await waitFor('pool to go', async () => (await w.pool('a')) === undefined);
+  for (const n of w.nodes) {
+    t.deepEqual(w.nicIPs(n.nodeName), [], `${n.nodeName} emptied`);
+    t.is(await w.record(n.nodeName), undefined);
+  }
+  const k = w.azure.calls().byKind;
+  t.is((k['nic.put'] ?? 0) + (k['vmssvm.put'] ?? 0), 3, 'one write per node');
+});
+
+test('a 412 race with another writer: the controller re-reads and keeps the other writer\'s ip-config', async (t) => {
+  const w = await startWorld({ scenario: { vms: [{ count: 1 }] }, nodeLabels: () => ({ pool: 'a' }), azureConfig: { latencyByKind: { 'nic.put': 300 } } });
+  t.teardown(() => w.close());
+  const n = w.nodes[0]!;
+  await w.createPool('a', SPEC(Object.values(w.subnets)[0]!));
+  await waitFor('our PUT to be on its way', () => (w.azure.calls().byKind['nic.put'] ?? 0) >= 1, 5000, 2);
+  // someone else changes the NIC meanwhile (another tool adding its own secondary IP)
+  const nic = w.azure.state.nics.get(n.nicId.toLowerCase())!;
+  w.azure.state.putNic(nic.id, {
+    location: nic.location,
+    ipConfigs: [...nic.ipConfigs.map((c) => ({ name: c.name, allocation: c.allocation, privateIPAddress: c.privateIPAddress, subnetId: c.subnet.id, primary: c.primary })),
+      { name: 'other-app', allocation: 'Dynamic' as const, subnetId: n.subnetId, primary: false }],
+  });
+  const r = await waitFor('8 IPs', async () => { const x = await w.record(n.nodeName); return x?.status?.ips.length === 8 ? x : undefined; });
+  const after = w.azure.state.nics.get(n.nicId.toLowerCase())!;
+  t.truthy(after.ipConfigs.find((c) => c.name === 'other-app'), 'the foreign ip-config survives');
+  t.is(after.ipConfigs.filter((c) => c.name.startsWith('podvnet-')).length, 8, 'no duplicates');
+  t.is(w.azure.calls().byKind['nic.put'], 2, 'the first PUT failed on If-Match, the second went through');
+  const m = await w.metrics.azureCalls.get();
+  t.is(m.values.find((v) => v.labels.operation === 'nic.put' && v.labels.result === 'PreconditionFailed')?.value, 1);
+  t.false(r.status!.ips.some((i) => i.ipConfigName === 'other-app'));
+});
+
+test('a 429 storm: the subscription pauses for Retry-After and every node still converges', async (t) => {
+  const w = await startWorld({
+    scenario: { vms: [{ count: 8 }] }, nodeLabels: () => ({ pool: 'a' }),
+    // Azure has less write budget than the controller believes (another client spent it)
+    azureConfig: { throttling: { enabled: true, writes: { capacity: 3, refillPerSecond: 3 } } },
+  });
+  t.teardown(() => w.close());
+  await w.createPool('a', SPEC(Object.values(w.subnets)[0]!));
+  await waitFor('all 8 nodes at 8 IPs', async () => {
+    for (const n of w.nodes) if (w.nicIPs(n.nodeName).length !== 8) return false;
+    return true;
+  }, 30_000, 50);
+  const c = w.azure.calls();
+  t.true(c.throttled >= 1, 'Azure did throttle');
+  t.true(w.limiter.pauses >= 1, 'the controller paused the subscription');
+  t.is((await w.metrics.throttles.get()).values[0]!.value, c.throttled);
+  t.true(c.throttled <= 16, `throttled ${c.throttled} times: the pause keeps retries from hammering`);
+  t.is(c.byKind['nic.put']! - c.throttled, 8, 'exactly one successful write per node');
+  for (const n of w.nodes) t.is(w.nicIPs(n.nodeName).length, 8, `${n.nodeName}: no duplicates`);
+});
+
+test('SubnetIsFull: smaller batches, pool condition and event, and growth resumes once room comes back', async (t) => {
+  const w = await startWorld({
+    scenario: { vnets: [{ name: 'vn', addressPrefixes: ['10.9.0.0/16'], subnets: [{ name: 's', addressPrefix: '10.9.0.0/27' }] }], vms: [{ count: 2 }] },
+    nodeLabels: () => ({ pool: 'a' }),
+  });
+  t.teardown(() => w.close());
+  const subnet = Object.values(w.subnets)[0]!;
+  const [a, b] = w.nodes.map((n) => n.nodeName) as [string, string];
+  // 32 - 5 reserved = 27 addresses; the 2 primaries leave 25
+  await w.createPool('a', SPEC(subnet, { scaling: { batchSize: 16, requestThresholdPercent: 50, releaseThresholdPercent: 150 } }));
+  await waitFor('records', async () => (await w.record(a))?.status?.ips.length && (await w.record(b))?.status?.ips.length);
+  // both nodes get busy: each wants 32, together far more than the subnet has
+  await w.setDemand(a, 10);
+  await w.setDemand(b, 10);
+  const pool = await waitFor('SubnetExhausted', async () => {
+    const p = await w.pool('a');
+    return p?.status?.conditions?.find((c) => c.type === 'SubnetExhausted' && c.status === 'True') ? p : undefined;
+  }, 15_000);
+  t.is(pool.status!.conditions!.find((c) => c.type === 'SubnetExhausted')!.reason, 'SubnetIsFull');
+  const total = () => w.nicIPs(a).length + w.nicIPs(b).length;
+  await waitFor('subnet filled to the last address', () => total() === 25, 15_000);
+  const events = await w.client.get<{ items: Array<{ reason: string; regarding: { kind: string } }> }>('/apis/events.k8s.io/v1/namespaces/default/events');
+  t.true(events.items.some((e) => e.reason === 'SubnetIsFull' && e.regarding.kind === 'NodeIPPool'));
+  t.true(events.items.some((e) => e.reason === 'SubnetIsFull' && e.regarding.kind === 'NodeIPAllocation'));
+  const fullWrites = w.azure.calls().byKind['nic.put']!;
+  t.true(fullWrites <= 16, `${fullWrites} NIC writes to fill the subnet: halving batches and backing off, not a hot loop`);
+  const rec = await w.record(a);
+  t.true(['SubnetFull', 'Growing'].includes(rec!.status!.conditions!.find((c) => c.type === 'Ready')!.reason));
+
+  // one node leaves: its addresses come back and the other node grows into them without waiting out its backoff
+  const [big, small] = w.nicIPs(a).length >= w.nicIPs(b).length ? [a, b] : [b, a];
+  const before = w.nicIPs(small).length;
+  await w.client.delete(`/api/v1/nodes/${big}`);
+  const grown = await waitFor('the remaining node to settle', async () => {
+    const r = await w.record(small);
+    return r?.status?.conditions?.find((c) => c.type === 'Ready')?.reason === 'Synced' ? r : undefined;
+  }, 10_000);
+  t.true(grown.status!.ips.length >= 18, `10 used + 8 free: grew from ${before} to ${grown.status!.ips.length}`);
+  t.is(w.nicIPs(small).length, grown.status!.ips.length);
+  await waitFor('exhaustion to clear', async () => (await w.pool('a'))?.status?.conditions?.find((c) => c.type === 'SubnetExhausted')?.status === 'False', 10_000);
+});
+
+test('restart in the middle converges without duplicates, even when status was never written', async (t) => {
+  const w = await startWorld({ scenario: { vms: [{ count: 4 }] }, nodeLabels: () => ({ pool: 'a' }), azureConfig: { latencyByKind: { 'nic.put': 150 } } });
+  t.teardown(() => w.close());
+  await w.createPool('a', SPEC(Object.values(w.subnets)[0]!));
+  await waitFor('writes under way', () => (w.azure.calls().byKind['nic.put'] ?? 0) >= 2, 5000, 2);
+  await w.restartController();
+  await waitFor('all nodes at 8', async () => {
+    for (const n of w.nodes) if ((await w.record(n.nodeName))?.status?.ips.length !== 8) return false;
+    return true;
+  });
+  const writesBefore = w.azure.calls().byKind['nic.put']!;
+  t.is(writesBefore, 4, 'each node written exactly once across the restart');
+
+  // a crash between the Azure write and the status write: Azure has the IPs, the records do not
+  await w.controller.stop();
+  for (const n of w.nodes) await w.client.mergePatch(`/apis/podvnet.io/v1alpha1/nodeipallocations/${n.nodeName}/status`, { status: { ips: [], allocatedIPs: 0 } });
+  await w.restartController();
+  await waitFor('status restored from Azure', async () => {
+    for (const n of w.nodes) if ((await w.record(n.nodeName))?.status?.ips.length !== 8) return false;
+    return true;
+  });
+  t.is(w.azure.calls().byKind['nic.put'], writesBefore, 'no new writes: the NICs already had the IPs');
+  for (const n of w.nodes) t.is(w.nicIPs(n.nodeName).length, 8);
+});
+
+test('overlapping pools: the oldest wins, the other says so; a relabeled node moves and its IPs are given back first', async (t) => {
+  const w = await startWorld({ scenario: { vms: [{ count: 1 }] }, nodeLabels: () => ({ pool: 'a', tier: 'x' }) });
+  t.teardown(() => w.close());
+  const subnet = Object.values(w.subnets)[0]!;
+  const node = w.nodes[0]!.nodeName;
+  await w.createPool('a', SPEC(subnet));
+  await waitFor('record in a', async () => (await w.record(node))?.status?.ips.length === 8);
+  await new Promise((r) => setTimeout(r, 1100)); // creationTimestamp has one-second resolution
+  await w.createPool('b', SPEC(subnet, { nodeSelector: { matchLabels: { tier: 'x' } }, scaling: { batchSize: 4, requestThresholdPercent: 50, releaseThresholdPercent: 150 } }));
+  const b = await waitFor('b degraded', async () => {
+    const p = await w.pool('b');
+    return p?.status?.conditions?.find((c) => c.type === 'Degraded' && c.status === 'True') ? p : undefined;
+  });
+  t.is(b.status!.conditions!.find((c) => c.type === 'Degraded')!.reason, 'OverlappingPools');
+  t.is((await w.record(node))!.spec.poolName, 'a');
+
+  const oldIPs = w.nicIPs(node);
+  await w.client.mergePatch(`/api/v1/nodes/${node}`, { metadata: { labels: { pool: null } } });
+  const moved = await waitFor('record now in b', async () => {
+    const r = await w.record(node);
+    return r?.spec.poolName === 'b' && r.status?.ips.length === 4 ? r : undefined;
+  });
+  t.is(moved.metadata.ownerReferences?.find((o) => o.controller)?.name, 'b');
+  t.is(w.nicIPs(node).length, 4, 'the old pool\'s 8 went back before the new pool\'s 4 came');
+  t.truthy(oldIPs.length);
+});

@@ -189,6 +189,7 @@ export class Controller {
     const slash = key.indexOf('/');
     const kind = key.slice(0, slash);
     const name = key.slice(slash + 1);
+    this.log.debug({ key }, 'reconcile');
     try {
       const r = kind === 'pool' ? await this.reconcilePool(name) : await this.reconcileNode(name);
       this.metrics.reconciles.inc({ kind, result: 'ok' });
@@ -283,7 +284,7 @@ export class Controller {
         if (remove.length) {
           await this.azure.writeIpConfigs(nic, nextIpConfigs(nic.ipConfigs, { add: [], remove }, record.status?.subnet?.id ?? ''));
           this.metrics.ipConfigChanges.inc({ change: 'removed' }, remove.length);
-          this.healthOf(this.pools.get(record.spec.poolName)?.spec.subnetID ?? record.status?.subnet?.id ?? '').onReleased(remove.length);
+          this.roomMade(this.pools.get(record.spec.poolName)?.spec.subnetID ?? record.status?.subnet?.id ?? '', remove.length);
           this.log.info({ node: name, removed: remove.length }, 'gave ip-configs back');
         }
       } catch (e) {
@@ -296,11 +297,30 @@ export class Controller {
       }
     }
     const finalizers = (record.metadata.finalizers ?? []).filter((f) => f !== RELEASE_FINALIZER);
-    await this.kube.mergePatch(path, { metadata: { resourceVersion: record.metadata.resourceVersion, finalizers } });
+    try {
+      await this.kube.mergePatch(path, { metadata: { resourceVersion: record.metadata.resourceVersion, finalizers } });
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
     this.nicHints.delete(name);
     this.shortSince.delete(name);
     this.poolSoon(record.spec.poolName);
     return {};
+  }
+
+  /** Addresses went back to a subnet: nodes waiting for room there try again now, not at their backoff. */
+  private roomMade(subnetId: string, count: number): void {
+    const h = this.health.get(subnetId.toLowerCase());
+    if (!h || count <= 0) return;
+    const wasShort = h.exhausted !== undefined || h.maxAdds !== undefined;
+    h.onReleased(count);
+    if (!wasShort) return;
+    for (const r of this.records.list()) {
+      const reason = conditionOf(r.status?.conditions, 'Ready')?.reason;
+      if ((reason === 'SubnetFull' || reason === 'Growing') && this.pools.get(r.spec.poolName)?.spec.subnetID.toLowerCase() === subnetId.toLowerCase()) {
+        this.queue.add(`node/${r.metadata.name}`);
+      }
+    }
   }
 
   private healthOf(subnetId: string): SubnetHealth {
@@ -378,6 +398,7 @@ export class Controller {
         const f = e.failure;
         if (f.kind === 'SubnetFull') {
           const wait = health.onFull(plan.add.length, f.message);
+          this.log.warn({ node: name, tried: plan.add.length, next: health.maxAdds, retryInMs: wait }, 'subnet is full');
           this.event(record, 'Warning', 'SubnetIsFull', 'AddIPs', `Azure has no room for ${plan.add.length} more IPs in ${pool.spec.subnetID}: ${f.message}; trying ${health.maxAdds} at a time`);
           this.event(pool, 'Warning', 'SubnetIsFull', 'AddIPs', `subnet ${pool.spec.subnetID} is full: ${f.message}`);
           this.poolSoon(pool.metadata.name);
@@ -426,7 +447,7 @@ export class Controller {
     }
     if (plan.remove.length) {
       this.metrics.ipConfigChanges.inc({ change: 'removed' }, plan.remove.length);
-      this.healthOf(pool.spec.subnetID).onReleased(plan.remove.length);
+      this.roomMade(pool.spec.subnetID, plan.remove.length);
     }
     this.log.info({ node: name, pool: pool.metadata.name, added: plan.add.length, removed: plan.remove.length, target: plan.target, reason: plan.reason }, 'updated NIC');
   }
