@@ -1,0 +1,40 @@
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { daemonSetLookup, parseInstallerConfig, startInstaller, type RunningInstaller } from './installer.js';
+
+/** Entry point of the DaemonSet's cni-installer container (configuration: environment, see installer.ts). */
+
+const logger = pino({ base: { component: 'podvnet-cni-installer' } });
+let installer: RunningInstaller | undefined;
+let signalled: string | undefined;
+const keepAlive = setInterval(() => undefined, 1 << 30);
+
+function stop(signal: string): void {
+  if (signalled) process.exit(1);
+  signalled = signal;
+  logger.info({ signal }, 'signal received');
+  if (!installer) return; // still starting: stopped as soon as it is up
+  clearInterval(keepAlive);
+  installer.stop().then(() => process.exit(0), (err: Error) => {
+    logger.error({ err: err.message }, 'stopping failed');
+    process.exit(1);
+  });
+}
+// Handlers first: a SIGTERM that arrives while installing must still get the uninstall check.
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));
+
+try {
+  const cfg = parseInstallerConfig(process.env);
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  installer = await startInstaller(cfg, { lookup: daemonSetLookup(kc, cfg.namespace, cfg.daemonSetName), logger });
+  if (signalled) {
+    const signal = signalled;
+    signalled = undefined;
+    stop(signal);
+  }
+} catch (err) {
+  logger.fatal({ err: (err as Error).message }, 'cni-installer failed to start');
+  process.exit(1);
+}
