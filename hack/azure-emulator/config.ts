@@ -14,6 +14,11 @@ export const configSchema = z.object({
   latencyByKind: z.record(z.string(), z.number().int().min(0)),
   throttling: z.object({ enabled: z.boolean(), reads: bucket, writes: bucket }),
   requireAuth: z.boolean(),
+  /** Only bearer tokens issued by the emulator's Entra token endpoint are accepted (implies requireAuth). */
+  requireIssuedToken: z.boolean(),
+  /** Entra clients (clientId -> secret) for the token endpoint; empty accepts any client. */
+  entraClients: z.record(z.string(), z.string()),
+  tokenLifetimeSeconds: z.number().int().min(1),
   /** A write to a NIC or instance with an operation in flight: 429 RetryableError, or an accepted operation that fails with AnotherOperationInProgress. */
   concurrentWrite: z.enum(['retryable', 'failedOperation']),
   maxIpConfigsPerNic: z.number().int().min(1),
@@ -30,6 +35,9 @@ export const defaultConfig = (): EmulatorConfig => ({
   latencyByKind: {},
   throttling: { enabled: true, reads: { ...ARM_DEFAULT_LIMITS.reads }, writes: { ...ARM_DEFAULT_LIMITS.writes } },
   requireAuth: true,
+  requireIssuedToken: false,
+  entraClients: {},
+  tokenLifetimeSeconds: 3599,
   concurrentWrite: 'retryable',
   maxIpConfigsPerNic: 256,
   allowMultipleSubnetsPerNic: false,

@@ -3,6 +3,7 @@ export { EmulatorState, scaleSetComputerName, type IpChangeEvent, type IpOwner, 
 export { loadScenario, readScenario, scenarioSchema, type Scenario, type ScenarioInput, type ScenarioNode, type ScenarioResult } from './scenario.js';
 export { defaultConfig, configPatchSchema, faultSchema, type EmulatorConfig, type EmulatorConfigPatch, type FaultRule, type FaultRuleInput } from './config.js';
 export { AzureError, IP_CONFIG_LIMIT_CODE } from './errors.js';
+export { EntraTokens } from './entra.js';
 export { AddressPool, parseIPv4, formatIPv4, parseCidr } from './address-pool.js';
 export { TokenBucket, ARM_DEFAULT_LIMITS } from './throttle.js';
 export { generateSelfSignedCert, type TlsMaterial } from './tls.js';

@@ -16,6 +16,7 @@ import { computeEtag, renderIpConfig, renderNic, renderScaleSet, renderScaleSetV
 import { TokenBucket } from './throttle.js';
 import { generateSelfSignedCert, type TlsMaterial } from './tls.js';
 import { loadScenario, scenarioSchema, type ScenarioInput, type ScenarioResult } from './scenario.js';
+import { EntraTokens } from './entra.js';
 import { desiredFromNicPut, desiredFromVmssNicConfig, nicPutSchema, parseBody, vmssVmPutSchema } from './wire.js';
 
 export interface EmulatorOptions {
@@ -80,6 +81,8 @@ export class AzureEmulator {
   private readonly buckets = new Map<string, { reads: TokenBucket; writes: TokenBucket }>();
   private readonly operations = new Map<string, OperationRecord>();
   private readonly pending = new Map<string, { timer: NodeJS.Timeout; complete: () => void }>();
+  /** The emulated Entra ID token endpoint (/<tenant>/oauth2/v2.0/token). */
+  readonly entra = new EntraTokens();
   private counts: CallCounts = { byKind: {}, throttled: 0, faulted: 0, total: 0 };
   private readonly routes: Route[];
   private server!: Server;
@@ -218,7 +221,7 @@ export class AzureEmulator {
     const requestId = randomUUID();
     let reply: Reply;
     try {
-      const body = await readBody(req);
+      const raw = await readBody(req);
       const origin = `${adminOnly ? 'http' : 'https'}://${req.headers.host ?? new URL(this.url).host}`;
       const url = new URL(req.url ?? '/', origin);
       let segs: string[];
@@ -231,9 +234,15 @@ export class AzureEmulator {
         this.streamEvents(req, res);
         return;
       }
-      if (segs[0]?.toLowerCase() === '_emulator') reply = this.admin(req.method ?? 'GET', segs.slice(1), body);
-      else if (adminOnly) reply = errorReply(errors.unsupportedRoute(req.method ?? 'GET', url.pathname));
-      else reply = await this.arm({ method: (req.method ?? 'GET').toUpperCase(), url, origin, segs, headers: req.headers, body, fault: undefined });
+      const method = (req.method ?? 'GET').toUpperCase();
+      const entra = adminOnly || segs[0]?.toLowerCase() === 'subscriptions' ? undefined
+        : this.entra.handle(method, segs, raw, origin, { clients: this.cfg.entraClients, tokenLifetimeSeconds: this.cfg.tokenLifetimeSeconds });
+      if (entra) {
+        this.countKind(segs[1]?.toLowerCase() === 'oauth2' ? 'entra.token' : 'entra.discovery');
+        reply = entra;
+      } else if (segs[0]?.toLowerCase() === '_emulator') reply = this.admin(method, segs.slice(1), parseJson(raw));
+      else if (adminOnly) reply = errorReply(errors.unsupportedRoute(method, url.pathname));
+      else reply = await this.arm({ method, url, origin, segs, headers: req.headers, body: parseJson(raw), fault: undefined });
     } catch (e) {
       reply = errorReply(e);
     }
@@ -258,10 +267,12 @@ export class AzureEmulator {
   }
 
   private async arm(ctx: Ctx): Promise<Reply> {
-    if (this.cfg.requireAuth) {
+    if (this.cfg.requireAuth || this.cfg.requireIssuedToken) {
       const auth = ctx.headers.authorization;
       if (!auth) throw errors.authMissing();
-      if (!/^Bearer\s+\S+/i.test(auth)) throw errors.authInvalid();
+      const bearer = /^Bearer\s+(\S+)/i.exec(auth);
+      if (!bearer) throw errors.authInvalid();
+      if (this.cfg.requireIssuedToken && !this.entra.isIssued(bearer[1]!)) throw errors.authInvalid();
     }
     if (!ctx.url.searchParams.has('api-version')) {
       throw new AzureError(400, 'MissingApiVersionParameter', "The api-version query parameter (?api-version=) is required for all requests.");
@@ -280,8 +291,7 @@ export class AzureEmulator {
       throw errors.unsupportedRoute(ctx.method, ctx.url.pathname);
     }
     const { route, params } = match;
-    this.counts.total++;
-    this.counts.byKind[route.kind] = (this.counts.byKind[route.kind] ?? 0) + 1;
+    this.countKind(route.kind);
     const delay = this.cfg.latencyByKind[route.kind] ?? this.cfg.latencyMs;
     if (delay > 0) await sleep(delay);
 
@@ -309,6 +319,11 @@ export class AzureEmulator {
     } catch (e) {
       return errorReply(e, throttle.headers);
     }
+  }
+
+  private countKind(kind: string): void {
+    this.counts.total++;
+    this.counts.byKind[kind] = (this.counts.byKind[kind] ?? 0) + 1;
   }
 
   private takeToken(sub: string, write: boolean): { ok: boolean; retryAfterMs: number; headers: Record<string, string> } {
@@ -743,7 +758,7 @@ function errorReply(e: unknown, headers: Record<string, string> = {}): Reply {
 
 const MAX_BODY = 16 * 1024 * 1024;
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
+async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -751,9 +766,13 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
     if (size > MAX_BODY) throw errors.badRequest('Request body too large.');
     chunks.push(chunk as Buffer);
   }
-  if (size === 0) return undefined;
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseJson(raw: string): unknown {
+  if (raw === '') return undefined;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(raw);
   } catch {
     throw errors.badRequest('The request body is not valid JSON.');
   }
