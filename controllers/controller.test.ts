@@ -15,7 +15,7 @@ const writes = (w: World) => {
 };
 
 test('scale-up: each selected node gets a batch in one write, status shows the IPs; the rest is untouched', async (t) => {
-  const w = await startWorld({ scenario: { vms: [{ count: 3 }] }, nodeLabels: (_n, i) => (i < 2 ? { pool: 'a' } : {}) });
+  const w = await startWorld({ scenario: { vms: [{ count: 3 }] }, nodeLabels: (_n, i): Record<string, string> => (i < 2 ? { pool: 'a' } : {}) });
   t.teardown(() => w.close());
   const subnet = Object.values(w.subnets)[0]!;
   await w.createPool('a', SPEC(subnet));
