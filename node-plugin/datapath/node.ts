@@ -113,7 +113,7 @@ export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnosti
   const [br] = await ipJSON<LinkInfo>(ns, ['-d', 'link', 'show', 'dev', net.bridgeName]);
   const nf = await read('net.bridge.bridge-nf-call-iptables');
   const fwd = await read('net.ipv4.ip_forward');
-  const parp = br ? await read(`net.ipv4.conf.${net.bridgeName}.proxy_arp`) : undefined;
+  const parp = br ? await read(`net/ipv4/conf/${net.bridgeName}/proxy_arp`) : undefined;
   const { snat, forward } = (await import('./names.js')).chainNames(net.bridgeName);
   const chainExists = async (table: string, chain: string): Promise<boolean> =>
     (await runRaw(ns, ['iptables', '-w', '5', '-t', table, '-S', chain])).code === 0;

@@ -1,7 +1,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { bridgeMAC, chainNames, decodeAlias, encodeAlias, hostVethName, podMACs, stableMAC } from './names.js';
-import { attachHostLines, attachPodLines, chainRemoveRestore, chainRestore, jumpRules, noSnatPrefixes } from './plan.js';
+import { attachHostLines, attachPodLines, chainRemoveRestore, chainRestore, jumpRules, nodeSysctls, noSnatPrefixes } from './plan.js';
 import type { NodeNetwork } from './types.js';
 import { parseNodeNetwork, parsePodInterface } from './validate.js';
 
@@ -124,4 +124,15 @@ test('a container id too long for the veth alias is refused before any kernel wo
   const pod = { containerId: 'x'.repeat(250), netnsPath: '/run/netns/x', ifName: 'eth0', ip: '10.0.1.10', prefixLength: 24 };
   t.throws(() => parsePodInterface(net, pod), { message: /too long to record on the host veth/ });
   t.notThrows(() => parsePodInterface(net, { ...pod, containerId: 'f'.repeat(64) }));
+});
+
+test('node sysctls: forwarding, proxy ARP answering at once on the bridge, br_netfilter; keys survive dots in names', (t) => {
+  const s = nodeSysctls({ ...net, bridgeName: 'br.pods' });
+  t.deepEqual(s, {
+    'net/ipv4/ip_forward': '1',
+    'net/ipv4/conf/br.pods/forwarding': '1',
+    'net/ipv4/conf/br.pods/proxy_arp': '1',
+    'net/ipv4/neigh/br.pods/proxy_delay': '0',
+    'net/bridge/bridge-nf-call-iptables': '1',
+  });
 });

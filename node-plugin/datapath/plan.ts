@@ -73,12 +73,13 @@ export function chainRemoveRestore(net: NodeNetwork): string {
  * kube-proxy needs for Services whose endpoint is on the same node.
  */
 export function nodeSysctls(net: NodeNetwork): Record<string, string> {
+  // '/' as separator: an interface name may contain '.', which sysctl(8) would read as one.
   return {
-    'net.ipv4.ip_forward': '1',
-    [`net.ipv4.conf.${net.bridgeName}.forwarding`]: '1',
-    [`net.ipv4.conf.${net.bridgeName}.proxy_arp`]: '1',
-    [`net.ipv4.neigh.${net.bridgeName}.proxy_delay`]: '0',
-    'net.bridge.bridge-nf-call-iptables': '1',
+    'net/ipv4/ip_forward': '1',
+    [`net/ipv4/conf/${net.bridgeName}/forwarding`]: '1',
+    [`net/ipv4/conf/${net.bridgeName}/proxy_arp`]: '1',
+    [`net/ipv4/neigh/${net.bridgeName}/proxy_delay`]: '0',
+    'net/bridge/bridge-nf-call-iptables': '1',
   };
 }
 
