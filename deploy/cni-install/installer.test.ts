@@ -75,8 +75,8 @@ test('configuration comes from the environment the DaemonSet sets, and says what
   const cfg = parseInstallerConfig(env);
   t.is(cfg.binDir, '/host/opt/cni/bin');
   t.is(cfg.recheckSeconds, 30);
-  t.throws(() => parseInstallerConfig({ ...env, PODVNET_CNI_BIN_DIR: undefined }), { message: /binDir/ });
-  t.throws(() => parseInstallerConfig({ ...env, PODVNET_CNI_CONF_DIR: 'etc/cni' }), { message: /absolute path/ });
+  t.throws(() => parseInstallerConfig({ ...env, PODVNET_CNI_BIN_DIR: undefined }), { message: /PODVNET_CNI_BIN_DIR is required/ });
+  t.throws(() => parseInstallerConfig({ ...env, PODVNET_CNI_CONF_DIR: 'etc/cni' }), { message: /PODVNET_CNI_CONF_DIR must be an absolute path/ });
 });
 
 test('installs, reinstalls what goes missing, keeps files on update, removes them on uninstall (kube emulator)', async (t) => {

@@ -25,17 +25,26 @@ export const InstallerConfig = z.strictObject({
 });
 export type InstallerConfig = z.infer<typeof InstallerConfig>;
 
+const ENV_NAMES: Record<keyof InstallerConfig, string> = {
+  binarySource: 'PODVNET_CNI_BINARY_SOURCE',
+  binDir: 'PODVNET_CNI_BIN_DIR',
+  configSource: 'PODVNET_CNI_CONFIG_SOURCE',
+  confDir: 'PODVNET_CNI_CONF_DIR',
+  daemonSetName: 'PODVNET_DAEMONSET_NAME',
+  namespace: 'POD_NAMESPACE',
+  recheckSeconds: 'PODVNET_CNI_RECHECK_SECONDS',
+};
+
 export function parseInstallerConfig(env: Record<string, string | undefined>): InstallerConfig {
-  const r = InstallerConfig.safeParse({
-    binarySource: env.PODVNET_CNI_BINARY_SOURCE,
-    binDir: env.PODVNET_CNI_BIN_DIR,
-    configSource: env.PODVNET_CNI_CONFIG_SOURCE,
-    confDir: env.PODVNET_CNI_CONF_DIR,
-    daemonSetName: env.PODVNET_DAEMONSET_NAME,
-    namespace: env.POD_NAMESPACE,
-    recheckSeconds: env.PODVNET_CNI_RECHECK_SECONDS,
-  });
-  if (!r.success) throw new Error(`invalid cni-installer environment: ${describeIssues(r.error)}`);
+  const raw = Object.fromEntries(Object.entries(ENV_NAMES).map(([key, name]) => [key, env[name]]));
+  const r = InstallerConfig.safeParse(raw);
+  if (!r.success) {
+    const problems = r.error.issues.map((i) => {
+      const key = i.path[0] as keyof InstallerConfig;
+      return `${ENV_NAMES[key] ?? String(key)} ${raw[key] === undefined ? 'is required' : i.message}`;
+    });
+    throw new Error(`invalid cni-installer environment: ${problems.join('; ')}`);
+  }
   return r.data;
 }
 
