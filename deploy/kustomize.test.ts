@@ -146,7 +146,7 @@ for (const overlay of ['deploy/base', ...OVERLAYS]) {
     t.deepEqual(anti.labelSelector.matchLabels, dep.spec.selector.matchLabels);
     t.true((spec.tolerations as Array<{ key?: string }>).some((x) => x.key === 'node.kubernetes.io/not-ready'));
     const leaseRole = find(objs, 'Role', 'podvnet-controller-leader-election');
-    const leaseName = (c.args as string[]).find((a) => a.startsWith('--leader-election-lease='))!.split('=')[1];
+    const leaseName = (c.args as string[]).find((a) => a.startsWith('--lease-name='))!.split('=')[1];
     t.true(leaseRole.rules.some((r: { resourceNames?: string[] }) => r.resourceNames?.includes(leaseName!)));
     const pdb = find(objs, 'PodDisruptionBudget', 'podvnet-controller');
     t.deepEqual(pdb.spec.selector.matchLabels, dep.spec.selector.matchLabels);
@@ -209,6 +209,8 @@ for (const overlay of ['deploy/base', ...OVERLAYS]) {
 
 test('production uses Workload Identity with the client id from its ConfigMap', (t) => {
   const objs = build('deploy/overlays/production');
+  const env = container(find(objs, 'Deployment', 'podvnet-controller'), 'controller').env as Array<Record<string, any>>;
+  t.is(env.find((e) => e.name === 'PODVNET_CREDENTIAL')?.value, 'workload');
   const cm = find(objs, 'ConfigMap', 'podvnet-azure');
   t.regex(cm.data.AZURE_CLIENT_ID, /^[0-9a-f-]{36}$/);
   t.is(find(objs, 'ServiceAccount', 'podvnet-controller').metadata.annotations['azure.workload.identity/client-id'], cm.data.AZURE_CLIENT_ID);
@@ -220,12 +222,13 @@ test('production uses Workload Identity with the client id from its ConfigMap', 
   t.is(find(objs, 'ServiceAccount', 'podvnet-node').metadata.annotations?.['azure.workload.identity/client-id'], undefined);
 });
 
-test('managed-identity passes AZURE_CLIENT_ID to the controller only', (t) => {
+test('managed-identity passes the identity\'s client id to the controller only', (t) => {
   const objs = build('deploy/overlays/managed-identity');
   const env = container(find(objs, 'Deployment', 'podvnet-controller'), 'controller').env as Array<Record<string, any>>;
-  t.deepEqual(env.find((e) => e.name === 'AZURE_CLIENT_ID')?.valueFrom, { configMapKeyRef: { name: 'podvnet-azure', key: 'AZURE_CLIENT_ID' } });
+  t.is(env.find((e) => e.name === 'PODVNET_CREDENTIAL')?.value, 'managed');
+  t.deepEqual(env.find((e) => e.name === 'PODVNET_MANAGED_IDENTITY_CLIENT_ID')?.valueFrom, { configMapKeyRef: { name: 'podvnet-azure', key: 'AZURE_CLIENT_ID' } });
   for (const c of podSpec(find(objs, 'DaemonSet', 'podvnet-node')).containers) {
-    t.false((c.env ?? []).some((e: { name: string }) => e.name.startsWith('AZURE_')), c.name);
+    t.false((c.env ?? []).some((e: { name: string }) => e.name.startsWith('AZURE_') || e.name.includes('IDENTITY') || e.name === 'PODVNET_CREDENTIAL'), c.name);
   }
   t.is(find(objs, 'ServiceAccount', 'podvnet-controller').metadata.annotations?.['azure.workload.identity/client-id'], undefined);
 });
@@ -233,7 +236,8 @@ test('managed-identity passes AZURE_CLIENT_ID to the controller only', (t) => {
 test('dev: debug logs, local image, and the example pools', (t) => {
   const objs = build('deploy/overlays/dev');
   const c = container(find(objs, 'Deployment', 'podvnet-controller'), 'controller');
-  t.true((c.args as string[]).includes('--log-level=debug'));
+  const agent = container(find(objs, 'DaemonSet', 'podvnet-node'), 'agent');
+  for (const x of [c, agent]) t.deepEqual((x.env as Array<{ name: string; value?: string }>).find((e) => e.name === 'PODVNET_LOG_LEVEL'), { name: 'PODVNET_LOG_LEVEL', value: 'debug' });
   t.is(c.image, 'podvnet:dev');
   t.deepEqual(objs.filter((o) => o.kind === 'NodeIPPool').map((o) => o.metadata.name).sort(), ['batch', 'general']);
 });

@@ -18,23 +18,16 @@ function grantsOf(all: K8sObject[], namespace: string, sa: string): { cluster: P
   return { cluster, namespaced };
 }
 
-test('controller ClusterRole is exactly what the controller uses', (t) => {
+test('controller ClusterRole is exactly what controllers/ calls', (t) => {
   t.deepEqual(flatten(rulesOf('ClusterRole', 'podvnet-controller')), [
-    'core events create',
-    'core events patch',
-    'core nodes get',
     'core nodes list',
     'core nodes watch',
-    'events.k8s.io events create',
-    'events.k8s.io events patch',
     'podvnet.io nodeipallocations create',
     'podvnet.io nodeipallocations delete',
-    'podvnet.io nodeipallocations get',
     'podvnet.io nodeipallocations list',
     'podvnet.io nodeipallocations patch',
     'podvnet.io nodeipallocations watch',
     'podvnet.io nodeipallocations/status patch',
-    'podvnet.io nodeippools get',
     'podvnet.io nodeippools list',
     'podvnet.io nodeippools patch',
     'podvnet.io nodeippools watch',
@@ -42,27 +35,29 @@ test('controller ClusterRole is exactly what the controller uses', (t) => {
   ]);
 });
 
-test('controller leader election: create any Lease, read and renew only its own', (t) => {
+test('controller Role: create any Lease, read and renew only its own; create events; in its namespace', (t) => {
   const rules = rulesOf('Role', 'podvnet-controller-leader-election');
   t.deepEqual(flatten(rules), [
     'coordination.k8s.io leases create',
     'coordination.k8s.io leases get podvnet-controller',
     'coordination.k8s.io leases update podvnet-controller',
+    'events.k8s.io events create',
   ]);
   t.false(allows(rules, { group: 'coordination.k8s.io', resource: 'leases', verb: 'update', name: 'kube-scheduler' }));
   t.false(allows(rules, { group: 'coordination.k8s.io', resource: 'leases', verb: 'delete', name: 'podvnet-controller' }));
+  const dep = find(objs(), 'Deployment', 'podvnet-controller');
+  const args = dep.spec.template.spec.containers[0].args as string[];
+  t.true(args.includes('--lease-name=podvnet-controller'));
+  t.true(args.includes('--event-namespace=$(POD_NAMESPACE)'), 'events land where the Role allows them');
 });
 
-test('node agent ClusterRole: read pools and records, patch records, nothing else', (t) => {
+test('node agent ClusterRole: get pools, list/watch/patch records, nothing else', (t) => {
   const rules = rulesOf('ClusterRole', 'podvnet-node');
   t.deepEqual(flatten(rules), [
-    'podvnet.io nodeipallocations get',
     'podvnet.io nodeipallocations list',
     'podvnet.io nodeipallocations patch',
     'podvnet.io nodeipallocations watch',
     'podvnet.io nodeippools get',
-    'podvnet.io nodeippools list',
-    'podvnet.io nodeippools watch',
   ]);
   for (const verb of ['create', 'update', 'delete', 'deletecollection']) {
     t.false(allows(rules, { group: 'podvnet.io', resource: 'nodeipallocations', verb }), verb);
