@@ -169,8 +169,8 @@ test('finalizers: delete sets deletionTimestamp, no new finalizers, removal of t
 test('garbage collection: background, foreground and orphan propagation by ownerReferences', async (t) => {
   const emu = await withWidgets(t);
   const owner = (await call(emu, 'POST', W, widget('owner'))).json;
-  const ref = [{ apiVersion: 'test.podvnet.io/v1', kind: 'Widget', name: 'owner', uid: owner.metadata.uid, blockOwnerDeletion: true }];
-  const cm = (name: string, r = ref) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, ownerReferences: r } });
+  const ref: any[] = [{ apiVersion: 'test.podvnet.io/v1', kind: 'Widget', name: 'owner', uid: owner.metadata.uid, blockOwnerDeletion: true }];
+  const cm = (name: string, r: any[] = ref) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, ownerReferences: r } });
   await call(emu, 'POST', '/api/v1/namespaces/default/configmaps', cm('dep1'));
   await call(emu, 'POST', '/api/v1/namespaces/default/configmaps', cm('dep2'));
   await call(emu, 'DELETE', `${W}/owner`);
