@@ -327,3 +327,42 @@ test('ensureNode refuses a device that is not a bridge, and a missing node inter
   const p = await pod(f, net, '10.20.8.10');
   await t.notThrowsAsync(dp.checkPod(net, p.spec));
 });
+
+test('attachHostVeth (Docker): host side as for a pod, container end left in the node namespace for the runtime to move', async (t) => {
+  const f = await fabric(t);
+  const { vm, net } = await node(f, 'n1', '10.20.0.4', ['10.20.8.10']);
+  const spec = { containerId: 'docker-ep-1', ifName: 'eth0', ip: '10.20.8.10', peerName: 'pvdtest0001' };
+  const r = await dp.attachHostVeth(net, spec);
+  t.deepEqual(await dp.attachHostVeth(net, spec), r, 'retry replaces the pair and reports the same');
+  const [peer] = JSON.parse((await runRaw(vm.netns, ['ip', '-j', 'link', 'show', 'dev', 'pvdtest0001'])).stdout) as Array<{ address: string; flags: string[]; mtu: number }>;
+  t.is(peer!.address, r.peer.mac);
+  t.false(peer!.flags.includes('UP'));
+  t.is(peer!.mtu, net.mtu);
+  t.deepEqual((await dp.listAttachments(net)).map((a) => [a.containerId, a.hostVeth, a.ip]), [['docker-ep-1', r.hostVeth.name, '10.20.8.10']]);
+  // What libnetwork does at Join: move, rename, address, gateway.
+  const ctr = await f.addNetns('ctr');
+  await f.exec(vm.netns, ['ip', 'link', 'set', 'dev', 'pvdtest0001', 'netns', `/run/netns/${ctr}`]);
+  await f.exec(ctr, ['ip', '-batch', '-'], ['link set dev pvdtest0001 name eth0', 'addr add 10.20.8.10/22 dev eth0', 'link set dev eth0 up', 'route add default via 10.20.8.1', ''].join('\n'));
+  const host = await f.addVnetHost({ name: 'vh', ip: '10.20.0.50' });
+  t.true(await pingEventually(ctr, '10.20.0.50'));
+  t.true(await pingEventually(host.netns, '10.20.8.10'));
+  await dp.detachPod(net, { containerId: 'docker-ep-1', ifName: 'eth0' });
+  t.deepEqual(await links(ctr), ['lo']);
+  t.deepEqual(await links(vm.netns), ['eth0', 'lo', 'podvnet0']);
+  t.is((await runRaw(vm.netns, ['ip', 'route', 'show', 'dev', 'podvnet0'])).stdout.trim(), '');
+});
+
+test('per-pod MTU: the bridge follows its smallest port and pods keep their own MTU', async (t) => {
+  const f = await fabric(t);
+  const { vm, net } = await node(f, 'n1', '10.20.0.4', ['10.20.8.10', '10.20.8.11']);
+  const brMTU = async () => (JSON.parse((await runRaw(vm.netns, ['ip', '-j', 'link', 'show', 'dev', 'podvnet0'])).stdout) as Array<{ mtu: number }>)[0]!.mtu;
+  const a = await pod(f, net, '10.20.8.10');
+  t.is(await brMTU(), 1500);
+  const b = await pod(f, { ...net, mtu: 1380 }, '10.20.8.11');
+  t.is(await brMTU(), 1380);
+  await t.notThrowsAsync(dp.checkPod({ ...net, mtu: 1380 }, b.spec));
+  await t.notThrowsAsync(dp.checkPod(net, a.spec));
+  t.true(await pingEventually(a.ns, '10.20.8.11'));
+  await dp.detachPod(net, b.spec);
+  t.is(await brMTU(), 1500);
+});

@@ -9,6 +9,11 @@
  * - ensureNode(net, { force: true }): re-apply even if already done for this NodeNetwork.
  * - detachPod: pass `ip` whenever the agent still holds it for that pod, so the node's /32 route to the
  *   pod is removed even when the runtime already deleted the pod's namespace (and with it the veth).
+ * - attachHostVeth(net, { containerId, ifName, ip, peerName }): for Docker/libnetwork, which moves the
+ *   container end itself: the host side of attachPod, with the container end left in the node's
+ *   namespace (down) as `peerName`. detachPod removes it like a pod.
+ * - The bridge's MTU is not NodeNetwork.mtu: Linux keeps it at the smallest port MTU, so attachPod may be
+ *   called with a per-pod mtu without re-applying the node (ensureNode ignores mtu when memoizing).
  * - pruneOrphanRoutes(net): GC of /32 pod routes on the bridge that no veth claims any more.
  * - nodeDiagnostics(net): read-only report (bridge, br_netfilter, ip_forward, proxy ARP, chains) with
  *   human-readable problems, for /readyz and logs.
@@ -25,7 +30,7 @@ import { IfName, parseNodeNetwork } from './validate.js';
 
 export * from './types.js';
 export { ensureNode, teardownNode, nodeDiagnostics, type NodeDiagnostics } from './node.js';
-export { attachPod, detachPod, checkPod, listAttachments } from './pod.js';
+export { attachPod, attachHostVeth, detachPod, checkPod, listAttachments, type HostVethResult } from './pod.js';
 export { hostVethName } from './names.js';
 
 export const DEFAULT_BRIDGE_NAME = 'podvnet0';

@@ -36,10 +36,16 @@ export function forgetNode(net: NodeNetwork): void {
   done.delete(nodeKey(net));
 }
 
+/**
+ * What ensureNode's work depends on: everything but the MTU, which is per pod (the bridge follows its
+ * ports), so attaching pods with different MTUs never re-applies the node.
+ */
+const nodeFingerprint = (net: NodeNetwork): string => JSON.stringify({ ...net, mtu: undefined });
+
 export async function ensureNode(input: NodeNetwork, opts: { force?: boolean } = {}): Promise<void> {
   const net = parseNodeNetwork(input);
   const key = nodeKey(net);
-  const want = JSON.stringify(net);
+  const want = nodeFingerprint(net);
   if (!opts.force && done.get(key) === want) return;
   await serialized(net, async () => {
     if (!opts.force && done.get(key) === want) return;

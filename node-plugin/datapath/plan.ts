@@ -83,17 +83,21 @@ export function nodeSysctls(net: NodeNetwork): Record<string, string> {
   };
 }
 
-/** Creates the bridge (no IP address: the node routes, and pods' gateway is answered by proxy ARP). */
+/**
+ * Creates the bridge (no IP address: the node routes, and pods' gateway is answered by proxy ARP).
+ * Its MTU is deliberately not set: Linux then keeps it at the smallest MTU of its ports, which is the
+ * right MTU for routing into the bridge even when pods were given different MTUs.
+ */
 export function bridgeCreateLines(net: NodeNetwork): string[] {
   return [
-    `link add name ${net.bridgeName} address ${bridgeMAC(net.bridgeName)} mtu ${net.mtu} type bridge stp_state 0 forward_delay 0`,
+    `link add name ${net.bridgeName} address ${bridgeMAC(net.bridgeName)} type bridge stp_state 0 forward_delay 0`,
     `link set dev ${net.bridgeName} up`,
   ];
 }
 
-/** Brings an existing bridge back to what we want (MTU, MAC, up) without touching its ports. */
+/** Brings an existing bridge back to what we want (MAC, up) without touching its ports. */
 export function bridgeFixLines(net: NodeNetwork): string[] {
-  return [`link set dev ${net.bridgeName} address ${bridgeMAC(net.bridgeName)} mtu ${net.mtu} up`];
+  return [`link set dev ${net.bridgeName} address ${bridgeMAC(net.bridgeName)} up`];
 }
 
 export function podResources(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>) {
@@ -113,6 +117,22 @@ export function attachHostLines(net: NodeNetwork, pod: PodInterface): string[] {
     `link add ${r.hostVeth} mtu ${net.mtu} address ${r.macs.host} master ${r.bridge} up` +
       ` type veth peer name ${pod.ifName} mtu ${net.mtu} address ${r.macs.container} netns ${pod.netnsPath}`,
     // The kernel ignores an alias given at creation, so it is set on its own line.
+    `link set dev ${r.hostVeth} alias '${alias}'`,
+    `link set dev ${r.hostVeth} type bridge_slave hairpin on`,
+    `route replace ${pod.ip}/32 dev ${r.bridge}`,
+  ];
+}
+
+/**
+ * Node side for a runtime that moves the container end itself (Docker's libnetwork): as for a pod, but
+ * the container end stays in the node's namespace, down, under `peerName`.
+ */
+export function attachHostOnlyLines(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName' | 'ip'>, peerName: string): string[] {
+  const r = podResources(net, pod);
+  const alias = encodeAlias({ bridge: net.bridgeName, containerId: pod.containerId, ifName: pod.ifName, ip: pod.ip });
+  return [
+    `link add ${r.hostVeth} mtu ${net.mtu} address ${r.macs.host} master ${r.bridge} up` +
+      ` type veth peer name ${peerName} mtu ${net.mtu} address ${r.macs.container}`,
     `link set dev ${r.hostVeth} alias '${alias}'`,
     `link set dev ${r.hostVeth} type bridge_slave hairpin on`,
     `route replace ${pod.ip}/32 dev ${r.bridge}`,

@@ -8,11 +8,11 @@
 import { ensureNode, forgetNode, type LinkInfo } from './node.js';
 import { ipBatch, ipBatchTolerant, ipJSON, runRaw, type Netns } from './exec.js';
 import { decodeAlias } from './names.js';
-import { attachHostLines, attachPodLines, podResources } from './plan.js';
+import { attachHostLines, attachHostOnlyLines, attachPodLines, podResources } from './plan.js';
 import {
   type Attachment, DatapathCheckError, DatapathError, type NodeNetwork, type PodInterface, type PodInterfaceResult, type PodRef,
 } from './types.js';
-import { parseNodeNetwork, parsePodInterface, parsePodRef } from './validate.js';
+import { IfName, parseNodeNetwork, parsePodInterface, parsePodRef } from './validate.js';
 
 const GONE = [/Cannot find device/, /does not exist/, /No such process/, /Cannot assign requested address/];
 
@@ -75,6 +75,42 @@ async function create(net: NodeNetwork, pod: PodInterface): Promise<void> {
     await removeVeth(net, podResources(net, pod).hostVeth, pod.ip).catch(() => undefined);
     throw e;
   }
+}
+
+export interface HostVethResult {
+  hostVeth: { name: string; mac: string };
+  /** The container end, still in the node's namespace (down), for the runtime to move. */
+  peer: { name: string; mac: string };
+}
+
+/**
+ * For runtimes that move the container's interface themselves (Docker's libnetwork Join): makes the
+ * same host side as attachPod (bridge port, hairpin, alias, /32 route) and leaves the container end
+ * in the node's namespace, down, named `peerName`, with the MAC and MTU a pod would get. The runtime
+ * moves it and sets address and gateway. detachPod / listAttachments / GC treat it like any pod
+ * (key: containerId + ifName). Idempotent: a leftover pair from an earlier attempt is replaced.
+ */
+export async function attachHostVeth(
+  input: NodeNetwork,
+  spec: { containerId: string; ifName: string; ip: string; peerName: string },
+): Promise<HostVethResult> {
+  const net = parseNodeNetwork(input);
+  const pod = parsePodInterface(net, { containerId: spec.containerId, ifName: spec.ifName, ip: spec.ip, prefixLength: 32, netnsPath: '-' });
+  const peerName = IfName.parse(spec.peerName);
+  const r = podResources(net, pod);
+  if (peerName === r.hostVeth) throw new TypeError(`datapath: peerName ${peerName} collides with the host veth name`);
+  await ensureNode(net);
+  const make = () => ipBatch(net.hostNetns, attachHostOnlyLines(net, pod, peerName));
+  try {
+    await make();
+  } catch (e) {
+    if (!exists(e) && !bridgeMissing(e, net)) throw e;
+    if (bridgeMissing(e, net)) { forgetNode(net); await ensureNode(net); }
+    const errors = await ipBatchTolerant(net.hostNetns, [`link del dev ${r.hostVeth}`, `link del dev ${peerName}`], GONE);
+    if (errors.length) throw new DatapathError(`replacing ${r.hostVeth}/${peerName}: ${errors.join('; ')}`);
+    await make();
+  }
+  return { hostVeth: { name: r.hostVeth, mac: r.macs.host }, peer: { name: peerName, mac: r.macs.container } };
 }
 
 async function removeVeth(net: NodeNetwork, hostVeth: string, ip?: string): Promise<void> {
