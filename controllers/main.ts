@@ -1,0 +1,179 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { TokenCredential } from '@azure/core-auth';
+import { AzureCliCredential, DefaultAzureCredential, ManagedIdentityCredential, WorkloadIdentityCredential } from '@azure/identity';
+import { pino, type Logger } from 'pino';
+import { ArmAdapter, armClientFactory } from './azure.js';
+import { AZURE_CLOUDS, flagHelp, loadConfig, type Config } from './config.js';
+import { Controller } from './controller.js';
+import { KubeClient } from './kube.js';
+import { LeaderElector, DEFAULT_LEADER_TIMING } from './leader.js';
+import { ArmLimiter } from './limiter.js';
+import { createMetrics } from './metrics.js';
+
+/**
+ * The controller process: configuration, credentials, the HTTP endpoints (/metrics, /healthz, /readyz),
+ * leader election, and a graceful stop on SIGTERM (runs in progress finish, the lease is handed back).
+ */
+
+/** A fixed bearer token, for the emulator only: config.ts refuses it without --azure-endpoint. */
+class StaticTokenCredential implements TokenCredential {
+  constructor(private readonly token: string) {}
+  async getToken() { return { token: this.token, expiresOnTimestamp: Date.now() + 3_600_000 }; }
+}
+
+export function azureCredential(c: Config, env: NodeJS.ProcessEnv): TokenCredential {
+  const authorityHost = AZURE_CLOUDS[c.azureCloud].authority;
+  switch (c.credential) {
+    case 'emulator': return new StaticTokenCredential(env.PODVNET_EMULATOR_TOKEN ?? 'podvnet-emulator');
+    case 'workload': return new WorkloadIdentityCredential({ authorityHost });
+    case 'managed': return c.managedIdentityClientId ? new ManagedIdentityCredential({ clientId: c.managedIdentityClientId }) : new ManagedIdentityCredential();
+    case 'cli': return new AzureCliCredential();
+    default: return new DefaultAzureCredential({ authorityHost, ...(c.managedIdentityClientId ? { managedIdentityClientId: c.managedIdentityClientId } : {}) });
+  }
+}
+
+function kubeConfig(c: Config, env: NodeJS.ProcessEnv): KubeConfig {
+  const kc = new KubeConfig();
+  if (c.kubeconfig) kc.loadFromFile(c.kubeconfig);
+  else if (env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export interface Running {
+  /** http://host:port of the metrics and health server. */
+  url: string;
+  config: Config;
+  controller(): Controller | undefined;
+  isLeader(): boolean;
+  stop(): Promise<void>;
+  /** Resolves when the process should exit (lost leadership or stopped), with the exit code. */
+  done: Promise<number>;
+}
+
+export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, log?: Logger): Promise<Running> {
+  const config = loadConfig(argv, env);
+  const logger = log ?? pino({ level: config.logLevel, base: { component: 'podvnet-controller' } });
+  const metrics = createMetrics({ defaultMetrics: true });
+  const kube = new KubeClient(kubeConfig(config, env));
+  const limiter = new ArmLimiter({
+    concurrency: config.armConcurrency,
+    writes: { capacity: config.writeBurst, refillPerSecond: config.writesPerSecond },
+    reads: { capacity: config.readBurst, refillPerSecond: config.readsPerSecond },
+  });
+  const endpoint = config.azureEndpoint ?? AZURE_CLOUDS[config.azureCloud].arm;
+  const extra = config.azureCaFile ? { tlsOptions: { ca: readFileSync(config.azureCaFile, 'utf8') } } : {};
+  const azure = new ArmAdapter(armClientFactory(azureCredential(config, env), { endpoint, extra }), limiter, (c) => {
+    metrics.azureCalls.inc({ operation: c.operation, kind: c.kind, result: c.result });
+    metrics.azureCallSeconds.observe({ operation: c.operation }, c.ms / 1000);
+    if (c.result === 'Throttled') metrics.throttles.inc();
+  }, config.pollIntervalMs);
+
+  let controller: Controller | undefined;
+  let shuttingDown = false;
+  let standbyReady = false;
+  let finish!: (code: number) => void;
+  const done = new Promise<number>((resolve) => { finish = resolve; });
+
+  const startController = async () => {
+    controller = new Controller(kube, azure, logger, metrics, {
+      workers: config.workers,
+      resyncMs: config.resyncSeconds * 1000,
+      eventNamespace: config.eventNamespace ?? config.leaseNamespace,
+      instance: config.identity,
+    });
+    try {
+      await controller.start();
+    } catch (e) {
+      logger.error({ err: (e as Error).message }, 'controller failed to start');
+      finish(1);
+    }
+  };
+
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/metrics') {
+      metrics.queueDepth.set(controller?.queue.depth ?? 0);
+      metrics.registry.metrics().then((body) => {
+        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        res.end(body);
+      }, (e) => { res.writeHead(500); res.end(String(e)); });
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(shuttingDown ? 503 : 200, { 'content-type': 'text/plain' });
+      res.end(shuttingDown ? 'shutting down\n' : 'ok\n');
+      return;
+    }
+    if (path === '/readyz') {
+      const ready = !shuttingDown && (controller ? controller.ready : standbyReady);
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' });
+      res.end(ready ? 'ok\n' : 'not ready\n');
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.httpPort, config.httpHost, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const url = `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  logger.info({ url, leaderElect: config.leaderElect, identity: config.identity, azure: endpoint, credential: config.credential }, 'serving metrics and health');
+
+  let elector: LeaderElector | undefined;
+  if (config.leaderElect) {
+    elector = new LeaderElector(kube, {
+      namespace: config.leaseNamespace, name: config.leaseName, identity: config.identity, ...DEFAULT_LEADER_TIMING,
+    }, logger, {
+      onStartedLeading: () => { metrics.leader.set(1); void startController(); },
+      onStoppedLeading: () => {
+        metrics.leader.set(0);
+        // Another replica leads now: stop at once and let the process restart clean.
+        logger.warn('lost leadership; exiting');
+        void stop().then(() => finish(1));
+      },
+    });
+    elector.start();
+    standbyReady = true;
+  } else {
+    metrics.leader.set(1);
+    await startController();
+  }
+
+  const stop = async () => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info('shutting down');
+    const timeout = setTimeout(() => { logger.error('shutdown took too long; exiting'); finish(1); }, config.shutdownTimeoutSeconds * 1000);
+    timeout.unref();
+    await controller?.stop();
+    await elector?.stop();
+    await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
+    clearTimeout(timeout);
+    finish(0);
+  };
+
+  return { url, config, controller: () => controller, isLeader: () => (elector ? elector.isLeader : true), stop, done };
+}
+
+const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1];
+if (isMain) {
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(`podvnet controller\n\n${flagHelp()}\n`);
+    process.exit(0);
+  }
+  run(args, process.env).then((r) => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => void r.stop());
+    return r.done.then((code) => process.exit(code));
+  }, (e: Error) => {
+    process.stderr.write(`${JSON.stringify({ level: 60, msg: e.message, component: 'podvnet-controller' })}\n`);
+    process.exit(2);
+  });
+}
