@@ -10,19 +10,19 @@ import { build, find, OVERLAYS, type K8sObject } from './lib/manifests.js';
  * removed flag fails here rather than in a crash-looping pod.
  */
 
-const FIELD_VALUES: Record<string, string> = {
+const FIELD_VALUES = {
   'spec.nodeName': 'aks-general-12345678-vmss000001',
   'status.hostIP': '10.240.0.4',
   'metadata.namespace': 'podvnet-system',
   'metadata.name': 'podvnet-controller-7d9c-x1',
-};
+} as const;
 
 function containerEnv(objs: K8sObject[], c: Record<string, any>): Record<string, string> {
   const env: Record<string, string> = {};
   const expand = (s: string) => s.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name: string) => env[name] ?? m);
   for (const e of c.env ?? []) {
     if (e.value !== undefined) env[e.name] = expand(e.value);
-    else if (e.valueFrom?.fieldRef) env[e.name] = FIELD_VALUES[e.valueFrom.fieldRef.fieldPath]!;
+    else if (e.valueFrom?.fieldRef) env[e.name] = (FIELD_VALUES as Record<string, string>)[e.valueFrom.fieldRef.fieldPath]!;
     else if (e.valueFrom?.configMapKeyRef) env[e.name] = find(objs, 'ConfigMap', e.valueFrom.configMapKeyRef.name).data[e.valueFrom.configMapKeyRef.key];
     else throw new Error(`unhandled env source for ${e.name}`);
   }
@@ -45,7 +45,7 @@ for (const overlay of ['deploy/base', ...OVERLAYS]) {
     t.is(cfg.eventNamespace, 'podvnet-system');
     t.is(cfg.httpHost, FIELD_VALUES['status.hostIP']);
     t.is(cfg.httpPort, (c.ports as Array<{ name: string; containerPort: number }>).find((p) => p.name === 'metrics')!.containerPort);
-    t.is(cfg.credential, { 'deploy/overlays/production': 'workload', 'deploy/overlays/managed-identity': 'managed' }[overlay] ?? 'default');
+    t.is<string>(cfg.credential, ({ 'deploy/overlays/production': 'workload', 'deploy/overlays/managed-identity': 'managed' } as Record<string, string>)[overlay] ?? 'default');
     if (overlay.endsWith('managed-identity')) t.regex(cfg.managedIdentityClientId ?? '', /^[0-9a-f-]{36}$/);
     t.is(cfg.logLevel, overlay.endsWith('/dev') ? 'debug' : 'info');
   });
