@@ -45,7 +45,7 @@ for (const overlay of ['deploy/base', ...OVERLAYS]) {
     t.is(cfg.eventNamespace, 'podvnet-system');
     t.is(cfg.httpHost, FIELD_VALUES['status.hostIP']);
     t.is(cfg.httpPort, (c.ports as Array<{ name: string; containerPort: number }>).find((p) => p.name === 'metrics')!.containerPort);
-    t.is<string>(cfg.credential, ({ 'deploy/overlays/production': 'workload', 'deploy/overlays/managed-identity': 'managed' } as Record<string, string>)[overlay] ?? 'default');
+    t.is(cfg.credential as string, ({ 'deploy/overlays/production': 'workload', 'deploy/overlays/managed-identity': 'managed' } as Record<string, string>)[overlay] ?? 'default');
     if (overlay.endsWith('managed-identity')) t.regex(cfg.managedIdentityClientId ?? '', /^[0-9a-f-]{36}$/);
     t.is(cfg.logLevel, overlay.endsWith('/dev') ? 'debug' : 'info');
   });
