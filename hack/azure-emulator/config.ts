@@ -21,6 +21,8 @@ export const configSchema = z.object({
   tokenLifetimeSeconds: z.number().int().min(1),
   /** A write to a NIC or instance with an operation in flight: 429 RetryableError, or an accepted operation that fails with AnotherOperationInProgress. */
   concurrentWrite: z.enum(['retryable', 'failedOperation']),
+  /** Retry-After on RetryableError; 0 = the time left on the running operation, at least 1 s. */
+  retryableRetryAfterSeconds: z.number().int().min(0),
   maxIpConfigsPerNic: z.number().int().min(1),
   allowMultipleSubnetsPerNic: z.boolean(),
   pageSize: z.number().int().min(1),
@@ -39,6 +41,7 @@ export const defaultConfig = (): EmulatorConfig => ({
   entraClients: {},
   tokenLifetimeSeconds: 3599,
   concurrentWrite: 'retryable',
+  retryableRetryAfterSeconds: 0,
   maxIpConfigsPerNic: 256,
   allowMultipleSubnetsPerNic: false,
   pageSize: 1000,

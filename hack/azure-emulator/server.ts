@@ -402,7 +402,7 @@ export class AzureEmulator {
   }
 
   private busyError(busy: { operationId: string; operationName: string; until: number }, resourceId: string): AzureError {
-    const seconds = Math.max(1, Math.ceil((busy.until - Date.now()) / 1000)); // at least 1 s, as Retry-After is whole seconds
+    const seconds = this.cfg.retryableRetryAfterSeconds || Math.max(1, Math.ceil((busy.until - Date.now()) / 1000));
     return errors.retryableDueToAnotherOperation(busy.operationName, busy.operationId, resourceId, seconds);
   }
 
