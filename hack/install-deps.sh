@@ -10,7 +10,7 @@ APT_PACKAGES=(
   podman docker.io busybox-static             # real runtimes driving the CNI plugin and the CNM driver
   lua5.1                                      # runs the Argo CD health check as Argo CD does
   gcc libc6-dev make                          # builds the per-pod CNI forwarder
-  openssl ca-certificates jq util-linux       # certificates for the emulators, nsenter/flock
+  openssl ca-certificates jq util-linux socat  # emulator certificates, nsenter/flock, traffic probes
 )
 
 missing=()

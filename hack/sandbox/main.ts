@@ -1,0 +1,118 @@
+import { parseArgs } from 'node:util';
+import { Sandbox, SANDBOX_NETWORK, type Pod } from './sandbox.js';
+import { peerAddressSeen, pingEventually, startPeerServer } from '../../node-plugin/datapath/testkit.js';
+
+/**
+ * `bash hack/sandbox.sh`: starts the local sandbox and walks through what PodVNet does, printing what a
+ * person would look at: kubectl output, pod IPs, who can reach whom and which source address arrives.
+ * --keep leaves it running (until Ctrl-C) with a kubeconfig to poke at it.
+ */
+
+const { values: flags } = parseArgs({
+  options: { keep: { type: 'boolean', default: false }, vms: { type: 'string', default: '2' }, 'scale-set-instances': { type: 'string', default: '1' } },
+});
+
+const step = (s: string) => console.log(`\n\x1b[1m== ${s}\x1b[0m`);
+const info = (s: string) => console.log(`   ${s}`);
+const indent = (text: string) => text.trimEnd().split('\n').map((l) => `   ${l}`).join('\n');
+
+async function main(): Promise<number> {
+  step('Starting the sandbox');
+  const sandbox = await Sandbox.start({ vms: Number(flags.vms), scaleSetInstances: Number(flags['scale-set-instances']), say: info });
+  let failures = 0;
+  const expect = (ok: boolean, what: string) => {
+    info(`${ok ? '\x1b[32mok\x1b[0m  ' : '\x1b[31mFAIL\x1b[0m'} ${what}`);
+    if (!ok) failures++;
+  };
+  const onSignal = () => { void sandbox.close().then(() => process.exit(130)); };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const [n1, n2] = sandbox.nodes;
+    if (!n1 || !n2) throw new Error('the sandbox needs at least two nodes');
+
+    step('The controller gives every selected node its minimum of VNet IPs (secondary ip-configs on its NIC)');
+    await sandbox.waitFor('every node record to hold its minimum IPs', async () => {
+      for (const n of sandbox.nodes) if (((await sandbox.record(n.name)).status?.ips ?? []).length < 4) return false;
+      return true;
+    }, 60_000);
+    await sandbox.waitFor('the pool to report Ready', async () =>
+      (await sandbox.kubectl(['get', 'nodeippool', 'sandbox', '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])) === 'True');
+    console.log(indent(await sandbox.kubectl(['get', 'nodeippools', '-o', 'wide'])));
+    console.log(indent(await sandbox.kubectl(['get', 'nodeipallocations'])));
+
+    step('Pods get IPs of the VNet through the CNI plugin (the real forwarder, agent and datapath)');
+    const pods: Pod[] = [];
+    for (const [k, n] of sandbox.nodes.entries()) for (const i of [1, 2]) pods.push(await sandbox.addPod(n.name, `web-${k}${i}`));
+    for (const p of pods) info(`${p.name.padEnd(10)} on ${p.node.name.padEnd(22)} ${p.ip}`);
+    expect(new Set(pods.map((p) => p.ip)).size === pods.length, 'every pod has an address of its own');
+
+    step('Who can reach whom (the fabric delivers a packet only to the NIC holding the IP)');
+    const [a, b] = [pods[0]!, pods[1]!];
+    const c = pods.find((p) => p.node !== a.node)!;
+    expect(await pingEventually(a.netns, b.ip), `${a.name} -> ${b.name} (same node, over the bridge)`);
+    expect(await pingEventually(a.netns, c.ip), `${a.name} -> ${c.name} (another node, over the VNet)`);
+    const port = 8080;
+    const vnetPeer = startPeerServer(sandbox.vnetHost.netns, port);
+    const outsidePeer = startPeerServer(sandbox.outsideHost.netns, port);
+    try {
+      const seenInVnet = await peerAddressSeen(a.netns, SANDBOX_NETWORK.vnetHostIP, port);
+      expect(seenInVnet === a.ip, `a VNet host sees the pod's own address (${seenInVnet ?? 'no answer'}): no SNAT inside the VNet`);
+      const seenOutside = await peerAddressSeen(a.netns, SANDBOX_NETWORK.outsideHostIP, port);
+      expect(seenOutside === a.node.azure.primaryIP, `a host outside the VNet sees the node's address (${seenOutside ?? 'no answer'}): SNAT on the way out`);
+    } finally {
+      vnetPeer.stop();
+      outsidePeer.stop();
+    }
+
+    step(`A burst of pods on ${n1.name}: the agent raises its demand, the controller adds IPs in batches`);
+    const before = (await sandbox.record(n1.name)).status?.ips?.length ?? 0;
+    const burst: Pod[] = [];
+    for (let i = 0; i < 20; i++) burst.push(await addPodWaiting(sandbox, n1.name, `burst-${i}`));
+    const grown = (await sandbox.record(n1.name)).status?.ips?.length ?? 0;
+    info(`${n1.name}: ${before} IPs before, ${grown} now, ${burst.length + 2} pods`);
+    expect(grown > before, 'the node\'s pool grew with demand');
+    console.log(indent(await sandbox.kubectl(['get', 'nodeipallocations'])));
+
+    step('The burst ends: the agent releases what it does not need, the controller removes exactly those');
+    for (const p of burst) await sandbox.deletePod(p.name);
+    await sandbox.waitFor('the node to shrink back', async () => ((await sandbox.record(n1.name)).status?.ips?.length ?? 0) < grown, 60_000);
+    const shrunk = (await sandbox.record(n1.name)).status?.ips?.length ?? 0;
+    info(`${n1.name}: ${shrunk} IPs after release`);
+    expect(shrunk < grown, 'the node\'s pool shrank after release');
+    expect(await pingEventually(a.netns, c.ip), 'pods that stayed keep talking');
+    console.log(indent(await sandbox.kubectl(['get', 'nodeipallocations'])));
+
+    if (flags.keep) {
+      step('Left running (Ctrl-C to stop and clean up)');
+      info(`kubectl --kubeconfig ${sandbox.kube.kubeconfigPath} get nipp,nipa`);
+      info(`pods: ${[...sandbox.pods.values()].map((p) => `${p.name}=${p.ip} (ip netns exec ${p.netns} ...)`).join(', ')}`);
+      info(`logs: ${sandbox.logDir}`);
+      await new Promise(() => undefined);
+    }
+  } catch (e) {
+    failures++;
+    console.error(`\n\x1b[31msandbox failed:\x1b[0m ${(e as Error).message}`);
+    console.error(`logs: ${sandbox.logDir}`);
+  } finally {
+    step('Cleaning up (every namespace, process and emulator)');
+    await sandbox.close();
+  }
+  step(failures === 0 ? 'All good' : `${failures} check(s) failed`);
+  return failures === 0 ? 0 : 1;
+}
+
+/** A pod ADD may meet an empty pool; the plugin says "try again later" (code 11), as runtimes retry. */
+async function addPodWaiting(sandbox: Sandbox, node: string, name: string): Promise<Pod> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return await sandbox.addPod(node, name);
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+process.exitCode = await main();

@@ -1,0 +1,300 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { stringify } from 'yaml';
+import { AzureEmulator, type ScenarioNode } from '../azure-emulator/index.js';
+import { startKubeEmulator, type KubeEmulator } from '../kube-emulator/index.js';
+import { Fabric, type SimHost, type SimVM } from '../../node-plugin/datapath/fabric-sim.js';
+import { FORWARDER, buildForwarder, invokePlugin, type CniCall } from '../../node-plugin/agent/testing.js';
+import { API_GROUP_VERSION } from '../../crds/api/index.js';
+
+/**
+ * The local sandbox: everything PodVNet is, on one machine, with nothing faked but Azure and the API
+ * server. Emulated Azure (HTTPS, the real SDK talks to it) and an emulated Kubernetes API server; the real
+ * controller and one real node agent per simulated VM, each a process of its own; simulated VMs as network
+ * namespaces on a simulated VNet fabric that, like Azure, delivers a packet only to the NIC that holds the
+ * IP. The fabric learns which NIC holds which IP from the Azure emulator, as Azure's own SDN would.
+ */
+
+const execFileP = promisify(execFile);
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface SandboxOptions {
+  /** Standalone VMs and scale-set instances (both kinds exercise their own NIC update path). */
+  vms?: number;
+  scaleSetInstances?: number;
+  /** NodeIPPool spec fields over the defaults below. */
+  pool?: Record<string, unknown>;
+  /** Where process logs go (kept after close, for a look when something went wrong). */
+  logDir?: string;
+  /** Called for each step worth telling a person about. */
+  say?: (line: string) => void;
+}
+
+export interface SandboxNode {
+  name: string;
+  azure: ScenarioNode;
+  vm: SimVM;
+  socket: string;
+  agent: ChildProcess;
+}
+
+export interface Pod {
+  name: string;
+  node: SandboxNode;
+  netns: string;
+  ip: string;
+}
+
+export const SANDBOX_NETWORK = {
+  vnet: '10.240.0.0/16',
+  nodeSubnet: '10.240.0.0/24',
+  outsideHostIP: '203.0.113.80',
+  vnetHostIP: '10.240.0.250',
+} as const;
+
+const NODE_SELECTOR_LABEL = 'podvnet.io/sandbox';
+
+export class Sandbox {
+  readonly pods = new Map<string, Pod>();
+  private readonly children: ChildProcess[] = [];
+  private closing = false;
+
+  private constructor(
+    readonly azure: AzureEmulator,
+    readonly kube: KubeEmulator,
+    readonly fabric: Fabric,
+    readonly nodes: SandboxNode[],
+    readonly outsideHost: SimHost,
+    readonly vnetHost: SimHost,
+    readonly workDir: string,
+    readonly logDir: string,
+    private readonly stopFabricSync: () => void,
+  ) {}
+
+  static async start(opts: SandboxOptions = {}): Promise<Sandbox> {
+    const say = opts.say ?? (() => undefined);
+    const workDir = mkdtempSync(path.join(tmpdir(), 'podvnet-sandbox-'));
+    const logDir = opts.logDir ?? path.join(workDir, 'logs');
+    mkdirSync(logDir, { recursive: true });
+    await buildForwarder();
+
+    say('starting the Azure ARM emulator (HTTPS, real SDK clients) and the Kubernetes API emulator');
+    const azure = await AzureEmulator.start({});
+    const scenario = azure.loadScenario({
+      vnets: [{ name: 'sandbox-vnet', addressPrefixes: [SANDBOX_NETWORK.vnet], subnets: [{ name: 'nodes', addressPrefix: SANDBOX_NETWORK.nodeSubnet }] }],
+      vms: [{ namePrefix: 'vm-', count: opts.vms ?? 2, subnet: 'nodes' }],
+      scaleSets: (opts.scaleSetInstances ?? 1) > 0 ? [{ name: 'pool1', count: opts.scaleSetInstances ?? 1, subnet: 'nodes', computerNamePrefix: 'vmss-pool1-' }] : [],
+    });
+    const kube = await startKubeEmulator({});
+    const machines = scenario.nodes;
+    const subnetID = Object.entries(scenario.subnets).find(([k]) => k.endsWith('/nodes'))?.[1];
+    if (!subnetID) throw new Error('sandbox: the scenario has no nodes subnet');
+
+    say('building the simulated VNet: one namespace per VM, a fabric that delivers only to the NIC holding an IP');
+    const fabric = await Fabric.create({ vnetPrefixes: [SANDBOX_NETWORK.vnet], subnets: [SANDBOX_NETWORK.nodeSubnet], prefix: `sbx${process.pid % 1000}` });
+    let sandbox: Sandbox | undefined;
+    try {
+      const vms = new Map<string, SimVM>();
+      for (const m of machines) vms.set(m.nodeName, await fabric.addVM({ name: m.nodeName, mac: m.macAddress.replaceAll('-', ':'), primaryIP: m.primaryIP }));
+      const outsideHost = await fabric.addOutsideHost({ name: 'internet', ip: SANDBOX_NETWORK.outsideHostIP });
+      const vnetHost = await fabric.addVnetHost({ name: 'vnethost', ip: SANDBOX_NETWORK.vnetHostIP });
+      const stopFabricSync = syncFabricWithAzure(azure, fabric, new Set(vms.keys()));
+
+      const kubectl = (args: string[], input?: string) => runKubectl(kube.kubeconfigPath, args, input);
+      say('applying the CRDs, the Nodes (providerIDs from Azure) and a NodeIPPool with kubectl');
+      await kubectl(['apply', '-f', path.join(repo, 'crds/podvnet.io_nodeippools.yaml'), '-f', path.join(repo, 'crds/podvnet.io_nodeipallocations.yaml')]);
+      await kubectl(['apply', '-f', '-'], machines.map((m) => stringify(nodeManifest(m))).join('---\n'));
+      await kubectl(['apply', '-f', '-'], stringify(poolManifest(subnetID, opts.pool)));
+
+      const nodes: SandboxNode[] = [];
+      sandbox = new Sandbox(azure, kube, fabric, nodes, outsideHost, vnetHost, workDir, logDir, stopFabricSync);
+      say('starting the real controller (leader election off: one replica)');
+      const caFile = path.join(workDir, 'azure-ca.pem');
+      writeFileSync(caFile, azure.ca);
+      sandbox.startProcess('controller', [path.join(repo, 'controllers/main.ts'),
+        '--kubeconfig', kube.kubeconfigPath, '--azure-endpoint', azure.url, '--azure-ca-file', caFile,
+        '--credential', 'emulator', '--http-port', '0', '--http-host', '127.0.0.1', '--leader-elect', 'false',
+        '--event-namespace', 'default', '--poll-interval-ms', '50']);
+
+      say(`starting one node agent per VM (${machines.length}), each driving the datapath inside its VM's namespace`);
+      for (const m of machines) {
+        const vm = vms.get(m.nodeName)!;
+        const dir = path.join(workDir, m.nodeName);
+        mkdirSync(dir, { recursive: true });
+        const socket = path.join(dir, 'agent.sock');
+        const agent = sandbox.startProcess(`agent-${m.nodeName}`, [path.join(repo, 'node-plugin/agent/main.ts'),
+          '--node-name', m.nodeName, '--kubeconfig', kube.kubeconfigPath, '--host-netns', vm.netnsPath,
+          '--socket', socket, '--cnm-socket=', '--state-dir', path.join(dir, 'state'), '--metrics-address', '127.0.0.1:0',
+          '--cooldown-ms', '1000', '--sync-interval-ms', '200']);
+        nodes.push({ name: m.nodeName, azure: m, vm, socket, agent });
+      }
+      return sandbox;
+    } catch (e) {
+      if (sandbox) await sandbox.close();
+      else {
+        await fabric.destroy();
+        await kube.close();
+        await azure.close();
+      }
+      throw e;
+    }
+  }
+
+  kubectl(args: string[], input?: string): Promise<string> {
+    return runKubectl(this.kube.kubeconfigPath, args, input);
+  }
+
+  node(name: string): SandboxNode {
+    const n = this.nodes.find((x) => x.name === name);
+    if (!n) throw new Error(`sandbox: no node ${name}`);
+    return n;
+  }
+
+  /** CNI ADD through the real forwarder, as a container runtime would run it for a pod. */
+  async addPod(nodeName: string, podName: string): Promise<Pod> {
+    const node = this.node(nodeName);
+    const netns = await this.fabric.addNetns(`${nodeName.slice(-6)}-${podName}`.replace(/[^a-z0-9-]/g, '-'));
+    const r = await this.cni(node, 'ADD', podName, `/run/netns/${netns}`);
+    if (r.code !== 0 || !r.json?.ips?.[0]) {
+      await execFileP('ip', ['netns', 'del', netns]).catch(() => undefined);
+      throw new Error(`CNI ADD for ${podName} on ${nodeName} failed: ${r.stdout.trim() || r.stderr.trim()}`);
+    }
+    const pod: Pod = { name: podName, node, netns, ip: String(r.json.ips[0].address).split('/')[0]! };
+    this.pods.set(podName, pod);
+    return pod;
+  }
+
+  async deletePod(podName: string): Promise<void> {
+    const pod = this.pods.get(podName);
+    if (!pod) return;
+    const r = await this.cni(pod.node, 'DEL', podName, `/run/netns/${pod.netns}`);
+    if (r.code !== 0) throw new Error(`CNI DEL for ${podName} failed: ${r.stdout.trim() || r.stderr.trim()}`);
+    await execFileP('ip', ['netns', 'del', pod.netns]).catch(() => undefined);
+    this.pods.delete(podName);
+  }
+
+  cni(node: SandboxNode, command: 'ADD' | 'DEL' | 'CHECK' | 'STATUS', containerId: string, netns: string): Promise<CniCall> {
+    const conf = { cniVersion: '1.1.0', name: 'podvnet', type: 'podvnet-cni', agentSocket: node.socket };
+    return invokePlugin(FORWARDER, {
+      CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni',
+      CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${containerId};IgnoreUnknown=1`,
+    }, JSON.stringify(conf));
+  }
+
+  /** The node's record as the API server has it. */
+  async record(nodeName: string): Promise<{ spec: any; status?: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    return JSON.parse(await this.kubectl(['get', 'nodeipallocation', nodeName, '-o', 'json']));
+  }
+
+  /** Waits until `check` holds, polling; fails with `what` after `timeoutMs`. */
+  async waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (await check().catch(() => false)) return;
+      if (Date.now() > deadline) throw new Error(`sandbox: timed out after ${timeoutMs} ms waiting for ${what} (logs: ${this.logDir})`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  private startProcess(name: string, args: string[]): ChildProcess {
+    const log = createWriteStream(path.join(this.logDir, `${name}.log`));
+    const child = spawn(process.execPath, ['--loader', 'ts-node/esm', '--no-warnings', ...args], {
+      cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PODVNET_LOG_LEVEL: process.env.PODVNET_LOG_LEVEL ?? 'info' },
+    });
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+    child.on('exit', (code, signal) => {
+      if (!this.closing) process.stderr.write(`sandbox: ${name} exited (${signal ?? code}); see ${path.join(this.logDir, `${name}.log`)}\n`);
+    });
+    this.children.push(child);
+    return child;
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    for (const pod of [...this.pods.values()]) await this.deletePod(pod.name).catch(() => undefined);
+    await Promise.all(this.children.map((c) => stopChild(c)));
+    this.stopFabricSync();
+    await this.fabric.destroy();
+    await this.kube.close();
+    await this.azure.close();
+    rmSync(path.join(this.workDir), { recursive: true, force: true, maxRetries: 2 });
+  }
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const hard = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => { clearTimeout(hard); resolve(); });
+    child.kill('SIGTERM');
+  });
+}
+
+async function runKubectl(kubeconfig: string, args: string[], input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('kubectl', ['--kubeconfig', kubeconfig, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`kubectl ${args.join(' ')}: ${err.trim() || out.trim()}`))));
+    child.stdin.end(input ?? '');
+  });
+}
+
+/** A machine of the scenario as the Azure cloud provider registers it: a Node with its providerID. */
+function nodeManifest(m: ScenarioNode) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      name: m.nodeName,
+      labels: { [NODE_SELECTOR_LABEL]: 'true', 'kubernetes.io/hostname': m.nodeName, ...(m.scaleSet ? { 'kubernetes.azure.com/agentpool': m.scaleSet } : {}) },
+    },
+    spec: { providerID: m.providerID },
+  };
+}
+
+function poolManifest(subnetID: string, overrides: Record<string, unknown> = {}) {
+  return {
+    apiVersion: API_GROUP_VERSION,
+    kind: 'NodeIPPool',
+    metadata: { name: 'sandbox' },
+    spec: {
+      nodeSelector: { matchLabels: { [NODE_SELECTOR_LABEL]: 'true' } },
+      subnetID,
+      ipsPerNode: { min: 4, max: 64 },
+      scaling: { batchSize: 8, requestThresholdPercent: 50, releaseThresholdPercent: 150 },
+      ...overrides,
+    },
+  };
+}
+
+/**
+ * Keeps the fabric's view of "which NIC holds which IP" equal to Azure's: Azure's SDN starts delivering
+ * an IP to a NIC when the ip-config is created and stops when it is removed.
+ */
+function syncFabricWithAzure(azure: AzureEmulator, fabric: Fabric, vmNames: Set<string>): () => void {
+  const held = new Map<string, Set<string>>();
+  let chain = Promise.resolve();
+  const stop = azure.onIpChange((ev) => {
+    const vm = ev.nodeName;
+    if (!vm || !vmNames.has(vm)) return;
+    const ips = held.get(vm) ?? new Set<string>();
+    for (const ip of ev.removed) ips.delete(ip);
+    for (const ip of ev.added) ips.add(ip);
+    held.set(vm, ips);
+    const snapshot = [...ips];
+    chain = chain.then(() => fabric.setNicIPs(vm, snapshot)).catch((e: Error) => {
+      process.stderr.write(`sandbox: fabric update for ${vm} failed: ${e.message}\n`);
+    });
+  });
+  return stop;
+}
