@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import * as datapathModule from '../datapath/index.js';
 import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
@@ -11,7 +10,7 @@ import { listenCniSocket, type CniSocketServer } from './cni-socket.js';
 import type { AgentConfig } from './config.js';
 import { FileStore, type Store } from './ipam/store.js';
 import { createMetrics, startHealthServer, type AgentMetrics } from './metrics.js';
-import { FileRecordSource, KubeRecordSource } from './record-source.js';
+import { FileRecordSource } from './file-source.js';
 import { planReconcile } from './reconcile.js';
 import { CoalescingWriter, writtenSpec, type RecordSource } from './sync.js';
 
@@ -88,6 +87,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   if (deps.source) source = deps.source;
   else if (config.recordFile) source = new FileRecordSource(config.recordFile, logger);
   else {
+    // The Kubernetes client is loaded only when used: it is most of the agent's memory.
+    const [{ KubeConfig }, { KubeRecordSource }] = await Promise.all([import('@kubernetes/client-node'), import('./record-source.js')]);
     const kc = new KubeConfig();
     if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
     else kc.loadFromCluster();

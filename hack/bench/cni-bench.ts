@@ -1,0 +1,204 @@
+/**
+ * CNI benchmark: PodVNet (C forwarder -> agent -> datapath) against the reference bridge + host-local
+ * plugins, measured in the same run on the same simulated VM (a network namespace on a simulated VNet).
+ *
+ *   node --loader ts-node/esm hack/bench/cni-bench.ts [--pods 250] [--sequential 60] [--json out.json]
+ *
+ * Reports ADD and DEL latency (p50/p99, sequential), 250-way concurrent ADD and DEL wall time, the cost
+ * of starting each executable (VERSION), and the agent's RSS idle and with 250 pods. The agent runs as
+ * its own process from compiled JavaScript (as in production), not under ts-node. Needs root.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { z } from 'zod';
+import { FORWARDER, REPO_ROOT, invokePlugin, startTestNode, type CniCall, type TestNode } from '../../node-plugin/agent/testing.js';
+
+const exec = promisify(execFile);
+
+const Args = z.object({
+  pods: z.coerce.number().int().min(1).max(250).default(250),
+  sequential: z.coerce.number().int().min(5).max(1000).default(60),
+  json: z.string().optional(),
+});
+
+function parseArgs(argv: string[]): z.infer<typeof Args> {
+  const raw: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--([a-z]+)(?:=(.*))?$/.exec(argv[i]!);
+    if (!m) throw new Error(`unexpected argument ${argv[i]}`);
+    raw[m[1]!] = m[2] ?? argv[++i] ?? '';
+  }
+  return Args.parse(raw);
+}
+
+function percentile(values: number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+
+/** Compiles the agent to JavaScript in a temporary directory, as it would ship. */
+async function compileAgent(): Promise<{ dir: string; main: string }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'podvnet-bench-js-'));
+  const tsconfig = path.join(dir, 'tsconfig.json');
+  await writeFile(tsconfig, JSON.stringify({
+    extends: path.join(REPO_ROOT, 'tsconfig.json'),
+    compilerOptions: { outDir: path.join(dir, 'out'), rootDir: REPO_ROOT, sourceMap: false, noEmitOnError: false, typeRoots: [path.join(REPO_ROOT, 'node_modules/@types')] },
+    files: [path.join(REPO_ROOT, 'node-plugin/agent/main.ts')],
+    include: [],
+  }));
+  await exec(path.join(REPO_ROOT, 'node_modules/.bin/tsc'), ['-p', tsconfig]).catch((err: { stdout?: string }) => {
+    // type errors elsewhere in the tree do not stop emit; only a missing output matters
+    if (err.stdout) process.stderr.write(`tsc reported (emitted anyway):\n${err.stdout.split('\n').slice(0, 5).join('\n')}\n`);
+  });
+  await writeFile(path.join(dir, 'out/package.json'), '{"type":"module"}');
+  await symlink(path.join(REPO_ROOT, 'node_modules'), path.join(dir, 'out/node_modules'));
+  return { dir, main: path.join(dir, 'out/node-plugin/agent/main.js') };
+}
+
+function rssKiB(pid: number): Promise<number> {
+  return readFile(`/proc/${pid}/status`, 'utf8').then((s) => Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? NaN));
+}
+
+async function waitReady(node: TestNode): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if ((await node.cni('STATUS', {})).code === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('agent did not become ready');
+}
+
+interface Plugin {
+  name: string;
+  add(i: number, netns: string): Promise<CniCall>;
+  del(i: number, netns: string): Promise<CniCall>;
+  version(): Promise<CniCall>;
+}
+
+function must(r: CniCall, what: string): CniCall {
+  if (r.code !== 0) throw new Error(`${what} failed: ${r.stdout}${r.stderr}`);
+  return r;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const compiled = await compileAgent();
+  const node = await startTestNode({ podIPCount: 250, startAgent: false });
+  let agent: ChildProcess | undefined;
+  try {
+    const c = node.config;
+    agent = spawn(process.execPath, [compiled.main,
+      `--node-name=${c.nodeName}`, `--socket=${c.socket}`, '--cnm-socket=', `--state-dir=${c.stateDir}`, `--record-file=${c.recordFile}`,
+      `--host-interface=${c.hostInterface}`, `--host-netns=${c.hostNetns}`, '--cooldown-ms=0', '--sync-interval-ms=1000',
+      '--metrics-address=127.0.0.1:0', '--log-level=warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    await waitReady(node);
+    const rssIdle = await rssKiB(agent.pid!);
+
+    const refData = path.join(node.dir, 'host-local');
+    const refConf = JSON.stringify({
+      cniVersion: '1.0.0', name: 'refnet', type: 'bridge', bridge: 'refbr0', isGateway: true, ipMasq: false,
+      ipam: { type: 'host-local', ranges: [[{ subnet: '10.99.0.0/16' }]], dataDir: refData },
+    });
+    // The reference runs in the simulated VM's namespace, as it would in a node's; that needs a wrapper
+    // (ip netns exec), whose own cost is measured below and reported.
+    const wrap = ['ip', 'netns', 'exec', node.vm.netns];
+    const refEnv = (cmd: string, i: number, netns: string) => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: `ref-${i}`, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' });
+    const plugins: Plugin[] = [
+      {
+        name: 'podvnet',
+        add: (i, netns) => node.cni('ADD', { containerId: `pv-${i}`, netns }),
+        del: (i, netns) => node.cni('DEL', { containerId: `pv-${i}`, netns }),
+        version: () => invokePlugin(FORWARDER, { CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}'),
+      },
+      {
+        name: 'bridge+host-local',
+        add: (i, netns) => invokePlugin('/usr/lib/cni/bridge', refEnv('ADD', i, netns), refConf, {}, wrap),
+        del: (i, netns) => invokePlugin('/usr/lib/cni/bridge', refEnv('DEL', i, netns), refConf, {}, wrap),
+        version: () => invokePlugin('/usr/lib/cni/bridge', { CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}'),
+      },
+    ];
+
+    const wrapperCost: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const t0 = process.hrtime.bigint();
+      await exec('ip', ['netns', 'exec', node.vm.netns, '/bin/true']);
+      wrapperCost.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+
+    const results: Record<string, Record<string, number>> = {};
+    for (const p of plugins) {
+      const r: Record<string, number> = {};
+      const versions: number[] = [];
+      for (let i = 0; i < 30; i++) versions.push(must(await p.version(), `${p.name} VERSION`).ms);
+      r.version_p50 = percentile(versions, 50);
+
+      const seqPods = await Promise.all(Array.from({ length: args.sequential }, (_, i) => node.pod(`${p.name[0]}q${i}-`)));
+      const adds: number[] = [];
+      const dels: number[] = [];
+      // a few warm-up rounds (bridge creation, ensureNode, JIT) are not counted
+      for (let i = 0; i < 3; i++) {
+        must(await p.add(900 + i, seqPods[i]!), `${p.name} warm-up ADD`);
+        must(await p.del(900 + i, seqPods[i]!), `${p.name} warm-up DEL`);
+      }
+      for (let i = 0; i < args.sequential; i++) adds.push(must(await p.add(i, seqPods[i]!), `${p.name} ADD`).ms);
+      for (let i = 0; i < args.sequential; i++) dels.push(must(await p.del(i, seqPods[i]!), `${p.name} DEL`).ms);
+      r.add_p50 = percentile(adds, 50);
+      r.add_p99 = percentile(adds, 99);
+      r.del_p50 = percentile(dels, 50);
+      r.del_p99 = percentile(dels, 99);
+
+      const pods = await Promise.all(Array.from({ length: args.pods }, (_, i) => node.pod(`${p.name[0]}c${i}-`)));
+      let t0 = Date.now();
+      const concurrent = await Promise.all(pods.map((netns, i) => p.add(1000 + i, netns)));
+      r.concurrent_add_wall = Date.now() - t0;
+      concurrent.forEach((x) => must(x, `${p.name} concurrent ADD`));
+      r.concurrent_add_p99 = percentile(concurrent.map((x) => x.ms), 99);
+      if (p.name === 'podvnet') {
+        const ips = new Set(concurrent.map((x) => x.json.ips[0].address));
+        if (ips.size !== args.pods) throw new Error(`podvnet handed out ${ips.size} distinct IPs to ${args.pods} pods`);
+        r.agent_rss_mib_with_pods = (await rssKiB(agent.pid!)) / 1024;
+      }
+      t0 = Date.now();
+      const cdel = await Promise.all(pods.map((netns, i) => p.del(1000 + i, netns)));
+      r.concurrent_del_wall = Date.now() - t0;
+      cdel.forEach((x) => must(x, `${p.name} concurrent DEL`));
+      results[p.name] = r;
+    }
+
+    const ours = results.podvnet!;
+    const ref = results['bridge+host-local']!;
+    const wrapP50 = percentile(wrapperCost, 50);
+    const rows: Array<[string, string, number, number]> = [
+      ['executable start (VERSION) p50', 'version_p50', ours.version_p50!, ref.version_p50!],
+      ['ADD p50 (sequential)', 'add_p50', ours.add_p50!, ref.add_p50!],
+      ['ADD p99 (sequential)', 'add_p99', ours.add_p99!, ref.add_p99!],
+      ['DEL p50 (sequential)', 'del_p50', ours.del_p50!, ref.del_p50!],
+      ['DEL p99 (sequential)', 'del_p99', ours.del_p99!, ref.del_p99!],
+      [`${args.pods}-way concurrent ADD wall`, 'concurrent_add_wall', ours.concurrent_add_wall!, ref.concurrent_add_wall!],
+      [`${args.pods}-way concurrent ADD p99`, 'concurrent_add_p99', ours.concurrent_add_p99!, ref.concurrent_add_p99!],
+      [`${args.pods}-way concurrent DEL wall`, 'concurrent_del_wall', ours.concurrent_del_wall!, ref.concurrent_del_wall!],
+    ];
+    console.log(`\nPodVNet CNI vs reference bridge+host-local (same run, same simulated VM; ${args.sequential} sequential, ${args.pods} concurrent)`);
+    console.log(`reference timings include the 'ip netns exec' wrapper: p50 ${fmt(wrapP50)} (measured alone)\n`);
+    console.log(`${'metric'.padEnd(34)}${'podvnet'.padStart(12)}${'reference'.padStart(12)}${'ratio'.padStart(9)}${'ratio*'.padStart(9)}`);
+    for (const [label, key, a, b] of rows) {
+      const adjusted = key.includes('wall') || key === 'version_p50' ? b : Math.max(0.1, b - wrapP50);
+      console.log(`${label.padEnd(34)}${fmt(a).padStart(12)}${fmt(b).padStart(12)}${(a / b).toFixed(2).padStart(9)}${(a / adjusted).toFixed(2).padStart(9)}`);
+    }
+    console.log('ratio = podvnet / reference (lower is better); ratio* = against the reference minus the wrapper cost (latencies only)');
+    console.log(`\nagent RSS: ${(rssIdle / 1024).toFixed(1)} MiB idle, ${ours.agent_rss_mib_with_pods!.toFixed(1)} MiB with ${args.pods} pods (compiled JS, node ${process.version})`);
+    if (args.json) await writeFile(args.json, JSON.stringify({ results, wrapperP50: wrapP50, rssIdleMiB: rssIdle / 1024 }, null, 2));
+  } finally {
+    agent?.kill('SIGTERM');
+    if (agent) await new Promise((r) => agent!.once('exit', r));
+    await node.close();
+    await rm(compiled.dir, { recursive: true, force: true });
+  }
+}
+
+await main();
