@@ -391,11 +391,14 @@ export class Api {
     if (t.kind === 'Namespace' && t.group === '') {
       obj.spec = { finalizers: ['kubernetes'], ...(obj.spec ?? {}) };
       obj.status = { phase: 'Active' };
+      obj.metadata.labels = { ...(obj.metadata.labels ?? {}), 'kubernetes.io/metadata.name': obj.metadata.name };
     }
     if (t.kind === 'CustomResourceDefinition') {
       defaultCrd(obj);
       obj.metadata.finalizers = [...new Set([...(obj.metadata.finalizers ?? []), 'customresourcecleanup.apiextensions.k8s.io'])];
     }
+    if (t.kind === 'Secret' && t.group === '') obj.type ??= 'Opaque';
+    if ((t.kind === 'Deployment' || t.kind === 'ReplicaSet' || t.kind === 'StatefulSet') && t.group === 'apps') obj.spec = { replicas: 1, ...(obj.spec ?? {}) };
     if (t.kind === 'Service' && t.group === '') {
       obj.spec = { type: 'ClusterIP', ...(obj.spec ?? {}) };
     }
@@ -449,7 +452,10 @@ export class Api {
       const added = (next.metadata.finalizers ?? []).filter((f: string) => !(o.metadata.finalizers ?? []).includes(f));
       if (added.length) throw invalid(t.kind, t.group, name, [fe.forbidden('metadata.finalizers', `no new finalizers can be added if the object is being deleted, found new finalizers []string{${added.map((f: string) => JSON.stringify(f)).join(', ')}}`)]);
     }
-    if (t.kind === 'Namespace' && t.group === '' && sub !== 'status') next.spec = clone(o.spec);
+    if (t.kind === 'Namespace' && t.group === '') {
+      if (sub !== 'status') next.spec = clone(o.spec);
+      next.metadata.labels = { ...(next.metadata.labels ?? {}), 'kubernetes.io/metadata.name': o.metadata.name };
+    }
     this.admit(t, next, this.view(t, o), opts.fieldValidation ?? 'Warn', warnings);
     if ((t.generation || t.schema) && stableJSON(specPart(next, t.statusSubresource)) !== stableJSON(specPart(o, t.statusSubresource))) {
       m.generation = (o.metadata.generation ?? 0) + 1;

@@ -132,8 +132,15 @@ t2('kubectl with built-in kinds: configmap apply/patch (strategic merge), nodes,
   const gn = await kubectl(emu, ['get', 'nodes']);
   t.regex(gn.stdout, /^NAME\s+STATUS\s+ROLES\s+AGE\s+VERSION/);
   t.regex(gn.stdout, /vm-1\s+Unknown\s+worker/, 'status is not writable through the main resource');
-  const ns = await kubectl(emu, ['apply', '-f', '-'], 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: scratch\n');
+  // kubectl's typed generators send protobuf bodies
+  const ns = await kubectl(emu, ['create', 'namespace', 'scratch']);
   t.is(ns.code, 0, ns.stderr);
+  t.is((await kubectl(emu, ['get', 'ns', 'scratch', '-o', 'jsonpath={.metadata.labels}'])).stdout, '{"kubernetes.io/metadata.name":"scratch"}');
+  t.is((await kubectl(emu, ['create', 'configmap', 'lit', '-n', 'scratch', '--from-literal=a=b'])).code, 0);
+  t.is((await kubectl(emu, ['get', 'cm', 'lit', '-n', 'scratch', '-o', 'jsonpath={.data.a}'])).stdout, 'b');
+  t.is((await kubectl(emu, ['create', 'secret', 'generic', 'pw', '-n', 'scratch', '--from-literal=p=x'])).code, 0);
+  t.is((await kubectl(emu, ['get', 'secret', 'pw', '-n', 'scratch', '-o', 'jsonpath={.data.p}{.type}'])).stdout, 'eA==Opaque');
+  t.is((await kubectl(emu, ['create', 'serviceaccount', 'bot', '-n', 'scratch'])).code, 0);
   t.is((await kubectl(emu, ['apply', '-n', 'scratch', '-f', '-'], cm.replace('namespace: default', 'namespace: scratch'))).code, 0);
   const d = await kubectl(emu, ['delete', 'namespace', 'scratch', '--timeout=15s']);
   t.is(d.code, 0, d.stderr);

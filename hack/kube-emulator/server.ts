@@ -5,6 +5,7 @@ import { apiVersionOf, compareVersions, type ResourceType } from './registry.js'
 import { ApiError, badRequest, gone, methodNotAllowed, unauthorized, internal } from './status.js';
 import { objectKey, type Obj, type StoreEvent } from './store.js';
 import { toTable } from './table.js';
+import { decodeProtobufObject } from './protobuf.js';
 import { openApiV3Doc, openApiV3Index, hashOf, openApiV2 } from './openapi.js';
 
 export interface ServerOptions {
@@ -42,10 +43,14 @@ function sendError(res: ServerResponse, e: unknown): void {
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
+  return readBodyBuffer(req).then((b) => b.toString('utf8'));
+}
+
+function readBodyBuffer(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -163,10 +168,13 @@ export class Handler {
       return sendError(res, new ApiError(404, 'NotFound', 'the server could not find the requested resource'));
     }
     const bodyType = req.headers['content-type'] ?? '';
-    if ((method === 'POST' || method === 'PUT') && bodyType && !/^application\/json\b/.test(bodyType) && !/^application\/yaml\b/.test(bodyType)) {
-      // protobuf and CBOR are not spoken here; client-go falls back to JSON on 415
-      return sendError(res, new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`));
-    }
+    const readObject = async (): Promise<unknown> => {
+      if (bodyType.startsWith('application/vnd.kubernetes.protobuf')) return decodeProtobufObject(await readBodyBuffer(req));
+      if (bodyType && !/^application\/json\b/.test(bodyType)) {
+        throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`);
+      }
+      return parseJson(await readBody(req));
+    };
     const isWatch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1' || parts.includes('watch');
     const q = url.searchParams;
     const accept = req.headers.accept ?? '';
@@ -182,7 +190,7 @@ export class Handler {
           return send(res, 200, list);
         }
         case 'POST': {
-          const body = parseJson(await readBody(req));
+          const body = await readObject();
           const r = this.api.create(t, ns, body, writeOptions(q, undefined), userAgentManager(req));
           return send(res, 201, r.obj, r.warnings);
         }
@@ -211,7 +219,7 @@ export class Handler {
         return send(res, 200, o);
       }
       case 'PUT': {
-        const body = parseJson(await readBody(req));
+        const body = await readObject();
         const r = this.api.update(t, ns, name, body, writeOptions(q, sub), userAgentManager(req));
         return send(res, r.created ? 201 : 200, r.obj, r.warnings);
       }
