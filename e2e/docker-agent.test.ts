@@ -57,14 +57,25 @@ if (typeof env === 'string') {
   test.skip(`docker with the node agent (skipped: ${env})`, () => undefined);
 } else {
   test.after.always(async () => {
-    const ids = (await env.docker.cli(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-    if (ids.length) await env.docker.cli(['rm', '-f', ...ids]);
-    await env.docker.cli(['network', 'rm', 'vnet']);
-    await env.docker.stop();
-    await removePluginSpec({ name: env.plugin });
     const net = env.node.agent?.addresses.nodeNetwork();
-    await env.node.close();
-    if (net) await datapath.teardownNode(net).catch(() => undefined);
+    const steps: Array<[string, () => Promise<unknown>]> = [
+      ['containers', async () => {
+        const ids = (await env.docker.cli(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
+        if (ids.length) await env.docker.cli(['rm', '-f', ...ids]);
+      }],
+      ['network', () => env.docker.cli(['network', 'rm', 'vnet'])],
+      ['dockerd', () => env.docker.stop()],
+      ['plugin spec', () => removePluginSpec({ name: env.plugin })],
+      ['agent and fabric', () => env.node.close()],
+      ['node', async () => net && datapath.teardownNode(net)],
+    ];
+    for (const [what, step] of steps) {
+      try {
+        await step();
+      } catch (err) {
+        console.warn(`docker-agent cleanup: ${what}: ${(err as Error).message}`);
+      }
+    }
   });
 
   test.serial('containers get VNet IPs from the agent, survive an agent restart, and release through it', async (t) => {

@@ -25,13 +25,14 @@ import { findDockerd, startDockerd, tail, importBusybox, type DockerDaemon } fro
 const VNET = '10.61.0.0/16';
 const NODE_SUBNET = '10.61.0.0/24';
 const POD_SUBNET = '10.61.1.0/24';
-const POD_IPS = ['10.61.1.10', '10.61.1.11'];
+const POD_IPS = Array.from({ length: 10 }, (_, i) => `10.61.1.${10 + i}`);
 const NODE_IP = '10.61.0.4';
 const VNET_HOST_IP = '10.61.0.50';
 const IMAGE = 'podvnet-test/busybox:1';
 
 interface Env {
   root: string;
+  socket: string;
   fabric: Fabric;
   vm: SimVM;
   net: datapath.NodeNetwork;
@@ -80,7 +81,7 @@ async function setUp(): Promise<Env | string> {
     }
     undo.push(() => docker.stop());
     await importBusybox(docker, IMAGE);
-    return { root, fabric, vm, net, pool, server, docker, plugin, driverLog };
+    return { root, socket, fabric, vm, net, pool, server, docker, plugin, driverLog };
   } catch (err) {
     for (const u of undo.reverse()) await Promise.resolve(u()).catch(() => undefined);
     throw err;
@@ -94,42 +95,64 @@ if (typeof env === 'string') {
   test.skip(`docker CNM driver with a real dockerd (skipped: ${env})`, () => undefined);
 } else {
   test.after.always(async () => {
-    // Best effort even when a test failed half-way: containers, network, daemon, plugin, namespaces.
-    const ids = (await env.docker.cli(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-    if (ids.length) await env.docker.cli(['rm', '-f', ...ids]);
-    await env.docker.cli(['network', 'rm', 'azure']);
-    await env.docker.stop();
-    await removePluginSpec({ name: env.plugin });
-    await env.server.shutdown();
-    await datapath.teardownNode(env.net).catch(() => undefined);
-    await env.fabric.destroy();
-    if (process.env.PODVNET_KEEP_DOCKER_TEST_DIR) console.warn(`docker-cnm: kept ${env.root}`);
-    else rmSync(env.root, { recursive: true, force: true });
+    // Best effort, step by step, even when a test failed half-way: containers, network, daemon, plugin,
+    // driver, node, namespaces, files.
+    const steps: Array<[string, () => Promise<unknown> | unknown]> = [
+      ['containers', async () => {
+        const ids = (await env.docker.cli(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
+        if (ids.length) await env.docker.cli(['rm', '-f', ...ids]);
+      }],
+      ['network', () => env.docker.cli(['network', 'rm', 'azure'])],
+      ['dockerd', () => env.docker.stop()],
+      ['plugin spec', () => removePluginSpec({ name: env.plugin })],
+      ['driver', () => env.server.shutdown()],
+      ['node', () => datapath.teardownNode(env.net)],
+      ['fabric', () => env.fabric.destroy()],
+      ['files', () => {
+        if (process.env.PODVNET_KEEP_DOCKER_TEST_DIR) console.warn(`docker-cnm: kept ${env.root}`);
+        else rmSync(env.root, { recursive: true, force: true });
+      }],
+    ];
+    for (const [what, step] of steps) {
+      try {
+        await step();
+      } catch (err) {
+        console.warn(`docker-cnm cleanup: ${what}: ${(err as Error).message}`);
+      }
+    }
   });
 
-  test.serial('docker network create/run on azure-vnet: VNet IPs from the pool, connectivity, exhaustion, clean removal', async (t) => {
-    const { docker, plugin, pool, fabric, vm, net } = env;
-    const d = docker.ok;
-    const diag = () => `\n--- dockerd log ---\n${tail(docker.logPath)}\n--- driver log ---\n${tail(env.driverLog, 10)}`;
+  const ipOf = async (name: string) =>
+    (await env.docker.ok(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', name])).trim();
+  const ping = (from: string, to: string) => env.docker.cli(['exec', from, 'ping', '-c', '1', '-W', '2', to]);
+  const diag = () => `\n--- dockerd log ---\n${tail(env.docker.logPath)}\n--- driver log ---\n${tail(env.driverLog, 10)}`;
+  const run = (name: string) =>
+    env.docker.ok(['run', '-d', '--stop-timeout=1', '--name', name, '--net=azure', IMAGE, 'sleep', '600']).catch((e) => {
+      throw new Error(`${(e as Error).message}${diag()}`);
+    });
 
-    // A subnet other than the node's pod subnet is refused with the reason.
+  test.serial('network create: the pod subnet is accepted, any other refused with the reason', async (t) => {
+    const { docker, plugin } = env;
     const wrong = await docker.cli(['network', 'create', `--driver=${plugin}`, `--ipam-driver=${plugin}`, '--subnet=192.168.77.0/24', 'wrong']);
     t.not(wrong.code, 0);
     t.regex(wrong.stderr, /does not match this node's pod subnet 10\.61\.1\.0\/24/, wrong.stderr);
+    const foreignIpam = await docker.cli(['network', 'create', `--driver=${plugin}`, `--subnet=${POD_SUBNET}`, 'wrong2']);
+    t.not(foreignIpam.code, 0);
+    t.regex(foreignIpam.stderr, /addresses come from another IPAM driver/, foreignIpam.stderr);
 
-    await d(['network', 'create', `--driver=${plugin}`, `--ipam-driver=${plugin}`, `--subnet=${POD_SUBNET}`, 'azure']).catch((e) => {
+    await docker.ok(['network', 'create', `--driver=${plugin}`, `--ipam-driver=${plugin}`, `--subnet=${POD_SUBNET}`, 'azure']).catch((e) => {
       throw new Error(`${(e as Error).message}${diag()}`);
     });
-    const netInfo = JSON.parse(await d(['network', 'inspect', 'azure']))[0];
+    const netInfo = JSON.parse(await docker.ok(['network', 'inspect', 'azure']))[0];
     t.is(netInfo.Driver, plugin);
+    t.is(netInfo.IPAM.Driver, plugin);
     t.deepEqual(netInfo.IPAM.Config, [{ Subnet: POD_SUBNET }]);
+  });
 
-    for (const name of ['c1', 'c2']) {
-      await d(['run', '-d', '--name', name, '--net=azure', IMAGE, 'sleep', '600']).catch((e) => {
-        throw new Error(`${(e as Error).message}${diag()}`);
-      });
-    }
-    const ipOf = async (name: string) => (await d(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', name])).trim();
+  test.serial('containers get pool IPs and talk to each other, the node and the VNet', async (t) => {
+    const { docker, pool, fabric, net } = env;
+    await run('c1');
+    await run('c2');
     const ip1 = await ipOf('c1');
     const ip2 = await ipOf('c2');
     t.true(POD_IPS.includes(ip1), `c1 got ${ip1}`);
@@ -137,32 +160,40 @@ if (typeof env === 'string') {
     t.not(ip1, ip2);
     t.deepEqual([...pool.held.values()].sort(), [ip1, ip2].sort(), 'the pool hands out exactly what the containers have');
 
-    // Inside the container: the address, Azure's gateway as default route, the datapath's MTU.
-    const addr = await d(['exec', 'c1', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
-    t.regex(addr, new RegExp(`inet ${ip1.replace(/\./g, '\\.')}/24`));
-    t.regex(await d(['exec', 'c1', 'ip', 'route']), /default via 10\.61\.1\.1 dev eth0/);
+    // Inside the container: the address with the subnet's prefix and Azure's gateway as default route.
+    t.regex(await docker.ok(['exec', 'c1', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']), new RegExp(`inet ${ip1.replace(/\./g, '\\.')}/24`));
+    t.regex(await docker.ok(['exec', 'c1', 'ip', 'route']), /default via 10\.61\.1\.1 dev eth0/);
 
     // Container to container, to the node, and across the fabric to another VNet host (no SNAT in the VNet).
-    const ping = (from: string, to: string) => docker.cli(['exec', from, 'ping', '-c', '1', '-W', '2', to]);
     for (const [from, to] of [['c1', ip2], ['c2', ip1], ['c1', NODE_IP], ['c1', VNET_HOST_IP]] as const) {
       const r = await ping(from, to);
       t.is(r.code, 0, `${from} -> ${to}: ${r.stdout}${r.stderr}`);
     }
-    // And the VNet host reaches the container by its VNet IP (the fabric delivers it to the node's NIC).
+    // The VNet host reaches the container by its VNet IP (the fabric delivers it to the node's NIC only).
     const back = await fabric.execRaw('vhost', ['busybox', 'ping', '-c', '1', '-W', '2', ip1]);
     t.is(back.code, 0, `VNet host -> ${ip1}: ${back.stdout}${back.stderr}`);
 
-    // The datapath sees the Docker veths under the owners the agent knows the addresses by.
+    // The datapath labels the Docker veths with the owners the agent knows the addresses by.
     const attachments = await datapath.listAttachments(net);
     t.deepEqual(attachments.map((a) => `${a.containerId}/${a.ifName}=${a.ip}`).sort(), [...pool.held.entries()].map(([k, ip]) => `${k}=${ip}`).sort());
+  });
 
-    // A chosen address is refused with the reason (addresses are the agent's to pick).
-    const pinned = await docker.cli(['run', '--rm', '--net=azure', '--ip', '10.61.1.12', IMAGE, 'true']);
+  test.serial('concurrent docker runs get distinct IPs; a full pool and --ip fail with the reason', async (t) => {
+    const { docker, pool } = env;
+    const names = POD_IPS.slice(2).map((_, i) => `p${i}`);
+    const started = Date.now();
+    await Promise.all(names.map((n) => run(n)));
+    t.log(`${names.length} concurrent docker runs on azure-vnet: ${Date.now() - started} ms`);
+    const ips = await Promise.all(['c1', 'c2', ...names].map(ipOf));
+    t.deepEqual([...ips].sort(), [...POD_IPS].sort(), 'every pool IP used exactly once');
+    t.is(pool.held.size, POD_IPS.length);
+    const r = await ping(names[0]!, ips[ips.length - 1]!);
+    t.is(r.code, 0, `${names[0]} -> ${ips[ips.length - 1]}: ${r.stdout}${r.stderr}`);
+
+    const pinned = await docker.cli(['run', '--rm', '--net=azure', '--ip', '10.61.1.99', IMAGE, 'true']);
     t.not(pinned.code, 0);
-    t.regex(pinned.stderr, /a chosen address \(10\.61\.1\.12, from --ip or --aux-address\) is not supported/, pinned.stderr);
-    t.is(pool.held.size, 2);
+    t.regex(pinned.stderr, /a chosen address \(10\.61\.1\.99, from --ip or --aux-address\) is not supported/, pinned.stderr);
 
-    // The pool is exhausted: the error names the pool, says more IPs are coming and what to check.
     const full = await docker.cli(['run', '--name', 'c3', '--net=azure', IMAGE, 'true']);
     t.not(full.code, 0);
     t.log(`docker run on a full pool: ${full.stderr.trim()}`);
@@ -171,24 +202,66 @@ if (typeof env === 'string') {
     t.regex(full.stderr, /node vm-node/);
     t.regex(full.stderr, /NodeIPPool's max IPs per node/);
     await docker.cli(['rm', '-f', 'c3']);
-    t.is(pool.held.size, 2, 'the failed container holds no address');
+    t.is(pool.held.size, POD_IPS.length, 'the failed container holds no extra address');
 
-    // Removing a container gives its address back; the next container can use it.
-    await d(['rm', '-f', 'c1']);
-    t.deepEqual([...pool.held.values()], [ip2]);
-    await d(['run', '-d', '--name', 'c4', '--net=azure', IMAGE, 'sleep', '600']);
-    t.is(await ipOf('c4'), ip1);
-    t.is((await ping('c4', ip2)).code, 0, 'the reused address works');
+    // Removing containers gives their addresses back; the next container can use one.
+    await docker.ok(['rm', '-f', ...names]);
+    t.is(pool.held.size, 2);
+    await run('c4');
+    t.true(POD_IPS.includes(await ipOf('c4')));
+    t.is((await ping('c4', await ipOf('c2'))).code, 0, 'a reused address works');
+  });
 
-    // Everything goes away: containers, network; nothing left in the pool, the kernel or the driver's state.
-    await d(['rm', '-f', 'c2', 'c4']);
-    await d(['network', 'rm', 'azure']);
+  test.serial('after a driver restart, docker still releases what the driver handed out before it; a dockerd restart brings containers back', async (t) => {
+    const { pool, net, vm } = env;
+    const before = [...pool.held.entries()].sort();
+    t.is(before.length, 3);
+
+    // The driver restarts (state from its state dir) ...
+    await env.server.shutdown();
+    env.server = createCnmServer({
+      addresses: pool,
+      datapath,
+      logger: pino({ level: 'debug' }, pino.destination({ dest: env.driverLog, sync: true })),
+      stateDir: join(env.root, 'cnm-state'),
+    });
+    await listenOnSocket(env.server, env.socket);
+    await env.server.cnm.whenReady();
+    t.deepEqual([...pool.held.entries()].sort(), before, 'the restarted driver gave nothing back');
+
+    // ... and dockerd restarts; its containers stop with it (no live-restore), so their endpoints are
+    // left, deleted and their addresses released through the restarted driver, which must still know them.
+    let started = Date.now();
+    await env.docker.stop();
+    t.log(`dockerd stopped in ${Date.now() - started} ms`);
+    t.is(pool.held.size, 0, `addresses still held after the containers stopped: ${[...pool.held.values()].join(', ')}${diag()}`);
+    t.deepEqual(await datapath.listAttachments(net), [], 'their veths are gone');
+    started = Date.now();
+    env.docker = await startDockerd({ root: join(env.root, 'd'), netnsPath: vm.netnsPath });
+    t.log(`dockerd started again in ${Date.now() - started} ms`);
+
+    // Starting the containers again gets them fresh addresses and working interfaces.
+    await env.docker.ok(['start', 'c1', 'c2', 'c4']);
+    const ips = await Promise.all(['c1', 'c2', 'c4'].map(ipOf));
+    t.is(new Set(ips).size, 3);
+    t.true(ips.every((ip) => POD_IPS.includes(ip)));
+    const r = await ping('c1', ips[2]!);
+    t.is(r.code, 0, `c1 -> c4 after the restarts: ${r.stdout}${r.stderr}`);
+    t.is((await datapath.listAttachments(net)).length, 3);
+  });
+
+  test.serial('removing everything leaves nothing in the pool, the kernel or the driver state', async (t) => {
+    const { docker, pool, fabric, vm, net } = env;
+    const ids = (await docker.ok(['ps', '-aq'])).split('\n').filter(Boolean);
+    if (ids.length) await docker.ok(['rm', '-f', ...ids]);
+    await docker.ok(['network', 'rm', 'azure']);
     t.is(pool.held.size, 0);
     t.deepEqual(await datapath.listAttachments(net), []);
     const links = await fabric.exec(vm.netns, ['ip', '-o', 'link', 'show']);
     t.notRegex(links, /pvd[0-9a-f]{11}|pvn[0-9a-f]{11}/, 'no veths left');
     const routes = await fabric.exec(vm.netns, ['ip', 'route', 'show', 'dev', net.bridgeName]);
     t.is(routes.trim(), '', 'no /32 pod routes left');
+    t.deepEqual((await fabric.exec(vm.netns, ['ip', 'netns', 'list'])).split('\n').filter((n) => n.startsWith('pvcnm-')), [], 'no staging namespaces left');
     const state = JSON.parse(readFileSync(join(env.root, 'cnm-state', STATE_FILE), 'utf8'));
     t.deepEqual({ leases: state.leases, networks: state.networks, endpoints: state.endpoints, pools: state.pools }, { leases: {}, networks: {}, endpoints: {}, pools: {} });
   });

@@ -25,6 +25,8 @@ export interface DockerDaemon {
   /** Like cli, but throws with stderr on a non-zero exit. */
   ok(args: string[], input?: Buffer): Promise<string>;
   stop(): Promise<void>;
+  /** SIGKILL, as a crash: containers and their shims keep running. */
+  kill(): Promise<void>;
 }
 
 export function findDockerd(): string | undefined {
@@ -51,6 +53,9 @@ export async function startDockerd(opts: { root: string; netnsPath?: string; tim
     '--storage-driver=vfs',
     '--userland-proxy=false',
     '--log-level=info',
+    // Containers get this long to stop when the daemon stops (the default is 15 s): test containers run
+    // `sleep` as PID 1, which ignores SIGTERM.
+    '--shutdown-timeout=1',
   ];
   const argv = opts.netnsPath ? ['nsenter', `--net=${opts.netnsPath}`, '--', dockerd, ...args] : [dockerd, ...args];
   const log = openSync(logPath, 'a');
@@ -87,6 +92,13 @@ export async function startDockerd(opts: { root: string; netnsPath?: string; tim
     clearTimeout(timer);
   };
 
+  const kill = async () => {
+    if (exited) return;
+    const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGKILL');
+    await done;
+  };
+
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   for (;;) {
     if (exited) throw new Error(`${exited} while starting; last log lines:\n${tail(logPath)}`);
@@ -97,7 +109,7 @@ export async function startDockerd(opts: { root: string; netnsPath?: string; tim
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { socket, root: opts.root, logPath, cli, ok, stop };
+  return { socket, root: opts.root, logPath, cli, ok, stop, kill };
 }
 
 export function tail(path: string, lines = 15): string {
