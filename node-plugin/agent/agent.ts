@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import * as datapathModule from '../datapath/index.js';
 import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
@@ -40,13 +41,16 @@ export interface RunningAgent {
   close(): Promise<void>;
 }
 
-type CnmFactory = (deps: { addresses: PodAddressService; datapath: typeof datapathModule; logger: Logger; stateDir: string }) => http.Server;
+type CnmServer = http.Server & { shutdown?: () => Promise<void> };
+interface CnmModule {
+  createCnmServer(deps: { addresses: PodAddressService; datapath: typeof datapathModule; logger: Logger; stateDir: string }): CnmServer;
+  listenOnSocket(server: http.Server, socketPath: string): Promise<void>;
+}
 
-async function loadCnm(logger: Logger): Promise<CnmFactory | undefined> {
-  const spec = '../cnm/index.js'; // resolved at run time: the CNM driver is optional
+async function loadCnm(logger: Logger): Promise<CnmModule | undefined> {
+  const spec = '../cnm/index.js'; // resolved at run time: the node can run without the CNM driver
   try {
-    const mod = (await import(spec)) as { createCnmServer?: CnmFactory };
-    return mod.createCnmServer;
+    return (await import(spec)) as CnmModule;
   } catch (err) {
     logger.info({ err: (err as Error).message }, 'CNM driver not available; serving CNI only');
     return undefined;
@@ -156,19 +160,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   });
   logger.info({ socket: config.socket }, 'CNI socket listening');
 
-  let cnmServer: http.Server | undefined;
+  let cnmServer: CnmServer | undefined;
   if (config.cnmSocket) {
-    const createCnmServer = await loadCnm(logger);
-    if (createCnmServer) {
-      const { mkdir, unlink } = await import('node:fs/promises');
-      const { dirname } = await import('node:path');
-      await mkdir(dirname(config.cnmSocket), { recursive: true });
-      await unlink(config.cnmSocket).catch(() => undefined);
-      cnmServer = createCnmServer({ addresses, datapath: datapathModule, logger: logger.child({ component: 'cnm' }), stateDir: config.stateDir });
-      await new Promise<void>((resolve, reject) => {
-        cnmServer!.once('error', reject);
-        cnmServer!.listen(config.cnmSocket, () => resolve());
-      });
+    const cnm = await loadCnm(logger);
+    if (cnm) {
+      // The CNM driver keeps its own crash-safe state (networks, endpoints) beside the agent's.
+      cnmServer = cnm.createCnmServer({ addresses, datapath: datapathModule, logger, stateDir: path.join(config.stateDir, 'cnm') });
+      await cnm.listenOnSocket(cnmServer, config.cnmSocket);
       logger.info({ socket: config.cnmSocket }, 'CNM driver listening');
     }
   }
@@ -193,7 +191,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       logger.info({ inFlight: cniSocket.inFlight() }, 'shutting down: finishing requests in flight');
       await Promise.all([
         cniSocket.close(),
-        cnmServer ? new Promise<void>((r) => cnmServer!.close(() => r())) : Promise.resolve(),
+        cnmServer?.shutdown ? cnmServer.shutdown() : cnmServer ? new Promise<void>((r) => cnmServer!.close(() => r())) : Promise.resolve(),
       ]);
       await addresses.flush();
       await writer.flush().catch((err: Error) => logger.warn({ err: err.message }, 'final spec write failed'));

@@ -6,11 +6,14 @@ import { describeIssues } from '../../crds/api/validation.js';
  * PODVNET_* environment variable as fallback (`PODVNET_NODE_NAME`). Flags win over the environment.
  */
 
+const NODE_NAME_REQUIRED = 'is required (--node-name or PODVNET_NODE_NAME, usually the Kubernetes node name)';
 const num = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 
 const fields = z
   .strictObject({
-    nodeName: z.string().min(1, { message: 'is required (--node-name or PODVNET_NODE_NAME, usually the Kubernetes node name)' }),
+    nodeName: z
+      .string({ error: (iss) => (iss.input === undefined ? NODE_NAME_REQUIRED : 'must be a string') })
+      .min(1, { message: NODE_NAME_REQUIRED }),
     socket: z.string().regex(/^\//, { message: 'must be an absolute path' }).default('/run/podvnet/agent.sock'),
     cnmSocket: z.string().default('/run/docker/plugins/azure-vnet.sock').describe('empty: no CNM driver'),
     stateDir: z.string().regex(/^\//, { message: 'must be an absolute path' }).default('/var/lib/podvnet'),

@@ -1,0 +1,109 @@
+import test from 'ava';
+import http from 'node:http';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { pino } from 'pino';
+import * as datapath from '../datapath/index.js';
+import { startAgent } from './agent.js';
+import { callCniSocket, decodeRequest, encodeRequest } from './cni-socket.js';
+import { parseAgentConfig } from './config.js';
+import { planReconcile } from './reconcile.js';
+import { startTestNode } from './testing.js';
+
+const alloc = (containerId: string, ip: string, extra: Record<string, unknown> = {}) => ({
+  containerId, ifName: 'eth0', runtime: 'cni' as const, ip, assignedAt: 1, ...extra,
+});
+
+test('config: flags win over PODVNET_* env; bad values name the field', (t) => {
+  const c = parseAgentConfig(['--node-name', 'n1', '--cooldown-ms=250', '--mtu=1400'], { PODVNET_NODE_NAME: 'env-node', PODVNET_SOCKET: '/run/x.sock' });
+  t.is(c.nodeName, 'n1');
+  t.is(c.socket, '/run/x.sock');
+  t.is(c.cooldownMs, 250);
+  t.is(c.mtu, 1400);
+  t.is(c.stateDir, '/var/lib/podvnet');
+  t.throws(() => parseAgentConfig([], {}), { message: /nodeName: is required/ });
+  t.throws(() => parseAgentConfig(['--node-name=n', '--socket=relative'], {}), { message: /socket: must be an absolute path/ });
+  t.throws(() => parseAgentConfig(['--node-name=n', '--bogus=1'], {}), { message: /unknown flag "--bogus=1"/ });
+  t.throws(() => parseAgentConfig(['--node-name=n', '--kubeconfig=/k', '--record-file=/r'], {}), { message: /either kubeconfig or recordFile/ });
+});
+
+test('wire format: round trip, and malformed frames are rejected', (t) => {
+  const req = { env: { CNI_COMMAND: 'ADD', CNI_ARGS: 'A=1;B=2' }, stdin: '{"x":"ü"}' };
+  t.deepEqual(decodeRequest(encodeRequest(req)), req);
+  t.throws(() => decodeRequest(Buffer.from('HELLO\n')), { message: /not a PODVNET-CNI\/1 request/ });
+  t.throws(() => decodeRequest(Buffer.from('PODVNET-CNI/1\nCNI_COMMAND=ADD')), { message: /truncated/ });
+});
+
+test('reconcile: frees only with proof (no attachment and netns gone); adopts unknown attachments; reports conflicts', (t) => {
+  const plan = planReconcile({
+    allocations: [
+      alloc('alive', '10.0.0.10', { netnsPath: '/run/netns/a' }),
+      alloc('gone', '10.0.0.11', { netnsPath: '/run/netns/g' }),
+      alloc('gone-but-attached', '10.0.0.12', { netnsPath: '/run/netns/h' }),
+      alloc('no-netns-known', '10.0.0.13'),
+      { ...alloc('docker', '10.0.0.14', { netnsPath: '/run/netns/d' }), runtime: 'cnm' as const },
+    ],
+    attachments: [
+      { containerId: 'alive', ifName: 'eth0', ip: '10.0.0.10' },
+      { containerId: 'gone-but-attached', ifName: 'eth0', ip: '10.0.0.12' },
+      { containerId: 'orphan', ifName: 'eth0', ip: '10.0.0.20' },
+      { containerId: 'thief', ifName: 'eth0', ip: '10.0.0.10' },
+      { containerId: 'foreign', ifName: 'eth0', ip: '192.168.9.9' },
+      { containerId: 'noip', ifName: 'eth0' },
+    ],
+    netnsExists: new Map([['/run/netns/a', true], ['/run/netns/g', false], ['/run/netns/h', false], ['/run/netns/d', false]]),
+    poolIPs: ['10.0.0.10', '10.0.0.11', '10.0.0.12', '10.0.0.13', '10.0.0.14', '10.0.0.20'],
+    now: 99,
+  });
+  t.deepEqual(plan.free.map((a) => a.containerId), ['gone']);
+  t.deepEqual(plan.keep.map((a) => a.containerId), ['alive', 'gone-but-attached', 'no-netns-known', 'docker']);
+  t.deepEqual(plan.adopt, [{ containerId: 'orphan', ifName: 'eth0', runtime: 'cni', ip: '10.0.0.20', assignedAt: 99 }]);
+  t.is(plan.conflicts.length, 3);
+  t.regex(plan.conflicts.join('\n'), /thief.*10\.0\.0\.10.*alive/);
+});
+
+test('agent serves the CNM driver socket too, and SIGTERM-style close finishes requests in flight', async (t) => {
+  t.timeout(60_000);
+  const node = await startTestNode({ podIPCount: 4, startAgent: false });
+  t.teardown(() => node.close());
+  const cnmSocket = path.join(node.dir, 'plugins', 'azure-vnet.sock');
+  // A datapath whose attach is slow, so a request is still running when close() starts.
+  let attachStarted!: () => void;
+  const started = new Promise<void>((r) => (attachStarted = r));
+  const slow = {
+    ...datapath,
+    attachPod: async (...a: Parameters<typeof datapath.attachPod>) => {
+      attachStarted();
+      await new Promise((r) => setTimeout(r, 500));
+      return datapath.attachPod(...a);
+    },
+  };
+  const agent = await startAgent({ ...node.config, cnmSocket }, { logger: pino({ level: 'silent' }), datapath: slow });
+  await agent.reconciled;
+  t.true(existsSync(cnmSocket));
+  const activate = await new Promise<string>((resolve, reject) => {
+    const req = http.request({ socketPath: cnmSocket, path: '/Plugin.Activate', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end('{}');
+  });
+  t.regex(activate, /NetworkDriver/);
+  t.regex(activate, /IpamDriver/);
+
+  const pod = await node.pod('slow');
+  const inflight = callCniSocket(node.socket, { env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'slow', CNI_NETNS: pod, CNI_IFNAME: 'eth0' }, stdin: JSON.stringify(node.conf()) });
+  await started;
+  await agent.close();
+  const res = await inflight;
+  t.is(res.exitCode, 0, res.stdout);
+  t.false(existsSync(node.socket), 'socket removed');
+  t.false(existsSync(path.join(node.config.stateDir, 'agent.lock')), 'lock released');
+  // the allocation made by the finished request survived the shutdown
+  const again = await startAgent(node.config, { logger: pino({ level: 'silent' }) });
+  node.agent = again;
+  await again.reconciled;
+  t.is(again.addresses.lookup({ containerId: 'slow', ifName: 'eth0' })?.ip, JSON.parse(res.stdout).ips[0].address.split('/')[0]);
+});
