@@ -69,9 +69,10 @@ function decode(buf: Buffer, type: string): Obj {
     const f = spec[field];
     if (!f) { r.skip(wire); continue; }
     const [name, kind] = f;
-    if (kind === 'string') out[name] = r.bytes().toString('utf8');
+    // Go's generated marshallers write empty optional strings and zero ints; JSON would omit them
+    if (kind === 'string') { const v = r.bytes().toString('utf8'); if (v !== '') out[name] = v; }
     else if (kind === 'bytes') out[name] = r.bytes();
-    else if (kind === 'int') out[name] = Number(r.varint());
+    else if (kind === 'int') { const v = Number(r.varint()); if (v !== 0) out[name] = v; }
     else if (kind === 'bool') out[name] = r.varint() !== 0n;
     else if (kind === 'map' || kind === 'mapBytes') {
       const entry = new Reader(r.bytes());
