@@ -119,8 +119,11 @@ export class AgentAddressService implements PodAddressService {
     this.record = record;
     if (pool) this.pool = pool;
     const ips = this.poolIPs();
-    const prunedReleased = pruneReleased(this.released, ips);
-    const releasedChanged = prunedReleased.size !== this.released.size;
+    // What the record already lists as released stays released even if our state lost it (a release is
+    // never retracted: the controller may remove those IPs at any moment). A held IP cannot be, though.
+    const recorded = (record?.spec.releasedIPs ?? []).filter((ip) => !this.byIP.has(ip) && !this.released.has(ip));
+    const prunedReleased = pruneReleased(new Set([...this.released, ...recorded]), ips);
+    const releasedChanged = recorded.length > 0 || prunedReleased.size !== this.released.size;
     this.released = prunedReleased;
     if (releasedChanged) void this.committer.commit().catch(() => undefined);
     this.changed();

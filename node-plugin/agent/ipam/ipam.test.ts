@@ -217,3 +217,13 @@ test('FileStore: atomic snapshots, lock excludes a second agent, stale lock of a
   await writeFile(a.statePath, '{"version":1,"allocations":[{"ip":"nope"}]}');
   await t.throwsAsync(new FileStore(dir).lock(), { message: /allocations\.json is invalid/ });
 });
+
+test('IPs the record already lists as released are never handed out, even if the local state forgot them', async (t) => {
+  const svc = new AgentAddressService({ store: new MemoryStore(), node, cooldownMs: 0 });
+  const rec = record(3);
+  rec.spec.releasedIPs = ['10.1.0.10', '10.1.0.11'];
+  svc.setRecord(rec, undefined);
+  t.deepEqual(svc.releasedIPs(), ['10.1.0.10', '10.1.0.11']);
+  t.is((await svc.acquire({ containerId: 'a', ifName: 'eth0', runtime: 'cni' })).ip, '10.1.0.12');
+  await t.throwsAsync(svc.acquire({ containerId: 'b', ifName: 'eth0', runtime: 'cni' }), { instanceOf: NoFreeAddressError });
+});
