@@ -20,6 +20,8 @@ const SDK_CALL_ACTIONS: Record<string, string[]> = {
   'compute.virtualMachineScaleSetVMs.beginUpdate': ['Microsoft.Compute/virtualMachineScaleSets/virtualMachines/write', SUBNET_JOIN, 'Microsoft.Compute/locations/operations/read'],
   'compute.virtualMachineScaleSetVMs.beginUpdateAndWait': ['Microsoft.Compute/virtualMachineScaleSets/virtualMachines/write', SUBNET_JOIN, 'Microsoft.Compute/locations/operations/read'],
   'network.networkInterfaces.get': ['Microsoft.Network/networkInterfaces/read'],
+  'network.networkInterfaces.list': ['Microsoft.Network/networkInterfaces/read'],
+  'network.networkInterfaces.listVirtualMachineScaleSetVMNetworkInterfaces': ['Microsoft.Compute/virtualMachineScaleSets/virtualMachines/networkInterfaces/read'],
   'network.networkInterfaces.getVirtualMachineScaleSetNetworkInterface': ['Microsoft.Compute/virtualMachineScaleSets/virtualMachines/networkInterfaces/read'],
   'network.networkInterfaces.beginCreateOrUpdate': ['Microsoft.Network/networkInterfaces/write', SUBNET_JOIN, 'Microsoft.Network/locations/operations/read'],
   'network.networkInterfaces.beginCreateOrUpdateAndWait': ['Microsoft.Network/networkInterfaces/write', SUBNET_JOIN, 'Microsoft.Network/locations/operations/read'],
