@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
+import * as datapath from '../../node-plugin/datapath/index.js';
 import { FORWARDER, REPO_ROOT, invokePlugin, startTestNode, type CniCall, type TestNode } from '../../node-plugin/agent/testing.js';
 
 const exec = promisify(execFile);
@@ -170,6 +171,19 @@ async function main(): Promise<void> {
       results[p.name] = r;
     }
 
+    // The datapath alone (in this process, no executable, no agent), on the same IPs the agent has freed:
+    // what our stack adds on top of the kernel work is the difference.
+    {
+      const net = node.vm.nodeNetwork({ podSubnet: '10.40.4.0/22' });
+      const pods = await Promise.all(Array.from({ length: args.pods }, (_, i) => node.pod(`dp${i}-`)));
+      const t0 = Date.now();
+      await Promise.all(pods.map((netnsPath, i) => datapath.attachPod(net, { containerId: `dp-${i}`, netnsPath, ifName: 'eth0', ip: node.podIPs[i]!, prefixLength: 22 })));
+      const attachWall = Date.now() - t0;
+      const t1 = Date.now();
+      await Promise.all(pods.map((netnsPath, i) => datapath.detachPod(net, { containerId: `dp-${i}`, netnsPath, ifName: 'eth0', ip: node.podIPs[i]! })));
+      results.datapath = { concurrent_add_wall: attachWall, concurrent_del_wall: Date.now() - t1 };
+    }
+
     const ours = results.podvnet!;
     const ref = results['bridge+host-local']!;
     const wrapP50 = percentile(wrapperCost, 50);
@@ -191,6 +205,7 @@ async function main(): Promise<void> {
       console.log(`${label.padEnd(34)}${fmt(a).padStart(12)}${fmt(b).padStart(12)}${(a / b).toFixed(2).padStart(9)}${(a / adjusted).toFixed(2).padStart(9)}`);
     }
     console.log('ratio = podvnet / reference (lower is better); ratio* = against the reference minus the wrapper cost (latencies only)');
+    console.log(`datapath alone (in-process, no executable or agent): ${args.pods}-way attach ${fmt(results.datapath!.concurrent_add_wall!)}, detach ${fmt(results.datapath!.concurrent_del_wall!)}`);
     console.log(`\nagent RSS: ${(rssIdle / 1024).toFixed(1)} MiB idle, ${ours.agent_rss_mib_with_pods!.toFixed(1)} MiB with ${args.pods} pods (compiled JS, node ${process.version})`);
     if (args.json) await writeFile(args.json, JSON.stringify({ results, wrapperP50: wrapP50, rssIdleMiB: rssIdle / 1024 }, null, 2));
   } finally {

@@ -25,7 +25,8 @@ import { NoFreeAddressError, PoolNotReadyError, ownerKey, type AgentAddressServi
  * allocation (address service) and kernel work (datapath), glued with per-pod serialization.
  */
 
-export type Datapath = Pick<typeof DatapathModule, 'ensureNode' | 'attachPod' | 'detachPod' | 'checkPod' | 'listAttachments'>;
+export type Datapath = Pick<typeof DatapathModule, 'ensureNode' | 'attachPod' | 'detachPod' | 'checkPod' | 'listAttachments'> &
+  Partial<Pick<typeof DatapathModule, 'pruneOrphanRoutes'>>;
 
 export interface CniHandlerDeps {
   addresses: AgentAddressService;
@@ -48,6 +49,9 @@ export class KeyedMutex {
   }
   busy(key: string): boolean {
     return this.tails.has(key);
+  }
+  idle(): boolean {
+    return this.tails.size === 0;
   }
 }
 
@@ -202,7 +206,10 @@ export class CniHandler {
       await datapath.detachPod(net, { containerId: o.containerId, ifName: o.ifName, ...(o.ip ? { ip: o.ip } : {}) });
       removed++;
     }
-    logger.info({ valid: valid.size, removed }, 'GC done');
+    // /32 routes to pods whose veth vanished without a DEL (the namespace was destroyed under us); only
+    // when no ADD is half-way (its route may already exist before its veth is complete)
+    const prunedRoutes = datapath.pruneOrphanRoutes && this.perPod.idle() ? await datapath.pruneOrphanRoutes(net) : [];
+    logger.info({ valid: valid.size, removed, prunedRoutes }, 'GC done');
     return EMPTY_SUCCESS;
   }
 

@@ -140,6 +140,18 @@ test('GC removes attachments missing from valid-attachments and keeps the valid 
   t.true(await linkExists(node, undefined, hostVethName('gc-0', 'eth0')));
   const ping = await node.fabric.execRaw(pods[0]!, ['busybox', 'ping', '-c', '1', '-W', '2', node.vm.primaryIP]);
   t.is(ping.code, 0);
+  // a pod whose namespace vanished without any DEL: GC frees its IP and its route
+  const { runRaw } = await import('../datapath/exec.js');
+  await runRaw(undefined, ['ip', 'netns', 'del', path.basename(pods[1]!)]);
+  const p4 = await node.pod('g4');
+  const a4 = await node.cni('ADD', { containerId: 'gc-4', netns: p4 });
+  t.is(a4.code, 0);
+  await runRaw(undefined, ['ip', 'netns', 'del', path.basename(p4)]);
+  const gc2 = await node.cni('GC', { conf: node.conf({ 'cni.dev/valid-attachments': [{ containerID: 'gc-0', ifname: 'eth0' }] }) });
+  t.is(gc2.code, 0, gc2.stdout);
+  t.is(node.agent!.addresses.lookup({ containerId: 'gc-4', ifName: 'eth0' }), undefined);
+  const routes = await node.fabric.exec('vm1', ['ip', '-4', 'route', 'show']);
+  t.false(routes.includes(`${a4.json.ips[0].address.split('/')[0]} `), routes);
   // GC before 1.1.0 is refused with code 1
   const old = await node.cni('GC', { conf: node.conf({ cniVersion: '1.0.0' }) });
   t.is(old.json.code, 1);
