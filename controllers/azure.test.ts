@@ -20,17 +20,27 @@ async function setup(t: { teardown(fn: () => Promise<void>): void }, config: Par
 
 const SUBNET_OF = (emu: AzureEmulator) => (emu.dump() as { subnets: Array<{ id: string }> }).subnets[0]!.id;
 
-test('reads a VM NIC through the VM, then straight from the NIC id hint', async (t) => {
+test('finds VM NICs with one list per resource group, then reads straight from the NIC id hint', async (t) => {
   const { emu, azure, calls } = await setup(t);
   const vm = parseProviderID(`azure://${(emu.dump() as { virtualMachines: Array<{ id: string }> }).virtualMachines[0]!.id}`);
   const nic = await azure.getNodeNic(vm);
   t.is(nic.ipConfigs.length, 1);
   t.true(nic.ipConfigs[0]!.primary);
   t.regex(nic.macAddress, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
-  t.deepEqual(calls, ['vm.get:ok', 'nic.get:ok']);
+  t.deepEqual(calls, ['nic.list:ok', 'nic.get:ok']);
   calls.length = 0;
   await azure.getNodeNic(vm, nic.nicId);
   t.deepEqual(calls, ['nic.get:ok']);
+  const other = parseProviderID(`azure://${(emu.dump() as { virtualMachines: Array<{ id: string }> }).virtualMachines[1]!.id}`);
+  calls.length = 0;
+  await azure.getNodeNic(other);
+  t.deepEqual(calls, ['nic.get:ok'], 'the list already named the second VM\'s NIC');
+  // a VM created after the list: not in the index, found through the VM itself
+  const late = emu.loadScenario({ vnets: [], vms: [{ namePrefix: 'late-', count: 1, subnet: SUBNET_OF(emu) }] }).nodes[0]!;
+  calls.length = 0;
+  const lateNic = await azure.getNodeNic(parseProviderID(late.providerID));
+  t.is(lateNic.nicId.toLowerCase(), late.nicId.toLowerCase());
+  t.deepEqual(calls, ['vm.get:ok', 'nic.get:ok']);
 });
 
 test('one NIC write carries adds and removes, guarded by If-Match; a stale ETag is PreconditionFailed', async (t) => {
@@ -94,6 +104,7 @@ test('SubnetIsFull from a failed long-running operation, 409 and 404 are told ap
 test('a 429 pauses the whole subscription until Retry-After', async (t) => {
   const { emu, azure, limiter } = await setup(t);
   const vm = parseProviderID(`azure://${(emu.dump() as { virtualMachines: Array<{ id: string }> }).virtualMachines[0]!.id}`);
+  emu.injectFault({ kind: 'nic.list', status: 429, code: 'SubscriptionRequestsThrottled', message: 'slow down', retryAfterSeconds: 1 });
   emu.injectFault({ kind: 'vm.get', status: 429, code: 'SubscriptionRequestsThrottled', message: 'slow down', retryAfterSeconds: 1 });
   const err = await t.throwsAsync(azure.getNodeNic(vm), { instanceOf: AzureCallError });
   t.like(err!.failure, { kind: 'Throttled', retryAfterMs: 1000 });

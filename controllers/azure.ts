@@ -174,7 +174,10 @@ export class ArmAdapter implements AzureAdapter {
     private readonly observe: CallObserver = () => {},
     /** LRO poll interval: Azure sends Retry-After; the emulator's operations are quick. */
     private readonly pollIntervalMs = 1000,
+    private readonly nicIndexTtlMs = 60_000,
   ) {}
+
+  private readonly nicIndexes = new Map<string, { at: number; byVm: Map<string, string>; loading: Promise<Map<string, string>> | undefined }>();
 
   /** One Azure call: waits for the budget, times it, classifies a failure, pauses the subscription on 429. */
   private async call<T>(subscriptionId: string, kind: CallKind, operation: string, fn: () => Promise<T>): Promise<T> {
@@ -204,12 +207,58 @@ export class ArmAdapter implements AzureAdapter {
       }
       // the hint is stale (NIC replaced or moved): look it up again
     }
+    // Many nodes in one resource group: one paged list finds every VM's NIC, instead of a VM read each.
+    const indexed = (await this.nicIndex(machine)).get(machine.id.toLowerCase());
+    if (indexed && indexed !== nicId) {
+      try {
+        const nic = await this.readNic(machine, indexed);
+        if (sameId(nic.virtualMachine?.id, machine.id)) return this.toNodeNic(machine, nic, nic.etag, nic);
+      } catch (e) {
+        if (!(e instanceof AzureCallError && e.failure.kind === 'NotFound')) throw e;
+      }
+    }
     const { compute } = this.clients(machine.subscriptionId);
     const vm = await this.call(machine.subscriptionId, 'read', 'vm.get', () => compute.virtualMachines.get(machine.resourceGroup, machine.name));
     const refs = parseArm(armNicRefs, vm, `virtual machine ${machine.id}`);
     const ref = refs.networkProfile.networkInterfaces.find((n) => n.primary) ?? refs.networkProfile.networkInterfaces[0]!;
     const nic = await this.readNic(machine, ref.id);
     return this.toNodeNic(machine, nic, nic.etag, nic);
+  }
+
+  /** VM id -> NIC id for a resource group, from a paged NIC list; listed again for an unknown VM at most every nicIndexTtlMs. */
+  private async nicIndex(machine: MachineRef): Promise<Map<string, string>> {
+    const k = `${machine.subscriptionId}/${machine.resourceGroup}`.toLowerCase();
+    const hit = this.nicIndexes.get(k);
+    if (hit && (hit.loading || hit.byVm.has(machine.id.toLowerCase()) || Date.now() - hit.at < this.nicIndexTtlMs)) return hit.loading ?? hit.byVm;
+    const { network } = this.clients(machine.subscriptionId);
+    const load = (async () => {
+      const byVm = new Map<string, string>();
+      const pages = network.networkInterfaces.list(machine.resourceGroup).byPage();
+      for (;;) {
+        const page = await this.call(machine.subscriptionId, 'read', 'nic.list', () => pages.next());
+        if (page.done) break;
+        const list = page.value as NetworkInterface[] & { continuationToken?: string };
+        for (const nic of list) {
+          // The primary NIC of a VM wins over any secondary one.
+          if (nic.id && nic.virtualMachine?.id && (nic.primary !== false || !byVm.has(nic.virtualMachine.id.toLowerCase()))) {
+            byVm.set(nic.virtualMachine.id.toLowerCase(), nic.id);
+          }
+        }
+        if (!list.continuationToken) break;
+      }
+      return byVm;
+    })();
+    const entry = { at: Date.now(), byVm: hit?.byVm ?? new Map<string, string>(), loading: load as Promise<Map<string, string>> | undefined };
+    this.nicIndexes.set(k, entry);
+    try {
+      entry.byVm = await load;
+      entry.at = Date.now();
+      return entry.byVm;
+    } catch {
+      return entry.byVm; // fall back to per-VM reads
+    } finally {
+      entry.loading = undefined;
+    }
   }
 
   private async readNic(machine: MachineRef, nicId: string): Promise<z.output<typeof armNic>> {
@@ -290,8 +339,13 @@ export class ArmAdapter implements AzureAdapter {
       byName.get(c.name.toLowerCase()) ?? { name: c.name, primary: false, privateIPAddressVersion: 'IPv4', subnet: { id: c.subnetId } });
     await this.call(m.subscriptionId, 'write', 'vmssvm.put', () =>
       compute.virtualMachineScaleSetVMs.update(m.resourceGroup, m.scaleSet, m.instanceId, vm, { ifMatch: nic.etag, updateIntervalInMs: this.pollIntervalMs }) as unknown as Promise<VirtualMachineScaleSetVM>);
-    // The instance model carries no addresses: read the NIC (and the new ETag) back.
-    return this.getScaleSetNic(m);
+    // The instance model carries no addresses: read the NIC back. The instance's new ETag is read with
+    // the model at the next round, so the object returned here is for status, not for another write.
+    const { network } = this.clients(m.subscriptionId);
+    const raw = await this.call(m.subscriptionId, 'read', 'vmssnic.get', () =>
+      network.networkInterfaces.getVirtualMachineScaleSetNetworkInterface(m.resourceGroup, m.scaleSet, m.instanceId, parseArmId(nic.nicId).names.at(-1)!));
+    const after = parseArm(armNic, raw, `network interface ${nic.nicId}`);
+    return this.toNodeNic(m, after, '', undefined);
   }
 
   async getSubnet(subnetId: string): Promise<SubnetDetails> {

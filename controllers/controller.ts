@@ -175,7 +175,8 @@ export class Controller {
     if (pool) this.poolSoon(pool);
     const key = `record/${name}`;
     const mark = `${o.metadata?.generation}/${o.metadata?.deletionTimestamp ?? ''}/${(o.metadata?.finalizers ?? []).join(',')}`;
-    if (verb === 'update' && this.seenGeneration.get(key) === mark) return; // only our status changed
+    // Only our status changed, or the add event of a record this controller just created and served.
+    if (verb !== 'delete' && this.seenGeneration.get(key) === mark) return;
     this.seenGeneration.set(key, mark);
     if (verb === 'delete') this.seenGeneration.delete(key);
     this.queue.add(`node/${name}`);
@@ -248,7 +249,9 @@ export class Controller {
       spec: { poolName: pool.metadata.name, releasedIPs: [] },
     };
     try {
-      const created = await this.kube.create(PATHS.records, body);
+      const created = await this.kube.create<KubernetesObject>(PATHS.records, body);
+      const m = created.metadata;
+      this.seenGeneration.set(`record/${node.metadata.name}`, `${m?.generation}/${m?.deletionTimestamp ?? ''}/${(m?.finalizers ?? []).join(',')}`);
       this.log.info({ node: node.metadata.name, pool: pool.metadata.name }, 'created node record');
       return NodeIPAllocation.parse(created) as Record_;
     } catch (e) {
