@@ -44,6 +44,15 @@ for (const dir of [...OVERLAYS, 'deploy/base', 'deploy/examples/nodeippools']) {
   });
 }
 
+test('the argocd-cm health-check ConfigMap passes a server-side dry run in the argocd namespace', async (t) => {
+  const { k } = await emulator(t);
+  let r = await k(['create', 'namespace', 'argocd']);
+  t.is(r.code, 0, r.stderr);
+  r = await k(['apply', '--server-side', '--dry-run=server', '--field-manager=podvnet', '-f', '-'], toYAML(build('deploy/argocd/argocd-cm')));
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /configmap\/argocd-cm serverside-applied \(server dry run\)/);
+});
+
 test('the CRDs load and are served under podvnet.io', async (t) => {
   const { k } = await emulator(t);
   await bootstrap(t, k, build('deploy/base'));

@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { parse } from 'yaml';
 import { NodeIPPool } from '../crds/api/index.js';
 import { API_GROUP } from '../crds/api/group.js';
-import { build, find, KUSTOMIZATIONS, OVERLAYS, REPO_ROOT, type K8sObject } from './lib/manifests.js';
+import { build, find, KUBECTL, KUSTOMIZATIONS, OVERLAYS, REPO_ROOT, type K8sObject } from './lib/manifests.js';
 
 const NAMESPACE = 'podvnet-system';
 const CLUSTER_SCOPED = new Set(['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding',
@@ -17,6 +17,13 @@ const container = (o: K8sObject, name: string) => {
   if (!c) throw new Error(`${o.kind}/${o.metadata.name} has no container ${name}`);
   return c;
 };
+
+test('kubectl embeds kustomize v5 (components, labels and replacements need it)', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const out = execFileSync(KUBECTL, ['version', '--client', '-o', 'json'], { encoding: 'utf8' });
+  const v = JSON.parse(out) as { kustomizeVersion?: string };
+  t.regex(v.kustomizeVersion ?? '', /^v5\./, `kubectl ${KUBECTL} has kustomize ${v.kustomizeVersion ?? 'unknown'}; use kubectl 1.27 or later`);
+});
 
 for (const dir of KUSTOMIZATIONS) {
   test(`kubectl kustomize ${dir} builds`, (t) => {
