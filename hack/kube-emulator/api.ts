@@ -13,6 +13,7 @@ import { matchFields, matchLabels, parseFieldSelector, parseLabelSelector, Selec
 import { applyDefaults, checkRulesCompile, prune, validateObject, type JSONSchemaProps } from './schema.js';
 import { jsonPatch, mergePatch, strategicMerge } from './patch.js';
 import { recordUpdate, serverSideApply, type ListKeys } from './fields.js';
+import { admit as admitPolicies, type UserInfo } from './admission.js';
 
 export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
 
@@ -22,6 +23,8 @@ export interface WriteOptions {
   fieldValidation?: FieldValidation;
   subresource?: '' | 'status';
   force?: boolean;
+  /** The authenticated user; ValidatingAdmissionPolicies are enforced only for requests that have one. */
+  user?: UserInfo;
 }
 
 export interface WriteResult {
@@ -44,6 +47,7 @@ export interface DeleteOptions {
   preconditions?: { uid?: string; resourceVersion?: string };
   dryRun?: boolean;
   gracePeriodSeconds?: number;
+  user?: UserInfo;
 }
 
 const now = (): string => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
@@ -352,6 +356,20 @@ export class Api {
     if (errs.length) throw invalid(t.kind, t.group, obj.metadata.name, errs);
   }
 
+  /** ValidatingAdmissionPolicy enforcement for user requests. */
+  private policies(op: 'CREATE' | 'UPDATE' | 'DELETE', t: ResourceType, sub: string, obj: Obj | null, old: Obj | null, user: UserInfo | undefined, dryRun: boolean, warnings: string[]): void {
+    if (!user) return;
+    const bindings = this.store.list(bucketOf('admissionregistration.k8s.io', 'validatingadmissionpolicybindings'));
+    if (!bindings.length) return;
+    const policies = this.store.list(bucketOf('admissionregistration.k8s.io', 'validatingadmissionpolicies'));
+    const meta = (obj ?? old)!.metadata;
+    const namespaceObject = t.namespaced ? this.store.get(bucketOf('', 'namespaces'), meta.namespace) ?? null : null;
+    warnings.push(...admitPolicies(policies, bindings, {
+      operation: op, type: t, subresource: sub, name: meta.name, namespace: t.namespaced ? meta.namespace : '',
+      object: obj ? this.view(t, obj) : null, oldObject: old ? this.view(t, old) : null, user, dryRun, namespaceObject,
+    }));
+  }
+
   private manager(opts: WriteOptions, fallback: string): string {
     return opts.fieldManager || fallback;
   }
@@ -379,6 +397,7 @@ export class Api {
     if (t.statusSubresource && t.kind !== 'Namespace') delete obj.status;
     this.prepareCreate(t, obj);
     this.admit(t, obj, undefined, opts.fieldValidation ?? 'Warn', warnings);
+    this.policies('CREATE', t, '', this.toStorage(t, obj), null, opts.user, !!opts.dryRun, warnings);
     if (managedFields) obj.metadata.managedFields = managedFields;
     else recordUpdate(undefined, obj, this.manager(opts, userAgentManager), apiVersionOf(t), '', t.statusSubresource, listKeysFor(t), now());
     if (opts.dryRun) return { obj: this.view(t, this.toStorage(t, obj)), warnings, created: true };
@@ -462,9 +481,7 @@ export class Api {
       next.metadata.generation = m.generation;
     }
     if (!ssa) recordUpdate(o, next, manager, apiVersionOf(t), sub, t.statusSubresource, listKeysFor(t), now());
-    if (t.statusSubresource && sub === 'status' && !ssa) {
-      // keep the ownership bookkeeping but nothing else of the metadata
-    }
+    this.policies('UPDATE', t, sub, next, o, opts.user, !!opts.dryRun, warnings);
     return next;
   }
 
@@ -559,6 +576,7 @@ export class Api {
     const pre = opts.preconditions ?? {};
     if (pre.uid && pre.uid !== old.metadata.uid) throw conflict(t, name, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${old.metadata.uid}`);
     if (pre.resourceVersion && pre.resourceVersion !== old.metadata.resourceVersion) throw conflict(t, name, `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${old.metadata.resourceVersion}`);
+    this.policies('DELETE', t, '', null, old, opts.user, !!opts.dryRun, []);
     const finalizers: string[] = [...(old.metadata.finalizers ?? [])];
     const policy = opts.propagationPolicy;
     const dependents = this.store.dependents.get(old.metadata.uid);

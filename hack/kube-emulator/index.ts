@@ -14,6 +14,19 @@ import { Controllers } from './controllers.js';
 import { Handler } from './server.js';
 import { Store } from './store.js';
 import { loopbackTls } from './tls.js';
+import type { UserInfo } from './admission.js';
+
+export const UserSchema = z.object({
+  token: z.string().min(1),
+  username: z.string().min(1),
+  uid: z.string().optional(),
+  groups: z.array(z.string()).optional(),
+  extra: z.record(z.string(), z.array(z.string())).optional(),
+});
+export type EmulatorUser = z.input<typeof UserSchema>;
+
+/** The identity of the emulator's main token: a cluster admin. */
+export const ADMIN_USER = { username: 'kubernetes-admin', groups: ['system:masters', 'system:authenticated'] };
 
 export const EmulatorOptionsSchema = z.object({
   /** 0 (default) picks a free port. */
@@ -30,6 +43,8 @@ export const EmulatorOptionsSchema = z.object({
   /** Events kept per resource for watch resumption; older resourceVersions get 410 Gone. */
   historyLimit: z.number().int().positive().default(100_000),
   bookmarkIntervalMs: z.number().int().positive().default(30_000),
+  /** More identities (e.g. a node agent's service account) for ValidatingAdmissionPolicy tests. */
+  users: z.array(UserSchema).default([]),
 });
 export type EmulatorOptions = z.input<typeof EmulatorOptionsSchema>;
 
@@ -38,8 +53,10 @@ export interface KubeEmulator {
   token: string;
   caPem?: string;
   kubeconfigPath: string;
-  /** A client-node KubeConfig pointing at the emulator. */
-  kubeConfig(): KubeConfig;
+  /** A client-node KubeConfig pointing at the emulator (as the admin, or as the user of `token`). */
+  kubeConfig(token?: string): KubeConfig;
+  /** Adds an identity at runtime (returns its token). */
+  addUser(user: EmulatorUser): string;
   /** Direct access for tests (e.g. compaction to provoke 410 Gone). */
   api: Api;
   /** Ends every open watch stream from the server side (as an API server restart would). */
@@ -67,7 +84,14 @@ export async function startKubeEmulator(options: EmulatorOptions = {}): Promise<
   const store = new Store({ dataFile: o.dataFile, historyLimit: o.historyLimit });
   const api = new Api(store);
   const controllers = new Controllers(api);
-  const handler = new Handler(api, { tokens: new Set([token]), bookmarkIntervalMs: o.bookmarkIntervalMs, log: () => {} });
+  const users = new Map<string, UserInfo>([[token, ADMIN_USER]]);
+  const addUser = (u: EmulatorUser): string => {
+    const p = UserSchema.parse(u);
+    users.set(p.token, { username: p.username, uid: p.uid, groups: [...(p.groups ?? []), 'system:authenticated'], extra: p.extra });
+    return p.token;
+  };
+  for (const u of o.users) addUser(u);
+  const handler = new Handler(api, { users, bookmarkIntervalMs: o.bookmarkIntervalMs, log: () => {} });
   let server: Server;
   let caPem: string | undefined;
   if (o.tls) {
@@ -94,11 +118,12 @@ export async function startKubeEmulator(options: EmulatorOptions = {}): Promise<
   return {
     url, token, caPem, kubeconfigPath, api, store,
     dropWatches: () => handler.closeWatches(),
-    kubeConfig() {
+    kubeConfig(as?: string) {
       const kc = new KubeConfig();
-      kc.loadFromString(kubeconfigYaml(url, token, caPem));
+      kc.loadFromString(kubeconfigYaml(url, as ?? token, caPem));
       return kc;
     },
+    addUser,
     async close() {
       if (closed) return;
       closed = true;

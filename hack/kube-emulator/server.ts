@@ -6,10 +6,12 @@ import { ApiError, badRequest, gone, methodNotAllowed, unauthorized, internal } 
 import { objectKey, type Obj, type StoreEvent } from './store.js';
 import { toTable } from './table.js';
 import { decodeProtobufObject } from './protobuf.js';
+import type { UserInfo } from './admission.js';
 import { openApiV3Doc, openApiV3Index, hashOf, openApiV2 } from './openapi.js';
 
 export interface ServerOptions {
-  tokens: Set<string>;
+  /** Bearer token -> the user it authenticates as. */
+  users: Map<string, UserInfo>;
   /** How often an idle watch with allowWatchBookmarks gets a BOOKMARK (ms). */
   bookmarkIntervalMs: number;
   log: (msg: Obj) => void;
@@ -129,10 +131,10 @@ export class Handler {
     });
   };
 
-  private authenticated(req: IncomingMessage): boolean {
+  private authenticate(req: IncomingMessage): UserInfo | undefined {
     const h = req.headers.authorization;
-    if (!h || !h.startsWith('Bearer ')) return false;
-    return this.opts.tokens.has(h.slice(7).trim());
+    if (!h || !h.startsWith('Bearer ')) return undefined;
+    return this.opts.users.get(h.slice(7).trim());
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -140,7 +142,8 @@ export class Handler {
     const path = url.pathname.replace(/\/+$/, '') || '/';
     if (['/healthz', '/livez', '/readyz'].includes(path)) return send(res, 200, 'ok', [], 'text/plain; charset=utf-8');
     if (path === '/version') return send(res, 200, VERSION_INFO);
-    if (!this.authenticated(req)) return sendError(res, unauthorized());
+    const user = this.authenticate(req);
+    if (!user) return sendError(res, unauthorized());
     const parts = path.split('/').filter(Boolean);
     const method = req.method ?? 'GET';
 
@@ -191,13 +194,13 @@ export class Handler {
         }
         case 'POST': {
           const body = await readObject();
-          const r = this.api.create(t, ns, body, writeOptions(q, undefined), userAgentManager(req));
+          const r = this.api.create(t, ns, body, { ...writeOptions(q, undefined), user }, userAgentManager(req));
           return send(res, 201, r.obj, r.warnings);
         }
         case 'DELETE': {
           const body = await readBody(req);
           const list = this.api.list(t, ns, listQuery(q));
-          const opts = deleteOptions(q, body);
+          const opts = { ...deleteOptions(q, body), user };
           const deleted: Obj[] = [];
           for (const o of list.items) {
             try { deleted.push(this.api.delete(t, o.metadata.namespace ?? '', o.metadata.name, opts).obj); } catch (e) { if (!(e instanceof ApiError && e.code === 404)) throw e; }
@@ -220,18 +223,18 @@ export class Handler {
       }
       case 'PUT': {
         const body = await readObject();
-        const r = this.api.update(t, ns, name, body, writeOptions(q, sub), userAgentManager(req));
+        const r = this.api.update(t, ns, name, body, { ...writeOptions(q, sub), user }, userAgentManager(req));
         return send(res, r.created ? 201 : 200, r.obj, r.warnings);
       }
       case 'PATCH': {
         const raw = await readBody(req);
-        const r = this.api.patch(t, ns, name, req.headers['content-type'] ?? '', raw, writeOptions(q, sub), userAgentManager(req));
+        const r = this.api.patch(t, ns, name, req.headers['content-type'] ?? '', raw, { ...writeOptions(q, sub), user }, userAgentManager(req));
         return send(res, r.created ? 201 : 200, r.obj, r.warnings);
       }
       case 'DELETE': {
         if (sub) return sendError(res, methodNotAllowed('the server does not allow this method on the requested resource'));
         const body = await readBody(req);
-        const r = this.api.delete(t, ns, name, deleteOptions(q, body));
+        const r = this.api.delete(t, ns, name, { ...deleteOptions(q, body), user });
         if (!r.deleted || t.returnDeletedObject) return send(res, 200, r.obj);
         return send(res, 200, {
           kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success',
