@@ -1,5 +1,5 @@
 import test from 'ava';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parse } from 'yaml';
 import { NodeIPPool } from '../crds/api/index.js';
@@ -68,7 +68,7 @@ for (const overlay of ['deploy/base', ...OVERLAYS]) {
     const ds = find(objs, 'DaemonSet', 'podvnet-node');
     const spec = podSpec(ds);
     t.true(spec.hostNetwork);
-    t.is(spec.dnsPolicy, 'ClusterFirstWithHostNet');
+    t.is(spec.dnsPolicy, 'Default', 'cluster DNS needs pod networking, which needs this agent');
     t.is(spec.serviceAccountName, 'podvnet-node');
     t.falsy(spec.hostPID);
     t.falsy(spec.hostIPC);
@@ -82,8 +82,10 @@ for (const overlay of ['deploy/base', ...OVERLAYS]) {
     // The agent's datapath writes host sysctls with sysctl(8); /proc/sys is read-only in every
     // unprivileged container, so capabilities cannot replace privileged here (see deploy/README.md).
     const agent = container(ds, 'agent');
-    const datapath = readFileSync(join(REPO_ROOT, 'node-plugin/datapath/node.ts'), 'utf8');
-    t.is(agent.securityContext.privileged, /'sysctl', '-q', '-w'/.test(datapath),
+    const dir = join(REPO_ROOT, 'node-plugin/datapath');
+    const datapath = readdirSync(dir).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && !f.includes('sim') && !f.includes('testkit'))
+      .map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
+    t.is(agent.securityContext.privileged, /'sysctl'[^\n]*'-w'/.test(datapath),
       'privileged exactly while the datapath writes /proc/sys itself; drop it (and add NET_ADMIN, NET_RAW, SYS_ADMIN) once it does not');
     const installer = container(ds, 'cni-installer');
     t.false(installer.securityContext.privileged);
@@ -142,6 +144,7 @@ for (const overlay of ['deploy/base', ...OVERLAYS]) {
     const spec = podSpec(dep);
     t.is(dep.spec.replicas, overlay.endsWith('/dev') ? 1 : 2);
     t.true(spec.hostNetwork, 'the controller must not depend on the pod network it provides');
+    t.is(spec.dnsPolicy, 'Default', 'nor on cluster DNS, whose pods need that network');
     t.is(spec.serviceAccountName, 'podvnet-controller');
     t.true(spec.securityContext.runAsNonRoot);
     const c = container(dep, 'controller');
