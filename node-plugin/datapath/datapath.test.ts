@@ -114,6 +114,9 @@ test('SNAT disabled or the destination excluded: pod traffic leaves with the pod
   t.false((await ipSave(`/run/netns/${f.prefix}-n1`)).includes('--to-source'));
   // conntrack keeps NAT for existing flows: ping uses a new ICMP id each run, so it is a new flow.
   t.false(await ping(p.ns, outside.ip), 'SNAT disabled');
+  const saved = await ipSave(`/run/netns/${f.prefix}-n1`);
+  t.is(saved.match(/-j PODVNET-SNAT$/gm)?.length, 1, 'one jump after re-applying three times');
+  t.is(saved.match(/-j PODVNET-FWD$/gm)?.length, 1);
 });
 
 test('pods on two nodes talk through the fabric (pod subnet other than the nodes\' and the node subnet itself)', async (t) => {
@@ -365,4 +368,24 @@ test('per-pod MTU: the bridge follows its smallest port and pods keep their own 
   t.true(await pingEventually(a.ns, '10.20.8.11'));
   await dp.detachPod(net, b.spec);
   t.is(await brMTU(), 1500);
+});
+
+test('a pod namespace given as /proc/<pid>/ns/net works like a named one', async (t) => {
+  const f = await fabric(t);
+  const { net } = await node(f, 'n1', '10.20.0.4', ['10.20.8.10']);
+  const { spawn } = await import('node:child_process');
+  const holder = spawn('unshare', ['--net', 'sleep', '60'], { stdio: 'ignore' });
+  t.teardown(() => { holder.kill('SIGKILL'); });
+  const nsPath = `/proc/${holder.pid}/ns/net`;
+  // Wait until unshare has exec'd sleep in its own namespace.
+  const { readlinkSync } = await import('node:fs');
+  for (let i = 0; i < 100 && readlinkSync(nsPath) === readlinkSync('/proc/self/ns/net'); i++) await new Promise((r) => setTimeout(r, 10));
+  t.not(readlinkSync(nsPath), readlinkSync('/proc/self/ns/net'));
+  const spec = { containerId: 'proc-ns', netnsPath: nsPath, ifName: 'eth0', ip: '10.20.8.10', prefixLength: 22 };
+  const r = await dp.attachPod(net, spec);
+  t.is(r.container.sandbox, nsPath);
+  await t.notThrowsAsync(dp.checkPod(net, spec));
+  t.true(await pingEventually(nsPath, '10.20.0.4'));
+  await dp.detachPod(net, { containerId: 'proc-ns', ifName: 'eth0', netnsPath: nsPath });
+  t.deepEqual(await links(nsPath), ['lo']);
 });

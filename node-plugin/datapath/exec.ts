@@ -78,14 +78,3 @@ export async function ipJSON<T>(ns: Netns, args: string[]): Promise<T[]> {
   const text = r.stdout.trim();
   return text ? (JSON.parse(text) as T[]) : [];
 }
-
-/**
- * `ip -j -batch -` for read-only commands: one JSON array per line of output, in order.
- * A line that failed (device gone) yields [] at its index only if iproute2 printed nothing for it,
- * so callers use it only for commands that succeed or print nothing.
- */
-export async function ipJSONBatch(ns: Netns, lines: string[]): Promise<{ results: unknown[][]; stderr: string }> {
-  const r = await runRaw(ns, ['ip', '-j', '-force', '-batch', '-'], lines.join('\n') + '\n');
-  const results = r.stdout.split('\n').map((l) => l.trim()).filter(Boolean).map((l) => JSON.parse(l) as unknown[]);
-  return { results, stderr: r.stderr };
-}

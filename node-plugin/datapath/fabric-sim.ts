@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { azureGateway, cidrContains, parseCIDR } from '../../crds/ipv4.js';
-import { ipBatch, run, runRaw } from './exec.js';
+import { ipBatch, ipBatchTolerant, run, runRaw } from './exec.js';
 import type { NodeNetwork } from './types.js';
 
 export const AZURE_FABRIC_MAC = '12:34:56:78:9a:bc';
@@ -192,6 +192,30 @@ export class Fabric {
     });
   }
 
+  /** A VM goes away (scale-in): its namespace, its port and every route to its IPs. */
+  async removeVM(vmName: string): Promise<void> {
+    await this.serial(async () => {
+      const port = this.ports.get(vmName);
+      if (!port?.vm) throw new Error(`fabric-sim: no VM ${vmName}`);
+      const ips = [port.vm.primaryIP, ...port.ips];
+      const pids = (await runRaw(undefined, ['ip', 'netns', 'pids', port.vm.netns])).stdout.split('\n').map(Number).filter((p) => p > 1);
+      for (const pid of pids) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+      }
+      await run(undefined, ['ip', 'netns', 'del', port.vm.netns]);
+      this.namespaces.splice(this.namespaces.indexOf(port.vm.netns), 1);
+      // The port went with the VM's end of the pair; drop the fabric's filter rules for it.
+      await runRaw(this.netns, ['iptables', '-t', 'raw', '-D', 'SIM-NIC-MAC', '-i', port.dev, '-m', 'mac', '!', '--mac-source', port.vm.mac, '-j', 'DROP']);
+      await runRaw(this.netns, ['iptables', '-D', 'SIM-EGRESS', '-s', `${port.vm.primaryIP}/32`, '-j', 'ACCEPT']);
+      await ipBatchTolerantLines(this.netns, ips.map((ip) => `route del ${ip}/32`));
+      this.ports.delete(vmName);
+    });
+  }
+
+  vms(): SimVM[] {
+    return [...this.ports.values()].flatMap((p) => (p.vm ? [p.vm] : []));
+  }
+
   nicIPs(vmName: string): string[] {
     return [...(this.ports.get(vmName)?.ips ?? [])];
   }
@@ -254,6 +278,12 @@ export class Fabric {
   private sysctl(netns: string, values: Record<string, string>): Promise<string> {
     return run(netns, ['sysctl', '-q', '-w', ...Object.entries(values).map(([k, v]) => `${k}=${v}`)]);
   }
+}
+
+/** Routes may already be gone with the port; anything else is an error. */
+async function ipBatchTolerantLines(ns: string, lines: string[]): Promise<void> {
+  const errors = await ipBatchTolerant(ns, lines, [/No such process/, /Cannot find device/]);
+  if (errors.length) throw new Error(`fabric-sim: ${errors.join('; ')}`);
 }
 
 export const createFabric = (opts: FabricOptions): Promise<Fabric> => Fabric.create(opts);

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { ipBatch, ipBatchTolerant, ipJSON, run, runRaw, type Netns, netnsPath } from './exec.js';
 import { bridgeCreateLines, bridgeFixLines, chainRemoveRestore, chainRestore, jumpRules, nodeSysctls } from './plan.js';
-import { decodeAlias } from './names.js';
+import { chainNames, decodeAlias } from './names.js';
 import { DatapathError, type NodeNetwork } from './types.js';
 import { parseNodeNetwork } from './validate.js';
 
@@ -120,7 +120,7 @@ export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnosti
   const nf = await read('net.bridge.bridge-nf-call-iptables');
   const fwd = await read('net.ipv4.ip_forward');
   const parp = br ? await read(`net/ipv4/conf/${net.bridgeName}/proxy_arp`) : undefined;
-  const { snat, forward } = (await import('./names.js')).chainNames(net.bridgeName);
+  const { snat, forward } = chainNames(net.bridgeName);
   const chainExists = async (table: string, chain: string): Promise<boolean> =>
     (await runRaw(ns, ['iptables', '-w', '5', '-t', table, '-S', chain])).code === 0;
   const d: NodeDiagnostics = {

@@ -6,7 +6,8 @@
  * its alias records bridge, containerId, ifName and IP.
  */
 import { ensureNode, forgetNode, type LinkInfo } from './node.js';
-import { ipBatch, ipBatchTolerant, ipJSON, runRaw, type Netns } from './exec.js';
+import { existsSync } from 'node:fs';
+import { ipBatch, ipBatchTolerant, ipJSON, netnsPath, type Netns } from './exec.js';
 import { decodeAlias } from './names.js';
 import { attachHostLines, attachHostOnlyLines, attachPodLines, podResources } from './plan.js';
 import {
@@ -172,8 +173,7 @@ export async function checkPod(input: NodeNetwork, podInput: PodInterface): Prom
   const r = podResources(net, pod);
   const fail = (msg: string): never => { throw new DatapathCheckError(msg); };
 
-  const nsOk = await runRaw(undefined, ['test', '-e', pod.netnsPath.includes('/') ? pod.netnsPath : `/run/netns/${pod.netnsPath}`]);
-  if (nsOk.code !== 0) fail(`network namespace ${pod.netnsPath} does not exist`);
+  if (!existsSync(netnsPath(pod.netnsPath))) fail(`network namespace ${pod.netnsPath} does not exist`);
 
   const [host, hostRoutes, podLinks, podAddrs, podRoutes] = await Promise.all([
     hostLink(net.hostNetns, r.hostVeth),
