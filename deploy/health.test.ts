@@ -60,8 +60,24 @@ test('the health check the argocd-cm kustomization ships is the tested script, u
   t.is(cm?.kind, 'ConfigMap');
   t.is(cm?.metadata.name, 'argocd-cm');
   t.is(cm?.metadata.namespace, 'argocd');
-  t.deepEqual(Object.keys(cm?.data ?? {}), ['resource.customizations.health.podvnet.io_NodeIPPool']);
+  t.deepEqual(Object.keys(cm?.data ?? {}).sort(), [
+    'resource.customizations.health.podvnet.io_NodeIPPool',
+    'resource.customizations.ignoreResourceUpdates.podvnet.io_NodeIPAllocation',
+    'resource.customizations.ignoreResourceUpdates.podvnet.io_NodeIPPool',
+  ]);
   t.is(cm?.data['resource.customizations.health.podvnet.io_NodeIPPool'], readFileSync(SCRIPT, 'utf8'));
+});
+
+test('reconcile optimizations ignore only machine-written counters and demand, never conditions or Git fields', async (t) => {
+  const { parse } = await import('yaml');
+  const [cm] = build('deploy/argocd/argocd-cm');
+  const pool = parse(cm!.data['resource.customizations.ignoreResourceUpdates.podvnet.io_NodeIPPool']) as { jsonPointers: string[] };
+  const rec = parse(cm!.data['resource.customizations.ignoreResourceUpdates.podvnet.io_NodeIPAllocation']) as { jsonPointers: string[] };
+  for (const p of pool.jsonPointers) {
+    t.regex(p, /^\/status\/(nodes|allocatedIPs|usedIPs|releasedIPs)$/, 'pool health reads conditions and observedGeneration: never ignore those');
+    t.true(p.slice('/status/'.length) in NodeIPPool.shape.status.unwrap().shape, `${p} is a real status field`);
+  }
+  t.deepEqual(rec.jsonPointers, ['/spec/demand', '/spec/releasedIPs', '/status']);
 });
 
 test('toLua escapes strings so any message survives the trip', (t) => {
