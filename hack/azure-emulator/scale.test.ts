@@ -59,6 +59,8 @@ test('5,000 NICs (4,000 VMs + 1,000 scale-set instances, 31 ip-configs each): lo
     res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(sample) });
     res.end(sample);
   });
+  bare.keepAliveTimeout = 120_000; // as the emulator: no idle-socket race between phases
+  bare.headersTimeout = 121_000;
   await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
   t.teardown(() => { bare.close(); bare.closeAllConnections(); });
   const bareUrl = `https://127.0.0.1:${(bare.address() as AddressInfo).port}`;

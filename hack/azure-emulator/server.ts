@@ -118,6 +118,9 @@ export class AzureEmulator {
     if (opts.scenario) emu.loadScenario(opts.scenario);
     const host = opts.host ?? '127.0.0.1';
     emu.server = createHttpsServer({ key: emu.tls.key, cert: emu.tls.cert, keepAlive: true }, (req, res) => { void emu.handle(req, res, false); });
+    // Node closes idle keep-alive sockets after 5 s, racing clients that reuse them (ECONNRESET); ARM keeps them longer.
+    emu.server.keepAliveTimeout = 120_000;
+    emu.server.headersTimeout = 121_000;
     await listen(emu.server, opts.port ?? 0, host);
     emu.url = `https://${hostForUrl(host)}:${(emu.server.address() as AddressInfo).port}`;
     if (opts.adminHttpPort !== undefined) {

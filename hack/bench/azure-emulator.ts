@@ -57,6 +57,8 @@ async function httpBench(): Promise<Record<string, number>> {
     res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(sample) });
     res.end(sample);
   });
+  reference.keepAliveTimeout = 120_000; // as the emulator: no idle-socket race between phases
+  reference.headersTimeout = 121_000;
   await new Promise<void>((r) => reference.listen(0, '127.0.0.1', r));
   const refUrl = `https://127.0.0.1:${(reference.address() as AddressInfo).port}`;
   const agent = new Agent({ keepAlive: true, ca: emu.ca, maxSockets: 64 });
