@@ -248,6 +248,9 @@ export class Controller {
       metadata: { name: node.metadata.name, labels: { [POOL_LABEL]: pool.metadata.name }, annotations, finalizers: [RELEASE_FINALIZER], ownerReferences },
       spec: { poolName: pool.metadata.name, releasedIPs: [] },
     };
+    // The watch may deliver the new record before the POST returns: mark it as served beforehand, so its
+    // add event does not cost the node a second round (and a second NIC read).
+    this.seenGeneration.set(`record/${node.metadata.name}`, `1//${RELEASE_FINALIZER}`);
     try {
       const created = await this.kube.create<KubernetesObject>(PATHS.records, body);
       const m = created.metadata;
@@ -255,6 +258,7 @@ export class Controller {
       this.log.info({ node: node.metadata.name, pool: pool.metadata.name }, 'created node record');
       return NodeIPAllocation.parse(created) as Record_;
     } catch (e) {
+      this.seenGeneration.delete(`record/${node.metadata.name}`);
       if (e instanceof KubeError && e.status === 409) return undefined; // exists already: the informer will bring it
       throw e;
     }

@@ -77,6 +77,7 @@ async function runOnce(n: number): Promise<Row> {
     const writes = (c.byKind['nic.put'] ?? 0) + (c.byKind['vmssvm.put'] ?? 0);
     const reads = Object.entries(c.byKind).filter(([k]) => /\.(get|list|listall)$/.test(k)).reduce((a, [, v]) => a + v, 0);
     const bound = Math.max(0, (n - WRITE_BURST) / WRITE_RATE);
+    process.stderr.write(`  calls by kind: ${JSON.stringify(c.byKind)}\n`);
     return { nodes: n, vmss, seconds, writes, reads, throttled: c.throttled, bound, ratio: bound > 0 ? seconds / bound : NaN };
   } finally {
     await w.close();
