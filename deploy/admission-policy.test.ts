@@ -125,3 +125,46 @@ test('the policy covers the records and their status, for every write', (t) => {
   t.deepEqual([...rule.resources].sort(), ['nodeipallocations', 'nodeipallocations/status']);
   t.deepEqual([...rule.operations].sort(), ['CREATE', 'DELETE', 'UPDATE']);
 });
+
+test('enforced by an API server: the real agent client may write its own record and nothing else', async (t) => {
+  const { startKubeEmulator } = await import('../hack/kube-emulator/index.js');
+  const { KubeRecordSource } = await import('../node-plugin/agent/record-source.js');
+  const { CustomObjectsApi } = await import('@kubernetes/client-node');
+  const { pino } = await import('pino');
+  const { stringify } = await import('yaml');
+  const { kubectl } = await import('./lib/kubectl.js');
+  const emu = await startKubeEmulator({
+    users: [{ token: 'agent-on-node-a', username: AGENT, extra: { 'authentication.kubernetes.io/node-name': ['node-a'] } }],
+  });
+  t.teardown(() => emu.close());
+  const base = build('deploy/base');
+  const setup = [...base.filter((o) => ['CustomResourceDefinition', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(o.kind))];
+  let r = await kubectl(emu.kubeconfigPath, ['apply', '--server-side', '-f', '-'], setup.map((o) => stringify(o)).join('---\n'));
+  t.is(r.code, 0, r.stderr);
+  await kubectl(emu.kubeconfigPath, ['wait', '--for=condition=Established', 'crd/nodeipallocations.podvnet.io']);
+  r = await kubectl(emu.kubeconfigPath, ['apply', '--server-side', '--field-manager=podvnet-controller', '-f', '-'],
+    [record('node-a'), record('node-b')].map((o) => stringify(o)).join('---\n'));
+  t.is(r.code, 0, r.stderr);
+
+  const asAgent = emu.kubeConfig('agent-on-node-a');
+  const silent = pino({ level: 'silent' });
+  const write = { demand: { usedIPs: 7, pendingIPs: 1 }, releasedIPs: ['10.1.0.9'] };
+  await t.notThrowsAsync(new KubeRecordSource(asAgent, 'node-a', silent).writeSpec(write));
+  const err = await t.throwsAsync(new KubeRecordSource(asAgent, 'node-b', silent).writeSpec(write));
+  t.regex(String((err as { body?: unknown }).body ?? err?.message), /may change only NodeIPAllocation node-a, not node-b/);
+
+  const api = asAgent.makeApiClient(CustomObjectsApi);
+  const target = { group: 'podvnet.io', version: 'v1alpha1', plural: 'nodeipallocations' };
+  const del = await t.throwsAsync(api.deleteClusterCustomObject({ ...target, name: 'node-a' }));
+  t.is((del as unknown as { code: number }).code, 403);
+  const create = await t.throwsAsync(api.createClusterCustomObject({ ...target, body: record('node-z') }));
+  t.is((create as unknown as { code: number }).code, 403);
+  t.is((err as unknown as { code: number }).code, 403);
+  const admin = emu.kubeConfig().makeApiClient(CustomObjectsApi);
+  const a = await admin.getClusterCustomObject({ ...target, name: 'node-a' }) as ReturnType<typeof record>;
+  const b = await admin.getClusterCustomObject({ ...target, name: 'node-b' }) as ReturnType<typeof record>;
+  t.deepEqual(a.spec.demand, write.demand);
+  t.deepEqual(a.spec.releasedIPs, write.releasedIPs);
+  t.deepEqual(b.spec.demand, { usedIPs: 3, pendingIPs: 0 }, 'the other node\'s record is untouched');
+  t.deepEqual(a.metadata.finalizers, ['podvnet.io/release-ip-configs']);
+});
