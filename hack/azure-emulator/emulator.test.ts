@@ -90,6 +90,17 @@ test('paths are case-insensitive, any api-version is accepted, VMSS NICs read th
   const listed = [];
   for await (const n of net.networkInterfaces.listVirtualMachineScaleSetNetworkInterfaces(RG, 'pool1')) listed.push(n.name);
   t.deepEqual(listed, ['pool1-nic', 'pool1-nic']);
+  const perVm = [];
+  for await (const n of net.networkInterfaces.listVirtualMachineScaleSetVMNetworkInterfaces(RG, 'pool1', '0')) perVm.push(n.ipConfigurations?.[0]?.privateIPAddress);
+  t.deepEqual(perVm, ['10.1.0.6']);
+  const cfg = await net.networkInterfaces.getVirtualMachineScaleSetIpConfiguration(RG, 'pool1', '1', 'pool1-nic', 'IPCONFIG1');
+  t.is(cfg.privateIPAddress, '10.1.0.7');
+  const standalone = await net.networkInterfaceIPConfigurations.get(RG, 'vm-1-nic', 'ipconfig1');
+  t.is(standalone.privateIPAddress, '10.1.0.5');
+  const subnet = await net.subnets.get(RG, 'VNET', 'Nodes');
+  t.is(subnet.addressPrefix, '10.1.0.0/24');
+  const vnet = await net.virtualNetworks.get(RG, 'vnet');
+  t.deepEqual(vnet.addressSpace?.addressPrefixes, ['10.0.0.0/8']);
 });
 
 test('NIC PUT replaces the whole list; Dynamic addresses stay with their ip-config name; lowest free first', async (t) => {
