@@ -66,8 +66,8 @@ if (typeof env === 'string') {
       ['network', () => env.docker.cli(['network', 'rm', 'vnet'])],
       ['dockerd', () => env.docker.stop()],
       ['plugin spec', () => removePluginSpec({ name: env.plugin })],
-      ['agent and fabric', () => env.node.close()],
       ['node', async () => net && datapath.teardownNode(net)],
+      ['agent and fabric', () => env.node.close()],
     ];
     for (const [what, step] of steps) {
       try {

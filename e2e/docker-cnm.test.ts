@@ -1,15 +1,11 @@
 import test from 'ava';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pino from 'pino';
 import * as datapath from '../node-plugin/datapath/index.js';
-import { createFabric, type Fabric, type SimVM } from '../node-plugin/datapath/fabric-sim.js';
-import { createCnmServer, listenOnSocket, removePluginSpec, writePluginSpec, type CnmServer } from '../node-plugin/cnm/index.js';
-import { fixedPoolAddressService, type FixedPool } from '../node-plugin/cnm/testing.js';
 import { STATE_FILE } from '../node-plugin/cnm/state.js';
-import { findDockerd, startDockerd, tail, importBusybox, type DockerDaemon } from './docker-daemon.js';
+import { stagingNetnsName } from '../node-plugin/cnm/docker-veth.js';
+import { startDockerd, tail } from './docker-daemon.js';
+import { IMAGE, NODE_IP, POD_SUBNET, startDockerCnmEnv, VNET_HOST_IP } from './docker-env.js';
 
 /**
  * The azure-vnet CNM driver under a real dockerd. A simulated Azure VM (a network namespace with its NIC on
@@ -22,105 +18,15 @@ import { findDockerd, startDockerd, tail, importBusybox, type DockerDaemon } fro
  * (a spec file in /etc/docker/plugins) so parallel runs and a real azure-vnet plugin do not collide.
  */
 
-const VNET = '10.61.0.0/16';
-const NODE_SUBNET = '10.61.0.0/24';
-const POD_SUBNET = '10.61.1.0/24';
 const POD_IPS = Array.from({ length: 10 }, (_, i) => `10.61.1.${10 + i}`);
-const NODE_IP = '10.61.0.4';
-const VNET_HOST_IP = '10.61.0.50';
-const IMAGE = 'podvnet-test/busybox:1';
 
-interface Env {
-  root: string;
-  socket: string;
-  fabric: Fabric;
-  vm: SimVM;
-  net: datapath.NodeNetwork;
-  pool: FixedPool;
-  server: CnmServer;
-  docker: DockerDaemon;
-  plugin: string;
-  driverLog: string;
-}
-
-async function setUp(): Promise<Env | string> {
-  if (process.getuid?.() !== 0) return 'not root (the test makes network namespaces and runs dockerd)';
-  if (!findDockerd()) return 'dockerd is not installed: apt-get install docker.io';
-  const root = mkdtempSync(join(tmpdir(), 'pvdk-'));
-  const undo: Array<() => Promise<unknown> | unknown> = [() => rmSync(root, { recursive: true, force: true })];
-  try {
-    const fabric = await createFabric({ vnetPrefixes: [VNET], subnets: [NODE_SUBNET, POD_SUBNET] });
-    undo.push(() => fabric.destroy());
-    const vm = await fabric.addVM({ name: 'node', mac: '00:0d:3a:61:00:04', primaryIP: NODE_IP });
-    await fabric.addVnetHost({ name: 'vhost', ip: VNET_HOST_IP });
-    await fabric.setNicIPs('node', POD_IPS);
-    const net = vm.nodeNetwork({ podSubnet: POD_SUBNET });
-    undo.push(() => datapath.teardownNode(net));
-
-    const pool = fixedPoolAddressService({ node: net, ips: POD_IPS, nodeName: 'vm-node' });
-    const driverLog = join(root, 'driver.log');
-    const server = createCnmServer({
-      addresses: pool,
-      datapath,
-      logger: pino({ level: 'debug' }, pino.destination({ dest: driverLog, sync: true })),
-      stateDir: join(root, 'cnm-state'),
-    });
-    undo.push(() => server.shutdown());
-    const socket = join(root, 'azure-vnet.sock');
-    await listenOnSocket(server, socket);
-    const plugin = `azure-vnet-t${randomBytes(4).toString('hex')}`;
-    await writePluginSpec({ name: plugin, socketPath: socket });
-    undo.push(() => removePluginSpec({ name: plugin }));
-
-    let docker: DockerDaemon;
-    try {
-      docker = await startDockerd({ root: join(root, 'd'), netnsPath: vm.netnsPath });
-    } catch (err) {
-      for (const u of undo.reverse()) await Promise.resolve(u()).catch(() => undefined);
-      return `dockerd cannot start here: ${(err as Error).message}`;
-    }
-    undo.push(() => docker.stop());
-    await importBusybox(docker, IMAGE);
-    return { root, socket, fabric, vm, net, pool, server, docker, plugin, driverLog };
-  } catch (err) {
-    for (const u of undo.reverse()) await Promise.resolve(u()).catch(() => undefined);
-    throw err;
-  }
-}
-
-const env = await setUp();
+const env = await startDockerCnmEnv({ podIPs: POD_IPS });
 
 if (typeof env === 'string') {
   console.warn(`docker-cnm: SKIPPED: ${env}`);
   test.skip(`docker CNM driver with a real dockerd (skipped: ${env})`, () => undefined);
 } else {
-  test.after.always(async () => {
-    // Best effort, step by step, even when a test failed half-way: containers, network, daemon, plugin,
-    // driver, node, namespaces, files.
-    const steps: Array<[string, () => Promise<unknown> | unknown]> = [
-      ['containers', async () => {
-        const ids = (await env.docker.cli(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-        if (ids.length) await env.docker.cli(['rm', '-f', ...ids]);
-      }],
-      ['network', () => env.docker.cli(['network', 'rm', 'azure'])],
-      ['dockerd', () => env.docker.stop()],
-      ['plugin spec', () => removePluginSpec({ name: env.plugin })],
-      ['driver', () => env.server.shutdown()],
-      ['node', () => datapath.teardownNode(env.net)],
-      ['fabric', () => env.fabric.destroy()],
-      ['files', () => {
-        if (process.env.PODVNET_KEEP_DOCKER_TEST_DIR) console.warn(`docker-cnm: kept ${env.root}`);
-        else rmSync(env.root, { recursive: true, force: true });
-      }],
-    ];
-    for (const [what, step] of steps) {
-      try {
-        await step();
-      } catch (err) {
-        console.warn(`docker-cnm cleanup: ${what}: ${(err as Error).message}`);
-      }
-    }
-  });
+  test.after.always(() => env.close());
 
   const ipOf = async (name: string) =>
     (await env.docker.ok(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', name])).trim();
@@ -218,15 +124,7 @@ if (typeof env === 'string') {
     t.is(before.length, 3);
 
     // The driver restarts (state from its state dir) ...
-    await env.server.shutdown();
-    env.server = createCnmServer({
-      addresses: pool,
-      datapath,
-      logger: pino({ level: 'debug' }, pino.destination({ dest: env.driverLog, sync: true })),
-      stateDir: join(env.root, 'cnm-state'),
-    });
-    await listenOnSocket(env.server, env.socket);
-    await env.server.cnm.whenReady();
+    await env.restartDriver();
     t.deepEqual([...pool.held.entries()].sort(), before, 'the restarted driver gave nothing back');
 
     // ... and dockerd restarts; its containers stop with it (no live-restore), so their endpoints are
@@ -261,7 +159,8 @@ if (typeof env === 'string') {
     t.notRegex(links, /pvd[0-9a-f]{11}|pvn[0-9a-f]{11}/, 'no veths left');
     const routes = await fabric.exec(vm.netns, ['ip', 'route', 'show', 'dev', net.bridgeName]);
     t.is(routes.trim(), '', 'no /32 pod routes left');
-    t.deepEqual((await fabric.exec(vm.netns, ['ip', 'netns', 'list'])).split('\n').filter((n) => n.startsWith('pvcnm-')), [], 'no staging namespaces left');
+    const staging = await fabric.exec(`/run/netns/${stagingNetnsName(net)}`, ['ip', '-o', 'link', 'show']);
+    t.deepEqual(staging.trim().split('\n').map((l) => l.split(':')[1]!.trim()), ['lo'], 'nothing left waiting in the staging namespace');
     const state = JSON.parse(readFileSync(join(env.root, 'cnm-state', STATE_FILE), 'utf8'));
     t.deepEqual({ leases: state.leases, networks: state.networks, endpoints: state.endpoints, pools: state.pools }, { leases: {}, networks: {}, endpoints: {}, pools: {} });
   });

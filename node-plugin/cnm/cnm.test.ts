@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import type { NodeNetwork } from '../datapath/index.js';
 import { createCnmServer, listenOnSocket, type CnmServer } from './index.js';
-import type { DockerVeths } from './docker-veth.js';
+import { dockerIfName, type DockerVeths } from './docker-veth.js';
 import { fixedPoolAddressService, type FixedPool } from './testing.js';
 import { STATE_FILE } from './state.js';
 import { PLUGIN_CONTENT_TYPE } from './protocol.js';
@@ -75,6 +75,7 @@ function fakeVeths(log: string[]): DockerVeths {
       return { srcName: 'pvdtest', hostVeth: 'pvhtest', mac: '02:00:00:00:00:01' };
     },
     remove: async (_dp, _net, ep) => void log.push(`remove ${ep.owner} ${ep.ip}`),
+    close: async () => void log.push('close'),
   };
 }
 
@@ -197,7 +198,7 @@ test('a container goes through RequestAddress, CreateEndpoint, Join, Leave, Dele
   const addr = await call(c.sock, 'IpamDriver.RequestAddress', { PoolID: poolId, Address: '', Options: null });
   t.deepEqual(addr.body, { Address: '10.1.0.10/24', Data: {} });
   const [ownerKey] = [...c.pool.held.keys()];
-  t.regex(ownerKey!, /^cnm-[0-9a-f]{24}\/eth0$/);
+  t.regex(ownerKey!, /^cnm-[0-9a-f]{24}\/pvd[0-9a-f]{11}$/);
   const owner = ownerKey!.split('/')[0]!;
 
   const ep = await call(c.sock, 'NetworkDriver.CreateEndpoint', {
@@ -321,6 +322,7 @@ test('state survives a restart: endpoints and leases are still known, and releas
   await call(first.sock, 'IpamDriver.RequestAddress', { PoolID: poolId });
   await call(first.sock, 'NetworkDriver.CreateEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '10.1.0.10/24' } });
   await first.server.shutdown();
+  t.true(first.log.includes('close'), 'shutdown lets the veth handling clean up');
 
   const second = await start(t, { dir, pool });
   const info = await call(second.sock, 'NetworkDriver.EndpointOperInfo', { NetworkID: NET_ID, EndpointID: EP_ID });
@@ -337,10 +339,10 @@ test('after a crash mid-request, an address the agent handed out but docker neve
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const pool = fixedPoolAddressService({ node: NODE, ips: ['10.1.0.10', '10.1.0.11', '10.1.0.12'] });
   // The driver wrote the lease, asked the agent (which recorded 10.1.0.10), then died before answering.
-  await pool.acquire({ containerId: 'cnm-interrupted', ifName: 'eth0', runtime: 'cnm' });
+  await pool.acquire({ containerId: 'cnm-interrupted', ifName: dockerIfName('cnm-interrupted'), runtime: 'cnm' });
   // Another lease was released by the agent just before a crash, before the driver dropped its record.
   // A third is in use by an endpoint and must stay.
-  await pool.acquire({ containerId: 'cnm-inuse', ifName: 'eth0', runtime: 'cnm' });
+  await pool.acquire({ containerId: 'cnm-inuse', ifName: dockerIfName('cnm-inuse'), runtime: 'cnm' });
   const poolId = 'azure-vnet-local/10.1.0.0/24';
   const stateDir = join(dir, 'state');
   rmSync(stateDir, { recursive: true, force: true });
@@ -358,8 +360,8 @@ test('after a crash mid-request, an address the agent handed out but docker neve
   }));
   const c = await start(t, { dir, pool });
   await c.server.cnm.whenReady();
-  t.false(pool.held.has('cnm-interrupted/eth0'), 'the interrupted acquire was released');
-  t.true(pool.held.has('cnm-inuse/eth0'));
+  t.false(pool.held.has(`cnm-interrupted/${dockerIfName('cnm-interrupted')}`), 'the interrupted acquire was released');
+  t.true(pool.held.has(`cnm-inuse/${dockerIfName('cnm-inuse')}`));
   const state = JSON.parse(readFileSync(join(stateDir, STATE_FILE), 'utf8'));
   t.deepEqual(Object.keys(state.leases), ['cnm-inuse']);
 });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { NodeNetwork } from '../datapath/index.js';
-import { createDockerVeth, DOCKER_IFNAME, removeDockerVeth, type DockerVeths } from './docker-veth.js';
+import { dockerIfName, kernelDockerVeths, type DockerVeths } from './docker-veth.js';
 import {
   checkPoolOnNode,
   choosePool,
@@ -42,8 +42,9 @@ import { isErrorNamed, type Datapath, type PodAddressService } from './types.js'
  * (through the agent's PodAddressService), the datapath and the driver's own records.
  *
  * Addresses are leased in IPAM calls, before libnetwork says which endpoint they are for, so each lease gets
- * its own owner id (`cnm-<random>`), the container id the agent and the datapath know it by; CreateEndpoint
- * finds the lease by its address and ties the endpoint to that owner.
+ * its own owner id (`cnm-<random>`): the agent and the datapath know it as (containerId = owner id,
+ * ifName = dockerIfName(owner id)); CreateEndpoint finds the lease by its address and ties the endpoint to
+ * that owner.
  */
 
 type Handler<M extends Method> = (req: Request<M>) => Promise<unknown>;
@@ -58,11 +59,17 @@ export class CnmDriver {
     private readonly datapath: Datapath,
     private readonly store: CnmStore,
     private readonly log: Logger,
-    private readonly veths: DockerVeths = { create: createDockerVeth, remove: removeDockerVeth },
+    private readonly veths: DockerVeths = kernelDockerVeths,
   ) {
     this.ready = this.reconcile().catch((err: unknown) => {
       this.log.error({ err }, 'CNM start-up reconciliation failed; continuing with the recorded state');
     });
+  }
+
+  /** Driver shutdown: removes what the Docker veth handling keeps for the node (its staging namespace). */
+  async close(): Promise<void> {
+    const node = this.addresses.nodeNetwork();
+    if (node) await this.veths.close(node).catch((err: unknown) => this.log.warn({ err }, 'could not remove the Docker staging namespace'));
   }
 
   /** Resolves when the start-up reconciliation is done (calls wait for it anyway). */
@@ -118,7 +125,7 @@ export class CnmDriver {
     'IpamDriver.ReleaseAddress': async (req) => {
       const found = findLease(this.store.state, req.Address, req.PoolID);
       if (!found) return EMPTY; // the gateway, or already released
-      await this.addresses.release({ containerId: found.owner, ifName: DOCKER_IFNAME });
+      await this.addresses.release(addressOwner(found.owner));
       await this.store.update((s) => {
         delete s.leases[found.owner];
       });
@@ -290,7 +297,7 @@ export class CnmDriver {
     });
     let assigned;
     try {
-      assigned = await this.addresses.acquire({ containerId: owner, ifName: DOCKER_IFNAME, runtime: 'cnm' });
+      assigned = await this.addresses.acquire({ ...addressOwner(owner), runtime: 'cnm' });
     } catch (err) {
       await this.store.update((s) => {
         delete s.leases[owner];
@@ -303,7 +310,7 @@ export class CnmDriver {
       throw err;
     }
     if (!inPool(pool, assigned.ip)) {
-      await this.addresses.release({ containerId: owner, ifName: DOCKER_IFNAME });
+      await this.addresses.release(addressOwner(owner));
       await this.store.update((s) => {
         delete s.leases[owner];
       });
@@ -325,9 +332,9 @@ export class CnmDriver {
     const leases = Object.entries(this.store.state.leases);
     const inUse = new Set(Object.values(this.store.state.endpoints).map((e) => e.owner));
     for (const [owner, lease] of leases) {
-      const held = this.addresses.lookup({ containerId: owner, ifName: DOCKER_IFNAME });
+      const held = this.addresses.lookup(addressOwner(owner));
       if (!lease.ip) {
-        if (held) await this.addresses.release({ containerId: owner, ifName: DOCKER_IFNAME });
+        if (held) await this.addresses.release(addressOwner(owner));
         await this.store.update((s) => {
           delete s.leases[owner];
         });
@@ -356,6 +363,11 @@ export class CnmDriver {
     }
     return network;
   }
+}
+
+/** How the agent knows a lease: the lease id and the endpoint interface name derived from it. */
+function addressOwner(owner: string): { containerId: string; ifName: string } {
+  return { containerId: owner, ifName: dockerIfName(owner) };
 }
 
 function findLease(state: Readonly<CnmState>, ip: string, poolId?: string): (Lease & { owner: string }) | undefined {
