@@ -270,3 +270,50 @@ test('overlapping pools: the oldest wins, the other says so; a relabeled node mo
   t.is(w.nicIPs(node).length, 4, 'the old pool\'s 8 went back before the new pool\'s 4 came');
   t.truthy(oldIPs.length);
 });
+
+test('a NIC busy with another operation is retried after its Retry-After, without pausing the subscription', async (t) => {
+  const w = await startWorld({ scenario: { vms: [{ count: 1 }] }, nodeLabels: () => ({ pool: 'a' }) });
+  t.teardown(() => w.close());
+  w.azure.injectFault({ kind: 'nic.put', status: 429, code: 'RetryableError', message: 'A retryable error occurred.', details: [{ code: 'RetryableErrorDueToAnotherOperation', message: 'Operation PutNetworkInterface is updating the NIC' }], retryAfterSeconds: 1 });
+  w.azure.injectFault({ kind: 'nic.put', status: 409, code: 'AnotherOperationInProgress', message: 'Another operation on this or dependent resource is in progress.', retryAfterSeconds: 1 });
+  const start = Date.now();
+  await w.createPool('a', SPEC(Object.values(w.subnets)[0]!));
+  const n = w.nodes[0]!.nodeName;
+  await waitFor('IPs', async () => (await w.record(n))?.status?.ips.length === 8, 10_000);
+  t.true(Date.now() - start >= 1900, 'waited out both Retry-Afters');
+  t.is(w.azure.calls().byKind['nic.put'], 3);
+  t.is(w.limiter.pauses, 0, 'a busy NIC is not a throttled subscription');
+  const m = await w.metrics.azureCalls.get();
+  t.is(m.values.find((v) => v.labels.operation === 'nic.put' && v.labels.result === 'Conflict')?.value, 2);
+});
+
+test('a pool spec change re-plans every node and is acknowledged in observedGeneration', async (t) => {
+  const w = await startWorld({ scenario: { vms: [{ count: 2 }] }, nodeLabels: () => ({ pool: 'a' }) });
+  t.teardown(() => w.close());
+  await w.createPool('a', SPEC(Object.values(w.subnets)[0]!));
+  await waitFor('pool at generation 1', async () => (await w.pool('a'))?.status?.allocatedIPs === 16);
+  await w.client.mergePatch('/apis/podvnet.io/v1alpha1/nodeippools/a', { spec: { ipsPerNode: { min: 20, max: 64 } } });
+  const p = await waitFor('min raised', async () => { const x = await w.pool('a'); return x?.status?.allocatedIPs === 40 && x.status.observedGeneration === 2 ? x : undefined; });
+  t.true(p.status!.conditions!.every((c) => c.observedGeneration === 2));
+  for (const n of w.nodes) t.is(w.nicIPs(n.nodeName).length, 20);
+});
+
+test('nodes Azure cannot resolve: bad providerID or missing VM show in record, event and pool Degraded', async (t) => {
+  const w = await startWorld({ scenario: { vms: [{ count: 1 }] }, nodeLabels: () => ({ pool: 'a' }) });
+  t.teardown(() => w.close());
+  const missing = w.nodes[0]!.providerID.replace(/vm-0$/, 'vm-missing');
+  await w.client.create('/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'ghost', labels: { pool: 'a' } }, spec: { providerID: missing } });
+  await w.client.create('/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'onprem', labels: { pool: 'a' } }, spec: { providerID: 'kind://docker/onprem' } });
+  await w.createPool('a', SPEC(Object.values(w.subnets)[0]!));
+  const ghost = await waitFor('ghost not ready', async () => { const r = await w.record('ghost'); return r?.status?.conditions?.[0]?.reason === 'NICNotFound' ? r : undefined; });
+  t.is(ghost.status!.conditions![0]!.status, 'False');
+  const onprem = await waitFor('onprem not ready', async () => { const r = await w.record('onprem'); return r?.status?.conditions?.[0]?.reason === 'InvalidProviderID' ? r : undefined; });
+  t.regex(onprem.status!.conditions![0]!.message, /not an Azure one/);
+  const pool = await waitFor('pool degraded', async () => { const p = await w.pool('a'); return p?.status?.allocatedIPs === 8 && p.status.conditions?.find((c) => c.type === 'Degraded')?.status === 'True' ? p : undefined; });
+  t.like(pool.status, { nodes: 3, allocatedIPs: 8 });
+  t.is(pool.status!.conditions!.find((c) => c.type === 'Degraded')!.reason, 'NodesWithoutNIC');
+  t.is(pool.status!.conditions!.find((c) => c.type === 'Ready')!.status, 'False');
+  const events = await w.client.get<{ items: Array<{ reason: string; regarding: { name: string } }> }>('/apis/events.k8s.io/v1/namespaces/default/events');
+  t.true(events.items.some((e) => e.reason === 'NICNotFound' && e.regarding.name === 'ghost'));
+  t.true(events.items.some((e) => e.reason === 'InvalidProviderID' && e.regarding.name === 'onprem'));
+});
