@@ -25,6 +25,7 @@
 import { ipBatchTolerant, ipJSON } from './exec.js';
 import type { LinkInfo } from './node.js';
 import { listAttachments } from './pod.js';
+import { routeMetric } from './names.js';
 import { DatapathError, type NodeNetwork } from './types.js';
 import { IfName, parseNodeNetwork } from './validate.js';
 
@@ -42,17 +43,22 @@ export async function hostInterfaceMTU(ifName: string, hostNetns?: string): Prom
   return l.mtu;
 }
 
-/** Removes /32 routes on the bridge for IPs no pod veth claims; returns the IPs whose routes it removed. */
+/**
+ * GC for routes: removes /32 routes on the bridge that belong to no pod veth (matched by IP and the
+ * pod's route metric), e.g. left by a pod whose namespace the runtime deleted without a DEL that
+ * named its IP. Returns the IPs whose routes it removed.
+ */
 export async function pruneOrphanRoutes(input: NodeNetwork): Promise<string[]> {
   const net = parseNodeNetwork(input);
   const [routes, attached] = await Promise.all([
-    ipJSON<{ dst: string; gateway?: string }>(net.hostNetns, ['-4', 'route', 'show', 'dev', net.bridgeName]),
+    ipJSON<{ dst: string; gateway?: string; metric?: number }>(net.hostNetns, ['-4', 'route', 'show', 'dev', net.bridgeName]),
     listAttachments(net),
   ]);
-  const live = new Set(attached.map((a) => a.ip));
-  const orphans = routes.filter((r) => !r.gateway && /^\d+\.\d+\.\d+\.\d+$/.test(r.dst) && !live.has(r.dst)).map((r) => r.dst);
+  const live = new Set(attached.map((a) => `${a.ip}/${routeMetric(a.containerId, a.ifName)}`));
+  const orphans = routes.filter((r) => !r.gateway && /^\d+\.\d+\.\d+\.\d+$/.test(r.dst) && !live.has(`${r.dst}/${r.metric ?? 0}`));
   if (!orphans.length) return [];
-  const errors = await ipBatchTolerant(net.hostNetns, orphans.map((ip) => `route del ${ip}/32 dev ${net.bridgeName}`), [/No such process/]);
+  const lines = orphans.map((r) => `route del ${r.dst}/32 dev ${net.bridgeName} metric ${r.metric ?? 0}`);
+  const errors = await ipBatchTolerant(net.hostNetns, lines, [/No such process/]);
   if (errors.length) throw new DatapathError(`pruning routes on ${net.bridgeName}: ${errors.join('; ')}`);
-  return orphans;
+  return orphans.map((r) => r.dst);
 }

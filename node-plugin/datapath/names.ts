@@ -15,6 +15,16 @@ export function hostVethName(containerId: string, ifName: string): string {
 }
 
 /**
+ * The metric of the pod's /32 route on the node: a per-(containerId, ifName) number, so that the route
+ * identifies its pod. Two pods that held the same IP one after the other have two distinct routes (both
+ * via the bridge, so either delivers correctly), and removing one pod's route by (ip, metric) can never
+ * remove another's: DEL needs no read-back and a late DEL is harmless.
+ */
+export function routeMetric(containerId: string, ifName: string): number {
+  return 0x1000 + (digest(`route\0${containerId}\0${ifName}`).readUInt32BE(0) & 0x0fffffff);
+}
+
+/**
  * A stable, locally administered unicast MAC for `seed`. Setting MACs ourselves (instead of letting the
  * kernel pick random ones) means a retried ADD reports the same MACs and no read-back is needed.
  */

@@ -1,7 +1,7 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { bridgeMAC, chainNames, decodeAlias, encodeAlias, hostVethName, podMACs, stableMAC } from './names.js';
-import { attachHostLines, attachPodLines, chainRemoveRestore, chainRestore, jumpRules, nodeSysctls, noSnatPrefixes } from './plan.js';
+import { bridgeMAC, chainNames, decodeAlias, encodeAlias, hostVethName, podMACs, routeMetric, stableMAC } from './names.js';
+import { attachHostLines, attachPodLines, detachLines, chainRemoveRestore, chainRestore, jumpRules, nodeSysctls, noSnatPrefixes } from './plan.js';
 import type { NodeNetwork } from './types.js';
 import { parseNodeNetwork, parsePodInterface } from './validate.js';
 
@@ -101,7 +101,9 @@ test('attach plans: host side makes veth, alias, hairpin and /32 route; pod side
   t.regex(host[0]!, new RegExp(`^link add ${hv} mtu 1500 address \\S+ master podvnet0 up type veth peer name eth0 mtu 1500 address \\S+ netns /proc/123/ns/net$`));
   t.is(host[1], `link set dev ${hv} alias '${encodeAlias({ bridge: 'podvnet0', containerId: 'c1', ifName: 'eth0', ip: '10.0.1.10' })}'`);
   t.is(host[2], `link set dev ${hv} type bridge_slave hairpin on`);
-  t.is(host[3], 'route replace 10.0.1.10/32 dev podvnet0');
+  t.is(host[3], `route replace 10.0.1.10/32 dev podvnet0 metric ${routeMetric('c1', 'eth0')}`);
+  t.deepEqual(detachLines(net, pod, '10.0.1.10'), [`route del 10.0.1.10/32 dev podvnet0 metric ${routeMetric('c1', 'eth0')}`, `link del dev ${hv}`]);
+  t.deepEqual(detachLines(net, pod, undefined), [`link del dev ${hv}`]);
   t.deepEqual(attachPodLines(net, pod), [
     'link set dev lo up', 'addr add 10.0.1.10/24 dev eth0', 'link set dev eth0 up', 'route replace default via 10.0.1.1 dev eth0 onlink',
   ]);
@@ -135,4 +137,13 @@ test('node sysctls: forwarding, proxy ARP answering at once on the bridge, br_ne
     'net/ipv4/neigh/br.pods/proxy_delay': '0',
     'net/bridge/bridge-nf-call-iptables': '1',
   });
+});
+
+test('route metrics are per pod, stable, and valid kernel metrics', (t) => {
+  fc.assert(fc.property(fc.string({ minLength: 1 }), fc.string({ minLength: 1, maxLength: 15 }), (cid, ifn) => {
+    const m = routeMetric(cid, ifn);
+    return Number.isInteger(m) && m >= 0x1000 && m < 2 ** 32 && m === routeMetric(cid, ifn);
+  }));
+  const ms = new Set(Array.from({ length: 250 }, (_, i) => routeMetric(`c${i}`, 'eth0')));
+  t.is(ms.size, 250);
 });

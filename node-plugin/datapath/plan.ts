@@ -3,7 +3,7 @@
  * input. Pure functions of the NodeNetwork / PodInterface, so they are tested without a kernel and the
  * effectful modules (node.ts, pod.ts) stay thin.
  */
-import { bridgeMAC, chainNames, encodeAlias, hostVethName, podMACs } from './names.js';
+import { bridgeMAC, chainNames, encodeAlias, hostVethName, podMACs, routeMetric } from './names.js';
 import type { NodeNetwork, PodInterface } from './types.js';
 
 /** Comments on our jump rules: how `iptables -C/-D` find exactly our rule. */
@@ -101,14 +101,20 @@ export function bridgeFixLines(net: NodeNetwork): string[] {
 }
 
 export function podResources(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>) {
-  return { hostVeth: hostVethName(pod.containerId, pod.ifName), macs: podMACs(pod.containerId, pod.ifName), bridge: net.bridgeName };
+  return {
+    hostVeth: hostVethName(pod.containerId, pod.ifName),
+    macs: podMACs(pod.containerId, pod.ifName),
+    metric: routeMetric(pod.containerId, pod.ifName),
+    bridge: net.bridgeName,
+  };
 }
 
 /**
  * Node side of an ADD, one `ip -batch`: the veth pair is created with its pod end directly in the pod's
  * namespace (named ifName, final MAC and MTU), the host end enslaved to the bridge with hairpin on (a
  * pod reaching itself through a Service IP gets its DNATed packet back on the port it came from), and a
- * /32 route for the pod IP via the bridge so traffic arriving from the NIC is routed to the pod.
+ * /32 route for the pod IP via the bridge so traffic arriving from the NIC is routed to the pod (its
+ * metric names the pod: see routeMetric).
  */
 export function attachHostLines(net: NodeNetwork, pod: PodInterface): string[] {
   const r = podResources(net, pod);
@@ -119,7 +125,7 @@ export function attachHostLines(net: NodeNetwork, pod: PodInterface): string[] {
     // The kernel ignores an alias given at creation, so it is set on its own line.
     `link set dev ${r.hostVeth} alias '${alias}'`,
     `link set dev ${r.hostVeth} type bridge_slave hairpin on`,
-    `route replace ${pod.ip}/32 dev ${r.bridge}`,
+    `route replace ${pod.ip}/32 dev ${r.bridge} metric ${r.metric}`,
   ];
 }
 
@@ -135,8 +141,14 @@ export function attachHostOnlyLines(net: NodeNetwork, pod: Pick<PodInterface, 'c
       ` type veth peer name ${peerName} mtu ${net.mtu} address ${r.macs.container}`,
     `link set dev ${r.hostVeth} alias '${alias}'`,
     `link set dev ${r.hostVeth} type bridge_slave hairpin on`,
-    `route replace ${pod.ip}/32 dev ${r.bridge}`,
+    `route replace ${pod.ip}/32 dev ${r.bridge} metric ${r.metric}`,
   ];
+}
+
+/** Removes a pod's route (by ip and its pod-specific metric) and its veth pair; run with ip -force. */
+export function detachLines(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>, ip: string | undefined): string[] {
+  const r = podResources(net, pod);
+  return [...(ip ? [`route del ${ip}/32 dev ${r.bridge} metric ${r.metric}`] : []), `link del dev ${r.hostVeth}`];
 }
 
 /**

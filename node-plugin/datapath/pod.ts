@@ -9,7 +9,7 @@ import { ensureNode, forgetNode, type LinkInfo } from './node.js';
 import { existsSync } from 'node:fs';
 import { ipBatch, ipBatchTolerant, ipJSON, netnsPath, type Netns } from './exec.js';
 import { decodeAlias } from './names.js';
-import { attachHostLines, attachHostOnlyLines, attachPodLines, podResources } from './plan.js';
+import { attachHostLines, attachHostOnlyLines, attachPodLines, detachLines, podResources } from './plan.js';
 import {
   type Attachment, DatapathCheckError, DatapathError, type NodeNetwork, type PodInterface, type PodInterfaceResult, type PodRef,
 } from './types.js';
@@ -51,7 +51,7 @@ export async function attachPod(input: NodeNetwork, podInput: PodInterface): Pro
     } else if (exists(e)) {
       const ok = await checkPod(net, pod).then(() => true, () => false);
       if (ok) return resultFor(net, pod);
-      await removeVeth(net, podResources(net, pod).hostVeth);
+      await removeVeth(net, pod, pod.ip);
       try {
         await create(net, pod);
       } catch (again) {
@@ -72,8 +72,8 @@ async function create(net: NodeNetwork, pod: PodInterface): Promise<void> {
   try {
     await ipBatch(pod.netnsPath, attachPodLines(net, pod));
   } catch (e) {
-    // Deleting the host end removes the pod end too; the route goes with detach's logic.
-    await removeVeth(net, podResources(net, pod).hostVeth, pod.ip).catch(() => undefined);
+    // Deleting the host end removes the pod end too.
+    await removeVeth(net, pod, pod.ip).catch(() => undefined);
     throw e;
   }
 }
@@ -114,10 +114,9 @@ export async function attachHostVeth(
   return { hostVeth: { name: r.hostVeth, mac: r.macs.host }, peer: { name: peerName, mac: r.macs.container } };
 }
 
-async function removeVeth(net: NodeNetwork, hostVeth: string, ip?: string): Promise<void> {
-  const lines = [...(ip ? [`route del ${ip}/32 dev ${net.bridgeName}`] : []), `link del dev ${hostVeth}`];
-  const errors = await ipBatchTolerant(net.hostNetns, lines, GONE);
-  if (errors.length) throw new DatapathError(`removing ${hostVeth}: ${errors.join('; ')}`);
+async function removeVeth(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>, ip?: string): Promise<void> {
+  const errors = await ipBatchTolerant(net.hostNetns, detachLines(net, pod, ip), GONE);
+  if (errors.length) throw new DatapathError(`removing ${podResources(net, pod).hostVeth}: ${errors.join('; ')}`);
 }
 
 async function hostLink(ns: Netns, name: string): Promise<LinkInfo | undefined> {
@@ -126,26 +125,22 @@ async function hostLink(ns: Netns, name: string): Promise<LinkInfo | undefined> 
 }
 
 /**
- * Idempotent: what is already gone counts as removed. The pod's /32 route is removed only when it is
- * known to be this pod's (the veth's alias says so, or, with the veth already gone, no other veth on
- * the bridge claims the IP), so a late DEL never cuts off a new pod that got the same IP.
+ * Idempotent: what is already gone counts as removed. With `ip` given (the agent still holds it for the
+ * pod) this is one `ip -batch`: the pod's /32 route is removed by (ip, the pod's own metric), so a late
+ * DEL never touches the route of a newer pod that got the same IP, even when the runtime already
+ * deleted the namespace and with it the veth. Without `ip`, the veth's alias says which it was.
  */
 export async function detachPod(input: NodeNetwork, refInput: PodRef): Promise<void> {
   const net = parseNodeNetwork(input);
   const ref = parsePodRef(refInput);
-  const { hostVeth } = podResources(net, ref);
-  const link = await hostLink(net.hostNetns, hostVeth);
-  const alias = decodeAlias(link?.ifalias);
-  if (link) {
-    await removeVeth(net, hostVeth, alias?.bridge === net.bridgeName ? alias.ip : undefined);
-    return;
+  let ip = ref.ip;
+  if (!ip) {
+    const link = await hostLink(net.hostNetns, podResources(net, ref).hostVeth);
+    if (!link) return;
+    const alias = decodeAlias(link.ifalias);
+    if (alias?.bridge === net.bridgeName) ip = alias.ip;
   }
-  if (!ref.ip) return;
-  const claimed = (await listAttachments(net)).some((a) => a.ip === ref.ip);
-  if (!claimed) {
-    const errors = await ipBatchTolerant(net.hostNetns, [`route del ${ref.ip}/32 dev ${net.bridgeName}`], GONE);
-    if (errors.length) throw new DatapathError(`removing the route to ${ref.ip}: ${errors.join('; ')}`);
-  }
+  await removeVeth(net, ref, ip);
 }
 
 /** Every veth this bridge's pods have on the node (from the kernel, so it survives agent restarts). */
@@ -161,7 +156,7 @@ export async function listAttachments(input: NodeNetwork): Promise<Attachment[]>
 }
 
 interface AddrInfo { ifname: string; addr_info?: Array<{ family: string; local: string; prefixlen: number }> }
-interface RouteInfo { dst: string; gateway?: string; dev?: string; flags?: string[] }
+interface RouteInfo { dst: string; gateway?: string; dev?: string; metric?: number; flags?: string[] }
 
 /**
  * CNI CHECK: the pod's interface is there and as ADD made it. Throws DatapathCheckError naming the
@@ -209,5 +204,7 @@ export async function checkPod(input: NodeNetwork, podInput: PodInterface): Prom
   if (!podRoutes.some((rt) => rt.gateway === net.gatewayIP && rt.dev === pod.ifName)) {
     fail(`no default route via ${net.gatewayIP} dev ${pod.ifName} in ${pod.netnsPath}`);
   }
-  if (!hostRoutes.some((rt) => rt.dev === net.bridgeName && !rt.gateway)) fail(`no route to ${pod.ip}/32 via ${net.bridgeName} on the node`);
+  if (!hostRoutes.some((rt) => rt.dev === net.bridgeName && !rt.gateway && rt.metric === r.metric)) {
+    fail(`no route to ${pod.ip}/32 via ${net.bridgeName} (metric ${r.metric}) on the node`);
+  }
 }
