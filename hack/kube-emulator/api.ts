@@ -222,9 +222,10 @@ export class Api {
   }
 
   /** Bucket state at an older resourceVersion, by undoing later events; null if history is gone. */
-  private stateAt(t: ResourceType, rv: number): Map<string, Obj> | null {
+  private stateAt(t: ResourceType, rv: number): Map<string, Obj> | 'live' | null {
     const events = this.store.eventsSince(t.bucket, rv);
     if (!events) return null;
+    if (!events.length) return 'live';
     const state = new Map<string, Obj>();
     for (const k of this.store.sortedKeys(t.bucket)) state.set(k, this.store.get(t.bucket, k)!);
     for (let i = events.length - 1; i >= 0; i--) {
@@ -239,7 +240,7 @@ export class Api {
     const sel = this.parseSelectors(t, q);
     let rv = this.store.currentRV();
     let start = '';
-    let snapshot: Map<string, Obj> | null = null;
+    let snapshot: Map<string, Obj> | 'live' | null = null;
     if (q.continue) {
       const c = decodeContinue(q.continue);
       snapshot = this.stateAt(t, c.rv);
@@ -255,9 +256,10 @@ export class Api {
     }
     let keys: string[];
     let getObj: (k: string) => Obj;
-    if (snapshot) {
-      keys = [...snapshot.keys()].sort();
-      getObj = (k) => snapshot!.get(k)!;
+    if (snapshot && snapshot !== 'live') {
+      const snap = snapshot;
+      keys = [...snap.keys()].sort();
+      getObj = (k) => snap.get(k)!;
     } else {
       keys = this.store.sortedKeys(t.bucket);
       getObj = (k) => this.store.get(t.bucket, k)!;

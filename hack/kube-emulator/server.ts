@@ -32,8 +32,8 @@ const VERSION_INFO = {
 };
 
 function send(res: ServerResponse, code: number, body: unknown, warnings: string[] = [], contentType = 'application/json'): void {
-  const data = typeof body === 'string' ? body : JSON.stringify(body);
-  const headers: Record<string, string | string[]> = { 'Content-Type': contentType, 'Cache-Control': 'no-cache, private' };
+  const data = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  const headers: Record<string, string | string[]> = { 'Content-Type': contentType, 'Cache-Control': 'no-cache, private', 'Content-Length': String(data.length) };
   if (warnings.length) headers.Warning = warnings.map((w) => `299 - ${JSON.stringify(w)}`);
   res.writeHead(code, headers);
   res.end(data);

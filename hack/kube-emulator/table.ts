@@ -84,9 +84,9 @@ function builtinCells(t: ResourceType, obj: Obj, nowMs: number): unknown[] | nul
     return t.kind === 'Secret' ? [obj.metadata.name, obj.type ?? 'Opaque', n, age(obj.metadata.creationTimestamp, nowMs)] : [obj.metadata.name, n, age(obj.metadata.creationTimestamp, nowMs)];
   }
   if (t.group === '' && t.kind === 'Event') {
-    const last = obj.lastTimestamp ?? obj.eventTime ?? obj.metadata.creationTimestamp;
+    const last = obj.series?.lastObservedTime ?? obj.lastTimestamp ?? obj.eventTime ?? obj.metadata.creationTimestamp;
     const io = obj.involvedObject ?? {};
-    return [obj.metadata.name, age(last, nowMs), obj.type ?? '', obj.reason ?? '', `${String(io.kind ?? '').toLowerCase()}/${io.name ?? ''}`, obj.message ?? ''];
+    return [age(last, nowMs), obj.type ?? '', obj.reason ?? '', `${String(io.kind ?? '').toLowerCase()}/${io.name ?? ''}`, obj.message ?? '', obj.metadata.name];
   }
   if (t.group === 'apps' && t.kind === 'Deployment') {
     return [obj.metadata.name, `${obj.status?.readyReplicas ?? 0}/${obj.spec?.replicas ?? 1}`, obj.status?.availableReplicas ?? 0, age(obj.metadata.creationTimestamp, nowMs)];
@@ -107,10 +107,10 @@ export function columnsFor(t: ResourceType): PrinterColumn[] {
 
 export function toTable(t: ResourceType, objs: Obj[], listMeta: Obj, includeObject: string, nowMs = Date.now()): Obj {
   const cols = columnsFor(t);
-  const columnDefinitions = [
-    { name: 'Name', type: 'string', format: 'name', description: 'Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names', priority: 0 },
-    ...cols.map((c) => ({ name: c.name, type: c.type, format: c.format ?? '', description: c.description ?? '', priority: c.priority ?? 0 })),
-  ];
+  const nameFirst = !(t.group === '' && t.kind === 'Event');
+  const nameCol = { name: 'Name', type: 'string', format: 'name', description: 'Name must be unique within a namespace.', priority: nameFirst ? 0 : 1 };
+  const columnDefinitions = nameFirst ? [nameCol, ...cols.map((c) => ({ name: c.name, type: c.type, format: c.format ?? '', description: c.description ?? '', priority: c.priority ?? 0 }))]
+    : [...cols.map((c) => ({ name: c.name, type: c.type, format: c.format ?? '', description: c.description ?? '', priority: c.priority ?? 0 })), nameCol];
   const rows = objs.map((o) => {
     const cells = (t.schema ? null : builtinCells(t, o, nowMs))
       ?? [o.metadata.name, ...cols.map((c) => (!t.schema && c.type === 'date' && c.format === 'date-time' ? (jsonPath(o, c.jsonPath)[0] ?? null) : cell(c, o, nowMs)))];
