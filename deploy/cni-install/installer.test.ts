@@ -10,7 +10,8 @@ import { kubectl } from '../lib/kubectl.js';
 import { build, find, REPO_ROOT } from '../lib/manifests.js';
 import { decideOnStop } from './decide.js';
 import { installFile, removeFile } from './files.js';
-import { checkConflist, daemonSetLookup, parseInstallerConfig, startInstaller, type InstallerConfig } from './installer.js';
+import { checkConflist, parseInstallerConfig, startInstaller, type InstallerConfig } from './installer.js';
+import { daemonSetLookup, kubeconfigTarget } from './kube.js';
 
 const silent = pino({ level: 'silent' });
 const SHIPPED_CONFLIST = readFileSync(join(REPO_ROOT, 'deploy/base/node/10-podvnet.conflist'), 'utf8');
@@ -88,7 +89,7 @@ test('installs, reinstalls what goes missing, keeps files on update, removes the
   const objs = [find(base, 'Namespace', 'podvnet-system'), find(base, 'DaemonSet', 'podvnet-node')];
   let r = await k(['apply', '--server-side', '-f', '-'], objs.map((o) => stringify(o)).join('---\n'));
   t.is(r.code, 0, r.stderr);
-  const lookup = daemonSetLookup(emu.kubeConfig(), cfg.namespace, cfg.daemonSetName);
+  const lookup = daemonSetLookup(kubeconfigTarget(emu.kubeconfigPath), cfg.namespace, cfg.daemonSetName);
 
   let inst = await startInstaller(cfg, { lookup, logger: silent });
   t.deepEqual(installed(cfg), [true, true]);

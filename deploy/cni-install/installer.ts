@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { AppsV1Api, ApiException, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { describeIssues } from '../../crds/api/validation.js';
@@ -85,19 +84,6 @@ export async function installAll(cfg: InstallerConfig): Promise<{ binary: string
 export async function removeAll(cfg: InstallerConfig): Promise<void> {
   await removeFile(cfg.confDir, basename(cfg.configSource));
   await removeFile(cfg.binDir, basename(cfg.binarySource));
-}
-
-export function daemonSetLookup(kc: KubeConfig, namespace: string, name: string): () => Promise<DaemonSetLookup> {
-  const apps = kc.makeApiClient(AppsV1Api);
-  return async () => {
-    try {
-      const ds = await apps.readNamespacedDaemonSet({ name, namespace });
-      return { kind: 'found', uid: ds.metadata?.uid ?? '', deleting: !!ds.metadata?.deletionTimestamp };
-    } catch (err) {
-      if (err instanceof ApiException && err.code === 404) return { kind: 'not-found' };
-      return { kind: 'error', message: err instanceof ApiException ? `HTTP ${err.code}` : (err as Error).message };
-    }
-  };
 }
 
 export interface RunningInstaller {

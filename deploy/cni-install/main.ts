@@ -1,6 +1,6 @@
-import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { daemonSetLookup, parseInstallerConfig, startInstaller, type RunningInstaller } from './installer.js';
+import { parseInstallerConfig, startInstaller, type RunningInstaller } from './installer.js';
+import { daemonSetLookup, resolveTarget } from './kube.js';
 
 /** Entry point of the DaemonSet's cni-installer container (configuration: environment, see installer.ts). */
 
@@ -26,9 +26,7 @@ process.on('SIGINT', () => stop('SIGINT'));
 
 try {
   const cfg = parseInstallerConfig(process.env);
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  installer = await startInstaller(cfg, { lookup: daemonSetLookup(kc, cfg.namespace, cfg.daemonSetName), logger });
+  installer = await startInstaller(cfg, { lookup: daemonSetLookup(resolveTarget(process.env), cfg.namespace, cfg.daemonSetName), logger });
   if (signalled) {
     const signal = signalled;
     signalled = undefined;
