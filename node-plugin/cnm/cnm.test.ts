@@ -373,10 +373,21 @@ test('one driver per state dir; a corrupt state file is refused, not silently re
   });
   t.throws(again, { message: /CNM state dir is in use: .*cnm\.lock is held by process \d+/ });
 
+  // A lock left by a process that is gone, or by a PID that now belongs to another process (after a
+  // reboot), is taken over.
+  for (const content of ['999999999 12345\n', `1 not-the-start-time-of-pid-1\n`]) {
+    const stale = mkdtempSync(join(tmpdir(), 'cnm-test-'));
+    t.teardown(() => rmSync(stale, { recursive: true, force: true }));
+    writeFileSync(join(stale, 'cnm.lock'), content);
+    const s = createCnmServer({ addresses: c.pool, datapath: fakeDatapath([]), logger: pino({ level: 'silent' }), stateDir: stale, dockerVeths: fakeVeths([]) });
+    await s.shutdown();
+    t.pass(`took over a lock with ${content.trim()}`);
+  }
+
   const dir = mkdtempSync(join(tmpdir(), 'cnm-test-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, `${STATE_FILE}.tmp-99999`), 'half a write');
-  createCnmServer({ addresses: c.pool, datapath: fakeDatapath([]), logger: pino({ level: 'silent' }), stateDir: dir }).emit('close');
+  createCnmServer({ addresses: c.pool, datapath: fakeDatapath([]), logger: pino({ level: 'silent' }), stateDir: dir, dockerVeths: fakeVeths([]) }).emit('close');
   await new Promise((r) => setTimeout(r, 50));
   t.deepEqual(readdirSync(dir).filter((n) => n.includes('.tmp-')), [], 'an interrupted write\'s temp file is removed');
   writeFileSync(join(dir, STATE_FILE), '{"version": 1, "pools": ');

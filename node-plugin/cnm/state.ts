@@ -67,32 +67,35 @@ const LOCK_FILE = 'cnm.lock';
 /** Lock files held by stores in this process (a second store on the same dir in-process is a bug too). */
 const heldInProcess = new Set<string>();
 
-function processAlive(pid: number): boolean {
+/** Start time of a process (field 22 of /proc/<pid>/stat): a PID reused after a reboot has another one. */
+function processStartTime(pid: number): string | undefined {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
   }
 }
 
+/** The lock file holds "<pid> <start time>"; a holder counts only if that very process still runs. */
 function takeLock(path: string): void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(path, 'wx', 0o600);
-      writeSync(fd, `${process.pid}\n`);
+      writeSync(fd, `${process.pid} ${processStartTime(process.pid) ?? ''}\n`);
       closeSync(fd);
       heldInProcess.add(path);
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    const holder = Number(readFileSync(path, 'utf8').trim());
-    const heldByLiveProcess = Number.isInteger(holder) && holder > 0 && processAlive(holder);
-    if (heldByLiveProcess && (holder !== process.pid || heldInProcess.has(path))) {
+    const [pidText, started] = readFileSync(path, 'utf8').trim().split(' ');
+    const holder = Number(pidText);
+    const alive = Number.isInteger(holder) && holder > 0 && processStartTime(holder) !== undefined && processStartTime(holder) === started;
+    if (alive && (holder !== process.pid || heldInProcess.has(path))) {
       throw new Error(`CNM state dir is in use: ${path} is held by process ${holder}; only one azure-vnet driver may run per state dir`);
     }
-    unlinkSync(path); // left by a process that died: take it over
+    unlinkSync(path); // left by a process that is gone (or a PID reused after a reboot): take it over
   }
   throw new Error(`CNM state dir: could not take the lock ${path}`);
 }
