@@ -322,6 +322,11 @@ test('ensureNode refuses a device that is not a bridge, and a missing node inter
   await t.throwsAsync(dp.ensureNode(vm.nodeNetwork({ bridgeName: 'notabr' })), { message: /notabr exists and is not a bridge \(it is veth\)/ });
   await t.throwsAsync(dp.ensureNode(vm.nodeNetwork({ hostInterface: 'eth9' })), { message: /host interface eth9 does not exist/ });
   t.is(await dp.hostInterfaceMTU('eth0', vm.netnsPath), 1500);
+  // A pod namespace that does not exist: a clear error, nothing left on the node.
+  const net0 = vm.nodeNetwork({ podSubnet: POD_SUBNET });
+  await t.throwsAsync(dp.attachPod(net0, { containerId: 'no-ns', netnsPath: `/run/netns/${f.prefix}-missing`, ifName: 'eth0', ip: '10.20.8.10', prefixLength: 22 }),
+    { instanceOf: dp.DatapathError, message: /missing/ });
+  t.deepEqual(await links(vm.netns), ['eth0', 'lo', 'notabr', 'notabr-p', 'podvnet0']);
   // The bridge is deleted behind our back: the next attach makes the node again.
   const net = vm.nodeNetwork({ podSubnet: POD_SUBNET });
   await dp.ensureNode(net);

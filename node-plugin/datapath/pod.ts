@@ -68,7 +68,14 @@ export async function attachPod(input: NodeNetwork, podInput: PodInterface): Pro
 }
 
 async function create(net: NodeNetwork, pod: PodInterface): Promise<void> {
-  await ipBatch(net.hostNetns, attachHostLines(net, pod));
+  try {
+    await ipBatch(net.hostNetns, attachHostLines(net, pod));
+  } catch (e) {
+    // A later line failed after the veth was made: take it away again. ("File exists" on the first
+    // line is an earlier attempt's veth, which attachPod inspects before deciding.)
+    if (!exists(e)) await removeVeth(net, pod, pod.ip).catch(() => undefined);
+    throw e;
+  }
   try {
     await ipBatch(pod.netnsPath, attachPodLines(net, pod));
   } catch (e) {
