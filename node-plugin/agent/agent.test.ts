@@ -8,6 +8,7 @@ import { startAgent } from './agent.js';
 import { callCniSocket, decodeRequest, encodeRequest } from './cni-socket.js';
 import { parseAgentConfig } from './config.js';
 import { planReconcile } from './reconcile.js';
+import { FileStore } from './ipam/store.js';
 import { startTestNode } from './testing.js';
 
 const alloc = (containerId: string, ip: string, extra: Record<string, unknown> = {}) => ({
@@ -100,7 +101,9 @@ test('agent serves the CNM driver socket too, and SIGTERM-style close finishes r
   const res = await inflight;
   t.is(res.exitCode, 0, res.stdout);
   t.false(existsSync(node.socket), 'socket removed');
-  t.false(existsSync(path.join(node.config.stateDir, 'agent.lock')), 'lock released');
+  const probe = new FileStore(node.config.stateDir);
+  await t.notThrowsAsync(probe.lock(), 'lock released');
+  await probe.unlock();
   // the allocation made by the finished request survived the shutdown
   const again = await startAgent(node.config, { logger: pino({ level: 'silent' }) });
   node.agent = again;

@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
@@ -58,6 +59,7 @@ export class FileStore implements Store {
   readonly statePath: string;
   readonly lockPath: string;
   private locked = false;
+  private holder: ChildProcess | undefined;
 
   constructor(readonly dir: string) {
     this.statePath = path.join(dir, 'allocations.json');
@@ -66,27 +68,9 @@ export class FileStore implements Store {
 
   async lock(): Promise<StoreState> {
     await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const me = `${process.pid} ${processStartTime(process.pid) ?? ''}\n`;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const fh = await fs.open(this.lockPath, 'wx', 0o600);
-        await fh.writeFile(me);
-        await fh.sync();
-        await fh.close();
-        this.locked = true;
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        const holder = (await fs.readFile(this.lockPath, 'utf8').catch(() => '')).trim().split(' ');
-        const pid = Number(holder[0]);
-        const alive = Number.isInteger(pid) && pid > 0 && processStartTime(pid) !== undefined && processStartTime(pid) === (holder[1] ?? '');
-        if (alive) {
-          throw new StoreLockedError(`state directory ${this.dir} is locked by running process ${pid}; only one agent may use it`);
-        }
-        await fs.unlink(this.lockPath).catch(() => undefined); // stale: its holder is gone
-      }
-    }
-    if (!this.locked) throw new StoreLockedError(`could not take the lock ${this.lockPath}`);
+    this.holder = await holdFlock(this.lockPath);
+    await fs.writeFile(this.lockPath, `${process.pid} ${processStartTime(process.pid) ?? ''}\n`, { mode: 0o600 });
+    this.locked = true;
     return this.load();
   }
 
@@ -135,8 +119,56 @@ export class FileStore implements Store {
   async unlock(): Promise<void> {
     if (!this.locked) return;
     this.locked = false;
-    await fs.unlink(this.lockPath).catch(() => undefined);
+    const holder = this.holder;
+    this.holder = undefined;
+    if (holder && holder.exitCode === null) {
+      holder.ref(); // it was unref'd so it cannot keep the agent alive; now we wait for it
+      const exited = new Promise((r) => holder.once('exit', r));
+      holder.stdin?.end();
+      await exited;
+    }
   }
+}
+
+/**
+ * Takes an exclusive flock(2) on `lockPath` in a child process (`flock -n <file> cat`) and keeps it
+ * there: Node has no flock of its own. The kernel releases it when the child's stdin (a pipe from us)
+ * closes, which happens when we unlock or die for any reason, SIGKILL included, and it works across PID
+ * namespaces (two agent pods on one host), where a PID in a lock file would not.
+ */
+function holdFlock(lockPath: string): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('flock', ['--exclusive', '--nonblock', lockPath, 'sh', '-c', 'echo locked; exec cat >/dev/null'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes('locked')) {
+        child.stdout!.removeAllListeners('data');
+        child.unref();
+        (child.stdout as unknown as { unref?: () => void }).unref?.();
+        (child.stdin as unknown as { unref?: () => void }).unref?.();
+        (child.stderr as unknown as { unref?: () => void }).unref?.();
+        resolve(child);
+      }
+    });
+    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    child.on('error', (e) => reject(new Error(`cannot run flock(1) to lock ${lockPath}: ${e.message} (install util-linux)`)));
+    child.on('exit', (code) => {
+      if (out.includes('locked')) return;
+      if (code === 1 && !err) {
+        readFileAsync(lockPath).then((holder) =>
+          reject(new StoreLockedError(`state directory ${path.dirname(lockPath)} is locked by running process ${holder.trim().split(' ')[0] || '(unknown)'}; only one agent may use it`)),
+        );
+      } else reject(new Error(`flock ${lockPath} failed (exit ${code}): ${err.trim()}`));
+    });
+  });
+}
+
+function readFileAsync(p: string): Promise<string> {
+  return fs.readFile(p, 'utf8').catch(() => '');
 }
 
 /** Keeps the committed state in memory; `crash()` forgets everything not yet written. For tests. */
