@@ -317,3 +317,22 @@ test('nodes Azure cannot resolve: bad providerID or missing VM show in record, e
   t.true(events.items.some((e) => e.reason === 'NICNotFound' && e.regarding.name === 'ghost'));
   t.true(events.items.some((e) => e.reason === 'InvalidProviderID' && e.regarding.name === 'onprem'));
 });
+
+test('kubelet heartbeats and agent status churn cost no Azure calls; demand changes do', async (t) => {
+  const w = await startWorld({ scenario: { vms: [{ count: 1 }] }, nodeLabels: () => ({ pool: 'a' }) });
+  t.teardown(() => w.close());
+  await w.createPool('a', SPEC(Object.values(w.subnets)[0]!));
+  const n = w.nodes[0]!.nodeName;
+  await waitFor('IPs', async () => (await w.record(n))?.status?.ips.length === 8);
+  await new Promise((r) => setTimeout(r, 300));
+  w.azure.resetCalls();
+  for (let i = 0; i < 10; i++) {
+    await w.client.mergePatch(`/api/v1/nodes/${n}/status`, { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: `beat ${i}`, lastHeartbeatTime: new Date().toISOString(), lastTransitionTime: '2026-01-01T00:00:00Z' }] } });
+    await w.client.mergePatch(`/api/v1/nodes/${n}`, { metadata: { annotations: { 'node.alpha.kubernetes.io/ttl': String(i) } } });
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  t.is(w.azure.calls().total, 0, 'no Azure call for Node churn');
+  await w.setDemand(n, 2);
+  await waitFor('a round for the demand change', () => w.azure.calls().total > 0);
+  t.deepEqual(w.azure.calls().byKind, { 'nic.get': 1 }, 'demand within the batch: one read, no write');
+});

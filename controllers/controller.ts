@@ -132,7 +132,7 @@ export class Controller {
 
     const name = (o: KubernetesObject) => o.metadata?.name ?? '';
     for (const verb of ['add', 'update', 'delete'] as const) {
-      nodes.informer.on(verb, (o) => this.onNode(name(o), verb));
+      nodes.informer.on(verb, (o) => this.onNode(o, verb));
       pools.informer.on(verb, (o) => this.onPool(o, verb));
       records.informer.on(verb, (o) => this.onRecord(o, verb));
     }
@@ -152,9 +152,17 @@ export class Controller {
     for (const s of this.stoppers) await s().catch(() => {});
   }
 
-  private onNode(name: string, verb: string): void {
+  private onNode(o: KubernetesObject & { spec?: { providerID?: string } }, verb: string): void {
+    const name = o.metadata?.name ?? '';
+    // Kubelets update their Node every few seconds (status, heartbeats): only labels, providerID and
+    // deletion matter here, and a round costs an Azure read, so everything else is ignored.
+    const key = `nodeobj/${name}`;
+    const mark = `${JSON.stringify(Object.entries(o.metadata?.labels ?? {}).sort())}|${o.spec?.providerID ?? ''}|${o.metadata?.deletionTimestamp ?? ''}`;
+    if (verb === 'update' && this.seenGeneration.get(key) === mark) return;
+    if (verb === 'delete') this.seenGeneration.delete(key);
+    else this.seenGeneration.set(key, mark);
     this.queue.add(`node/${name}`);
-    if (verb !== 'update') for (const p of this.pools.list()) this.poolSoon(p.metadata.name);
+    for (const p of this.pools.list()) this.poolSoon(p.metadata.name);
   }
 
   private onPool(o: KubernetesObject, verb: string): void {
@@ -482,7 +490,9 @@ export class Controller {
     next.allocatedIPs = next.ips.length;
     if (generation !== undefined) next.observedGeneration = generation;
     if (sameStatus(old, next)) return;
-    await this.kube.mergePatch(`${PATHS.records}/${record.metadata.name}/status`, { metadata: { resourceVersion: record.metadata.resourceVersion }, status: next });
+    // No resourceVersion precondition: status is the controller's alone and says what Azure has; the agent's
+    // spec writes in between must not turn every status write into a conflict and another Azure read.
+    await this.kube.mergePatch(`${PATHS.records}/${record.metadata.name}/status`, { status: next });
   }
 
   // ---- pools ----
@@ -558,7 +568,7 @@ export class Controller {
       conditions: setConditions(old.conditions, summary.conditions, now(), generation),
     };
     if (!sameStatus(old, next)) {
-      await this.kube.mergePatch(`${path}/status`, { metadata: { resourceVersion: pool.metadata.resourceVersion }, status: next });
+      await this.kube.mergePatch(`${path}/status`, { status: next });
     }
     // While a subnet is exhausted, look again so the condition clears when Azure has room.
     return exhausted ? { requeueAfterMs: this.opts.subnetFullBackoffMs } : {};
