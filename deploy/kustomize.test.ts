@@ -308,3 +308,19 @@ test('Application and ApplicationSet point at overlays that exist, apply server-
   const prod = build(appset.spec.template.spec.sources[0].path);
   for (const p of appset.spec.template.spec.sources[0].kustomize.patches) t.notThrows(() => find(prod, p.target.kind, p.target.name));
 });
+
+test('every container has a memory request and limit, and a Node heap cap below the limit', (t) => {
+  const toMi = (q: string) => {
+    const m = /^(\d+)(Mi|Gi)$/.exec(q);
+    if (!m) throw new Error(`unexpected quantity ${q}`);
+    return Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1);
+  };
+  for (const o of build('deploy/base').filter((x) => x.kind === 'Deployment' || x.kind === 'DaemonSet')) {
+    for (const c of o.spec.template.spec.containers as Array<Record<string, any>>) {
+      const limit = toMi(c.resources.limits.memory);
+      t.true(toMi(c.resources.requests.memory) <= limit, c.name);
+      const heap = (c.env as Array<{ name: string; value?: string }>).find((e) => e.name === 'NODE_OPTIONS')?.value?.match(/--max-old-space-size=(\d+)/)?.[1];
+      if (heap) t.true(Number(heap) < limit, `${c.name}: heap ${heap} MiB under the ${limit} MiB limit`);
+    }
+  }
+});
