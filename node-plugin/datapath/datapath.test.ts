@@ -321,6 +321,7 @@ test('ensureNode refuses a device that is not a bridge, and a missing node inter
   await f.exec(vm.netns, ['ip', 'link', 'add', 'notabr', 'type', 'veth', 'peer', 'name', 'notabr-p']);
   await t.throwsAsync(dp.ensureNode(vm.nodeNetwork({ bridgeName: 'notabr' })), { message: /notabr exists and is not a bridge \(it is veth\)/ });
   await t.throwsAsync(dp.ensureNode(vm.nodeNetwork({ hostInterface: 'eth9' })), { message: /host interface eth9 does not exist/ });
+  await t.throwsAsync(dp.ensureNode(vm.nodeNetwork({ nicMAC: '00:0d:3a:ff:ff:ff' })), { message: /eth0 has MAC 00:0d:3a:00:00:04, but the NIC that holds the pod IPs has 00:0d:3a:ff:ff:ff/ });
   t.is(await dp.hostInterfaceMTU('eth0', vm.netnsPath), 1500);
   // A pod namespace that does not exist: a clear error, nothing left on the node.
   const net0 = vm.nodeNetwork({ podSubnet: POD_SUBNET });

@@ -62,6 +62,11 @@ async function applyNode(net: NodeNetwork): Promise<void> {
   }
   const [nic] = await ipJSON<LinkInfo>(ns, ['link', 'show', 'dev', net.hostInterface]);
   if (!nic) throw new DatapathError(`host interface ${net.hostInterface} does not exist${ns ? ` in netns ${ns}` : ''}`);
+  if (nic.address.toLowerCase() !== net.nicMAC) {
+    // Azure delivers pod traffic only to the NIC's MAC: a different interface here means the node is
+    // configured with the wrong hostInterface (or NIC), and no pod would ever receive a packet.
+    throw new DatapathError(`host interface ${net.hostInterface} has MAC ${nic.address}, but the NIC that holds the pod IPs has ${net.nicMAC}: wrong hostInterface?`);
+  }
 
   const [br] = await ipJSON<LinkInfo>(ns, ['-d', 'link', 'show', 'dev', net.bridgeName]);
   if (br && br.linkinfo?.info_kind !== 'bridge') {
