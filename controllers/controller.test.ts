@@ -45,7 +45,8 @@ test('scale-up: each selected node gets a batch in one write, status shows the I
 });
 
 test('scale-down: only the IPs the agent released leave the NIC, in one write; the agent then sees them gone', async (t) => {
-  const w = await startWorld({ scenario: { vms: [{ count: 1 }] }, nodeLabels: () => ({ pool: 'a' }) });
+  // long-running operations: every write is accepted, then polled to completion
+  const w = await startWorld({ scenario: { vms: [{ count: 1 }] }, nodeLabels: () => ({ pool: 'a' }), azureConfig: { mode: 'async', asyncDurationMs: 30 } });
   t.teardown(() => w.close());
   const subnet = Object.values(w.subnets)[0]!;
   await w.createPool('a', SPEC(subnet));
@@ -59,6 +60,7 @@ test('scale-down: only the IPs the agent released leave the NIC, in one write; t
   await w.client.mergePatch(`/apis/podvnet.io/v1alpha1/nodeipallocations/${node}`, { spec: { demand: { usedIPs: 3, pendingIPs: 0 }, releasedIPs: released } });
   const after = await waitFor('16 IPs', async () => { const x = await w.record(node); return x?.status?.ips.length === 16 ? x : undefined; });
   t.is(writes(w) - before, 1, 'the removal is a single write');
+  t.true((w.azure.calls().byKind['operation.get'] ?? 0) >= 3, 'the writes were long-running operations, polled');
   const left = new Set(w.nicIPs(node));
   t.true(released.every((ip) => !left.has(ip)), 'released IPs are gone from Azure');
   t.true(r.status!.ips.slice(0, 16).every((i) => left.has(i.ip)), 'every IP the agent kept is still there');
@@ -69,7 +71,7 @@ test('scale-down: only the IPs the agent released leave the NIC, in one write; t
 });
 
 test('a scale-set node is served through the scale-set VM update', async (t) => {
-  const w = await startWorld({ scenario: { scaleSets: [{ name: 'pool1', count: 1 }] }, nodeLabels: () => ({ pool: 'a' }) });
+  const w = await startWorld({ scenario: { scaleSets: [{ name: 'pool1', count: 1 }] }, nodeLabels: () => ({ pool: 'a' }), azureConfig: { mode: 'async', asyncDurationMs: 30 } });
   t.teardown(() => w.close());
   const subnet = Object.values(w.subnets)[0]!;
   await w.createPool('a', SPEC(subnet));
