@@ -79,6 +79,12 @@ if (typeof env === 'string') {
     const back = await fabric.execRaw('vhost', ['busybox', 'ping', '-c', '1', '-W', '2', ip1]);
     t.is(back.code, 0, `VNet host -> ${ip1}: ${back.stdout}${back.stderr}`);
 
+    // Publishing ports makes no sense on a VNet address and is refused; the address goes back.
+    const published = await docker.cli(['run', '--rm', '--net=azure', '-p', '8080:80', IMAGE, 'true']);
+    t.not(published.code, 0);
+    t.regex(published.stderr, /publishing ports \(-p\/-P\) is not supported: the container has its own VNet address/, published.stderr);
+    t.is(pool.held.size, 2);
+
     // The datapath labels the Docker veths with the owners the agent knows the addresses by.
     const attachments = await datapath.listAttachments(net);
     t.deepEqual(attachments.map((a) => `${a.containerId}/${a.ifName}=${a.ip}`).sort(), [...pool.held.entries()].map(([k, ip]) => `${k}=${ip}`).sort());

@@ -276,6 +276,11 @@ test('CreateEndpoint refuses addresses that did not come from the azure-vnet IPA
   t.regex(foreign.body.Err, /10\.1\.0\.99 was not handed out by the azure-vnet IPAM driver/);
   const outside = await call(c.sock, 'NetworkDriver.CreateEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '10.9.0.9/24' } });
   t.regex(outside.body.Err, /not in the network's subnet 10\.1\.0\.0\/24/);
+  const ports = await call(c.sock, 'NetworkDriver.CreateEndpoint', {
+    NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '10.1.0.10/24' },
+    Options: { 'com.docker.network.portmap': [{ Proto: 6, IP: '', Port: 80, HostIP: '', HostPort: 8080, HostPortEnd: 8080 }] },
+  });
+  t.regex(ports.body.Err, /publishing ports \(-p\/-P\) is not supported: the container has its own VNet address \(10\.1\.0\.10\)/);
   const noaddr = await call(c.sock, 'NetworkDriver.CreateEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID, Interface: null });
   t.regex(noaddr.body.Err, /no IPv4 address/);
   const unknown = await call(c.sock, 'NetworkDriver.CreateEndpoint', { NetworkID: 'c'.repeat(64), EndpointID: EP_ID, Interface: { Address: '10.1.0.10/24' } });

@@ -21,6 +21,7 @@ import {
 import {
   GATEWAY_ADDRESS_TYPE,
   IMPLEMENTS,
+  PORT_MAP_OPTION,
   REQUEST_ADDRESS_TYPE,
   type ActivateResponse,
   type CreateEndpointResponse,
@@ -195,6 +196,13 @@ export class CnmDriver {
         throw new DriverError('azure-vnet: the endpoint has no IPv4 address: create the network with --ipam-driver=azure-vnet');
       }
       const { ip, prefixLength } = splitAddress(req.Interface.Address);
+      const ports = req.Options?.[PORT_MAP_OPTION];
+      if (Array.isArray(ports) && ports.length > 0) {
+        throw new DriverError(
+          `azure-vnet: publishing ports (-p/-P) is not supported: the container has its own VNet address (${ip}), ` +
+            'reachable directly on its ports from the VNet; drop -p/-P (use an Azure load balancer or NSG rules for exposure)',
+        );
+      }
       if (!inPool(network.pool, ip)) throw new DriverError(`azure-vnet: address ${ip} is not in the network's subnet ${network.pool}`);
       const existing = this.store.state.endpoints[req.EndpointID];
       if (existing) {

@@ -23,8 +23,8 @@ export const IMPLEMENTS = ['NetworkDriver', 'IpamDriver'] as const;
 export const REQUEST_ADDRESS_TYPE = 'RequestAddressType';
 /** The value of REQUEST_ADDRESS_TYPE when libnetwork asks for the network's gateway. */
 export const GATEWAY_ADDRESS_TYPE = 'com.docker.network.gateway';
-/** Endpoint option that carries a user-chosen MAC address (docker run --mac-address). */
-export const MAC_ADDRESS_OPTION = 'com.docker.network.endpoint.macaddress';
+/** Endpoint option that carries the ports to publish (docker run -p/-P). */
+export const PORT_MAP_OPTION = 'com.docker.network.portmap';
 
 /** A request body that is not what the protocol says; answered with HTTP 400. */
 export class ProtocolError extends Error {
