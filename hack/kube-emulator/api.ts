@@ -378,6 +378,7 @@ export class Api {
 
   create(t: ResourceType, ns: string, body: unknown, opts: WriteOptions, userAgentManager = 'unknown', managedFields?: Obj[]): WriteResult {
     const obj = this.checkBody(t, ns, body);
+    if (t.review) return { obj: review(t, obj, opts.user), warnings: [] };
     const warnings: string[] = [];
     if (!obj.metadata.name) {
       if (obj.metadata.generateName) obj.metadata.name = `${obj.metadata.generateName}${randomSuffix()}`;
@@ -663,6 +664,19 @@ export class Api {
     if (t) this.afterWrite(t, r);
     return r;
   }
+}
+
+/**
+ * Access reviews and whoami. There is no RBAC here: every authenticated user may do everything, and the
+ * reviews say so (with a reason naming the emulator).
+ */
+function review(t: ResourceType, obj: Obj, user: UserInfo | undefined): Obj {
+  const u = user ?? { username: 'system:anonymous' };
+  if (t.kind === 'SelfSubjectReview') return { ...obj, status: { userInfo: { username: u.username, uid: u.uid, groups: u.groups, extra: u.extra } } };
+  if (t.kind === 'SelfSubjectRulesReview') {
+    return { ...obj, status: { resourceRules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'] }], nonResourceRules: [{ verbs: ['*'], nonResourceURLs: ['*'] }], incomplete: false } };
+  }
+  return { ...obj, status: { allowed: true, reason: 'the Kubernetes API emulator does not enforce RBAC' } };
 }
 
 /** Types whose registry allows PUT to create (AllowCreateOnUpdate in the API server). */

@@ -41,7 +41,7 @@ export const EmulatorOptionsSchema = z.object({
   /** Where to write a kubeconfig; a temp file if not given. */
   kubeconfigPath: z.string().optional(),
   /** Events kept per resource for watch resumption; older resourceVersions get 410 Gone. */
-  historyLimit: z.number().int().positive().default(100_000),
+  historyLimit: z.number().int().positive().default(20_000),
   bookmarkIntervalMs: z.number().int().positive().default(30_000),
   /** More identities (e.g. a node agent's service account) for ValidatingAdmissionPolicy tests. */
   users: z.array(UserSchema).default([]),

@@ -142,6 +142,9 @@ t2('kubectl with built-in kinds: configmap apply/patch (strategic merge), nodes,
   t.is((await kubectl(emu, ['get', 'secret', 'pw', '-n', 'scratch', '-o', 'jsonpath={.data.p}{.type}'])).stdout, 'eA==Opaque');
   t.is((await kubectl(emu, ['create', 'serviceaccount', 'bot', '-n', 'scratch'])).code, 0);
   t.is((await kubectl(emu, ['apply', '-n', 'scratch', '-f', '-'], cm.replace('namespace: default', 'namespace: scratch'))).code, 0);
+  const who = await kubectl(emu, ['auth', 'whoami']);
+  t.regex(who.stdout, /Username\s+kubernetes-admin/);
+  t.is((await kubectl(emu, ['auth', 'can-i', 'list', 'configmaps'])).stdout.trim(), 'yes');
   const d = await kubectl(emu, ['delete', 'namespace', 'scratch', '--timeout=15s']);
   t.is(d.code, 0, d.stderr);
   t.regex((await kubectl(emu, ['get', 'ns'])).stdout, /^(?![\s\S]*scratch)/);

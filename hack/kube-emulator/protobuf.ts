@@ -104,6 +104,8 @@ export function decodeProtobufObject(body: Buffer): Obj {
   let unknown: Obj;
   try { unknown = decode(body.subarray(4), 'Unknown'); } catch (e) { throw unsupported((e as Error).message); }
   const tm = unknown.typeMeta ?? {};
+  // Reviews are answered from the requester's identity alone: their bodies need no decoding.
+  if (/^(authorization|authentication)\.k8s\.io\/v1$/.test(tm.apiVersion) && /Review$/.test(tm.kind)) return { apiVersion: tm.apiVersion, kind: tm.kind, metadata: {}, spec: {} };
   if (tm.apiVersion !== 'v1' || !MESSAGES[tm.kind] || tm.kind === 'Unknown' || tm.kind === 'TypeMeta') throw unsupported(`protobuf not supported for ${tm.apiVersion}/${tm.kind}`);
   let obj: Obj;
   try { obj = decode(unknown.raw ?? Buffer.alloc(0), tm.kind); } catch (e) { throw unsupported((e as Error).message); }

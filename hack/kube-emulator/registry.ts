@@ -43,6 +43,8 @@ export interface ResourceType {
   crdName?: string;
   /** For deleted objects DELETE returns the object (custom resources) rather than a Status. */
   returnDeletedObject: boolean;
+  /** Create-only review resources (access reviews, whoami) answered without storing. */
+  review?: boolean;
 }
 
 export const apiVersionOf = (t: { group: string; version: string }): string => (t.group ? `${t.group}/${t.version}` : t.version);
@@ -162,8 +164,17 @@ function eventFromCore(o: Obj): Obj {
   return out;
 }
 
+const reviews: [string, string, string, boolean][] = [
+  ['authorization.k8s.io', 'SelfSubjectAccessReview', 'selfsubjectaccessreviews', false],
+  ['authorization.k8s.io', 'SubjectAccessReview', 'subjectaccessreviews', false],
+  ['authorization.k8s.io', 'SelfSubjectRulesReview', 'selfsubjectrulesreviews', false],
+  ['authorization.k8s.io', 'LocalSubjectAccessReview', 'localsubjectaccessreviews', true],
+  ['authentication.k8s.io', 'SelfSubjectReview', 'selfsubjectreviews', false],
+];
+
 export function builtinTypes(): ResourceType[] {
-  return defs.map((d) => {
+  const reviewTypes = reviews.map(([g, kind, plural, ns]) => ({ ...fromDef({ g, v: 'v1', kind, plural, ns }), review: true }));
+  return [...reviewTypes, ...defs.map((d) => {
     const t = fromDef(d);
     if (d.g === 'events.k8s.io') {
       t.bucket = bucketOf('', 'events');
@@ -171,7 +182,7 @@ export function builtinTypes(): ResourceType[] {
       t.fromStorage = eventFromCore;
     }
     return t;
-  });
+  })];
 }
 
 /** All served resource types, indexed for URL routing and kubectl's name resolution. */

@@ -184,6 +184,7 @@ export class Handler {
     const ns = route.namespace;
     const sub = route.subresource === 'finalize' ? undefined : route.subresource;
 
+    if (t.review && !(method === 'POST' && !route.name)) return sendError(res, methodNotAllowed('the server does not allow this method on the requested resource'));
     if (!route.name) {
       switch (method) {
         case 'GET': {
@@ -261,7 +262,7 @@ export class Handler {
     for (const t of types.sort((a, b) => a.plural.localeCompare(b.plural))) {
       const r: Obj = {
         name: t.plural, singularName: t.singular, namespaced: t.namespaced, kind: t.kind,
-        verbs: ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'],
+        verbs: t.review ? ['create'] : ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'],
       };
       if (t.shortNames.length) r.shortNames = t.shortNames;
       if (t.categories.length) r.categories = t.categories;
