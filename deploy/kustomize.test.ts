@@ -56,9 +56,17 @@ for (const overlay of ['deploy/base', ...OVERLAYS]) {
     for (const kind of ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']) {
       for (const o of objs.filter((x) => x.kind === kind)) t.true(wave(o) < 0, `${kind}/${o.metadata.name} before the workloads`);
     }
-    for (const o of objs.filter((x) => x.kind === 'Deployment' || x.kind === 'DaemonSet')) t.is(wave(o), 0);
-    for (const o of objs.filter((x) => x.kind === 'NodeIPPool')) {
-      t.true(wave(o) > 0, 'pools after the controller');
+    // Argo CD waits for each wave to be healthy. A pool is healthy once the controller has served it, and
+    // an agent is ready once its record has status, which needs a pool and the controller: so controller,
+    // then pools, then the DaemonSet.
+    const controllerWave = wave(find(objs, 'Deployment', 'podvnet-controller'));
+    const dsWave = wave(find(objs, 'DaemonSet', 'podvnet-node'));
+    t.is(controllerWave, 0);
+    t.is(dsWave, 2);
+    const pools = [...objs, ...build('deploy/examples/nodeippools')].filter((x) => x.kind === 'NodeIPPool');
+    t.true(pools.length > 0);
+    for (const o of pools) {
+      t.true(wave(o) > controllerWave && wave(o) < dsWave, 'pools between the controller and the agents');
       t.regex(o.metadata.annotations['argocd.argoproj.io/sync-options'], /SkipDryRunOnMissingResource=true/);
     }
   });
