@@ -363,7 +363,14 @@ test('after a crash mid-request, an address the agent handed out but docker neve
     networks: { [NET_ID]: { pool: '10.1.0.0/24', gateway: '10.1.0.1', prefixLength: 24 } },
     endpoints: { [EP_ID]: { networkId: NET_ID, ip: '10.1.0.11', prefixLength: 24, owner: 'cnm-inuse', mac: '' } },
   }));
+  // The agent has not received its record yet: it cannot vouch for any address, so nothing is judged.
+  pool.setNode(undefined);
   const c = await start(t, { dir, pool });
+  await c.server.cnm.whenReady();
+  t.true(pool.held.has(`cnm-interrupted/${dockerIfName('cnm-interrupted')}`), 'nothing released before the agent is ready');
+  t.is(Object.keys(JSON.parse(readFileSync(join(stateDir, STATE_FILE), 'utf8')).leases).length, 3);
+  pool.setNode(NODE);
+  await call(c.sock, 'Plugin.Activate');
   await c.server.cnm.whenReady();
   t.false(pool.held.has(`cnm-interrupted/${dockerIfName('cnm-interrupted')}`), 'the interrupted acquire was released');
   t.true(pool.held.has(`cnm-inuse/${dockerIfName('cnm-inuse')}`));

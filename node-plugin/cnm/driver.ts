@@ -53,7 +53,7 @@ type Handler<M extends Method> = (req: Request<M>) => Promise<unknown>;
 const EMPTY = {};
 
 export class CnmDriver {
-  private readonly ready: Promise<void>;
+  private reconciled: Promise<void> | undefined;
 
   constructor(
     private readonly addresses: PodAddressService,
@@ -62,9 +62,20 @@ export class CnmDriver {
     private readonly log: Logger,
     private readonly veths: DockerVeths = kernelDockerVeths,
   ) {
-    this.ready = this.reconcile().catch((err: unknown) => {
+    void this.ready();
+  }
+
+  /**
+   * Runs the start-up reconciliation once the agent can answer for its allocations (its record has a
+   * status: before that, lookup() knows no address, and judging leases by it would be wrong).
+   */
+  private ready(): Promise<void> {
+    if (this.reconciled) return this.reconciled;
+    if (!this.addresses.nodeNetwork()) return Promise.resolve();
+    this.reconciled = this.reconcile().catch((err: unknown) => {
       this.log.error({ err }, 'CNM start-up reconciliation failed; continuing with the recorded state');
     });
+    return this.reconciled;
   }
 
   /** Driver shutdown: removes what the Docker veth handling keeps for the node (its staging namespace). */
@@ -73,13 +84,13 @@ export class CnmDriver {
     if (node) await this.veths.close(node).catch((err: unknown) => this.log.warn({ err }, 'could not remove the Docker staging namespace'));
   }
 
-  /** Resolves when the start-up reconciliation is done (calls wait for it anyway). */
+  /** Resolves when the start-up reconciliation is done, or not possible yet (calls wait for it anyway). */
   whenReady(): Promise<void> {
-    return this.ready;
+    return this.ready();
   }
 
   async handle<M extends Method>(method: M, req: Request<M>): Promise<unknown> {
-    await this.ready;
+    await this.ready();
     const handler = this.handlers[method] as Handler<M>;
     return handler(req);
   }
