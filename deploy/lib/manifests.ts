@@ -18,6 +18,7 @@ export const KUSTOMIZATIONS = [
   'deploy/overlays/managed-identity',
   'deploy/overlays/dev',
   'deploy/examples/nodeippools',
+  'deploy/argocd',
   'deploy/argocd/argocd-cm',
 ] as const;
 export const OVERLAYS = ['deploy/overlays/production', 'deploy/overlays/managed-identity', 'deploy/overlays/dev'] as const;
