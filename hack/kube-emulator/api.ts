@@ -291,7 +291,7 @@ export class Api {
         remaining++;
         continue;
       }
-      items.push(this.view(t, o));
+      items.push(t.schema ? this.view(t, o) : listItem(this.view(t, o)));
       lastKey = k;
     }
     const metadata: Obj = { resourceVersion: String(rv) };
@@ -385,6 +385,10 @@ export class Api {
       else throw invalid(t.kind, t.group, '', [fe.required('metadata.name', 'name or generateName is required')]);
     }
     const name = obj.metadata.name;
+    if (obj.metadata.resourceVersion !== undefined && obj.metadata.resourceVersion !== '') {
+      // what the storage layer answers (as a 500) when a client sends an object it read before
+      throw new ApiError(500, 'InternalError', 'Internal error occurred: resourceVersion should not be set on objects to be created', { causes: [{ message: 'resourceVersion should not be set on objects to be created' }] });
+    }
     this.checkNamespace(t, obj.metadata.namespace, name);
     const key = objectKey(t.namespaced ? obj.metadata.namespace : undefined, name);
     if (this.store.get(t.bucket, key)) throw alreadyExists(t, name);
@@ -562,6 +566,7 @@ export class Api {
       if (sub) throw notFound(t, name);
       // creating: run the applied config through create, owned by the applier
       const created = serverSideApply(undefined, body, ssaOpts);
+      delete created.metadata.resourceVersion;
       return this.create(t, ns, created, opts, opts.fieldManager, created.metadata.managedFields);
     }
     const live = this.view(t, old);
@@ -664,6 +669,12 @@ export class Api {
     if (t) this.afterWrite(t, r);
     return r;
   }
+}
+
+/** Items of built-in lists come without kind/apiVersion, as the API server encodes typed lists. */
+function listItem(o: Obj): Obj {
+  const { kind: _k, apiVersion: _a, ...rest } = o;
+  return rest;
 }
 
 /**

@@ -65,6 +65,12 @@ test('CRUD on nodes with a cluster-wide increasing resourceVersion; 404/409 Stat
   t.like(wrongNs.json, { code: 404, message: 'namespaces "nope" not found' });
   const gen = await call(emu, 'POST', NODES, { apiVersion: 'v1', kind: 'Node', metadata: { generateName: 'gen-' } });
   t.regex(gen.json.metadata.name, /^gen-[a-z0-9]{5}$/);
+  const withRV = await call(emu, 'POST', NODES, { apiVersion: 'v1', kind: 'Node', metadata: { name: 'rv', resourceVersion: '5' } });
+  t.is(withRV.status, 500);
+  t.is(withRV.json.message, 'Internal error occurred: resourceVersion should not be set on objects to be created');
+  const list = await call(emu, 'GET', NODES);
+  t.is(list.json.kind, 'NodeList');
+  t.is(list.json.items[0].kind, undefined, 'typed lists carry no kind in items');
   const noName = await call(emu, 'POST', NODES, { apiVersion: 'v1', kind: 'Node', metadata: {} });
   t.is(noName.status, 422);
   t.is(noName.json.details.causes[0].field, 'metadata.name');
@@ -79,6 +85,9 @@ test('custom resources: PUT without resourceVersion is 422; no-op update keeps t
   t.is(r.json.message, 'Widget.test.podvnet.io "w1" is invalid: metadata.resourceVersion: Invalid value: "0x0": must be specified for an update');
   const same = await call(emu, 'PUT', `${W}/w1`, w);
   t.is(same.json.metadata.resourceVersion, w.metadata.resourceVersion);
+  const list = await call(emu, 'GET', W);
+  t.like(list.json, { kind: 'WidgetList', apiVersion: 'test.podvnet.io/v1' });
+  t.like(list.json.items[0], { kind: 'Widget', apiVersion: 'test.podvnet.io/v1' }, 'custom resource lists keep kind in items');
 });
 
 test('schema: defaults, pruning with a warning, strict field validation, and Kubernetes-shaped 422 errors', async (t) => {
