@@ -78,12 +78,6 @@ export class CnmDriver {
     return this.reconciled;
   }
 
-  /** Driver shutdown: removes what the Docker veth handling keeps for the node (its staging namespace). */
-  async close(): Promise<void> {
-    const node = this.addresses.nodeNetwork();
-    if (node) await this.veths.close(node).catch((err: unknown) => this.log.warn({ err }, 'could not remove the Docker staging namespace'));
-  }
-
   /** Resolves when the start-up reconciliation is done, or not possible yet (calls wait for it anyway). */
   whenReady(): Promise<void> {
     return this.ready();

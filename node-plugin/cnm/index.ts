@@ -26,17 +26,14 @@ export function createCnmServer(deps: CnmDeps): CnmServer {
   const server = createPluginHttpServer(driver, logger) as CnmServer;
   server.cnm = driver;
   const closed = new Promise<void>((resolve) => server.once('close', resolve));
-  let driverClosed: Promise<void> | undefined;
   server.on('close', () => {
     void store.closeWhenIdle();
-    driverClosed ??= driver.close();
   });
   server.shutdown = async () => {
     if (server.listening) server.close();
     else server.emit('close');
     await closed;
     await store.flushAndClose();
-    await driverClosed;
   };
   return server;
 }

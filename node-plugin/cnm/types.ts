@@ -27,7 +27,7 @@ export interface PodAddressService {
 }
 
 /** The datapath functions the driver calls; `typeof import('../datapath/index.js')` satisfies it. */
-export type Datapath = Pick<typeof DatapathModule, 'ensureNode' | 'attachPod' | 'detachPod' | 'listAttachments'>;
+export type Datapath = Pick<typeof DatapathModule, 'ensureNode' | 'attachHostVeth' | 'detachPod' | 'listAttachments'>;
 
 export interface CnmDeps {
   addresses: PodAddressService;
