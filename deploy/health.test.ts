@@ -1,12 +1,14 @@
 import test from 'ava';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NodeIPPool } from '../crds/api/index.js';
+import { NodeIPAllocation, NodeIPPool } from '../crds/api/index.js';
 import { runHealthCheck, toLua } from './lib/lua.js';
 import { build } from './lib/manifests.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SCRIPT = join(here, 'argocd', 'argocd-cm', 'nodeippool-health.lua');
+const RECORD_SCRIPT = join(here, 'argocd', 'argocd-cm', 'nodeipallocation-health.lua');
 const T = '2026-11-24T04:00:00Z';
 
 type Cond = { type: string; status: 'True' | 'False' | 'Unknown'; reason: string; message: string; observedGeneration?: number };
@@ -54,18 +56,60 @@ for (const [name, obj, status, message] of cases) {
   });
 }
 
-test('the health check the argocd-cm kustomization ships is the tested script, under the key Argo CD reads', async (t) => {
-  const { readFileSync } = await import('node:fs');
+function nodeRecord(generation: number, status?: Record<string, unknown>) {
+  const obj = {
+    apiVersion: 'podvnet.io/v1alpha1', kind: 'NodeIPAllocation',
+    metadata: { name: 'aks-general-1', generation },
+    spec: { poolName: 'general', releasedIPs: [] },
+    ...(status ? { status } : {}),
+  };
+  NodeIPAllocation.parse(obj);
+  return obj;
+}
+
+const recordCases: Array<[string, unknown, string, RegExp]> = [
+  ['no status', nodeRecord(1), 'Progressing', /read this node's NIC/],
+  ['older generation', nodeRecord(2, { observedGeneration: 1, conditions: [cond('Ready', 'True', 'Synced')] }), 'Progressing', /generation 2/],
+  ['synced', nodeRecord(1, { observedGeneration: 1, conditions: [cond('Ready', 'True', 'Synced', '16 usable IPs, target 16')] }), 'Healthy', /^Synced: 16 usable IPs/],
+  ['at the limit', nodeRecord(1, { observedGeneration: 1, conditions: [cond('Ready', 'True', 'AtLimit', 'demand exceeds the 250 IPs')] }), 'Healthy', /^AtLimit/],
+  ['growing', nodeRecord(1, { observedGeneration: 1, conditions: [cond('Ready', 'False', 'Growing', 'adding 16 now')] }), 'Progressing', /^Growing: adding 16 now$/],
+  ['no NIC', nodeRecord(1, { observedGeneration: 1, conditions: [cond('Ready', 'False', 'NICNotFound', 'nic-1 not found')] }), 'Degraded', /^NICNotFound/],
+  ['bad providerID', nodeRecord(1, { observedGeneration: 1, conditions: [cond('Ready', 'False', 'InvalidProviderID', 'kind://x')] }), 'Degraded', /^InvalidProviderID/],
+  ['subnet full', nodeRecord(1, { observedGeneration: 1, conditions: [cond('Ready', 'False', 'SubnetFull', 'SubnetIsFull')] }), 'Degraded', /^SubnetFull/],
+  ['unknown', nodeRecord(1, { observedGeneration: 1, conditions: [cond('Ready', 'Unknown', 'Pending')] }), 'Progressing', /^Pending$/],
+];
+
+for (const [name, obj, status, message] of recordCases) {
+  test(`NodeIPAllocation health: ${name} -> ${status}`, (t) => {
+    const hs = runHealthCheck(RECORD_SCRIPT, obj);
+    t.is(hs.status, status);
+    t.regex(hs.message, message);
+  });
+}
+
+test('the record health check treats as permanent exactly the reasons the controller gives up on', (t) => {
+  const src = readFileSync(join(here, '..', 'controllers', 'controller.ts'), 'utf8');
+  const falseReasons = new Set([...src.matchAll(/type: 'Ready', status: 'False', reason: '(\w+)'/g)].map((m) => m[1]!));
+  t.true(falseReasons.has('Growing'), [...falseReasons].join(','));
+  const lua = readFileSync(RECORD_SCRIPT, 'utf8');
+  const permanent = new Set([...lua.matchAll(/(\w+) = true/g)].map((m) => m[1]!));
+  for (const p of permanent) t.true(falseReasons.has(p), `${p} is a reason the controller uses`);
+  for (const r of falseReasons) if (r !== 'Growing') t.true(permanent.has(r), `${r}: Degraded or Progressing? decide in nodeipallocation-health.lua`);
+});
+
+test('the health checks the argocd-cm kustomization ships are the tested scripts, under the keys Argo CD reads', (t) => {
   const [cm] = build('deploy/argocd/argocd-cm');
   t.is(cm?.kind, 'ConfigMap');
   t.is(cm?.metadata.name, 'argocd-cm');
   t.is(cm?.metadata.namespace, 'argocd');
   t.deepEqual(Object.keys(cm?.data ?? {}).sort(), [
+    'resource.customizations.health.podvnet.io_NodeIPAllocation',
     'resource.customizations.health.podvnet.io_NodeIPPool',
     'resource.customizations.ignoreResourceUpdates.podvnet.io_NodeIPAllocation',
     'resource.customizations.ignoreResourceUpdates.podvnet.io_NodeIPPool',
   ]);
   t.is(cm?.data['resource.customizations.health.podvnet.io_NodeIPPool'], readFileSync(SCRIPT, 'utf8'));
+  t.is(cm?.data['resource.customizations.health.podvnet.io_NodeIPAllocation'], readFileSync(RECORD_SCRIPT, 'utf8'));
 });
 
 test('reconcile optimizations ignore only machine-written counters and demand, never conditions or Git fields', async (t) => {
