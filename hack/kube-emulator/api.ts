@@ -14,6 +14,7 @@ import { applyDefaults, checkRulesCompile, prune, validateObject, type JSONSchem
 import { jsonPatch, mergePatch, strategicMerge } from './patch.js';
 import { recordUpdate, serverSideApply, type ListKeys } from './fields.js';
 import { admit as admitPolicies, type UserInfo } from './admission.js';
+import { pruneBuiltin } from './builtin-fields.js';
 
 export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
 
@@ -342,14 +343,15 @@ export class Api {
   /** Pruning, defaulting and validation for custom resources; metadata checks for all. */
   private admit(t: ResourceType, obj: Obj, old: Obj | undefined, fv: FieldValidation, warnings: string[]): void {
     const errs: FieldError[] = [];
-    if (t.schema) {
-      const unknown = prune(obj, t.schema);
-      if (unknown.length) {
-        if (fv === 'Strict') {
-          throw badRequest(`${t.kind} in version "${t.version}" cannot be handled as a ${t.kind}: strict decoding error: ${unknown.map((u) => `unknown field "${u}"`).join(', ')}`);
-        }
-        if (fv === 'Warn') for (const u of unknown) warnings.push(`unknown field "${u}"`);
+    // obj is in the stored shape: views with a conversion (events.k8s.io Events) are checked as stored
+    const unknown = t.schema ? prune(obj, t.schema) : pruneBuiltin(t.toStorage ? '' : t.group, t.kind, obj) ?? [];
+    if (unknown.length) {
+      if (fv === 'Strict') {
+        throw badRequest(`${t.kind} in version "${t.version}" cannot be handled as a ${t.kind}: strict decoding error: ${unknown.map((u) => `unknown field "${u}"`).join(', ')}`);
       }
+      if (fv === 'Warn') for (const u of unknown) warnings.push(`unknown field "${u}"`);
+    }
+    if (t.schema) {
       applyDefaults(obj, t.schema);
       errs.push(...validateObject(obj, old, t.schema));
     }
@@ -403,12 +405,13 @@ export class Api {
     if (t.generation || t.schema) m.generation = 1; else delete m.generation;
     if (t.statusSubresource && t.kind !== 'Namespace') delete obj.status;
     this.prepareCreate(t, obj);
-    this.admit(t, obj, undefined, opts.fieldValidation ?? 'Warn', warnings);
-    this.policies('CREATE', t, '', this.toStorage(t, obj), null, opts.user, !!opts.dryRun, warnings);
-    if (managedFields) obj.metadata.managedFields = managedFields;
-    else recordUpdate(undefined, obj, this.manager(opts, userAgentManager), apiVersionOf(t), '', t.statusSubresource, listKeysFor(t), now());
-    if (opts.dryRun) return { obj: this.view(t, this.toStorage(t, obj)), warnings, created: true };
-    const stored = this.store.put(t.bucket, this.toStorage(t, obj));
+    const sobj = this.toStorage(t, obj);
+    this.admit(t, sobj, undefined, opts.fieldValidation ?? 'Warn', warnings);
+    this.policies('CREATE', t, '', sobj, null, opts.user, !!opts.dryRun, warnings);
+    if (managedFields) sobj.metadata.managedFields = managedFields;
+    else recordUpdate(undefined, sobj, this.manager(opts, userAgentManager), apiVersionOf(t), '', t.statusSubresource, listKeysFor(t), now());
+    if (opts.dryRun) return { obj: this.view(t, sobj), warnings, created: true };
+    const stored = this.store.put(t.bucket, sobj);
     this.afterWrite(t, stored);
     return { obj: this.view(t, stored), warnings, created: true };
   }

@@ -432,3 +432,24 @@ test('persistence: a restart keeps objects and never reuses resourceVersions; ol
   const ev = await w.next(1);
   t.is(ev[0].object.code, 410);
 });
+
+test('built-in kinds: unknown fields fail strict validation and are dropped with a warning otherwise', async (t) => {
+  const emu = await withEmulator(t, { tls: false });
+  const CM = '/api/v1/namespaces/default/configmaps';
+  const strict = await call(emu, 'POST', `${CM}?fieldValidation=Strict`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', labelz: {} }, datas: { a: 'b' } });
+  t.is(strict.status, 400);
+  t.is(strict.json.message, 'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "metadata.labelz", unknown field "datas"');
+  const lax = await call(emu, 'POST', CM, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' }, datas: { a: 'b' }, data: { x: 'y' } });
+  t.is(lax.status, 201);
+  t.is(lax.json.datas, undefined);
+  t.regex(String(lax.headers.warning), /unknown field \\"datas\\"/);
+  const dep = await call(emu, 'POST', '/apis/apps/v1/namespaces/default/deployments?fieldValidation=Strict', { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'd' }, spec: { replica: 2, selector: {}, template: {} } });
+  t.is(dep.status, 400);
+  t.regex(dep.json.message, /unknown field "spec.replica"$/);
+  const rb = await call(emu, 'POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings?fieldValidation=Strict', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'b' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'r' }, subjects: [{ kind: 'ServiceAccount', name: 's', namespace: 'n', nmespace: 'typo' }] });
+  t.regex(rb.json.message, /unknown field "subjects\[0\].nmespace"$/);
+  const ev = await call(emu, 'POST', '/apis/events.k8s.io/v1/namespaces/default/events?fieldValidation=Strict', { apiVersion: 'events.k8s.io/v1', kind: 'Event', metadata: { name: 'e' }, eventTime: '2026-01-01T00:00:00.000000Z', reportingController: 'c', reportingInstance: 'i', action: 'A', reason: 'R', note: 'n', type: 'Normal', regarding: { kind: 'Node', name: 'x' } });
+  t.is(ev.status, 201, ev.text);
+  t.is(ev.json.reportingController, 'c');
+  t.is((await call(emu, 'GET', '/api/v1/namespaces/default/events/e')).json.reportingComponent, 'c');
+});

@@ -140,8 +140,9 @@ function fromDef(d: Def): ResourceType {
 
 // events.k8s.io/v1 Event <-> core/v1 Event (one stored object, two views, as in the API server).
 function eventToCore(o: Obj): Obj {
-  const { regarding, related, note, deprecatedSource, deprecatedFirstTimestamp, deprecatedLastTimestamp, deprecatedCount, ...rest } = o;
+  const { regarding, related, note, deprecatedSource, deprecatedFirstTimestamp, deprecatedLastTimestamp, deprecatedCount, reportingController, ...rest } = o;
   const out: Obj = { ...rest, apiVersion: 'v1', kind: 'Event' };
+  if (reportingController !== undefined) out.reportingComponent = reportingController;
   if (regarding !== undefined) out.involvedObject = regarding;
   if (related !== undefined) out.related = related;
   if (note !== undefined) out.message = note;
@@ -153,8 +154,9 @@ function eventToCore(o: Obj): Obj {
   return out;
 }
 function eventFromCore(o: Obj): Obj {
-  const { involvedObject, message, source, firstTimestamp, lastTimestamp, count, ...rest } = o;
+  const { involvedObject, message, source, firstTimestamp, lastTimestamp, count, reportingComponent, ...rest } = o;
   const out: Obj = { ...rest, apiVersion: 'events.k8s.io/v1', kind: 'Event' };
+  if (reportingComponent !== undefined) out.reportingController = reportingComponent;
   if (involvedObject !== undefined) out.regarding = involvedObject;
   if (message !== undefined) out.note = message;
   if (source !== undefined) out.deprecatedSource = source;
