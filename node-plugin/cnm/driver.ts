@@ -254,7 +254,6 @@ export class CnmDriver {
       const ep = this.store.state.endpoints[req.EndpointID];
       if (!ep) throw new DriverError(`azure-vnet: unknown endpoint ${req.EndpointID} (it was not created through this driver)`);
       const node = this.requireNode();
-      await this.datapath.ensureNode(node);
       const veth = await this.veths.create(this.datapath, node, { owner: ep.owner, ip: ep.ip, prefixLength: ep.prefixLength });
       await this.store.update((s) => {
         const e = s.endpoints[req.EndpointID];
@@ -273,14 +272,8 @@ export class CnmDriver {
       };
     },
 
-    'NetworkDriver.Leave': async (req) => {
-      // libnetwork moves the interface back out of the container after Leave; DeleteEndpoint removes it.
-      await this.store.update((s) => {
-        const e = s.endpoints[req.EndpointID];
-        if (e) delete e.sandboxKey;
-      });
-      return EMPTY;
-    },
+    // libnetwork moves the interface back out of the container after Leave; DeleteEndpoint removes it.
+    'NetworkDriver.Leave': async () => EMPTY,
 
     'NetworkDriver.DeleteEndpoint': async (req) => {
       const ep = this.store.state.endpoints[req.EndpointID];
