@@ -22,19 +22,20 @@ const SUBNET_OF = (emu: AzureEmulator) => (emu.dump() as { subnets: Array<{ id: 
 
 test('finds VM NICs with one list per resource group, then reads straight from the NIC id hint', async (t) => {
   const { emu, azure, calls } = await setup(t);
+  emu.configure({ pageSize: 1 });
   const vm = parseProviderID(`azure://${(emu.dump() as { virtualMachines: Array<{ id: string }> }).virtualMachines[0]!.id}`);
   const nic = await azure.getNodeNic(vm);
   t.is(nic.ipConfigs.length, 1);
   t.true(nic.ipConfigs[0]!.primary);
   t.regex(nic.macAddress, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
-  t.deepEqual(calls, ['nic.list:ok', 'nic.get:ok']);
+  t.deepEqual(calls, ['nic.list:ok', 'nic.list:ok', 'nic.get:ok'], 'two pages of one NIC each, then the NIC');
   calls.length = 0;
   await azure.getNodeNic(vm, nic.nicId);
   t.deepEqual(calls, ['nic.get:ok']);
   const other = parseProviderID(`azure://${(emu.dump() as { virtualMachines: Array<{ id: string }> }).virtualMachines[1]!.id}`);
   calls.length = 0;
   await azure.getNodeNic(other);
-  t.deepEqual(calls, ['nic.get:ok'], 'the list already named the second VM\'s NIC');
+  t.deepEqual(calls, ['nic.get:ok'], 'the second page already named the second VM\'s NIC');
   // a VM created after the list: not in the index, found through the VM itself
   const late = emu.loadScenario({ vnets: [], vms: [{ namePrefix: 'late-', count: 1, subnet: SUBNET_OF(emu) }] }).nodes[0]!;
   calls.length = 0;

@@ -1,5 +1,5 @@
 import type { TokenCredential } from '@azure/core-auth';
-import { NetworkManagementClient, type NetworkInterface, type NetworkInterfaceIPConfiguration } from '@azure/arm-network';
+import { NetworkManagementClient, getContinuationToken, type NetworkInterface, type NetworkInterfaceIPConfiguration } from '@azure/arm-network';
 import { ComputeManagementClient, type VirtualMachineScaleSetVM } from '@azure/arm-compute';
 import { z } from 'zod';
 import { describeIssues } from '../crds/api/validation.js';
@@ -237,14 +237,14 @@ export class ArmAdapter implements AzureAdapter {
       for (;;) {
         const page = await this.call(machine.subscriptionId, 'read', 'nic.list', () => pages.next());
         if (page.done) break;
-        const list = page.value as NetworkInterface[] & { continuationToken?: string };
+        const list = page.value as NetworkInterface[];
         for (const nic of list) {
           // The primary NIC of a VM wins over any secondary one.
           if (nic.id && nic.virtualMachine?.id && (nic.primary !== false || !byVm.has(nic.virtualMachine.id.toLowerCase()))) {
             byVm.set(nic.virtualMachine.id.toLowerCase(), nic.id);
           }
         }
-        if (!list.continuationToken) break;
+        if (!getContinuationToken(list)) break;
       }
       return byVm;
     })();
