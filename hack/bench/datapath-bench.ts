@@ -51,10 +51,11 @@ function podvnet(vm: SimVM): Impl {
 
 function reference(vm: SimVM, variant: 'ipMasq' | 'noMasq'): Impl {
   const dataDir = mkdtempSync(join(tmpdir(), 'podvnet-bench-hostlocal-'));
+  const [bridge, octet] = variant === 'ipMasq' ? ['cnibr0', 50] : ['cnibr1', 51];
   const conf = JSON.stringify({
-    cniVersion: '1.0.0', name: `bench-${variant}`, type: 'bridge', bridge: 'cnibr0', isGateway: true,
+    cniVersion: '1.0.0', name: `bench-${variant}`, type: 'bridge', bridge, isGateway: true,
     ipMasq: variant === 'ipMasq', hairpinMode: true, mtu: vm.mtu,
-    ipam: { type: 'host-local', ranges: [[{ subnet: '10.50.0.0/16', gateway: '10.50.0.1' }]], dataDir },
+    ipam: { type: 'host-local', ranges: [[{ subnet: `10.${octet}.0.0/16`, gateway: `10.${octet}.0.1` }]], dataDir },
   });
   const exec = async (cmd: 'ADD' | 'DEL', i: number, ns: string): Promise<void> => {
     const env = {
@@ -69,7 +70,7 @@ function reference(vm: SimVM, variant: 'ipMasq' | 'noMasq'): Impl {
     add: (i, ns) => exec('ADD', i, ns),
     del: (i, ns) => exec('DEL', i, ns),
     async cleanup() {
-      await runRaw(vm.netnsPath, ['ip', 'link', 'del', 'cnibr0']);
+      await runRaw(vm.netnsPath, ['ip', 'link', 'del', bridge]);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -82,18 +83,40 @@ const pct = (xs: number[], p: number): number => {
 
 interface Row { impl: string; serialAddP50: number; serialAddP95: number; serialDelP50: number; concAddTotal: number; concDelTotal: number }
 
-async function measure(f: Fabric, impl: Impl, tag: string): Promise<Row> {
-  const nss = await Promise.all(Array.from({ length: Math.max(PODS, SERIAL) }, (_, i) => f.addNetns(`${tag}${i}`)));
-  const time = async (fn: () => Promise<void>): Promise<number> => { const t = process.hrtime.bigint(); await fn(); return Number(process.hrtime.bigint() - t) / 1e6; };
-  await impl.add(0, nss[0]!); await impl.del(0, nss[0]!); // warm-up (node set-up, bridge creation)
-  const adds: number[] = [];
-  const dels: number[] = [];
-  for (let i = 0; i < SERIAL; i++) adds.push(await time(() => impl.add(i, nss[i]!)));
-  for (let i = 0; i < SERIAL; i++) dels.push(await time(() => impl.del(i, nss[i]!)));
-  const concAddTotal = await time(async () => { await Promise.all(Array.from({ length: PODS }, (_, i) => impl.add(i, nss[i]!))); });
-  const concDelTotal = await time(async () => { await Promise.all(Array.from({ length: PODS }, (_, i) => impl.del(i, nss[i]!))); });
-  await impl.cleanup();
-  return { impl: impl.name, serialAddP50: pct(adds, 50), serialAddP95: pct(adds, 95), serialDelP50: pct(dels, 50), concAddTotal, concDelTotal };
+const time = async (fn: () => Promise<void>): Promise<number> => {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e6;
+};
+
+/**
+ * The machine's load changes while the bench runs, so the implementations are interleaved: serial ADDs
+ * and DELs alternate between them pod by pod, and the concurrent rounds run in the order A B C, then
+ * C B A, each reporting the mean of its two rounds.
+ */
+async function measureAll(f: Fabric, impls: Impl[]): Promise<Row[]> {
+  const count = Math.max(PODS, SERIAL);
+  const nss = await Promise.all(impls.map((_, k) => Promise.all(Array.from({ length: count }, (_, i) => f.addNetns(`b${k}-${i}`)))));
+  for (const [k, impl] of impls.entries()) { await impl.add(0, nss[k]![0]!); await impl.del(0, nss[k]![0]!); } // warm-up
+  const adds = impls.map((): number[] => []);
+  const dels = impls.map((): number[] => []);
+  for (let i = 0; i < SERIAL; i++) for (const [k, impl] of impls.entries()) adds[k]!.push(await time(() => impl.add(i, nss[k]![i]!)));
+  for (let i = 0; i < SERIAL; i++) for (const [k, impl] of impls.entries()) dels[k]!.push(await time(() => impl.del(i, nss[k]![i]!)));
+  const concAdd = impls.map(() => 0);
+  const concDel = impls.map(() => 0);
+  const order = [...impls.keys()];
+  for (const round of [order, [...order].reverse()]) {
+    for (const k of round) {
+      const impl = impls[k]!;
+      concAdd[k]! += await time(async () => { await Promise.all(Array.from({ length: PODS }, (_, i) => impl.add(i, nss[k]![i]!))); }) / 2;
+      concDel[k]! += await time(async () => { await Promise.all(Array.from({ length: PODS }, (_, i) => impl.del(i, nss[k]![i]!))); }) / 2;
+    }
+  }
+  for (const impl of impls) await impl.cleanup();
+  return impls.map((impl, k) => ({
+    impl: impl.name, serialAddP50: pct(adds[k]!, 50), serialAddP95: pct(adds[k]!, 95), serialDelP50: pct(dels[k]!, 50),
+    concAddTotal: concAdd[k]!, concDelTotal: concDel[k]!,
+  }));
 }
 
 async function main(): Promise<void> {
@@ -101,9 +124,7 @@ async function main(): Promise<void> {
   try {
     const vm = await f.addVM({ name: 'node', mac: '00:0d:3a:00:00:01', primaryIP: '10.30.0.4' });
     await dp.ensureNode(vm.nodeNetwork({ podSubnet: POD_SUBNET }));
-    const rows: Row[] = [];
-    const impls = [podvnet(vm), reference(vm, 'ipMasq'), reference(vm, 'noMasq')];
-    for (const [k, impl] of impls.entries()) rows.push(await measure(f, impl, `b${k}-`));
+    const rows = await measureAll(f, [podvnet(vm), reference(vm, 'ipMasq'), reference(vm, 'noMasq')]);
     const fmt = (n: number): string => n.toFixed(1).padStart(9);
     console.log(`pods=${PODS} (concurrent), serial sample=${SERIAL}, cores=${(await import('node:os')).cpus().length}`);
     console.log('impl                        add p50  add p95  del p50   |  conc ADD total  conc DEL total (ms)');

@@ -4,10 +4,11 @@
  * Everything the datapath does to the kernel goes through `run`. A namespace is entered with
  * `nsenter --net=<path>` (exec'd, so it costs no extra process), which works for every form runtimes
  * hand us: /run/netns/<name>, /var/run/netns/<name>, /proc/<pid>/ns/net, /var/run/docker/netns/<id>.
- * Process creation is capped (fork storms on 2 cores with 250 concurrent ADDs only add latency).
+ * Commands run through a small pool of long-lived shells (shell-pool.ts), not one Node spawn each.
  */
 import { spawn } from 'node:child_process';
 import PQueue from 'p-queue';
+import { ShellPool } from './shell-pool.js';
 import { DatapathError } from './types.js';
 
 /** A namespace reference: undefined = this process's namespace; a bare name lives under /run/netns. */
@@ -21,9 +22,25 @@ export interface RunResult { stdout: string; stderr: string; code: number }
 
 const spawnSlots = new PQueue({ concurrency: 24 });
 
+/**
+ * Commands go through a pool of long-lived shells (see shell-pool.ts: forking Node per command costs
+ * more than the kernel work). PODVNET_EXEC=spawn switches back to one spawn per command.
+ */
+const pool = new ShellPool({ max: 16, keepIdle: 2, idleMs: 5_000, timeoutMs: 60_000 });
+const useSpawn = process.env.PODVNET_EXEC === 'spawn';
+
 /** Runs argv (in `ns` if given); resolves with the exit code instead of throwing. */
 export function runRaw(ns: Netns, argv: string[], input?: string): Promise<RunResult> {
   const full = ns === undefined ? argv : ['nsenter', `--net=${netnsPath(ns)}`, '--', ...argv];
+  if (!useSpawn) {
+    return pool.run(full, input).catch((e: Error) => {
+      throw new DatapathError(`cannot run ${full.join(' ')}: ${e.message}`, full.join(' '));
+    });
+  }
+  return spawnRaw(full, input);
+}
+
+function spawnRaw(full: string[], input?: string): Promise<RunResult> {
   return spawnSlots.add(() => new Promise<RunResult>((resolve, reject) => {
     const child = spawn(full[0]!, full.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
