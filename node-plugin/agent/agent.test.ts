@@ -1,6 +1,7 @@
 import test from 'ava';
 import http from 'node:http';
 import { existsSync } from 'node:fs';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pino } from 'pino';
 import * as datapath from '../datapath/index.js';
@@ -109,4 +110,27 @@ test('agent serves the CNM driver socket too, and SIGTERM-style close finishes r
   node.agent = again;
   await again.reconciled;
   t.is(again.addresses.lookup({ containerId: 'slow', ifName: 'eth0' })?.ip, JSON.parse(res.stdout).ips[0].address.split('/')[0]);
+});
+
+test('the agent installs the CNI executable and a conflist that podman-style runtimes accept', async (t) => {
+  const node = await startTestNode({ podIPCount: 2, startAgent: false });
+  t.teardown(() => node.close());
+  const binDir = path.join(node.dir, 'opt-cni-bin');
+  const confDir = path.join(node.dir, 'etc-cni-net.d');
+  const agent = await node.startAgent({ cniBinDir: binDir, cniConfDir: confDir, cniNetworkName: 'podvnet-test' });
+  t.truthy(agent);
+  const conf = JSON.parse(await readFile(path.join(confDir, '10-podvnet.conflist'), 'utf8'));
+  t.deepEqual(conf.plugins.map((p: { type: string }) => p.type), ['podvnet-cni', 'portmap']);
+  t.is(conf.plugins[0].agentSocket, node.socket);
+  t.is(conf.name, 'podvnet-test');
+  t.deepEqual(await readdir(confDir), ['10-podvnet.conflist'], 'no temporary files left');
+  // the installed copy is the real executable: it answers VERSION
+  const { invokePlugin } = await import('./testing.js');
+  const v = await invokePlugin(path.join(binDir, 'podvnet-cni'), { CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}');
+  t.is(v.code, 0);
+  t.is(v.json.cniVersion, '1.0.0');
+  // and, configured as installed, it reaches the agent
+  const pod = await node.pod('inst');
+  const add = await invokePlugin(path.join(binDir, 'podvnet-cni'), { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'inst', CNI_NETNS: pod, CNI_IFNAME: 'eth0' }, JSON.stringify({ ...conf.plugins[0], name: conf.name, cniVersion: conf.cniVersion }));
+  t.is(add.code, 0, add.stdout);
 });

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import * as datapathModule from '../datapath/index.js';
 import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
@@ -9,6 +10,7 @@ import { AgentAddressService, type PodAddressService, type PoolSettings } from '
 import { CniHandler, type Datapath } from './cni-handler.js';
 import { listenCniSocket, type CniSocketServer } from './cni-socket.js';
 import type { AgentConfig } from './config.js';
+import { installCni } from './install.js';
 import { FileStore, type Store } from './ipam/store.js';
 import { createMetrics, startHealthServer, type AgentMetrics } from './metrics.js';
 import { FileRecordSource } from './file-source.js';
@@ -159,6 +161,19 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     return res;
   });
   logger.info({ socket: config.socket }, 'CNI socket listening');
+  // The conflist goes in only once the socket answers, so the runtime never sees a network it cannot use.
+  if (config.cniBinDir || config.cniConfDir) {
+    const written = await installCni({
+      binarySource: config.cniBinary || fileURLToPath(new URL('../cni/bin/podvnet-cni', import.meta.url)),
+      binDir: config.cniBinDir || undefined,
+      confDir: config.cniConfDir || undefined,
+      networkName: config.cniNetworkName,
+      agentSocket: config.socket,
+      mtu: config.mtu,
+      portmap: true,
+    });
+    logger.info({ written }, 'CNI executable and configuration installed');
+  }
 
   let cnmServer: CnmServer | undefined;
   if (config.cnmSocket) {

@@ -30,6 +30,10 @@ const fields = z
       .string()
       .regex(/^[0-9.]+:\d+$/, { message: 'must be host:port, such as 127.0.0.1:9464' })
       .default('127.0.0.1:9464'),
+    cniBinDir: z.string().default('').describe('install podvnet-cni here on start (e.g. /opt/cni/bin); empty: do not'),
+    cniConfDir: z.string().default('').describe('write the conflist here on start (e.g. /etc/cni/net.d); empty: do not'),
+    cniBinary: z.string().default('').describe('the podvnet-cni executable to install; default: the one built beside this source'),
+    cniNetworkName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/).default('podvnet'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   });
 export const AgentConfig = fields.refine((c) => !(c.kubeconfig && c.recordFile), { message: 'give either kubeconfig or recordFile, not both' });

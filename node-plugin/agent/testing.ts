@@ -25,9 +25,9 @@ export const FORWARDER = path.join(CNI_DIR, 'bin/podvnet-cni');
 export const REPO_ROOT = path.resolve(here, '../..');
 
 let built: Promise<void> | undefined;
-/** Builds bin/podvnet-cni with the Makefile (once per process). */
+/** Builds bin/podvnet-cni with the Makefile (once per process; test files run in parallel, hence the lock). */
 export function buildForwarder(): Promise<void> {
-  built ??= promisify(execFile)('make', ['-s', '-C', CNI_DIR]).then(() => undefined);
+  built ??= promisify(execFile)('flock', [path.join(tmpdir(), 'podvnet-cni-build.lock'), 'make', '-s', '-C', CNI_DIR]).then(() => undefined);
   return built;
 }
 
@@ -50,6 +50,7 @@ export function invokePlugin(bin: string, env: Record<string, string>, stdin: st
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('error', reject);
+    child.stdin.on('error', () => undefined); // a plugin may exit without reading its stdin
     child.on('close', (code) => {
       let json: unknown;
       try {
