@@ -486,6 +486,8 @@ export class Api {
       next.metadata.labels = { ...(next.metadata.labels ?? {}), 'kubernetes.io/metadata.name': o.metadata.name };
     }
     this.admit(t, next, this.view(t, o), opts.fieldValidation ?? 'Warn', warnings);
+    const ruleErrs = builtinUpdateRules(t, o, next);
+    if (ruleErrs.length) throw invalid(t.kind, t.group, name, ruleErrs);
     if ((t.generation || t.schema) && stableJSON(specPart(next, t.statusSubresource)) !== stableJSON(specPart(o, t.statusSubresource))) {
       m.generation = (o.metadata.generation ?? 0) + 1;
       next.metadata.generation = m.generation;
@@ -672,6 +674,25 @@ export class Api {
     if (t) this.afterWrite(t, r);
     return r;
   }
+}
+
+/** Update rules of built-in kinds that clients of this project can run into. */
+function builtinUpdateRules(t: ResourceType, old: Obj, next: Obj): FieldError[] {
+  const errs: FieldError[] = [];
+  if (t.group === '' && t.kind === 'Node') {
+    const was = old.spec?.providerID ?? '';
+    if (was !== '' && (next.spec?.providerID ?? '') !== was) errs.push(fe.forbidden('spec.providerID', 'node updates may not change providerID except from "" to valid'));
+  }
+  if (t.group === '' && (t.kind === 'ConfigMap' || t.kind === 'Secret') && old.immutable === true) {
+    const msg = 'field is immutable when `immutable` is set';
+    if (next.immutable !== true) errs.push(fe.forbidden('immutable', msg));
+    if (stableJSON(next.data ?? {}) !== stableJSON(old.data ?? {})) errs.push(fe.forbidden('data', msg));
+    if (t.kind === 'ConfigMap' && stableJSON(next.binaryData ?? {}) !== stableJSON(old.binaryData ?? {})) errs.push(fe.forbidden('binaryData', msg));
+  }
+  if (t.kind === 'CustomResourceDefinition' && t.group === 'apiextensions.k8s.io' && old.spec?.scope && next.spec?.scope !== old.spec.scope) {
+    errs.push(fe.invalid('spec.scope', next.spec?.scope ?? '', 'field is immutable'));
+  }
+  return errs;
 }
 
 /** Items of built-in lists come without kind/apiVersion, as the API server encodes typed lists. */

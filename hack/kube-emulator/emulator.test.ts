@@ -453,3 +453,41 @@ test('built-in kinds: unknown fields fail strict validation and are dropped with
   t.is(ev.json.reportingController, 'c');
   t.is((await call(emu, 'GET', '/api/v1/namespaces/default/events/e')).json.reportingComponent, 'c');
 });
+
+test('built-in update rules: node providerID, immutable ConfigMaps', async (t) => {
+  const emu = await withEmulator(t, { tls: false });
+  await call(emu, 'POST', NODES, { apiVersion: 'v1', kind: 'Node', metadata: { name: 'vm' } });
+  const merge = { 'Content-Type': 'application/merge-patch+json' };
+  t.is((await call(emu, 'PATCH', `${NODES}/vm`, { spec: { providerID: 'azure:///a' } }, merge)).status, 200, 'from "" to a value is allowed');
+  const change = await call(emu, 'PATCH', `${NODES}/vm`, { spec: { providerID: 'azure:///b' } }, merge);
+  t.is(change.status, 422);
+  t.is(change.json.message, 'Node "vm" is invalid: spec.providerID: Forbidden: node updates may not change providerID except from "" to valid');
+  const CM = '/api/v1/namespaces/default/configmaps';
+  await call(emu, 'POST', CM, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'frozen' }, data: { a: '1' }, immutable: true });
+  const edit = await call(emu, 'PATCH', `${CM}/frozen`, { data: { a: '2' } }, merge);
+  t.is(edit.status, 422);
+  t.is(edit.json.details.causes[0].field, 'data');
+  t.is((await call(emu, 'PATCH', `${CM}/frozen`, { metadata: { labels: { ok: 'yes' } } }, merge)).status, 200);
+});
+
+test('deleting a CRD deletes its objects (finalizers honoured), stops serving it and ends its watches', async (t) => {
+  const emu = await withWidgets(t, { tls: false });
+  await call(emu, 'POST', W, widget('x1'));
+  await call(emu, 'POST', W, widget('x2', {}, { finalizers: ['hold/on'] }));
+  const w = openWatch(emu, `${W}?watch=true&resourceVersion=${emu.store.currentRV()}`);
+  const CRD = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.test.podvnet.io';
+  const d = await call(emu, 'DELETE', CRD);
+  t.truthy(d.json.metadata.deletionTimestamp);
+  await w.next(2);
+  t.is((await call(emu, 'GET', `${W}/x1`)).status, 404);
+  t.truthy((await call(emu, 'GET', `${W}/x2`)).json.metadata.deletionTimestamp);
+  t.is((await call(emu, 'GET', CRD)).status, 200, 'the CRD waits for its objects');
+  await call(emu, 'PATCH', `${W}/x2`, { metadata: { finalizers: null } }, { 'Content-Type': 'application/merge-patch+json' });
+  let gone = false;
+  for (let i = 0; i < 50 && !gone; i++) { gone = (await call(emu, 'GET', CRD)).status === 404; await new Promise((r) => setTimeout(r, 20)); }
+  t.true(gone);
+  t.is((await call(emu, 'GET', W)).status, 404);
+  await w.next(10, 2000).catch(() => undefined);
+  t.true(w.ended);
+  t.deepEqual(w.events.map((e) => `${e.type}:${e.object.metadata.name}`), ['DELETED:x1', 'MODIFIED:x2', 'DELETED:x2']);
+});

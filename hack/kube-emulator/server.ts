@@ -348,7 +348,12 @@ export class Handler {
       write(JSON.stringify({ type: 'BOOKMARK', object: { kind: t.kind, apiVersion: apiVersionOf(t), metadata: { resourceVersion: String(store.currentRV()), annotations: { 'k8s.io/initial-events-end': 'true' } } } }));
     }
     for (const e of backlog) forward(e);
-    const unsubscribe = store.subscribe(t.bucket, forward);
+    const unsubscribeObjects = store.subscribe(t.bucket, forward);
+    // a custom resource's watches end when its CRD goes away
+    const unsubscribeCrd = t.crdName
+      ? store.subscribe('apiextensions.k8s.io/customresourcedefinitions', (e) => { if (e.type === 'DELETED' && e.obj.metadata.name === t.crdName) res.end(); })
+      : () => true;
+    const unsubscribe = (): void => { unsubscribeObjects(); unsubscribeCrd(); };
     const timers: NodeJS.Timeout[] = [];
     if (bookmarks) {
       timers.push(setInterval(() => {
