@@ -136,6 +136,10 @@ test('agent with the API emulator: demand and releases written to its own record
   t.is(waiting.json.code, 11);
   t.true(await until(async () => (await record()).spec.demand?.pendingIPs === 1), JSON.stringify((await record()).spec));
 
+  // the API server drops every watch (restart, load balancer): the agent keeps following its record
+  emu.dropWatches();
+  await new Promise((r) => setTimeout(r, 100));
+
   // the controller removes the released IPs and adds a batch: releasedIPs empties, the pod gets an IP
   const fresh = ['10.40.5.100', '10.40.5.101', '10.40.5.102', '10.40.5.103'];
   await node.fabric.setNicIPs('vm1', [...node.podIPs.slice(0, 4), ...fresh]);
