@@ -94,7 +94,8 @@ export class Controller {
   private pools!: Cache<Pool>;
   private records!: Cache<Record_>;
   private readonly stoppers: Array<() => Promise<void>> = [];
-  private readonly seenGeneration = new Map<string, string>();
+  /** Last relevant state seen per object (generation, deletion, labels...), to ignore events that change nothing we act on. */
+  private readonly seenMarks = new Map<string, string>();
   private readonly subnets = new Map<string, { at: number; details: SubnetDetails }>();
   private readonly health = new Map<string, SubnetHealth>();
   private readonly nicHints = new Map<string, string>();
@@ -158,9 +159,9 @@ export class Controller {
     // deletion matter here, and a round costs an Azure read, so everything else is ignored.
     const key = `nodeobj/${name}`;
     const mark = `${JSON.stringify(Object.entries(o.metadata?.labels ?? {}).sort())}|${o.spec?.providerID ?? ''}|${o.metadata?.deletionTimestamp ?? ''}`;
-    if (verb === 'update' && this.seenGeneration.get(key) === mark) return;
-    if (verb === 'delete') this.seenGeneration.delete(key);
-    else this.seenGeneration.set(key, mark);
+    if (verb === 'update' && this.seenMarks.get(key) === mark) return;
+    if (verb === 'delete') this.seenMarks.delete(key);
+    else this.seenMarks.set(key, mark);
     this.queue.add(`node/${name}`);
     for (const p of this.pools.list()) this.poolSoon(p.metadata.name);
   }
@@ -171,9 +172,9 @@ export class Controller {
     // Our own status writes change neither generation nor deletion: no need to revisit every node.
     const key = `pool/${name}`;
     const mark = `${o.metadata?.generation}/${o.metadata?.deletionTimestamp ?? ''}`;
-    if (verb === 'update' && this.seenGeneration.get(key) === mark) return;
-    this.seenGeneration.set(key, mark);
-    if (verb === 'delete') this.seenGeneration.delete(key);
+    if (verb === 'update' && this.seenMarks.get(key) === mark) return;
+    this.seenMarks.set(key, mark);
+    if (verb === 'delete') this.seenMarks.delete(key);
     for (const n of this.nodes.list()) this.queue.add(`node/${n.metadata.name}`);
   }
 
@@ -184,9 +185,9 @@ export class Controller {
     const key = `record/${name}`;
     const mark = `${o.metadata?.generation}/${o.metadata?.deletionTimestamp ?? ''}/${(o.metadata?.finalizers ?? []).join(',')}`;
     // Only our status changed, or the add event of a record this controller just created and served.
-    if (verb !== 'delete' && this.seenGeneration.get(key) === mark) return;
-    this.seenGeneration.set(key, mark);
-    if (verb === 'delete') this.seenGeneration.delete(key);
+    if (verb !== 'delete' && this.seenMarks.get(key) === mark) return;
+    this.seenMarks.set(key, mark);
+    if (verb === 'delete') this.seenMarks.delete(key);
     this.queue.add(`node/${name}`);
   }
 
@@ -258,15 +259,15 @@ export class Controller {
     };
     // The watch may deliver the new record before the POST returns: mark it as served beforehand, so its
     // add event does not cost the node a second round (and a second NIC read).
-    this.seenGeneration.set(`record/${node.metadata.name}`, `1//${RELEASE_FINALIZER}`);
+    this.seenMarks.set(`record/${node.metadata.name}`, `1//${RELEASE_FINALIZER}`);
     try {
       const created = await this.kube.create<KubernetesObject>(PATHS.records, body);
       const m = created.metadata;
-      this.seenGeneration.set(`record/${node.metadata.name}`, `${m?.generation}/${m?.deletionTimestamp ?? ''}/${(m?.finalizers ?? []).join(',')}`);
+      this.seenMarks.set(`record/${node.metadata.name}`, `${m?.generation}/${m?.deletionTimestamp ?? ''}/${(m?.finalizers ?? []).join(',')}`);
       this.log.info({ node: node.metadata.name, pool: pool.metadata.name }, 'created node record');
       return NodeIPAllocation.parse(created) as Record_;
     } catch (e) {
-      this.seenGeneration.delete(`record/${node.metadata.name}`);
+      this.seenMarks.delete(`record/${node.metadata.name}`);
       if (e instanceof KubeError && e.status === 409) return undefined; // exists already: the informer will bring it
       throw e;
     }
