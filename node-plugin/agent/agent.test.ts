@@ -134,3 +134,17 @@ test('the agent installs the CNI executable and a conflist that podman-style run
   const add = await invokePlugin(path.join(binDir, 'podvnet-cni'), { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'inst', CNI_NETNS: pod, CNI_IFNAME: 'eth0' }, JSON.stringify({ ...conf.plugins[0], name: conf.name, cniVersion: conf.cniVersion }));
   t.is(add.code, 0, add.stdout);
 });
+
+test('STATUS says 51 when the node network cannot be set up, and ADD fails with the datapath code 101', async (t) => {
+  const node = await startTestNode({ podIPCount: 2, startAgent: false });
+  t.teardown(() => node.close());
+  await node.startAgent({ hostInterface: 'nosuch0', mtu: 1500 });
+  const status = await node.cni('STATUS', {});
+  t.is(status.json.code, 51, status.stdout);
+  t.regex(status.json.msg, /existing pods may have limited connectivity/);
+  const add = await node.cni('ADD', { containerId: 'broken', netns: await node.pod('b') });
+  t.is(add.json.code, 101, add.stdout);
+  t.deepEqual(node.agent!.addresses.listAllocations(), [], 'the IP of the failed ADD is given back');
+  const [host, port] = node.agent!.healthAddress.split(':');
+  t.is((await fetch(`http://${host}:${port}/healthz`)).status, 200);
+});
