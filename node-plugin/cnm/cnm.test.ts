@@ -3,6 +3,7 @@ import { request } from 'node:http';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import pino from 'pino';
 import type { NodeNetwork } from '../datapath/index.js';
 import { createCnmServer, listenOnSocket, type CnmServer } from './index.js';
@@ -34,7 +35,11 @@ interface Reply {
 
 function call(socketPath: string, method: string, body?: unknown, opts: { raw?: string; verb?: string } = {}): Promise<Reply> {
   const payload = opts.raw ?? (body === undefined ? '' : JSON.stringify(body));
-  return new Promise((resolve, reject) => {
+  return new Promise<Reply>((resolve, reject) => {
+    // Settle only when our side finished writing too (a large body can finish after the answer).
+    let answer: Reply | undefined;
+    let written = false;
+    const settle = () => answer && written && resolve(answer);
     const req = request(
       { socketPath, path: `/${method}`, method: opts.verb ?? 'POST', headers: { 'Content-Type': PLUGIN_CONTENT_TYPE, Accept: PLUGIN_CONTENT_TYPE } },
       (res) => {
@@ -48,11 +53,16 @@ function call(socketPath: string, method: string, body?: unknown, opts: { raw?: 
           } catch {
             // not JSON (404 text)
           }
-          resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body: parsed });
+          answer = { status: res.statusCode ?? 0, type: res.headers['content-type'], body: parsed };
+          settle();
         });
       },
     );
     req.on('error', reject);
+    req.on('finish', () => {
+      written = true;
+      settle();
+    });
     req.end(payload);
   });
 }
@@ -419,4 +429,20 @@ test('concurrent address requests get distinct addresses and every lease is reco
   t.is(new Set(got).size, ips.length);
   const state = JSON.parse(readFileSync(join(c.dir, 'state', STATE_FILE), 'utf8'));
   t.deepEqual(Object.values(state.leases).map((l: any) => `${l.ip}/24`).sort(), [...got].sort());
+});
+
+test('any JSON body for any method gets a protocol answer (200 or 400 with Err), never a crash', async (t) => {
+  const c = await start(t, { ips: Array.from({ length: 20 }, (_, i) => `10.1.0.${10 + i}`) });
+  const { METHODS } = await import('./protocol.js');
+  await fc.assert(
+    fc.asyncProperty(fc.constantFrom(...METHODS), fc.oneof(fc.json(), fc.string()), async (method, raw) => {
+      const r = await call(c.sock, method, undefined, { raw });
+      if (r.status === 400) return typeof r.body.Err === 'string' && r.body.Err.includes(method);
+      return r.status === 200 && typeof r.body === 'object' && r.body !== null && (r.body.Err === undefined || typeof r.body.Err === 'string');
+    }),
+    { numRuns: 300 },
+  );
+  const big = await call(c.sock, 'NetworkDriver.CreateNetwork', undefined, { raw: `{"NetworkID":"${'a'.repeat(2 << 20)}"}` });
+  t.is(big.status, 413);
+  t.regex(big.body.Err, /larger than/);
 });
