@@ -15,6 +15,7 @@ import { jsonPatch, mergePatch, strategicMerge } from './patch.js';
 import { recordUpdate, serverSideApply, type ListKeys } from './fields.js';
 import { admit as admitPolicies, type UserInfo } from './admission.js';
 import { pruneBuiltin } from './builtin-fields.js';
+import { jsonPath } from './table.js';
 
 export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
 
@@ -633,12 +634,20 @@ export class Api {
     for (const v of spec.versions ?? []) {
       if (!v.served) continue;
       const cols: PrinterColumn[] = v.additionalPrinterColumns ?? [];
+      // selectableFields (CustomResourceFieldSelectors): extra field selector labels from JSONPaths
+      const selectable: string[] = (v.selectableFields ?? []).map((f: Obj) => String(f.jsonPath));
+      const fieldLabels = selectable.length
+        ? (o: Obj): Record<string, string> => Object.fromEntries(selectable.map((p) => {
+          const val = jsonPath(o, p)[0];
+          return [p.replace(/^\./, ''), val === undefined || val === null ? '' : String(val)];
+        }))
+        : undefined;
       types.push({
         group: spec.group, version: v.name, kind: names.kind, listKind: names.listKind ?? `${names.kind}List`, plural: names.plural,
         singular: names.singular ?? String(names.kind).toLowerCase(), namespaced: spec.scope === 'Namespaced', shortNames: names.shortNames ?? [],
         categories: names.categories ?? [], statusSubresource: !!v.subresources?.status, generation: true, allowUnconditionalUpdate: false,
         bucket: bucketOf(spec.group, names.plural), strategicMerge: false, schema: v.schema?.openAPIV3Schema ?? { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-        printerColumns: cols, crdName: crd.metadata.name, returnDeletedObject: true,
+        printerColumns: cols, crdName: crd.metadata.name, returnDeletedObject: true, fieldLabels,
       });
     }
     this.registry.setCrd(crd.metadata.name, types);

@@ -233,6 +233,17 @@ test('label and field selectors; unsupported field label is 400', async (t) => {
   t.is(badLabel.status, 400);
 });
 
+test('selectableFields of a CRD work as field selectors; other fields are 400', async (t) => {
+  const emu = await withWidgets(t, { tls: false });
+  await call(emu, 'POST', W, widget('f1', { mode: 'fast' }));
+  await call(emu, 'POST', W, widget('s1'));
+  const fast = await call(emu, 'GET', `${W}?fieldSelector=spec.mode%3Dfast`);
+  t.deepEqual(fast.json.items.map((o: any) => o.metadata.name), ['f1']);
+  const slow = await call(emu, 'GET', `${W}?fieldSelector=spec.mode!%3Dfast`);
+  t.deepEqual(slow.json.items.map((o: any) => o.metadata.name), ['s1']);
+  t.is((await call(emu, 'GET', `${W}?fieldSelector=spec.size%3D3`)).status, 400);
+});
+
 test('pagination: limit/continue is consistent at the first page resourceVersion; remainingItemCount', async (t) => {
   const emu = await withEmulator(t, { tls: false });
   for (let i = 0; i < 7; i++) await call(emu, 'POST', NODES, node(`p${i}`));
