@@ -23,6 +23,9 @@ test('scale-up: each selected node gets a batch in one write, status shows the I
   const r0 = await waitFor('node 0 to have 8 IPs', async () => { const r = await w.record(n0!); return r?.status?.ips.length === 8 ? r : undefined; });
   await waitFor('node 1 to have 8 IPs', async () => (await w.record(n1!))?.status?.ips.length === 8);
   t.is(writes(w), 2, 'one write per node');
+  t.is(w.azure.calls().byKind['vnet.get'], 1, 'the pool subnet is read once for both nodes');
+  t.is(w.azure.calls().byKind['nic.list'], 1, 'one NIC list finds both nodes\' NICs');
+  t.is(w.azure.calls().byKind['vm.get'], undefined);
   t.deepEqual(r0.status!.ips.map((i) => i.ip).sort(), w.nicIPs(n0!).sort());
   t.like(r0.status, { allocatedIPs: 8, targetIPs: 8, subnet: { id: subnet, addressPrefix: '10.240.0.0/16', gatewayIP: '10.240.0.1' } });
   t.is(r0.status!.nic!.primaryIP, w.nodes[0]!.primaryIP);

@@ -96,7 +96,7 @@ export class Controller {
   private readonly stoppers: Array<() => Promise<void>> = [];
   /** Last relevant state seen per object (generation, deletion, labels...), to ignore events that change nothing we act on. */
   private readonly seenMarks = new Map<string, string>();
-  private readonly subnets = new Map<string, { at: number; details: SubnetDetails }>();
+  private readonly subnets = new Map<string, { at: number; details: Promise<SubnetDetails> }>();
   private readonly health = new Map<string, SubnetHealth>();
   private readonly nicHints = new Map<string, string>();
   private readonly shortSince = new Map<string, number>();
@@ -346,12 +346,14 @@ export class Controller {
     return h;
   }
 
-  private async subnet(id: string): Promise<SubnetDetails> {
+  /** The pool subnet, read once per subnetCacheMs however many nodes ask at the same time. */
+  private subnet(id: string): Promise<SubnetDetails> {
     const k = id.toLowerCase();
     const hit = this.subnets.get(k);
     if (hit && Date.now() - hit.at < this.opts.subnetCacheMs) return hit.details;
-    const details = await this.azure.getSubnet(id);
+    const details = this.azure.getSubnet(id);
     this.subnets.set(k, { at: Date.now(), details });
+    details.catch(() => { if (this.subnets.get(k)?.details === details) this.subnets.delete(k); });
     return details;
   }
 
