@@ -395,3 +395,25 @@ test('a pod namespace given as /proc/<pid>/ns/net works like a named one', async
   await dp.detachPod(net, { containerId: 'proc-ns', ifName: 'eth0', netnsPath: nsPath });
   t.deepEqual(await links(nsPath), ['lo']);
 });
+
+test('iptables backend follows kube-proxy: chains go where kubelet\'s hint chain is, and move when it moves', async (t) => {
+  const f = await fabric(t);
+  const { vm, net } = await node(f, 'n1', '10.20.0.4', ['10.20.8.10']);
+  const saveOf = async (b: string) => (await runRaw(vm.netns, [`iptables-${b}-save`])).stdout;
+  t.is((await dp.nodeDiagnostics(net)).iptablesBackend, 'nft');
+  t.true((await saveOf('nft')).includes('PODVNET-SNAT'));
+  // kubelet running with legacy iptables leaves its hint there.
+  await f.exec(vm.netns, ['iptables-legacy', '-t', 'mangle', '-N', 'KUBE-IPTABLES-HINT']);
+  await dp.ensureNode(net, { force: true });
+  t.is((await dp.nodeDiagnostics(net)).iptablesBackend, 'legacy');
+  t.true((await saveOf('legacy')).includes('-j PODVNET-SNAT'));
+  t.false((await saveOf('nft')).includes('PODVNET'), 'moved, not copied');
+  const p = await pod(f, net, '10.20.8.10');
+  const outside = await f.addOutsideHost({ name: 'www', ip: '198.51.100.7' });
+  const srv = startPeerServer(outside.netns, 8080);
+  t.teardown(() => srv.stop());
+  t.is(await peerAddressSeen(p.ns, outside.ip, 8080), '10.20.0.4', 'SNAT works from the legacy tables');
+  await dp.teardownNode(net);
+  t.false((await saveOf('legacy')).includes('PODVNET'));
+  t.false((await saveOf('nft')).includes('PODVNET'));
+});

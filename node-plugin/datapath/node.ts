@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { ipBatch, ipBatchTolerant, ipJSON, run, runRaw, type Netns, netnsPath } from './exec.js';
 import { bridgeCreateLines, bridgeFixLines, chainRemoveRestore, chainRestore, jumpRules, nodeSysctls } from './plan.js';
+import { type Backend, detectBackend, iptablesCmd, iptablesRestoreCmd } from './iptables.js';
 import { chainNames, decodeAlias } from './names.js';
 import { DatapathError, type NodeNetwork } from './types.js';
 import { parseNodeNetwork } from './validate.js';
@@ -78,11 +79,14 @@ async function applyNode(net: NodeNetwork): Promise<void> {
   const sysctls = nodeSysctls(net);
   await run(ns, ['sysctl', '-q', '-w', ...Object.entries(sysctls).map(([k, v]) => `${k}=${v}`)]);
 
-  await run(ns, ['iptables-restore', '-w', '5', '--noflush'], chainRestore(net));
+  const backend = await detectBackend(ns);
+  await run(ns, [iptablesRestoreCmd(backend), '-w', '5', '--noflush'], chainRestore(net));
   for (const j of jumpRules(net)) {
-    const present = await runRaw(ns, ['iptables', '-w', '5', '-t', j.table, '-C', j.chain, ...j.spec]);
-    if (present.code !== 0) await run(ns, ['iptables', '-w', '5', '-t', j.table, '-A', j.chain, ...j.spec]);
+    const present = await runRaw(ns, [iptablesCmd(backend), '-w', '5', '-t', j.table, '-C', j.chain, ...j.spec]);
+    if (present.code !== 0) await run(ns, [iptablesCmd(backend), '-w', '5', '-t', j.table, '-A', j.chain, ...j.spec]);
   }
+  // If kube-proxy moved between backends since we last ran, our rules in the other one must go.
+  await removeChains(net, backend === 'nft' ? 'legacy' : 'nft');
 }
 
 /**
@@ -102,7 +106,29 @@ async function ensureBrNetfilter(ns: Netns): Promise<void> {
   );
 }
 
+/**
+ * Removes our jump rules and chains from one backend, if they are there. A backend that does not work
+ * here (no legacy tables in this kernel) has nothing of ours, so its errors are ignored.
+ */
+async function removeChains(net: NodeNetwork, backend: Backend): Promise<void> {
+  const ns = net.hostNetns;
+  const { snat, forward } = chainNames(net.bridgeName);
+  const has = async (table: string, chain: string) =>
+    (await runRaw(ns, [iptablesCmd(backend), '-w', '5', '-t', table, '-S', chain])).code === 0;
+  if (!(await has('nat', snat)) && !(await has('filter', forward))) return;
+  for (const j of jumpRules(net)) {
+    // -D removes one copy per call; loop in case a crash ever left two.
+    for (let i = 0; i < 10; i++) {
+      const r = await runRaw(ns, [iptablesCmd(backend), '-w', '5', '-t', j.table, '-D', j.chain, ...j.spec]);
+      if (r.code !== 0) break;
+    }
+  }
+  await run(ns, [iptablesRestoreCmd(backend), '-w', '5', '--noflush'], chainRemoveRestore(net));
+}
+
 export interface NodeDiagnostics {
+  /** The iptables backend our chains are in (the one kube-proxy uses, see iptables.ts). */
+  iptablesBackend: Backend;
   bridge: boolean;
   brNetfilter: boolean;
   bridgeNfCallIptables: boolean;
@@ -126,9 +152,11 @@ export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnosti
   const fwd = await read('net.ipv4.ip_forward');
   const parp = br ? await read(`net/ipv4/conf/${net.bridgeName}/proxy_arp`) : undefined;
   const { snat, forward } = chainNames(net.bridgeName);
+  const backend = await detectBackend(ns);
   const chainExists = async (table: string, chain: string): Promise<boolean> =>
-    (await runRaw(ns, ['iptables', '-w', '5', '-t', table, '-S', chain])).code === 0;
+    (await runRaw(ns, [iptablesCmd(backend), '-w', '5', '-t', table, '-S', chain])).code === 0;
   const d: NodeDiagnostics = {
+    iptablesBackend: backend,
     bridge: br?.linkinfo?.info_kind === 'bridge',
     brNetfilter: nf !== undefined,
     bridgeNfCallIptables: nf === '1',
@@ -158,14 +186,7 @@ export async function teardownNode(input: NodeNetwork): Promise<void> {
   const ns = net.hostNetns;
   await serialized(net, async () => {
     forgetNode(net);
-    for (const j of jumpRules(net)) {
-      // -D removes one copy per call; loop in case a crash ever left two.
-      for (let i = 0; i < 10; i++) {
-        const r = await runRaw(ns, ['iptables', '-w', '5', '-t', j.table, '-D', j.chain, ...j.spec]);
-        if (r.code !== 0) break;
-      }
-    }
-    await run(ns, ['iptables-restore', '-w', '5', '--noflush'], chainRemoveRestore(net));
+    for (const b of ['nft', 'legacy'] as const) await removeChains(net, b);
     const veths = await ipJSON<LinkInfo>(ns, ['link', 'show', 'type', 'veth']);
     const ours = veths.filter((l) => decodeAlias(l.ifalias)?.bridge === net.bridgeName).map((l) => `link del dev ${l.ifname}`);
     const [br] = await ipJSON<LinkInfo>(ns, ['link', 'show', 'dev', net.bridgeName]);

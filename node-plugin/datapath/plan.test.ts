@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { bridgeMAC, chainNames, decodeAlias, encodeAlias, hostVethName, podMACs, routeMetric, stableMAC } from './names.js';
 import { attachHostLines, attachPodLines, detachLines, chainRemoveRestore, chainRestore, jumpRules, nodeSysctls, noSnatPrefixes } from './plan.js';
 import type { NodeNetwork } from './types.js';
+import { parseBackend } from './iptables.js';
 import { parseNodeNetwork, parsePodInterface } from './validate.js';
 
 const net: NodeNetwork = {
@@ -146,4 +147,13 @@ test('route metrics are per pod, stable, and valid kernel metrics', (t) => {
   }));
   const ms = new Set(Array.from({ length: 250 }, (_, i) => routeMetric(`c${i}`, 'eth0')));
   t.is(ms.size, 250);
+});
+
+test('iptables backend: kubelet\'s hint chains win, then the system default; the override beats both', (t) => {
+  t.is(parseBackend('hint legacy\n'), 'legacy');
+  t.is(parseBackend('hint nft\n'), 'nft');
+  t.is(parseBackend('iptables v1.8.9 (legacy)\n'), 'legacy');
+  t.is(parseBackend('iptables v1.8.9 (nf_tables)\n'), 'nft');
+  t.is(parseBackend('iptables v1.8.9 (nf_tables)\n', 'legacy'), 'legacy');
+  t.is(parseBackend(''), 'nft');
 });
