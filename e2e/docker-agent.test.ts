@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as datapath from '../node-plugin/datapath/index.js';
 import { startTestNode, type TestNode } from '../node-plugin/agent/testing.js';
 import { removePluginSpec, writePluginSpec } from '../node-plugin/cnm/index.js';
-import { findDockerd, importBusybox, startDockerd, tail, type DockerDaemon } from './docker-daemon.js';
+import { findDockerd, importBusybox, pingFrom, startDockerd, tail, type DockerDaemon } from './docker-daemon.js';
 
 /**
  * The whole node plugin under a real dockerd: the agent process (its real address service, store and
@@ -113,7 +113,7 @@ if (typeof env === 'string') {
     await node.agent!.close();
     await node.startAgent({ cnmSocket });
     t.deepEqual(cnmAllocations().map((a) => `${a.containerId}=${a.ip}`).sort(), before, 'allocations survive the restart');
-    const ping = await docker.cli(['exec', 'c1', 'ping', '-c', '1', '-W', '2', ip2]);
+    const ping = await pingFrom(docker, 'c1', ip2);
     t.is(ping.code, 0, `c1 -> c2 after the restart: ${ping.stdout}${ping.stderr}`);
 
     // Docker releases through the restarted driver; the freed IP serves the next container.
@@ -121,7 +121,7 @@ if (typeof env === 'string') {
     t.deepEqual(cnmAllocations().map((a) => a.ip), [ip2]);
     await d(['run', '-d', '--name', 'c4', '--net=vnet', 'podvnet-test/busybox:1', 'sleep', '600']);
     t.is(await ipOf('c4'), ip1);
-    const ping4 = await docker.cli(['exec', 'c4', 'ping', '-c', '1', '-W', '2', ip2]);
+    const ping4 = await pingFrom(docker, 'c4', ip2);
     t.is(ping4.code, 0, `c4 -> c2: ${ping4.stdout}${ping4.stderr}`);
 
     await d(['rm', '-f', 'c2', 'c4']);

@@ -137,3 +137,13 @@ export async function importBusybox(d: DockerDaemon, tag: string): Promise<void>
   const { stdout: tar } = await execFileP('tar', ['-C', rootfs, '-c', '.'], { encoding: 'buffer', maxBuffer: 64 << 20 });
   await d.ok(['import', '-', tag], tar);
 }
+
+/**
+ * `ping` from inside a container, up to `attempts` single probes (a loaded CI machine can lose the first
+ * to a slow ARP answer); resolves with the last attempt's result.
+ */
+export async function pingFrom(d: DockerDaemon, container: string, ip: string, attempts = 3): Promise<{ code: number; stdout: string; stderr: string }> {
+  let last = { code: -1, stdout: '', stderr: '' };
+  for (let i = 0; i < attempts && last.code !== 0; i++) last = await d.cli(['exec', container, 'ping', '-c', '1', '-W', '2', ip]);
+  return last;
+}
