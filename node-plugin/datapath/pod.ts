@@ -1,12 +1,12 @@
 /**
  * Per-pod datapath: attach (CNI ADD / CNM Join), detach (DEL / Leave / GC), check (CHECK), list (GC and
  * restart reconciliation). No per-pod iptables or ebtables rules and no locks: an ADD is two processes
- * (`ip -batch` in the node namespace, `ip -batch` in the pod's), a DEL usually two small ones.
+ * (`ip -batch` in the node namespace, `ip -batch` in the pod's), a DEL one (two without the IP).
  * Everything is found again from the kernel: the host veth's name is a hash of (containerId, ifName) and
  * its alias records bridge, containerId, ifName and IP.
  */
-import { ensureNode, forgetNode, type LinkInfo } from './node.js';
 import { existsSync } from 'node:fs';
+import { ensureNode, forgetNode, type LinkInfo } from './node.js';
 import { ipBatch, ipBatchTolerant, ipJSON, netnsPath, type Netns } from './exec.js';
 import { decodeAlias } from './names.js';
 import { attachHostLines, attachHostOnlyLines, attachPodLines, detachLines, podResources } from './plan.js';
