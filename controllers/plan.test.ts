@@ -233,3 +233,34 @@ test('property: applying a plan and planning again with the same demand adds not
   );
   t.pass();
 });
+
+test('exhaustive over small pools: invariants and one-round convergence for every combination', (t) => {
+  let cases = 0;
+  for (const batch of [1, 2, 3, 5, 8]) {
+    for (const [min, max] of [[0, 8], [2, 8], [0, 13], [7, 20], [0, 1]] as const) {
+      if (batch > max) continue;
+      for (let oursCount = 0; oursCount <= 22; oursCount++) {
+        for (let releasedCount = 0; releasedCount <= Math.min(oursCount, 6); releasedCount += 2) {
+          for (let used = 0; used <= 22; used += 1) {
+            for (const pending of [0, 3]) {
+              cases++;
+              const nic = [primary, ...ours(oursCount)];
+              const released = nic.slice(1, 1 + releasedCount).map((c) => c.privateIPAddress!);
+              const input: PlanInput = { spec: spec({ min, max, batchSize: batch }), nic, released, demand: { usedIPs: used, pendingIPs: pending } };
+              const p = planNode(input);
+              const next = nextIpConfigs(nic, p, SUBNET);
+              const where = `batch ${batch} min ${min} max ${max} ours ${oursCount} released ${releasedCount} used ${used} pending ${pending}`;
+              if (p.remove.length !== releasedCount) return t.fail(`${where}: removed ${p.remove.length}`);
+              if (next.length > 256 || p.usableAfter > Math.max(max, p.usableBefore)) return t.fail(`${where}: too many`);
+              if (p.add.length > 0 && p.usableAfter !== p.target) return t.fail(`${where}: adds miss the target`);
+              if (p.usableAfter < Math.min(min, max)) return t.fail(`${where}: below min`);
+              const applied = next.map((c, i) => (c.privateIPAddress ? c : { ...c, privateIPAddress: `10.0.9.${i}` }));
+              if (planNode({ ...input, nic: applied, released: [] }).add.length) return t.fail(`${where}: not settled after one round`);
+            }
+          }
+        }
+      }
+    }
+  }
+  t.true(cases > 10_000, `${cases} cases`);
+});
