@@ -150,7 +150,7 @@ test('results take the shape of each version', (t) => {
 
 test('round trip: an older-shaped result read back as prevResult is the internal result', (t) => {
   for (const v of ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as CniVersion[]) {
-    const back = toInternalResult(formatResult(ours, v) as Result, v);
+    const back = toInternalResult(formatResult(ours, v) as Result);
     t.deepEqual(back, ours, v);
   }
 });

@@ -147,11 +147,11 @@ function parseConfig(raw: unknown): PluginConfig {
   return cfg;
 }
 
-function parsePrevResult(raw: unknown, version: CniVersion): Result | undefined {
+function parsePrevResult(raw: unknown): Result | undefined {
   if (raw === undefined || raw === null) return undefined;
   const parsed = Result.safeParse(raw);
   if (!parsed.success) throw new CniError(CniErrorCode.InvalidConfig, `invalid prevResult: ${describeIssues(parsed.error)}`);
-  return toInternalResult(parsed.data, version);
+  return toInternalResult(parsed.data);
 }
 
 /**
@@ -202,7 +202,7 @@ export function parseRequest(env: Record<string, string | undefined>, stdin: str
       const netns = envField(NetnsPath, env, 'CNI_NETNS', true)!;
       const ifName = envField(InterfaceName, env, 'CNI_IFNAME', true)!;
       const args = parseCniArgs(env.CNI_ARGS);
-      const prevResult = parsePrevResult(config.prevResult, version);
+      const prevResult = parsePrevResult(config.prevResult);
       if (cmd === 'CHECK') {
         if (!prevResult) throw new CniError(CniErrorCode.InvalidConfig, 'CHECK needs prevResult: the result ADD returned');
         return { command: 'CHECK', version, config, containerId, netns, ifName, args, prevResult };
@@ -217,7 +217,7 @@ export function parseRequest(env: Record<string, string | undefined>, stdin: str
       const args = parseCniArgs(env.CNI_ARGS);
       let prevResult: Result | undefined;
       try {
-        prevResult = parsePrevResult(config.prevResult, version);
+        prevResult = parsePrevResult(config.prevResult);
       } catch {
         prevResult = undefined; // a DEL must not fail over a cached result it does not need
       }
@@ -233,11 +233,9 @@ export function parseRequest(env: Record<string, string | undefined>, stdin: str
 }
 
 /** A version-less (1.x-shaped) copy of a result given in `version`'s shape. */
-export function toInternalResult(r: Result, version: string): Result {
-  const out: Result = { ...r };
-  delete out.cniVersion;
+export function toInternalResult(r: Result): Result {
+  const { cniVersion: _drop, ...out } = r;
   if (r.ips) out.ips = r.ips.map(({ version: _v, ...ip }) => ip);
-  void version;
   return out;
 }
 
@@ -264,9 +262,9 @@ export function formatResult(result: Result, version: CniVersion): Record<string
   const withVersion = compareVersions(version, '1.0.0') < 0;
   const out: Record<string, unknown> = { cniVersion: version };
   out.interfaces = result.interfaces ?? [];
-  out.ips = (result.ips ?? []).map((ip) =>
-    withVersion ? { version: addressOnly(ip.address).includes(':') ? '6' : '4', ...ip } : { ...ip, version: undefined },
-  ).map((ip) => JSON.parse(JSON.stringify(ip)) as unknown);
+  out.ips = (result.ips ?? []).map(({ version: _drop, ...ip }) =>
+    withVersion ? { version: addressOnly(ip.address).includes(':') ? '6' : '4', ...ip } : ip,
+  );
   if (result.routes?.length) out.routes = result.routes;
   out.dns = result.dns ?? {};
   return out;
