@@ -16,6 +16,7 @@
  * error with code 11 ("try again later") so the runtime retries.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,8 @@ static int try_again_later(const char *version, const char *what, const char *pa
 }
 
 int main(void) {
+  /* An agent that dies mid-request must produce "try again later", not a silent death by SIGPIPE. */
+  signal(SIGPIPE, SIG_IGN);
   size_t in_len = 0;
   char *in = read_all(STDIN_FILENO, &in_len, MAX_STDIN);
   if (!in) { in = strdup(""); in_len = 0; }
