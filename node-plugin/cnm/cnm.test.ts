@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import pino from 'pino';
 import type { NodeNetwork } from '../datapath/index.js';
-import { createCnmServer, listenOnSocket, type CnmServer } from './index.js';
+import { createCnmServer, listenOnSocket, removePluginSpec, writePluginSpec, type CnmServer } from './index.js';
 import { dockerIfName, type DockerVeths } from './docker-veth.js';
 import { fixedPoolAddressService, type FixedPool } from './testing.js';
 import { STATE_FILE } from './state.js';
@@ -445,4 +445,17 @@ test('any JSON body for any method gets a protocol answer (200 or 400 with Err),
   const big = await call(c.sock, 'NetworkDriver.CreateNetwork', undefined, { raw: `{"NetworkID":"${'a'.repeat(2 << 20)}"}` });
   t.is(big.status, 413);
   t.regex(big.body.Err, /larger than/);
+});
+
+test('the plugin spec file points dockerd at the socket; bad names and relative paths are refused', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cnm-spec-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = await writePluginSpec({ socketPath: '/run/podvnet/cnm.sock', specDir: dir });
+  t.is(path, join(dir, 'azure-vnet.spec'));
+  t.is(readFileSync(path, 'utf8'), 'unix:///run/podvnet/cnm.sock\n');
+  await t.throwsAsync(writePluginSpec({ socketPath: 'relative.sock', specDir: dir }), { message: /must be absolute/ });
+  await t.throwsAsync(writePluginSpec({ socketPath: '/x.sock', name: '../evil', specDir: dir }), { message: /plugin name/ });
+  await removePluginSpec({ specDir: dir });
+  t.deepEqual(readdirSync(dir), []);
+  await removePluginSpec({ specDir: dir }); // idempotent
 });
