@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as datapath from '../node-plugin/datapath/index.js';
 import { STATE_FILE } from '../node-plugin/cnm/state.js';
 import { pingFrom, startDockerd, tail } from './docker-daemon.js';
-import { IMAGE, NODE_IP, POD_SUBNET, startDockerCnmEnv, VNET_HOST_IP } from './docker-env.js';
+import { IMAGE, NODE_IP, OUTSIDE_HOST_IP, POD_SUBNET, startDockerCnmEnv, VNET_HOST_IP } from './docker-env.js';
 
 /**
  * The azure-vnet CNM driver under a real dockerd. A simulated Azure VM (a network namespace with its NIC on
@@ -68,9 +68,11 @@ if (typeof env === 'string') {
     // Inside the container: the address with the subnet's prefix and Azure's gateway as default route.
     t.regex(await docker.ok(['exec', 'c1', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']), new RegExp(`inet ${ip1.replace(/\./g, '\\.')}/24`));
     t.regex(await docker.ok(['exec', 'c1', 'ip', 'route']), /default via 10\.61\.1\.1 dev eth0/);
+    t.regex(await docker.ok(['exec', 'c1', 'ip', '-o', 'link', 'show', 'dev', 'eth0']), new RegExp(`mtu ${net.mtu} `), 'the datapath MTU');
 
     // Container to container, to the node, and across the fabric to another VNet host (no SNAT in the VNet).
-    for (const [from, to] of [['c1', ip2], ['c2', ip1], ['c1', NODE_IP], ['c1', VNET_HOST_IP]] as const) {
+    // And out of the VNet, which the fabric allows only from the NIC's primary IP: through the node's SNAT.
+    for (const [from, to] of [['c1', ip2], ['c2', ip1], ['c1', NODE_IP], ['c1', VNET_HOST_IP], ['c2', OUTSIDE_HOST_IP]] as const) {
       const r = await ping(from, to);
       t.is(r.code, 0, `${from} -> ${to}: ${r.stdout}${r.stderr}`);
     }

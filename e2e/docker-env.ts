@@ -22,6 +22,8 @@ export const NODE_SUBNET = '10.61.0.0/24';
 export const POD_SUBNET = '10.61.1.0/24';
 export const NODE_IP = '10.61.0.4';
 export const VNET_HOST_IP = '10.61.0.50';
+/** A host on the Internet side of the fabric: reachable from the VNet only through the node's SNAT. */
+export const OUTSIDE_HOST_IP = '203.0.113.61';
 export const IMAGE = 'podvnet-test/busybox:1';
 
 export interface DockerCnmEnv {
@@ -54,6 +56,7 @@ export async function startDockerCnmEnv(opts: { podIPs: string[]; logLevel?: pin
     undo.push(() => fabric.destroy());
     const vm = await fabric.addVM({ name: 'node', mac: '00:0d:3a:61:00:04', primaryIP: NODE_IP });
     await fabric.addVnetHost({ name: 'vhost', ip: VNET_HOST_IP });
+    await fabric.addOutsideHost({ name: 'outside', ip: OUTSIDE_HOST_IP });
     await fabric.setNicIPs('node', opts.podIPs);
     const net = vm.nodeNetwork({ podSubnet: POD_SUBNET });
     undo.push(() => datapath.teardownNode(net));
