@@ -3,19 +3,20 @@
 // selectors and consistent pagination, and watch.
 import { randomUUID } from 'node:crypto';
 import YAML from 'yaml';
-import { Registry, apiVersionOf, bucketOf, type ResourceType, type PrinterColumn } from './registry.js';
+import { Registry, apiVersionOf, bucketOf, type ResourceType } from './registry.js';
 import { Store, objectKey, type Obj, type StoreEvent } from './store.js';
 import {
   ApiError, alreadyExists, badRequest, fe, forbidden, gone, invalid, notFound, staleConflict, unsupportedMediaType, conflict,
   type FieldError,
 } from './status.js';
 import { matchFields, matchLabels, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type LabelRequirement } from './selectors.js';
-import { applyDefaults, checkRulesCompile, prune, validateObject, type JSONSchemaProps } from './schema.js';
+import { applyDefaults, prune, validateObject } from './schema.js';
 import { jsonPatch, mergePatch, strategicMerge } from './patch.js';
-import { recordUpdate, serverSideApply, type ListKeys } from './fields.js';
+import { recordUpdate, serverSideApply } from './fields.js';
 import { admit as admitPolicies, type UserInfo } from './admission.js';
 import { pruneBuiltin } from './builtin-fields.js';
-import { jsonPath } from './table.js';
+import { builtinUpdateRules, isCreateOnUpdate, listItem, listKeysFor, review, stableJSON, validateMeta } from './builtins.js';
+import { crdEstablishedStatus, crdTypes, defaultCrd, validateCrd } from './crd.js';
 
 export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
 
@@ -56,31 +57,7 @@ const now = (): string => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const clone = <T>(v: T): T => structuredClone(v) as T;
 
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
-const QUALIFIED_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 
-function validateMeta(t: ResourceType, obj: Obj, errs: FieldError[]): void {
-  const name: string = obj.metadata.name;
-  if (t.kind === 'Namespace') {
-    if (!DNS1123_LABEL.test(name) || name.length > 63) errs.push(fe.invalid('metadata.name', name, `a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`));
-  } else if (!t.crdName || true) {
-    if (!DNS1123_SUBDOMAIN.test(name) || name.length > 253) {
-      // RBAC and events allow path-segment names; everything else wants a DNS subdomain.
-      if (!(t.group === 'rbac.authorization.k8s.io' || t.kind === 'Event') || /[/%]/.test(name) || name === '.' || name === '..' || !name) {
-        errs.push(fe.invalid('metadata.name', name, `a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`));
-      }
-    }
-  }
-  for (const [k, v] of Object.entries(obj.metadata.labels ?? {})) {
-    if (!QUALIFIED_NAME.test(k)) errs.push(fe.invalid('metadata.labels', k, `name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')`));
-    if (typeof v !== 'string' || v.length > 63 || !LABEL_VALUE.test(v)) errs.push(fe.invalid('metadata.labels', v, `a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')`));
-  }
-  for (const [k, v] of Object.entries(obj.metadata.annotations ?? {})) {
-    if (typeof v !== 'string') errs.push(fe.invalid(`metadata.annotations`, k, 'annotation values must be strings'));
-  }
-}
 
 /** Everything in an object except metadata and status: what a generation bump tracks. */
 function specPart(o: Obj, statusSplit: boolean): Obj {
@@ -88,47 +65,7 @@ function specPart(o: Obj, statusSplit: boolean): Obj {
   return statusSplit ? rest : { ...rest, status };
 }
 
-function stableJSON(v: unknown): string {
-  return JSON.stringify(canon(v));
-}
-function canon(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(canon);
-  if (isObj(v)) return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon(v[k])]));
-  return v;
-}
 
-function schemaAt(s: JSONSchemaProps | undefined, names: string[]): JSONSchemaProps | undefined {
-  let cur = s;
-  for (const n of names) {
-    if (!cur) return undefined;
-    if (n === '[]') cur = cur.items;
-    else cur = cur.properties?.[n] ?? (isObj(cur.additionalProperties) ? (cur.additionalProperties as JSONSchemaProps) : undefined);
-  }
-  return cur;
-}
-
-const BUILTIN_LIST_KEYS: Record<string, string[]> = {
-  containers: ['name'], initContainers: ['name'], ephemeralContainers: ['name'], env: ['name'], volumes: ['name'],
-  volumeMounts: ['mountPath'], conditions: ['type'], ownerReferences: ['uid'], imagePullSecrets: ['name'], addresses: ['type'], finalizers: [],
-};
-
-function listKeysFor(t: ResourceType): ListKeys {
-  return (names, items) => {
-    if (t.schema) {
-      if (names[0] === 'metadata') {
-        const last = names[names.length - 1]!;
-        return BUILTIN_LIST_KEYS[last] ?? null;
-      }
-      const s = schemaAt(t.schema, names);
-      if (s?.['x-kubernetes-list-type'] === 'map') return s['x-kubernetes-list-map-keys'] ?? null;
-      if (s?.['x-kubernetes-list-type'] === 'set') return [];
-      return null;
-    }
-    const last = names[names.length - 1] ?? '';
-    if (last === 'ports') return items.some((x) => isObj(x) && 'containerPort' in x) ? ['containerPort', 'protocol'] : ['port', 'protocol'];
-    return BUILTIN_LIST_KEYS[last] ?? null;
-  };
-}
 
 export interface Continue {
   rv: number;
@@ -628,48 +565,18 @@ export class Api {
   // ---------- CRDs ----------
 
   syncCrd(crd: Obj): void {
-    const spec = crd.spec ?? {};
-    const names = spec.names ?? {};
-    const types: ResourceType[] = [];
-    for (const v of spec.versions ?? []) {
-      if (!v.served) continue;
-      const cols: PrinterColumn[] = v.additionalPrinterColumns ?? [];
-      // selectableFields (CustomResourceFieldSelectors): extra field selector labels from JSONPaths
-      const selectable: string[] = (v.selectableFields ?? []).map((f: Obj) => String(f.jsonPath));
-      const fieldLabels = selectable.length
-        ? (o: Obj): Record<string, string> => Object.fromEntries(selectable.map((p) => {
-          const val = jsonPath(o, p)[0];
-          return [p.replace(/^\./, ''), val === undefined || val === null ? '' : String(val)];
-        }))
-        : undefined;
-      types.push({
-        group: spec.group, version: v.name, kind: names.kind, listKind: names.listKind ?? `${names.kind}List`, plural: names.plural,
-        singular: names.singular ?? String(names.kind).toLowerCase(), namespaced: spec.scope === 'Namespaced', shortNames: names.shortNames ?? [],
-        categories: names.categories ?? [], statusSubresource: !!v.subresources?.status, generation: true, allowUnconditionalUpdate: false,
-        bucket: bucketOf(spec.group, names.plural), strategicMerge: false, schema: v.schema?.openAPIV3Schema ?? { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-        printerColumns: cols, crdName: crd.metadata.name, returnDeletedObject: true, fieldLabels,
-      });
-    }
-    this.registry.setCrd(crd.metadata.name, types);
-    // status: names accepted and established, as the apiextensions controllers would report
+    this.registry.setCrd(crd.metadata.name, crdTypes(crd));
     const established = (crd.status?.conditions ?? []).some((c: Obj) => c.type === 'Established' && c.status === 'True');
-    if (!established && !crd.metadata.deletionTimestamp) {
-      const ts = now();
-      const next = clone(crd) as Obj;
-      next.status = {
-        conditions: [
-          { type: 'NamesAccepted', status: 'True', reason: 'NoConflicts', message: 'no conflicts found', lastTransitionTime: ts },
-          { type: 'Established', status: 'True', reason: 'InitialNamesAccepted', message: 'the initial names have been accepted', lastTransitionTime: ts },
-        ],
-        acceptedNames: { ...names, singular: names.singular ?? String(names.kind).toLowerCase(), listKind: names.listKind ?? `${names.kind}List` },
-        storedVersions: (spec.versions ?? []).filter((v: Obj) => v.storage).map((v: Obj) => v.name),
-      };
-      queueMicrotask(() => {
-        const cur = this.store.get(bucketOf('apiextensions.k8s.io', 'customresourcedefinitions'), crd.metadata.name);
-        if (cur && cur.metadata.uid === crd.metadata.uid && !cur.status?.conditions?.length) this.store.put(bucketOf('apiextensions.k8s.io', 'customresourcedefinitions'), { ...cur, status: next.status });
-      });
-    }
+    if (established || crd.metadata.deletionTimestamp) return;
+    // the apiextensions controllers report names accepted and established right after the write
+    const status = crdEstablishedStatus(crd, now());
+    const bucket = bucketOf('apiextensions.k8s.io', 'customresourcedefinitions');
+    queueMicrotask(() => {
+      const cur = this.store.get(bucket, crd.metadata.name);
+      if (cur && cur.metadata.uid === crd.metadata.uid && !cur.status?.conditions?.length) this.store.put(bucket, { ...cur, status });
+    });
   }
+
 
   /** Replaces the stored object unconditionally (controllers); returns the stored result. */
   controllerWrite(bucket: string, obj: Obj): Obj {
@@ -685,49 +592,9 @@ export class Api {
   }
 }
 
-/** Update rules of built-in kinds that clients of this project can run into. */
-function builtinUpdateRules(t: ResourceType, old: Obj, next: Obj): FieldError[] {
-  const errs: FieldError[] = [];
-  if (t.group === '' && t.kind === 'Node') {
-    const was = old.spec?.providerID ?? '';
-    if (was !== '' && (next.spec?.providerID ?? '') !== was) errs.push(fe.forbidden('spec.providerID', 'node updates may not change providerID except from "" to valid'));
-  }
-  if (t.group === '' && (t.kind === 'ConfigMap' || t.kind === 'Secret') && old.immutable === true) {
-    const msg = 'field is immutable when `immutable` is set';
-    if (next.immutable !== true) errs.push(fe.forbidden('immutable', msg));
-    if (stableJSON(next.data ?? {}) !== stableJSON(old.data ?? {})) errs.push(fe.forbidden('data', msg));
-    if (t.kind === 'ConfigMap' && stableJSON(next.binaryData ?? {}) !== stableJSON(old.binaryData ?? {})) errs.push(fe.forbidden('binaryData', msg));
-  }
-  if (t.kind === 'CustomResourceDefinition' && t.group === 'apiextensions.k8s.io' && old.spec?.scope && next.spec?.scope !== old.spec.scope) {
-    errs.push(fe.invalid('spec.scope', next.spec?.scope ?? '', 'field is immutable'));
-  }
-  return errs;
-}
 
-/** Items of built-in lists come without kind/apiVersion, as the API server encodes typed lists. */
-function listItem(o: Obj): Obj {
-  const { kind: _k, apiVersion: _a, ...rest } = o;
-  return rest;
-}
 
-/**
- * Access reviews and whoami. There is no RBAC here: every authenticated user may do everything, and the
- * reviews say so (with a reason naming the emulator).
- */
-function review(t: ResourceType, obj: Obj, user: UserInfo | undefined): Obj {
-  const u = user ?? { username: 'system:anonymous' };
-  if (t.kind === 'SelfSubjectReview') return { ...obj, status: { userInfo: { username: u.username, uid: u.uid, groups: u.groups, extra: u.extra } } };
-  if (t.kind === 'SelfSubjectRulesReview') {
-    return { ...obj, status: { resourceRules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'] }], nonResourceRules: [{ verbs: ['*'], nonResourceURLs: ['*'] }], incomplete: false } };
-  }
-  return { ...obj, status: { allowed: true, reason: 'the Kubernetes API emulator does not enforce RBAC' } };
-}
 
-/** Types whose registry allows PUT to create (AllowCreateOnUpdate in the API server). */
-function isCreateOnUpdate(t: ResourceType): boolean {
-  if (t.schema) return false;
-  return ['Lease', 'Event', 'Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding', 'Endpoints'].includes(t.kind);
-}
 
 function randomSuffix(): string {
   const alphabet = 'bcdfghjklmnpqrstvwxz2456789';
@@ -736,36 +603,4 @@ function randomSuffix(): string {
   return s;
 }
 
-function defaultCrd(crd: Obj): void {
-  const spec = crd.spec ?? (crd.spec = {});
-  const names = spec.names ?? (spec.names = {});
-  if (names.kind && !names.singular) names.singular = String(names.kind).toLowerCase();
-  if (names.kind && !names.listKind) names.listKind = `${names.kind}List`;
-  spec.conversion ??= { strategy: 'None' };
-  for (const v of spec.versions ?? []) {
-    if (!v.additionalPrinterColumns) continue;
-    for (const c of v.additionalPrinterColumns) c.priority ??= undefined;
-  }
-}
 
-function validateCrd(crd: Obj): FieldError[] {
-  const errs: FieldError[] = [];
-  const spec = crd.spec ?? {};
-  const names = spec.names ?? {};
-  if (!spec.group) errs.push(fe.required('spec.group'));
-  if (!names.plural) errs.push(fe.required('spec.names.plural'));
-  if (!names.kind) errs.push(fe.required('spec.names.kind'));
-  if (!['Cluster', 'Namespaced'].includes(spec.scope)) errs.push(fe.notSupported('spec.scope', spec.scope ?? '', ['Cluster', 'Namespaced']));
-  if (spec.group && names.plural && crd.metadata.name !== `${names.plural}.${spec.group}`) {
-    errs.push(fe.invalid('metadata.name', crd.metadata.name, 'must be spec.names.plural+"."+spec.group'));
-  }
-  const versions: Obj[] = spec.versions ?? [];
-  if (!versions.length) errs.push(fe.required('spec.versions', 'must have exactly one version marked as storage version'));
-  else if (versions.filter((v) => v.storage).length !== 1) errs.push(fe.invalid('spec.versions', versions.filter((v) => v.storage).length, 'must have exactly one version marked as storage version'));
-  versions.forEach((v, i) => {
-    const s = v.schema?.openAPIV3Schema;
-    if (!s) errs.push(fe.required(`spec.versions[${i}].schema.openAPIV3Schema`, 'schemas are required'));
-    else checkRulesCompile(s, `spec.versions[${i}].schema.openAPIV3Schema`, errs);
-  });
-  return errs;
-}

@@ -84,9 +84,6 @@ function wantsTable(accept: string | undefined): boolean {
   return !!accept && /as=Table/.test(accept) && /g=meta\.k8s\.io/.test(accept);
 }
 
-function tableAcceptVersion(accept: string): string {
-  return /as=Table;v=v1;g=meta\.k8s\.io|as=Table;g=meta\.k8s\.io;v=v1/.test(accept) ? 'v1' : 'v1beta1';
-}
 
 function userAgentManager(req: IncomingMessage): string {
   const ua = req.headers['user-agent'] ?? 'unknown';

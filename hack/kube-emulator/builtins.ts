@@ -1,0 +1,122 @@
+// Rules of built-in kinds (and the generic ones every object follows): metadata validation, update
+// rules, access reviews, list keys for field ownership, and which kinds PUT may create.
+import type { ResourceType } from './registry.js';
+import type { JSONSchemaProps } from './schema.js';
+import type { ListKeys } from './fields.js';
+import type { UserInfo } from './admission.js';
+import { fe, type FieldError } from './status.js';
+
+type Obj = Record<string, any>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function stableJSON(v: unknown): string {
+  return JSON.stringify(canon(v));
+}
+function canon(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canon);
+  if (isObj(v)) return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon(v[k])]));
+  return v;
+}
+
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+const QUALIFIED_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+
+export function validateMeta(t: ResourceType, obj: Obj, errs: FieldError[]): void {
+  const name: string = obj.metadata.name;
+  if (t.kind === 'Namespace') {
+    if (!DNS1123_LABEL.test(name) || name.length > 63) errs.push(fe.invalid('metadata.name', name, `a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`));
+  } else {
+    if (!DNS1123_SUBDOMAIN.test(name) || name.length > 253) {
+      // RBAC and events allow path-segment names; everything else wants a DNS subdomain.
+      if (!(t.group === 'rbac.authorization.k8s.io' || t.kind === 'Event') || /[/%]/.test(name) || name === '.' || name === '..' || !name) {
+        errs.push(fe.invalid('metadata.name', name, `a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`));
+      }
+    }
+  }
+  for (const [k, v] of Object.entries(obj.metadata.labels ?? {})) {
+    if (!QUALIFIED_NAME.test(k)) errs.push(fe.invalid('metadata.labels', k, `name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')`));
+    if (typeof v !== 'string' || v.length > 63 || !LABEL_VALUE.test(v)) errs.push(fe.invalid('metadata.labels', v, `a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')`));
+  }
+  for (const [k, v] of Object.entries(obj.metadata.annotations ?? {})) {
+    if (typeof v !== 'string') errs.push(fe.invalid(`metadata.annotations`, k, 'annotation values must be strings'));
+  }
+}
+
+function schemaAt(s: JSONSchemaProps | undefined, names: string[]): JSONSchemaProps | undefined {
+  let cur = s;
+  for (const n of names) {
+    if (!cur) return undefined;
+    if (n === '[]') cur = cur.items;
+    else cur = cur.properties?.[n] ?? (isObj(cur.additionalProperties) ? (cur.additionalProperties as JSONSchemaProps) : undefined);
+  }
+  return cur;
+}
+
+const BUILTIN_LIST_KEYS: Record<string, string[]> = {
+  containers: ['name'], initContainers: ['name'], ephemeralContainers: ['name'], env: ['name'], volumes: ['name'],
+  volumeMounts: ['mountPath'], conditions: ['type'], ownerReferences: ['uid'], imagePullSecrets: ['name'], addresses: ['type'], finalizers: [],
+};
+
+export function listKeysFor(t: ResourceType): ListKeys {
+  return (names, items) => {
+    if (t.schema) {
+      if (names[0] === 'metadata') {
+        const last = names[names.length - 1]!;
+        return BUILTIN_LIST_KEYS[last] ?? null;
+      }
+      const s = schemaAt(t.schema, names);
+      if (s?.['x-kubernetes-list-type'] === 'map') return s['x-kubernetes-list-map-keys'] ?? null;
+      if (s?.['x-kubernetes-list-type'] === 'set') return [];
+      return null;
+    }
+    const last = names[names.length - 1] ?? '';
+    if (last === 'ports') return items.some((x) => isObj(x) && 'containerPort' in x) ? ['containerPort', 'protocol'] : ['port', 'protocol'];
+    return BUILTIN_LIST_KEYS[last] ?? null;
+  };
+}
+
+/** Update rules of built-in kinds that clients of this project can run into. */
+export function builtinUpdateRules(t: ResourceType, old: Obj, next: Obj): FieldError[] {
+  const errs: FieldError[] = [];
+  if (t.group === '' && t.kind === 'Node') {
+    const was = old.spec?.providerID ?? '';
+    if (was !== '' && (next.spec?.providerID ?? '') !== was) errs.push(fe.forbidden('spec.providerID', 'node updates may not change providerID except from "" to valid'));
+  }
+  if (t.group === '' && (t.kind === 'ConfigMap' || t.kind === 'Secret') && old.immutable === true) {
+    const msg = 'field is immutable when `immutable` is set';
+    if (next.immutable !== true) errs.push(fe.forbidden('immutable', msg));
+    if (stableJSON(next.data ?? {}) !== stableJSON(old.data ?? {})) errs.push(fe.forbidden('data', msg));
+    if (t.kind === 'ConfigMap' && stableJSON(next.binaryData ?? {}) !== stableJSON(old.binaryData ?? {})) errs.push(fe.forbidden('binaryData', msg));
+  }
+  if (t.kind === 'CustomResourceDefinition' && t.group === 'apiextensions.k8s.io' && old.spec?.scope && next.spec?.scope !== old.spec.scope) {
+    errs.push(fe.invalid('spec.scope', next.spec?.scope ?? '', 'field is immutable'));
+  }
+  return errs;
+}
+
+/** Items of built-in lists come without kind/apiVersion, as the API server encodes typed lists. */
+export function listItem(o: Obj): Obj {
+  const { kind: _k, apiVersion: _a, ...rest } = o;
+  return rest;
+}
+
+/**
+ * Access reviews and whoami. There is no RBAC here: every authenticated user may do everything, and the
+ * reviews say so (with a reason naming the emulator).
+ */
+export function review(t: ResourceType, obj: Obj, user: UserInfo | undefined): Obj {
+  const u = user ?? { username: 'system:anonymous' };
+  if (t.kind === 'SelfSubjectReview') return { ...obj, status: { userInfo: { username: u.username, uid: u.uid, groups: u.groups, extra: u.extra } } };
+  if (t.kind === 'SelfSubjectRulesReview') {
+    return { ...obj, status: { resourceRules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'] }], nonResourceRules: [{ verbs: ['*'], nonResourceURLs: ['*'] }], incomplete: false } };
+  }
+  return { ...obj, status: { allowed: true, reason: 'the Kubernetes API emulator does not enforce RBAC' } };
+}
+
+/** Types whose registry allows PUT to create (AllowCreateOnUpdate in the API server). */
+export function isCreateOnUpdate(t: ResourceType): boolean {
+  if (t.schema) return false;
+  return ['Lease', 'Event', 'Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding', 'Endpoints'].includes(t.kind);
+}
