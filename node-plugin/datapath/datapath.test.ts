@@ -417,3 +417,26 @@ test('iptables backend follows kube-proxy: chains go where kubelet\'s hint chain
   t.false((await saveOf('legacy')).includes('PODVNET'));
   t.false((await saveOf('nft')).includes('PODVNET'));
 });
+
+test('two bridges on one node (two pod subnets) keep separate chains and tear down independently', async (t) => {
+  const f = await createFabric({ vnetPrefixes: VNET, subnets: [NODE_SUBNET, POD_SUBNET, '10.20.16.0/24'] });
+  t.teardown(() => f.destroy());
+  const vm = await f.addVM({ name: 'n1', mac: '00:0d:3a:00:00:04', primaryIP: '10.20.0.4' });
+  await f.setNicIPs('n1', ['10.20.8.10', '10.20.16.10']);
+  const a = vm.nodeNetwork({ podSubnet: POD_SUBNET });
+  const b = vm.nodeNetwork({ podSubnet: '10.20.16.0/24', bridgeName: 'podvnet1' });
+  await Promise.all([dp.ensureNode(a), dp.ensureNode(b)]);
+  const pa = await pod(f, a, '10.20.8.10');
+  const pb = await pod(f, b, '10.20.16.10', 24);
+  t.true(await pingEventually(pa.ns, '10.20.16.10'), 'across the two bridges, routed by the node');
+  t.deepEqual((await dp.listAttachments(a)).map((x) => x.ip), ['10.20.8.10']);
+  t.deepEqual((await dp.listAttachments(b)).map((x) => x.ip), ['10.20.16.10']);
+  const saved = await ipSave(vm.netnsPath);
+  t.true(saved.includes(':PODVNET-SNAT-podvnet1'));
+  t.true(saved.includes('-A PODVNET-SNAT-podvnet1 ! -s 10.20.16.0/24 -j RETURN'));
+  await dp.teardownNode(b);
+  t.deepEqual(await links(vm.netns), ['eth0', 'lo', 'podvnet0', pa.result.hostVeth.name].sort());
+  t.false((await ipSave(vm.netnsPath)).includes('podvnet1'));
+  await t.notThrowsAsync(dp.checkPod(a, pa.spec));
+  t.deepEqual(await links(pb.ns), ['lo']);
+});
