@@ -126,6 +126,25 @@ if (typeof env === 'string') {
     t.is((await ping('c4', await ipOf('c2'))).code, 0, 'a reused address works');
   });
 
+  test.serial('docker network connect/disconnect a running container (Join into an existing sandbox)', async (t) => {
+    const { docker, pool, net } = env;
+    await docker.ok(['network', 'create', '--driver=bridge', '--subnet=172.31.9.0/24', 'other']);
+    t.teardown(() => docker.cli(['network', 'rm', 'other']));
+    await docker.ok(['run', '-d', '--stop-timeout=1', '--name', 'c5', '--net=other', IMAGE, 'sleep', '600']);
+    t.teardown(() => docker.cli(['rm', '-f', 'c5']));
+    const held = pool.held.size;
+    await docker.ok(['network', 'connect', 'azure', 'c5']);
+    const ip5 = JSON.parse(await docker.ok(['inspect', 'c5']))[0].NetworkSettings.Networks.azure.IPAddress as string;
+    t.true(POD_IPS.includes(ip5), `c5 got ${ip5} on azure`);
+    t.is(pool.held.size, held + 1);
+    const r = await ping('c5', await ipOf('c2'));
+    t.is(r.code, 0, `c5 -> c2 over azure: ${r.stdout}${r.stderr}`);
+    await docker.ok(['network', 'disconnect', 'azure', 'c5']);
+    t.is(pool.held.size, held, 'disconnect released the address');
+    t.false((await datapath.listAttachments(net)).some((a) => a.ip === ip5), 'and removed the veth');
+    await docker.ok(['rm', '-f', 'c5']);
+  });
+
   test.serial('after a driver restart, docker still releases what the driver handed out before it; a dockerd restart brings containers back', async (t) => {
     const { pool, net, vm } = env;
     const before = [...pool.held.entries()].sort();
