@@ -159,6 +159,7 @@ test('Services: DNAT to a pod on the same bridge (br_netfilter) and to the pod i
   const f = await fabric(t);
   const { vm, net } = await node(f, 'n1', '10.20.0.4', ['10.20.8.10', '10.20.8.11']);
   const diag = await dp.nodeDiagnostics(net);
+  t.log(`kernel: loadable modules ${diag.moduleLoading ? 'yes' : 'no (built-in only)'}, br_netfilter ${diag.brNetfilter ? 'present' : 'absent'}, iptables ${diag.iptablesBackend}`);
   if (!diag.brNetfilter) {
     // This kernel has no br_netfilter: ensureNode must have refused with a clear message instead.
     t.log('br_netfilter unavailable here:', diag.problems.join('; '));

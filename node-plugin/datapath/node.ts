@@ -129,6 +129,8 @@ async function removeChains(net: NodeNetwork, backend: Backend): Promise<void> {
 export interface NodeDiagnostics {
   /** The iptables backend our chains are in (the one kube-proxy uses, see iptables.ts). */
   iptablesBackend: Backend;
+  /** Whether this kernel loads modules at all (/proc/modules); if not, br_netfilter must be built in. */
+  moduleLoading: boolean;
   bridge: boolean;
   brNetfilter: boolean;
   bridgeNfCallIptables: boolean;
@@ -157,6 +159,7 @@ export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnosti
     (await runRaw(ns, [iptablesCmd(backend), '-w', '5', '-t', table, '-S', chain])).code === 0;
   const d: NodeDiagnostics = {
     iptablesBackend: backend,
+    moduleLoading: existsSync('/proc/modules'),
     bridge: br?.linkinfo?.info_kind === 'bridge',
     brNetfilter: nf !== undefined,
     bridgeNfCallIptables: nf === '1',
@@ -167,7 +170,9 @@ export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnosti
     problems: [],
   };
   if (!d.bridge) d.problems.push(`bridge ${net.bridgeName} is missing`);
-  if (!d.brNetfilter) d.problems.push('br_netfilter is not loaded: Services with an endpoint on this node break');
+  if (!d.brNetfilter) {
+    d.problems.push(`br_netfilter is not loaded${d.moduleLoading ? ' (modprobe br_netfilter)' : ' and this kernel cannot load modules: it must be built in'}: Services with an endpoint on this node break`);
+  }
   else if (!d.bridgeNfCallIptables) d.problems.push('net.bridge.bridge-nf-call-iptables is 0: iptables does not see bridged traffic');
   if (!d.ipForward) d.problems.push('net.ipv4.ip_forward is 0: pods cannot leave the node');
   if (d.bridge && !d.proxyArp) d.problems.push(`proxy_arp is off on ${net.bridgeName}: pods get no ARP reply for their gateway`);
