@@ -152,6 +152,21 @@ export class Api {
     return true;
   }
 
+  /**
+   * What a watcher with selectors sees of a store event: objects entering the selection are ADDED,
+   * leaving it DELETED, staying in it MODIFIED; null when the watcher sees nothing.
+   */
+  watchEventType(t: ResourceType, sel: Selectors, e: StoreEvent): 'ADDED' | 'MODIFIED' | 'DELETED' | null {
+    const now = this.matches(t, sel, e.obj);
+    const before = e.prev ? this.matches(t, sel, e.prev) : false;
+    if (e.type === 'ADDED') return now ? 'ADDED' : null;
+    if (e.type === 'DELETED') return before || now ? 'DELETED' : null;
+    if (before && now) return 'MODIFIED';
+    if (now) return 'ADDED';
+    if (before) return 'DELETED';
+    return null;
+  }
+
   // ---------- reads ----------
 
   get(t: ResourceType, ns: string, name: string): Obj {

@@ -327,14 +327,7 @@ export class Handler {
     const write = (s: string): void => { res.write(`${s}\n`); };
     const forward = (e: StoreEvent): void => {
       if (!inScope(e)) return;
-      const now = this.api.matches(t, sel, e.obj);
-      const before = e.prev ? this.api.matches(t, sel, e.prev) : false;
-      let type: string | null = null;
-      if (e.type === 'ADDED') type = now ? 'ADDED' : null;
-      else if (e.type === 'DELETED') type = before || now ? 'DELETED' : null;
-      else if (before && now) type = 'MODIFIED';
-      else if (!before && now) type = 'ADDED';
-      else if (before && !now) type = 'DELETED';
+      const type = this.api.watchEventType(t, sel, e);
       if (type) write(this.eventJson(t, e, type, table));
     };
     for (const o of initial) {
