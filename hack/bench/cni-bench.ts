@@ -98,6 +98,8 @@ async function main(): Promise<void> {
       `--node-name=${c.nodeName}`, `--socket=${c.socket}`, '--cnm-socket=', `--state-dir=${c.stateDir}`, `--record-file=${c.recordFile}`,
       `--host-interface=${c.hostInterface}`, `--host-netns=${c.hostNetns}`, '--cooldown-ms=0', '--sync-interval-ms=1000',
       '--metrics-address=127.0.0.1:0', '--log-level=warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const child = agent;
+    process.once('exit', () => child.kill('SIGKILL')); // never leave the agent behind, even on a crash
     await waitReady(node);
     const rssIdle = await rssKiB(agent.pid!);
 
