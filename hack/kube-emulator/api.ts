@@ -556,7 +556,11 @@ export class Api {
       const next = clone(old) as Obj;
       next.metadata.finalizers = finalizers.filter((f) => !f.startsWith('\u0000'));
       if (!next.metadata.finalizers.length) delete next.metadata.finalizers;
-      next.metadata.deletionTimestamp ??= now();
+      if (!next.metadata.deletionTimestamp) {
+        // like the registry's markAsDeleting: the first deletion request bumps a tracked generation
+        if ((next.metadata.generation ?? 0) > 0) next.metadata.generation += 1;
+        next.metadata.deletionTimestamp = now();
+      }
       next.metadata.deletionGracePeriodSeconds ??= 0;
       if (t.kind === 'Namespace' && t.group === '') next.status = { ...(next.status ?? {}), phase: 'Terminating' };
       if (opts.dryRun) return { obj: this.view(t, next), deleted: false };

@@ -163,6 +163,9 @@ test('finalizers: delete sets deletionTimestamp, no new finalizers, removal of t
   t.is(d.status, 200);
   t.truthy(d.json.metadata.deletionTimestamp);
   t.is(d.json.metadata.deletionGracePeriodSeconds, 0);
+  t.is(d.json.metadata.generation, 2, 'marking for deletion bumps the generation');
+  const again = await call(emu, 'DELETE', `${W}/f`);
+  t.is(again.json.metadata.generation, 2, 'a second delete changes nothing');
   t.truthy((await call(emu, 'GET', `${W}/f`)).json.metadata.deletionTimestamp);
   const add = await call(emu, 'PATCH', `${W}/f`, { metadata: { finalizers: ['test/a', 'test/b'] } }, { 'Content-Type': 'application/merge-patch+json' });
   t.is(add.status, 422);
