@@ -459,3 +459,64 @@ test('the plugin spec file points dockerd at the socket; bad names and relative 
   t.deepEqual(readdirSync(dir), []);
   await removePluginSpec({ specDir: dir }); // idempotent
 });
+
+test('random container lifecycles with driver restarts: addresses never shared, nothing leaked', async (t) => {
+  const ips = ['10.1.0.10', '10.1.0.11', '10.1.0.12', '10.1.0.13'];
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.tuple(fc.constantFrom('add', 'add', 'remove', 'restart'), fc.nat()), { maxLength: 25 }), async (ops) => {
+      const dir = mkdtempSync(join(tmpdir(), 'cnm-prop-'));
+      const pool = fixedPoolAddressService({ node: NODE, ips });
+      const servers: CnmServer[] = [];
+      const open = async () => {
+        const s = createCnmServer({ addresses: pool, datapath: fakeDatapath([]), logger: pino({ level: 'silent' }), stateDir: join(dir, 'state'), dockerVeths: fakeVeths([]) });
+        const sock = join(dir, `p${servers.length}.sock`);
+        await listenOnSocket(s, sock);
+        servers.push(s);
+        return sock;
+      };
+      try {
+        let sock = await open();
+        const poolRes = await call(sock, 'IpamDriver.RequestPool', { AddressSpace: 'azure-vnet-local', Pool: '10.1.0.0/24' });
+        const poolId = poolRes.body.PoolID as string;
+        await call(sock, 'NetworkDriver.CreateNetwork', { NetworkID: NET_ID, IPv4Data: [{ AddressSpace: 'azure-vnet-local', Pool: '10.1.0.0/24', Gateway: '10.1.0.1/24' }] });
+        const live = new Map<string, string>(); // endpoint -> ip
+        let n = 0;
+        for (const [op, pick] of ops) {
+          if (op === 'restart') {
+            await servers[servers.length - 1]!.shutdown();
+            sock = await open();
+          } else if (op === 'add') {
+            const addr = await call(sock, 'IpamDriver.RequestAddress', { PoolID: poolId });
+            if (live.size === ips.length) {
+              if (!/no free IP/.test(addr.body.Err ?? '')) return false;
+              continue;
+            }
+            const ep = `e${n++}`.padEnd(12, '0');
+            const ip = (addr.body.Address as string).split('/')[0]!;
+            if ([...live.values()].includes(ip)) return false;
+            await call(sock, 'NetworkDriver.CreateEndpoint', { NetworkID: NET_ID, EndpointID: ep, Interface: { Address: addr.body.Address } });
+            const joined = await call(sock, 'NetworkDriver.Join', { NetworkID: NET_ID, EndpointID: ep, SandboxKey: '/run/netns/x' });
+            if (joined.body.Gateway !== '10.1.0.1') return false;
+            live.set(ep, ip);
+          } else if (live.size > 0) {
+            const [ep, ip] = [...live.entries()][pick % live.size]!;
+            await call(sock, 'NetworkDriver.Leave', { NetworkID: NET_ID, EndpointID: ep });
+            await call(sock, 'NetworkDriver.DeleteEndpoint', { NetworkID: NET_ID, EndpointID: ep });
+            await call(sock, 'IpamDriver.ReleaseAddress', { PoolID: poolId, Address: ip });
+            live.delete(ep);
+          }
+          const state = JSON.parse(readFileSync(join(dir, 'state', STATE_FILE), 'utf8'));
+          const heldIPs = [...pool.held.values()].sort();
+          if (heldIPs.join() !== [...live.values()].sort().join()) return false;
+          if (Object.keys(state.endpoints).length !== live.size || Object.keys(state.leases).length !== live.size) return false;
+        }
+        return true;
+      } finally {
+        await servers[servers.length - 1]?.shutdown();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }),
+    { numRuns: 15 },
+  );
+  t.pass();
+});
