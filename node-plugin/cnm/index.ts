@@ -9,8 +9,9 @@ import type { CnmDeps } from './types.js';
  *
  * The agent calls `createCnmServer(deps)` once and `listen()`s the returned server on the plugin socket
  * (DEFAULT_SOCKET_PATH, or anywhere plus a spec file from writePluginSpec). The state dir is locked for
- * the server's lifetime; `server.shutdown()` (or close()) flushes and unlocks it. `server.cnm.whenReady()` resolves
- * after the start-up reconciliation of interrupted address requests.
+ * the server's lifetime; `server.shutdown()` (or close()) flushes and unlocks it.
+ * `server.cnm.whenReady()` resolves after the start-up reconciliation of interrupted address requests,
+ * which runs once the agent's record has a status (before that, the agent cannot vouch for addresses).
  */
 
 export type CnmServer = Server & {
@@ -20,7 +21,7 @@ export type CnmServer = Server & {
 };
 
 export function createCnmServer(deps: CnmDeps): CnmServer {
-  const logger = deps.logger.child({ component: 'cnm' });
+  const logger = deps.logger; // the agent hands over a child logger labelled for the CNM driver
   const store = new CnmStore(deps.stateDir);
   const driver = new CnmDriver(deps.addresses, deps.datapath, store, logger, deps.dockerVeths);
   const server = createPluginHttpServer(driver, logger) as CnmServer;
