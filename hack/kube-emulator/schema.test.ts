@@ -57,3 +57,15 @@ test('CEL rules at the root print <nil> as the field, like the API server', (t) 
   const s: JSONSchemaProps = { type: 'object', 'x-kubernetes-validations': [{ rule: "self.metadata.name.startsWith('ok')", message: 'bad name' }], properties: { spec: { type: 'object' } } };
   t.deepEqual(validateObject({ metadata: { name: 'no' }, spec: {} }, undefined, s).map(fieldErrorString), ['<nil>: Invalid value: "object": bad name']);
 });
+
+test('ratcheting: on update, unchanged invalid values keep passing; changed ones are validated', (t) => {
+  const s: JSONSchemaProps = {
+    type: 'object',
+    properties: { spec: { type: 'object', properties: { a: { type: 'integer', maximum: 3 }, b: { type: 'integer', maximum: 3 } }, 'x-kubernetes-validations': [{ rule: 'self.a <= self.b', message: 'a <= b' }] } },
+  };
+  const old = { metadata: {}, spec: { a: 9, b: 1 } };
+  t.deepEqual(validateObject({ metadata: {}, spec: { a: 9, b: 1 } }, old, s), [], 'nothing changed');
+  t.deepEqual(validateObject({ metadata: { labels: { x: 'y' } }, spec: { a: 9, b: 1 } }, old, s), [], 'metadata-only change');
+  t.deepEqual(validateObject({ metadata: {}, spec: { a: 9, b: 2 } }, old, s).map(fieldErrorString), ['spec: Invalid value: "object": a <= b'], 'spec changed: its rule runs, a (unchanged) is not re-checked');
+  t.is(validateObject({ metadata: {}, spec: { a: 9, b: 1 } }, undefined, s).length, 2, 'creates are fully validated');
+});

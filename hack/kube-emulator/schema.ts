@@ -152,8 +152,23 @@ const FORMATS: Record<string, (s: string) => boolean> = {
   hostname: (s) => /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/i.test(s) && s.length <= 255,
 };
 
-/** Value validation of `v` against `s` (no CEL). */
-export function validateValue(v: V, s: JSONSchemaProps, path: string, errs: FieldError[]): void {
+const NO_OLD = Symbol('noOld');
+type Old = V | typeof NO_OLD;
+
+/** The old value correlated with a list item: by map keys for list-type=map, none otherwise. */
+function correlateItem(old: Old, x: V, s: JSONSchemaProps): Old {
+  if (s['x-kubernetes-list-type'] !== 'map' || !Array.isArray(old) || !isObj(x)) return NO_OLD;
+  const keys = s['x-kubernetes-list-map-keys'] ?? [];
+  const m = old.find((y: V) => isObj(y) && keys.every((k) => deepEq(y[k], x[k])));
+  return m === undefined ? NO_OLD : m;
+}
+
+/**
+ * Value validation of `v` against `s` (no CEL). With an old value (updates), unchanged subtrees are
+ * not re-validated: CRD validation ratcheting, on by default since Kubernetes 1.30.
+ */
+export function validateValue(v: V, s: JSONSchemaProps, path: string, errs: FieldError[], old: Old = NO_OLD): void {
+  if (old !== NO_OLD && deepEq(old, v)) return;
   if (v === null) {
     if (!s.nullable && s.type && !s['x-kubernetes-int-or-string'] && !s['x-kubernetes-preserve-unknown-fields']) {
       errs.push(fe.typeInvalid(path, 'null', `${path} in body must be of type ${s.type}: "null"`));
@@ -209,7 +224,7 @@ export function validateValue(v: V, s: JSONSchemaProps, path: string, errs: Fiel
         seen.add(key);
       });
     }
-    if (s.items) v.forEach((x, i) => validateValue(x, s.items!, idx(path, i), errs));
+    if (s.items) v.forEach((x, i) => validateValue(x, s.items!, idx(path, i), errs, correlateItem(old, x, s)));
   }
   if (isObj(v)) {
     const n = Object.keys(v).length;
@@ -218,8 +233,9 @@ export function validateValue(v: V, s: JSONSchemaProps, path: string, errs: Fiel
     for (const r of s.required ?? []) if (!has(v, r)) errs.push(fe.required(child(path, r)));
     for (const [k, x] of Object.entries(v)) {
       const p = s.properties?.[k];
-      if (p) validateValue(x, p, child(path, k), errs);
-      else if (isObj(s.additionalProperties)) validateValue(x, s.additionalProperties, child(path, k), errs);
+      const o: Old = old !== NO_OLD && isObj(old) && has(old, k) ? old[k] : NO_OLD;
+      if (p) validateValue(x, p, child(path, k), errs, o);
+      else if (isObj(s.additionalProperties)) validateValue(x, s.additionalProperties, child(path, k), errs, o);
     }
   }
   for (const sub of s.allOf ?? []) validateValue(v, { ...sub, type: sub.type }, path, errs);
@@ -236,15 +252,15 @@ export function validateValue(v: V, s: JSONSchemaProps, path: string, errs: Fiel
   }
 }
 
-const NO_OLD = Symbol('noOld');
-
 /** Evaluates x-kubernetes-validations rules over `v` (and the correlated old value, for transition rules). */
 export function validateCel(v: V, old: V | typeof NO_OLD, s: JSONSchemaProps, path: string, errs: FieldError[]): void {
   if (v === null || v === undefined) return;
   const typeLabel = s['x-kubernetes-int-or-string'] ? 'integer-or-string' : (s.type ?? 'object');
+  const unchanged = old !== NO_OLD && deepEq(old, v);
   for (const r of s['x-kubernetes-validations'] ?? []) {
     const transition = usesOldSelf(r.rule);
     if (transition && old === NO_OLD && !r.optionalOldSelf) continue;
+    if (unchanged) continue; // ratcheting: an unchanged value keeps passing
     const rpath = r.fieldPath ? `${path}${r.fieldPath}` : path;
     try {
       const env: Record<string, unknown> = { self: v };
@@ -309,7 +325,8 @@ export function validateObject(obj: V, old: V | undefined, s: JSONSchemaProps): 
   delete rootSchema.properties!.apiVersion;
   delete rootSchema.properties!.kind;
   rootSchema.required = (s.required ?? []).filter((r) => r !== 'metadata' && r !== 'apiVersion' && r !== 'kind');
-  validateValue(body, rootSchema, '', errs);
+  const oldBody: Old = old === undefined ? NO_OLD : (({ metadata: _om, apiVersion: _oa, kind: _ok, ...rest }) => rest)(old);
+  validateValue(body, rootSchema, '', errs, oldBody);
   // paths at the root print without a leading dot
   for (const e of errs) e.field = e.field.replace(/^\./, '');
   const celErrs: FieldError[] = [];
