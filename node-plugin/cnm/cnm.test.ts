@@ -68,14 +68,14 @@ function call(socketPath: string, method: string, body?: unknown, opts: { raw?: 
 }
 
 /** Records datapath and veth calls; the kernel side is covered by the real Docker test in e2e/. */
-function fakeDatapath(log: string[]): Datapath {
+function fakeDatapath(log: string[], attachments: Awaited<ReturnType<Datapath['listAttachments']>> = []): Datapath {
   return {
     ensureNode: async (net) => void log.push(`ensureNode ${net.bridgeName}`),
     attachHostVeth: async () => {
       throw new Error('attachHostVeth is called through the Docker veth seam');
     },
     detachPod: async (_net, pod) => void log.push(`detachPod ${pod.containerId}`),
-    listAttachments: async () => [],
+    listAttachments: async () => attachments,
   };
 }
 function fakeVeths(log: string[]): DockerVeths {
@@ -519,4 +519,29 @@ test('random container lifecycles with driver restarts: addresses never shared, 
     { numRuns: 15 },
   );
   t.pass();
+});
+
+test('after the state file is lost, docker\'s ReleaseAddress still frees an address found on one of our veths', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cnm-test-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const pool = fixedPoolAddressService({ node: NODE, ips: ['10.1.0.10', '10.1.0.11'] });
+  const owner = 'cnm-0123456789abcdef01234567';
+  await pool.acquire({ containerId: owner, ifName: dockerIfName(owner), runtime: 'cnm' });
+  await pool.acquire({ containerId: 'cni-pod', ifName: 'eth0', runtime: 'cni' });
+  const log: string[] = [];
+  const attachments = [
+    { hostVeth: 'pvnaaaa', containerId: owner, ifName: dockerIfName(owner), ip: '10.1.0.10' },
+    { hostVeth: 'pvnbbbb', containerId: 'cni-pod', ifName: 'eth0', ip: '10.1.0.11' },
+  ];
+  const server = createCnmServer({ addresses: pool, datapath: fakeDatapath(log, attachments), logger: pino({ level: 'silent' }), stateDir: join(dir, 'fresh-state'), dockerVeths: fakeVeths(log) });
+  const sock = join(dir, 'p.sock');
+  await listenOnSocket(server, sock);
+  t.teardown(() => server.shutdown());
+  t.deepEqual((await call(sock, 'IpamDriver.ReleaseAddress', { PoolID: 'azure-vnet-local/10.1.0.0/24', Address: '10.1.0.10' })).body, {});
+  t.deepEqual(log, [`detachPod ${owner}`]);
+  t.false(pool.held.has(`${owner}/${dockerIfName(owner)}`), 'the agent got it back');
+  // A CNI pod's address is never touched by the Docker driver.
+  await call(sock, 'IpamDriver.ReleaseAddress', { PoolID: 'azure-vnet-local/10.1.0.0/24', Address: '10.1.0.11' });
+  t.true(pool.held.has('cni-pod/eth0'));
+  t.deepEqual(log, [`detachPod ${owner}`]);
 });

@@ -130,7 +130,10 @@ export class CnmDriver {
 
     'IpamDriver.ReleaseAddress': async (req) => {
       const found = findLease(this.store.state, req.Address, req.PoolID);
-      if (!found) return EMPTY; // the gateway, or already released
+      if (!found) {
+        await this.releaseUnrecorded(req.Address);
+        return EMPTY; // the gateway, or already released
+      }
       await this.addresses.release(addressOwner(found.owner));
       await this.store.update((s) => {
         delete s.leases[found.owner];
@@ -294,6 +297,23 @@ export class CnmDriver {
     'NetworkDriver.ProgramExternalConnectivity': async () => EMPTY,
     'NetworkDriver.RevokeExternalConnectivity': async () => EMPTY,
   };
+
+  /**
+   * An address the driver has no lease for (its state was lost while containers ran): if the kernel still
+   * has one of our Docker veths with it and the agent holds it for that veth's owner, both are given back,
+   * so a lost state file does not leak addresses for ever. Anything less certain is left alone.
+   */
+  private async releaseUnrecorded(ip: string): Promise<void> {
+    const node = this.addresses.nodeNetwork();
+    if (!node) return;
+    const att = (await this.datapath.listAttachments(node)).find((a) => a.ip === ip && a.containerId.startsWith('cnm-'));
+    if (!att || att.ifName !== dockerIfName(att.containerId)) return;
+    const owner = { containerId: att.containerId, ifName: att.ifName };
+    if (this.addresses.lookup(owner)?.ip !== ip) return;
+    await this.datapath.detachPod(node, { ...owner, ip });
+    await this.addresses.release(owner);
+    this.log.warn({ owner: att.containerId, ip }, 'released an address the driver had no record of (found by its veth)');
+  }
 
   /** Records the lease before asking the agent, so a crash in between leaves something to clean up. */
   private async lease(poolId: string, pool: string, prefixLength: number): Promise<string> {
