@@ -545,3 +545,37 @@ test('after the state file is lost, docker\'s ReleaseAddress still frees an addr
   t.true(pool.held.has('cni-pod/eth0'));
   t.deepEqual(log, [`detachPod ${owner}`]);
 });
+
+test('a lease no endpoint ever used is given back after a while, only in pools no other driver uses', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cnm-test-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  let clock = 1_000_000_000;
+  const pool = fixedPoolAddressService({ node: NODE, ips: ['10.1.0.10', '10.1.0.11', '10.1.0.12'] });
+  const server = createCnmServer({
+    addresses: pool, datapath: fakeDatapath([]), logger: pino({ level: 'silent' }), stateDir: join(dir, 'state'),
+    dockerVeths: fakeVeths([]), now: () => clock,
+  });
+  const sock = join(dir, 'p.sock');
+  await listenOnSocket(server, sock);
+  t.teardown(() => server.shutdown());
+  const c = { dir, sock, pool, log: [], server } as Ctx;
+  const poolId = await createNetwork(c);
+  // One address used by an endpoint, one whose CreateEndpoint never came (dockerd died in between).
+  await call(sock, 'IpamDriver.RequestAddress', { PoolID: poolId });
+  await call(sock, 'NetworkDriver.CreateEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '10.1.0.10/24' } });
+  await call(sock, 'IpamDriver.RequestAddress', { PoolID: poolId });
+  t.is(pool.held.size, 2);
+  clock += 2 * 60_000;
+  await call(sock, 'Plugin.Activate');
+  t.is(pool.held.size, 2, 'a young unbound lease is left alone');
+  clock += 4 * 60_000;
+  await call(sock, 'Plugin.Activate');
+  t.deepEqual([...pool.held.values()], ['10.1.0.10'], 'the lost one is given back, the used one kept');
+
+  // A second RequestPool on the same subnet without a network of ours: another driver may use the pool.
+  await call(sock, 'IpamDriver.RequestPool', { AddressSpace: 'azure-vnet-local', Pool: '10.1.0.0/24' });
+  await call(sock, 'IpamDriver.RequestAddress', { PoolID: poolId });
+  clock += 10 * 60_000;
+  await call(sock, 'Plugin.Activate');
+  t.is(pool.held.size, 2, 'kept: its endpoint may belong to another network driver');
+});

@@ -50,6 +50,10 @@ import { isErrorNamed, type Datapath, type PodAddressService } from './types.js'
 
 type Handler<M extends Method> = (req: Request<M>) => Promise<unknown>;
 
+/** How often (at most, on incoming calls) unbound leases are looked for, and how old one must be. */
+const SWEEP_INTERVAL_MS = 60_000;
+export const UNBOUND_LEASE_MAX_AGE_MS = 5 * 60_000;
+
 const EMPTY = {};
 
 export class CnmDriver {
@@ -61,9 +65,12 @@ export class CnmDriver {
     private readonly store: CnmStore,
     private readonly log: Logger,
     private readonly veths: DockerVeths = kernelDockerVeths,
+    private readonly now: () => number = Date.now,
   ) {
     void this.ready();
   }
+
+  private lastSweep = 0;
 
   /**
    * Runs the start-up reconciliation once the agent can answer for its allocations (its record has a
@@ -85,8 +92,34 @@ export class CnmDriver {
 
   async handle<M extends Method>(method: M, req: Request<M>): Promise<unknown> {
     await this.ready();
+    if (this.now() - this.lastSweep >= SWEEP_INTERVAL_MS) {
+      this.lastSweep = this.now();
+      await this.sweepUnboundLeases().catch((err: unknown) => this.log.warn({ err }, 'sweep of unbound leases failed'));
+    }
     const handler = this.handlers[method] as Handler<M>;
     return handler(req);
+  }
+
+  /**
+   * libnetwork creates the endpoint right after it gets an address; a lease still without an endpoint long
+   * after was lost on the way (the driver or dockerd died between the two) and is given back. Only in
+   * pools that no other network driver uses (every RequestPool for it came with one of our networks),
+   * since another driver's endpoints never reach this driver.
+   */
+  private async sweepUnboundLeases(): Promise<void> {
+    const state = this.store.state;
+    const bound = new Set(Object.values(state.endpoints).map((e) => e.owner));
+    const ourNetworks = (pool: string) => Object.values(state.networks).filter((n) => n.pool === pool).length;
+    for (const [owner, lease] of Object.entries(state.leases)) {
+      if (!lease.ip || bound.has(owner) || this.now() - lease.since < UNBOUND_LEASE_MAX_AGE_MS) continue;
+      const pool = state.pools[lease.poolId];
+      if (!pool || pool.refs !== ourNetworks(pool.pool)) continue;
+      await this.addresses.release(addressOwner(owner));
+      await this.store.update((s) => {
+        delete s.leases[owner];
+      });
+      this.log.warn({ owner, ip: lease.ip, ageMs: this.now() - lease.since }, 'gave back an address no endpoint ever used');
+    }
   }
 
   private readonly handlers: { [M in Method]: Handler<M> } = {
@@ -319,7 +352,7 @@ export class CnmDriver {
   private async lease(poolId: string, pool: string, prefixLength: number): Promise<string> {
     const owner = `cnm-${randomBytes(12).toString('hex')}`;
     await this.store.update((s) => {
-      s.leases[owner] = { poolId, since: Date.now() };
+      s.leases[owner] = { poolId, since: this.now() };
     });
     let assigned;
     try {
@@ -343,7 +376,7 @@ export class CnmDriver {
       throw new DriverError(`azure-vnet: the node agent handed out ${assigned.ip}, outside the network's subnet ${pool}; recreate the network`);
     }
     await this.store.update((s) => {
-      s.leases[owner] = { poolId, since: s.leases[owner]?.since ?? Date.now(), ip: assigned.ip, prefixLength };
+      s.leases[owner] = { poolId, since: s.leases[owner]?.since ?? this.now(), ip: assigned.ip, prefixLength };
     });
     this.log.info({ owner, ip: assigned.ip, pool }, 'leased container address');
     return withPrefix(assigned.ip, prefixLength);

@@ -23,7 +23,7 @@ export type CnmServer = Server & {
 export function createCnmServer(deps: CnmDeps): CnmServer {
   const logger = deps.logger; // the agent hands over a child logger labelled for the CNM driver
   const store = new CnmStore(deps.stateDir);
-  const driver = new CnmDriver(deps.addresses, deps.datapath, store, logger, deps.dockerVeths);
+  const driver = new CnmDriver(deps.addresses, deps.datapath, store, logger, deps.dockerVeths, deps.now);
   const server = createPluginHttpServer(driver, logger) as CnmServer;
   server.cnm = driver;
   const closed = new Promise<void>((resolve) => server.once('close', resolve));

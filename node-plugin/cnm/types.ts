@@ -37,6 +37,8 @@ export interface CnmDeps {
   stateDir: string;
   /** Replaces the Docker veth handling (tests of the protocol only); defaults to ./docker-veth.ts. */
   dockerVeths?: import('./docker-veth.js').DockerVeths;
+  /** Clock (tests). */
+  now?: () => number;
 }
 
 /** The agent's error classes are matched by name so the driver does not depend on the agent's module. */
