@@ -41,6 +41,33 @@ export function leafPaths(v: V, listKeys: ListKeys, prefix: string[] = [], names
   return out;
 }
 
+/** Leaf paths with the JSON of their values ("." markers map to ""), in one pass. */
+export function leafValues(v: V, listKeys: ListKeys, prefix: string[] = [], names: string[] = [], out: Map<string, string> = new Map()): Map<string, string> {
+  if (isObj(v)) {
+    const keys = Object.keys(v);
+    if (keys.length === 0 && prefix.length) { out.set(prefix.join(SEP), '{}'); return out; }
+    for (const k of keys) leafValues(v[k], listKeys, [...prefix, `f:${k}`], [...names, k], out);
+    return out;
+  }
+  if (Array.isArray(v)) {
+    const keys = v.length ? listKeys(names, v) : null;
+    if (keys && v.every(isObj)) {
+      for (const item of v) {
+        const p = [...prefix, itemKey(item, keys)];
+        out.set([...p, '.'].join(SEP), '');
+        for (const k of Object.keys(item)) leafValues(item[k], listKeys, [...p, `f:${k}`], [...names, '[]', k], out);
+      }
+      return out;
+    }
+    if (keys && keys.length === 0 && v.every((x) => !isObj(x) && !Array.isArray(x))) {
+      for (const x of v) out.set([...prefix, `v:${JSON.stringify(x)}`].join(SEP), '');
+      return out;
+    }
+  }
+  out.set(prefix.join(SEP), JSON.stringify(v));
+  return out;
+}
+
 /** FieldsV1 JSON (nested {"f:spec": {"f:x": {}}}) from a field set. */
 export function toFieldsV1(set: FieldSet): Record<string, V> {
   const root: Record<string, V> = {};
@@ -123,16 +150,20 @@ export function applyMerge(live: V, applied: V, listKeys: ListKeys, names: strin
     const keys = listKeys(names, [...applied, ...live]);
     if (keys && keys.length && applied.every(isObj)) {
       const out = live.map((x) => x);
+      const keyOf = (x: V): string => JSON.stringify(keys.map((k) => x[k]));
+      const at = new Map<string, number>();
+      out.forEach((x, i) => { if (isObj(x)) at.set(keyOf(x), i); });
       for (const item of applied) {
-        const i = out.findIndex((x) => isObj(x) && keys.every((k) => JSON.stringify(x[k]) === JSON.stringify(item[k])));
-        if (i >= 0) out[i] = applyMerge(out[i], item, listKeys, [...names, '[]']);
-        else out.push(structuredClone(item));
+        const i = at.get(keyOf(item));
+        if (i !== undefined) out[i] = applyMerge(out[i], item, listKeys, [...names, '[]']);
+        else { at.set(keyOf(item), out.length); out.push(structuredClone(item)); }
       }
       return out;
     }
     if (keys && keys.length === 0) {
       const out = [...live];
-      for (const x of applied) if (!out.some((y) => JSON.stringify(y) === JSON.stringify(x))) out.push(x);
+      const seen = new Set(out.map((y) => JSON.stringify(y)));
+      for (const x of applied) if (!seen.has(JSON.stringify(x))) { seen.add(JSON.stringify(x)); out.push(x); }
       return out;
     }
   }
@@ -193,12 +224,12 @@ function finish(list: Owner[]): ManagedFieldsEntry[] | undefined {
 }
 
 function diffPaths(oldV: V, newV: V, listKeys: ListKeys): { changed: FieldSet; removed: FieldSet } {
-  const o = leafPaths(oldV, listKeys);
-  const n = leafPaths(newV, listKeys);
+  const o = leafValues(oldV, listKeys);
+  const n = leafValues(newV, listKeys);
   const changed: FieldSet = new Set();
   const removed: FieldSet = new Set();
-  for (const p of n) if (!o.has(p) || JSON.stringify(valueAt(oldV, p)) !== JSON.stringify(valueAt(newV, p))) changed.add(p);
-  for (const p of o) if (!n.has(p)) removed.add(p);
+  for (const [p, val] of n) if (o.get(p) !== val) changed.add(p);
+  for (const p of o.keys()) if (!n.has(p)) removed.add(p);
   return { changed, removed };
 }
 
@@ -232,15 +263,19 @@ export function serverSideApply(live: V | undefined, applied: V, opts: { manager
   const base = live ? structuredClone(live) : { apiVersion: applied.apiVersion, kind: applied.kind, metadata: { name: applied.metadata?.name, namespace: applied.metadata?.namespace } };
   const list = owners(base);
   const appliedView = trackedView(applied, subresource, statusSplit);
-  const appliedSet = leafPaths(appliedView, listKeys);
+  const appliedVals = leafValues(appliedView, listKeys);
+  const appliedSet: FieldSet = new Set(appliedVals.keys());
   // conflicts: another manager owns a path we set, and the values differ
   const conflicts = new Map<string, string[]>();
   const liveView = trackedView(base, subresource, statusSplit);
+  const liveVals = leafValues(liveView, listKeys);
+  // a leaf differs if its JSON differs; a path that is a subtree in one and a leaf in the other differs too
+  const differs = (p: string): boolean => liveVals.get(p) !== appliedVals.get(p);
   for (const o of list) {
     if (sameOwner(o.entry, manager, 'Apply', subresource)) continue;
     for (const p of appliedSet) {
       if (!o.set.has(p) || p.endsWith('.')) continue;
-      if (JSON.stringify(valueAt(liveView, p)) !== JSON.stringify(valueAt(appliedView, p))) {
+      if (differs(p)) {
         const key = `${o.entry.manager}\u0001${o.entry.apiVersion}`;
         conflicts.set(key, [...(conflicts.get(key) ?? []), p]);
       }
@@ -258,7 +293,7 @@ export function serverSideApply(live: V | undefined, applied: V, opts: { manager
     throw new ApiError(409, 'Conflict', `Apply failed with ${total} conflict${total === 1 ? '' : 's'}: ${parts.join('\n')}`, { causes });
   }
   if (force) for (const o of list) if (!sameOwner(o.entry, manager, 'Apply', subresource)) for (const p of appliedSet) if (!p.endsWith('.')) {
-    if (JSON.stringify(valueAt(liveView, p)) !== JSON.stringify(valueAt(appliedView, p))) o.set.delete(p);
+    if (differs(p)) o.set.delete(p);
   }
   // fields this manager applied before but no longer does: removed unless someone else owns them
   let mine = list.find((o) => sameOwner(o.entry, manager, 'Apply', subresource));

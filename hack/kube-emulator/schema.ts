@@ -134,8 +134,21 @@ function typeMatches(v: unknown, t: string): boolean {
   return jt === t;
 }
 
-function deepEq(a: unknown, b: unknown): boolean {
-  return JSON.stringify(canon(a)) === JSON.stringify(canon(b));
+/** Structural equality of JSON values (object key order ignored). */
+export function deepEq(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!deepEq(a[i], b[i])) return false;
+    return true;
+  }
+  if (isObj(a) && isObj(b)) {
+    const ka = Object.keys(a);
+    if (ka.length !== Object.keys(b).length) return false;
+    for (const k of ka) if (!has(b, k) || !deepEq(a[k], b[k])) return false;
+    return true;
+  }
+  return false;
 }
 function canon(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(canon);
@@ -155,12 +168,14 @@ const FORMATS: Record<string, (s: string) => boolean> = {
 const NO_OLD = Symbol('noOld');
 type Old = V | typeof NO_OLD;
 
-/** The old value correlated with a list item: by map keys for list-type=map, none otherwise. */
-function correlateItem(old: Old, x: V, s: JSONSchemaProps): Old {
-  if (s['x-kubernetes-list-type'] !== 'map' || !Array.isArray(old) || !isObj(x)) return NO_OLD;
+/** Correlates the items of a list-type=map list with the old list's items by their keys. */
+function itemCorrelator(old: Old, s: JSONSchemaProps): (x: V) => Old {
+  if (s['x-kubernetes-list-type'] !== 'map' || !Array.isArray(old)) return () => NO_OLD;
   const keys = s['x-kubernetes-list-map-keys'] ?? [];
-  const m = old.find((y: V) => isObj(y) && keys.every((k) => deepEq(y[k], x[k])));
-  return m === undefined ? NO_OLD : m;
+  const keyOf = (x: V): string => JSON.stringify(keys.map((k) => x[k]));
+  const byKey = new Map<string, V>();
+  for (const y of old) if (isObj(y)) byKey.set(keyOf(y), y);
+  return (x) => (isObj(x) && byKey.has(keyOf(x)) ? byKey.get(keyOf(x)) : NO_OLD);
 }
 
 /**
@@ -224,7 +239,10 @@ export function validateValue(v: V, s: JSONSchemaProps, path: string, errs: Fiel
         seen.add(key);
       });
     }
-    if (s.items) v.forEach((x, i) => validateValue(x, s.items!, idx(path, i), errs, correlateItem(old, x, s)));
+    if (s.items) {
+      const correlate = itemCorrelator(old, s);
+      v.forEach((x, i) => validateValue(x, s.items!, idx(path, i), errs, correlate(x)));
+    }
   }
   if (isObj(v)) {
     const n = Object.keys(v).length;
@@ -291,15 +309,8 @@ export function validateCel(v: V, old: V | typeof NO_OLD, s: JSONSchemaProps, pa
       if (p) validateCel(x, oldOf(k), p, child(path, k), errs);
     }
   } else if (Array.isArray(v) && s.items) {
-    const keys = s['x-kubernetes-list-type'] === 'map' ? s['x-kubernetes-list-map-keys'] ?? [] : null;
-    v.forEach((x, i) => {
-      let o: V | typeof NO_OLD = NO_OLD;
-      if (keys && Array.isArray(old)) {
-        const m = old.find((y: V) => isObj(y) && isObj(x) && keys.every((k) => deepEq(y[k], x[k])));
-        if (m !== undefined) o = m;
-      }
-      validateCel(x, o, s.items!, idx(path, i), errs);
-    });
+    const correlate = itemCorrelator(old, s);
+    v.forEach((x, i) => validateCel(x, correlate(x), s.items!, idx(path, i), errs));
   }
 }
 

@@ -153,7 +153,8 @@ export class Store {
 
   private emit(b: Bucket, e: StoreEvent): void {
     b.history.push(e);
-    if (b.history.length > this.historyLimit) {
+    // trim in batches (a tenth of the limit) so each write stays O(1) amortized
+    if (b.history.length > this.historyLimit + Math.max(1, Math.floor(this.historyLimit / 10))) {
       const drop = b.history.length - this.historyLimit;
       b.floor = b.history[drop - 1]!.rv;
       b.history.splice(0, drop);
