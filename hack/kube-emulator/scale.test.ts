@@ -49,3 +49,23 @@ test('5,000 nodes and 5,000 custom resources: paged lists are complete and watch
   widgetWatch.close();
   t.log(`create ${2 * N} objects: ${createMs.toFixed(0)} ms; 10 pages of nodes: ${pagedMs.toFixed(0)} ms; list ${N} widgets: ${listMs.toFixed(0)} ms; 1000 status patches: ${patchMs.toFixed(0)} ms`);
 });
+
+test('writes of objects with large list-type=map lists cost linear time in the list size', async (t) => {
+  const emu = await withWidgets(t, { tls: false });
+  const widgets = emu.api.type('test.podvnet.io', 'v1', 'widgets');
+  const ports = (n: number, k: number) => Array.from({ length: n }, (_, i) => ({ name: `p${i}`, port: i + k }));
+  const timeWrites = (name: string, n: number): number => {
+    emu.api.create(widgets, '', { apiVersion: 'test.podvnet.io/v1', kind: 'Widget', metadata: { name }, spec: { size: 3, owner: 'ann', ports: ports(n, 0) } }, {});
+    const t0 = performance.now();
+    for (let k = 1; k <= 20; k++) {
+      emu.api.patch(widgets, '', name, 'application/apply-patch+yaml', JSON.stringify({ apiVersion: 'test.podvnet.io/v1', kind: 'Widget', metadata: { name }, spec: { size: 3, owner: 'ann', ports: ports(n, k) } }), { fieldManager: 'bench', force: true });
+    }
+    return (performance.now() - t0) / 20;
+  };
+  timeWrites('warm', 50);
+  const small = timeWrites('small', 25);
+  const large = timeWrites('large', 250);
+  t.log(`server-side apply with 25 list items: ${small.toFixed(2)} ms, with 250: ${large.toFixed(2)} ms`);
+  // 10x the items: linear work is ~10x; the quadratic version this guards against was ~100x
+  t.true(large / small < 35, `ratio ${(large / small).toFixed(1)}`);
+});
