@@ -99,3 +99,22 @@ const haveProject = existsSync(`${repo}deploy/base/kustomization.yaml`) && exist
   const labels = await patch('vm-1', { metadata: { labels: { a: 'b' } } });
   t.is(labels.status, 403, labels.text);
 });
+
+test('TokenRequest: a pod-bound service account token authenticates with the pod\'s node in user extra', async (t) => {
+  const emu = await withEmulator(t, { tls: false });
+  await call(emu, 'POST', '/api/v1/namespaces/default/serviceaccounts', { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'agent' } });
+  const pod = (await call(emu, 'POST', '/api/v1/namespaces/default/pods', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'agent-1' }, spec: { nodeName: 'vm-1', serviceAccountName: 'agent', containers: [{ name: 'a', image: 'x' }] } })).json;
+  const tr = await call(emu, 'POST', '/api/v1/namespaces/default/serviceaccounts/agent/token', {
+    apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: 'agent-1', uid: pod.metadata.uid } },
+  });
+  t.is(tr.status, 201, tr.text);
+  t.like(tr.json, { kind: 'TokenRequest', apiVersion: 'authentication.k8s.io/v1', spec: { expirationSeconds: 3600 } });
+  const who = await call(emu, 'POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews', { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' }, {}, tr.json.status.token);
+  t.is(who.status, 201);
+  t.is(who.json.status.userInfo.username, 'system:serviceaccount:default:agent');
+  t.deepEqual(who.json.status.userInfo.extra['authentication.kubernetes.io/node-name'], ['vm-1']);
+  t.true(who.json.status.userInfo.groups.includes('system:serviceaccounts:default'));
+  t.is((await call(emu, 'POST', '/api/v1/namespaces/default/serviceaccounts/nobody/token', { spec: {} })).status, 404);
+  const wrongUid = await call(emu, 'POST', '/api/v1/namespaces/default/serviceaccounts/agent/token', { spec: { boundObjectRef: { kind: 'Pod', name: 'agent-1', uid: 'other' } } });
+  t.is(wrongUid.status, 409);
+});

@@ -141,6 +141,9 @@ t2('kubectl with built-in kinds: configmap apply/patch (strategic merge), nodes,
   t.is((await kubectl(emu, ['create', 'secret', 'generic', 'pw', '-n', 'scratch', '--from-literal=p=x'])).code, 0);
   t.is((await kubectl(emu, ['get', 'secret', 'pw', '-n', 'scratch', '-o', 'jsonpath={.data.p}{.type}'])).stdout, 'eA==Opaque');
   t.is((await kubectl(emu, ['create', 'serviceaccount', 'bot', '-n', 'scratch'])).code, 0);
+  const tok = await kubectl(emu, ['create', 'token', 'bot', '-n', 'scratch']);
+  t.is(tok.code, 0, tok.stderr);
+  t.regex((await kubectl(emu, ['--token', tok.stdout.trim(), 'auth', 'whoami'])).stdout, /Username\s+system:serviceaccount:scratch:bot/);
   t.is((await kubectl(emu, ['apply', '-n', 'scratch', '-f', '-'], cm.replace('namespace: default', 'namespace: scratch'))).code, 0);
   const who = await kubectl(emu, ['auth', 'whoami']);
   t.regex(who.stdout, /Username\s+kubernetes-admin/);

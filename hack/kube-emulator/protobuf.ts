@@ -19,6 +19,9 @@ const MESSAGES: Record<string, MessageSpec> = {
   ObjectReference: { 1: ['kind', 'string'], 2: ['namespace', 'string'], 3: ['name', 'string'], 4: ['uid', 'string'], 5: ['apiVersion', 'string'], 6: ['resourceVersion', 'string'], 7: ['fieldPath', 'string'] },
   LocalObjectReference: { 1: ['name', 'string'] },
   Namespace: { 1: ['metadata', { msg: 'ObjectMeta' }], 2: ['spec', { msg: 'NamespaceSpec' }] },
+  TokenRequest: { 1: ['metadata', { msg: 'ObjectMeta' }], 2: ['spec', { msg: 'TokenRequestSpec' }] },
+  TokenRequestSpec: { 1: ['audiences', { rep: 'string' }], 3: ['boundObjectRef', { msg: 'BoundObjectReference' }], 4: ['expirationSeconds', 'int'] },
+  BoundObjectReference: { 1: ['kind', 'string'], 2: ['apiVersion', 'string'], 3: ['name', 'string'], 4: ['uid', 'string'] },
   NamespaceSpec: { 1: ['finalizers', { rep: 'string' }] },
   ConfigMap: { 1: ['metadata', { msg: 'ObjectMeta' }], 2: ['data', 'map'], 3: ['binaryData', 'mapBytes'], 4: ['immutable', 'bool'] },
   Secret: { 1: ['metadata', { msg: 'ObjectMeta' }], 2: ['data', 'mapBytes'], 3: ['type', 'string'], 4: ['stringData', 'map'], 5: ['immutable', 'bool'] },
@@ -106,7 +109,9 @@ export function decodeProtobufObject(body: Buffer): Obj {
   const tm = unknown.typeMeta ?? {};
   // Reviews are answered from the requester's identity alone: their bodies need no decoding.
   if (/^(authorization|authentication)\.k8s\.io\/v1$/.test(tm.apiVersion) && /Review$/.test(tm.kind)) return { apiVersion: tm.apiVersion, kind: tm.kind, metadata: {}, spec: {} };
-  if (tm.apiVersion !== 'v1' || !MESSAGES[tm.kind] || tm.kind === 'Unknown' || tm.kind === 'TypeMeta') throw unsupported(`protobuf not supported for ${tm.apiVersion}/${tm.kind}`);
+  const decodable = (tm.apiVersion === 'v1' && ['Namespace', 'ConfigMap', 'Secret', 'ServiceAccount'].includes(tm.kind))
+    || (tm.apiVersion === 'authentication.k8s.io/v1' && tm.kind === 'TokenRequest');
+  if (!decodable) throw unsupported(`protobuf not supported for ${tm.apiVersion}/${tm.kind}`);
   let obj: Obj;
   try { obj = decode(unknown.raw ?? Buffer.alloc(0), tm.kind); } catch (e) { throw unsupported((e as Error).message); }
   return { apiVersion: tm.apiVersion, kind: tm.kind, ...obj };

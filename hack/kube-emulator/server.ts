@@ -2,7 +2,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Api, type ListQuery, type WriteOptions, type FieldValidation } from './api.js';
 import { apiVersionOf, compareVersions, type ResourceType } from './registry.js';
-import { ApiError, badRequest, gone, methodNotAllowed, unauthorized, internal } from './status.js';
+import { ApiError, badRequest, conflict, gone, methodNotAllowed, unauthorized, internal } from './status.js';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { objectKey, type Obj, type StoreEvent } from './store.js';
 import { toTable } from './table.js';
 import { decodeProtobufObject } from './protobuf.js';
@@ -164,6 +165,11 @@ export class Handler {
     const t = this.api.registry.lookup(route.group, route.version, route.plural);
     if (!t) return sendError(res, new ApiError(404, 'NotFound', 'the server could not find the requested resource'));
     if (route.namespace && !t.namespaced) return sendError(res, new ApiError(404, 'NotFound', 'the server could not find the requested resource'));
+    if (route.subresource === 'token' && t.group === '' && t.kind === 'ServiceAccount' && route.name) {
+      if (method !== 'POST') return sendError(res, methodNotAllowed('the server does not allow this method on the requested resource'));
+      const body = await this.readObjectOf(req);
+      return send(res, 201, this.tokenRequest(route.namespace, route.name, body));
+    }
     if (route.subresource && !(route.subresource === 'status' && t.statusSubresource) && !(route.subresource === 'finalize' && t.kind === 'Namespace')) {
       return sendError(res, new ApiError(404, 'NotFound', 'the server could not find the requested resource'));
     }
@@ -243,6 +249,53 @@ export class Handler {
     }
   }
 
+  private async readObjectOf(req: IncomingMessage): Promise<Obj> {
+    const ct = req.headers['content-type'] ?? '';
+    const raw = await readBodyBuffer(req);
+    if (ct.startsWith('application/vnd.kubernetes.protobuf')) return decodeProtobufObject(raw);
+    const o = raw.length ? parseJson(raw.toString('utf8')) : {};
+    if (!o || typeof o !== 'object') throw badRequest('the object provided is unrecognized');
+    return o as Obj;
+  }
+
+  /**
+   * TokenRequest (serviceaccounts/<name>/token): a new bearer token for the service account. Bound to
+   * a Pod, it carries the pod's node in user extra, as pod-bound tokens do since Kubernetes 1.30.
+   */
+  private tokenRequest(ns: string, name: string, body: Obj): Obj {
+    const saType = this.api.type('', 'v1', 'serviceaccounts');
+    const sa = this.api.get(saType, ns, name);
+    const spec = body.spec ?? {};
+    const extra: Record<string, string[]> = {};
+    const bound = spec.boundObjectRef;
+    if (bound?.kind === 'Pod') {
+      const pod = this.api.get(this.api.type('', 'v1', 'pods'), ns, bound.name);
+      if (bound.uid && bound.uid !== pod.metadata.uid) throw conflict({ group: '', plural: 'pods', kind: 'Pod' }, bound.name, `the UID in the bound object reference (${bound.uid}) does not match the UID in record (${pod.metadata.uid})`);
+      extra['authentication.kubernetes.io/pod-name'] = [pod.metadata.name];
+      extra['authentication.kubernetes.io/pod-uid'] = [pod.metadata.uid];
+      const nodeName = pod.spec?.nodeName;
+      if (nodeName) {
+        extra['authentication.kubernetes.io/node-name'] = [nodeName];
+        const node = this.api.store.get('core/nodes', nodeName);
+        if (node) extra['authentication.kubernetes.io/node-uid'] = [node.metadata.uid];
+      }
+    }
+    const token = randomBytes(32).toString('base64url');
+    const credentialId = `JTI=${randomUUID()}`;
+    extra['authentication.kubernetes.io/credential-id'] = [credentialId];
+    this.opts.users.set(token, {
+      username: `system:serviceaccount:${ns}:${name}`, uid: sa.metadata.uid,
+      groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'], extra,
+    });
+    const expirationSeconds = Number(spec.expirationSeconds ?? 3600);
+    return {
+      kind: 'TokenRequest', apiVersion: 'authentication.k8s.io/v1',
+      metadata: { name, namespace: ns, creationTimestamp: null },
+      spec: { audiences: spec.audiences?.length ? spec.audiences : ['https://kubernetes.default.svc.cluster.local'], expirationSeconds, boundObjectRef: bound ?? null },
+      status: { token, expirationTimestamp: new Date(Date.now() + expirationSeconds * 1000).toISOString().replace(/\.\d+Z$/, 'Z') },
+    };
+  }
+
   private groupList(): Obj {
     const groups: Obj[] = [];
     const all = this.api.registry.groups();
@@ -265,6 +318,7 @@ export class Handler {
       if (t.categories.length) r.categories = t.categories;
       resources.push(r);
       if (t.statusSubresource) resources.push({ name: `${t.plural}/status`, singularName: '', namespaced: t.namespaced, kind: t.kind, verbs: ['get', 'patch', 'update'] });
+      if (t.group === '' && t.kind === 'ServiceAccount') resources.push({ name: 'serviceaccounts/token', singularName: '', namespaced: true, group: 'authentication.k8s.io', version: 'v1', kind: 'TokenRequest', verbs: ['create'] });
     }
     return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources };
   }
