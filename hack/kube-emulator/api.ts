@@ -17,6 +17,7 @@ import { admit as admitPolicies, type UserInfo } from './admission.js';
 import { pruneBuiltin } from './builtin-fields.js';
 import { builtinUpdateRules, isCreateOnUpdate, listItem, listKeysFor, review, stableJSON, validateMeta } from './builtins.js';
 import { crdEstablishedStatus, crdTypes, defaultCrd, validateCrd } from './crd.js';
+import { jsonPath } from './table.js';
 
 export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
 
@@ -581,6 +582,30 @@ export class Api {
     }
   }
 
+  // ---------- scale subresource ----------
+
+  /** autoscaling/v1 Scale of an object whose type has a scale subresource. */
+  getScale(t: ResourceType, ns: string, name: string): Obj {
+    const o = this.get(t, ns, name);
+    return scaleOf(t, o);
+  }
+
+  /** Applies a new Scale (from PUT or a patch of the current one) to spec replicas. */
+  updateScale(t: ResourceType, ns: string, name: string, change: (current: Obj) => Obj, opts: WriteOptions): Obj {
+    const o = this.get(t, ns, name);
+    const next = change(scaleOf(t, o));
+    const replicas = next?.spec?.replicas;
+    if (!Number.isInteger(replicas) || replicas < 0) {
+      throw invalid('Scale', 'autoscaling', name, [fe.invalid('spec.replicas', replicas ?? null, 'must be greater than or equal to 0')]);
+    }
+    const rv = next.metadata?.resourceVersion;
+    if (rv && rv !== o.metadata.resourceVersion) throw staleConflict(t, name);
+    const updated = clone(o);
+    setPath(updated, t.scale!.specReplicasPath, replicas);
+    const r = this.update(t, ns, name, updated, { ...opts, subresource: '' });
+    return scaleOf(t, r.obj);
+  }
+
   // ---------- CRDs ----------
 
   syncCrd(crd: Obj): void {
@@ -623,3 +648,27 @@ function randomSuffix(): string {
 }
 
 
+
+function scaleOf(t: ResourceType, o: Obj): Obj {
+  const sc = t.scale!;
+  const spec = jsonPath(o, sc.specReplicasPath)[0];
+  const status = jsonPath(o, sc.statusReplicasPath)[0];
+  const selector = sc.labelSelectorPath ? jsonPath(o, sc.labelSelectorPath)[0] : undefined;
+  const out: Obj = {
+    kind: 'Scale', apiVersion: 'autoscaling/v1',
+    metadata: { name: o.metadata.name, namespace: o.metadata.namespace, uid: o.metadata.uid, resourceVersion: o.metadata.resourceVersion, creationTimestamp: o.metadata.creationTimestamp },
+    spec: { replicas: typeof spec === 'number' ? spec : 0 },
+    status: { replicas: typeof status === 'number' ? status : 0 },
+  };
+  if (!t.namespaced) delete out.metadata.namespace;
+  if (typeof selector === 'string') out.status.selector = selector;
+  return out;
+}
+
+/** Sets a simple dotted JSONPath (.spec.replicas), creating objects on the way. */
+function setPath(o: Obj, path: string, value: unknown): void {
+  const parts = path.replace(/^\./, '').split('.');
+  let cur = o;
+  for (const p of parts.slice(0, -1)) cur = isObj(cur[p]) ? cur[p] : (cur[p] = {});
+  cur[parts[parts.length - 1]!] = value;
+}

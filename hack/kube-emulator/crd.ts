@@ -29,6 +29,7 @@ export function crdTypes(crd: Obj): ResourceType[] {
       categories: names.categories ?? [], statusSubresource: !!v.subresources?.status, generation: true, allowUnconditionalUpdate: false,
       bucket: bucketOf(spec.group, names.plural), strategicMerge: false, schema: v.schema?.openAPIV3Schema ?? { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
       printerColumns: cols, crdName: crd.metadata.name, returnDeletedObject: true, fieldLabels,
+      scale: v.subresources?.scale ? { specReplicasPath: v.subresources.scale.specReplicasPath, statusReplicasPath: v.subresources.scale.statusReplicasPath, labelSelectorPath: v.subresources.scale.labelSelectorPath } : undefined,
     });
   }
   return types;

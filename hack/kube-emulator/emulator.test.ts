@@ -505,3 +505,21 @@ test('deleting a CRD deletes its objects (finalizers honoured), stops serving it
   t.true(w.ended);
   t.deepEqual(w.events.map((e) => `${e.type}:${e.object.metadata.name}`), ['DELETED:x1', 'MODIFIED:x2', 'DELETED:x2']);
 });
+
+test('scale subresource of Deployments: get, merge patch, stale resourceVersion, bad replicas', async (t) => {
+  const emu = await withEmulator(t, { tls: false });
+  const D = '/apis/apps/v1/namespaces/default/deployments';
+  await call(emu, 'POST', D, { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'd' }, spec: { selector: { matchLabels: { a: 'b' } }, template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'x' }] } } } });
+  const sc = await call(emu, 'GET', `${D}/d/scale`);
+  t.like(sc.json, { kind: 'Scale', apiVersion: 'autoscaling/v1', metadata: { name: 'd', namespace: 'default' }, spec: { replicas: 1 } });
+  const p = await call(emu, 'PATCH', `${D}/d/scale`, { spec: { replicas: 4 } }, { 'Content-Type': 'application/merge-patch+json' });
+  t.is(p.json.spec.replicas, 4);
+  const dep = (await call(emu, 'GET', `${D}/d`)).json;
+  t.is(dep.spec.replicas, 4);
+  t.is(dep.metadata.generation, 2);
+  const stale = await call(emu, 'PUT', `${D}/d/scale`, { ...sc.json, spec: { replicas: 2 } });
+  t.is(stale.status, 409);
+  const neg = await call(emu, 'PATCH', `${D}/d/scale`, { spec: { replicas: -1 } }, { 'Content-Type': 'application/merge-patch+json' });
+  t.is(neg.status, 422);
+  t.is((await call(emu, 'GET', '/apis/apps/v1/namespaces/default/daemonsets/x/scale')).status, 404);
+});

@@ -45,6 +45,8 @@ export interface ResourceType {
   returnDeletedObject: boolean;
   /** Create-only review resources (access reviews, whoami) answered without storing. */
   review?: boolean;
+  /** The scale subresource: JSONPaths of desired and observed replicas and the label selector. */
+  scale?: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath?: string };
 }
 
 export const apiVersionOf = (t: { group: string; version: string }): string => (t.group ? `${t.group}/${t.version}` : t.version);
@@ -129,8 +131,11 @@ const defs: Def[] = [
   { g: 'admissionregistration.k8s.io', v: 'v1', kind: 'ValidatingWebhookConfiguration', plural: 'validatingwebhookconfigurations', ns: false, gen: true, cols: [age] },
 ];
 
+const APPS_SCALE = { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' };
+
 function fromDef(d: Def): ResourceType {
   return {
+    scale: d.g === 'apps' && d.kind !== 'DaemonSet' ? APPS_SCALE : undefined,
     group: d.g, version: d.v, kind: d.kind, listKind: `${d.kind}List`, plural: d.plural, singular: d.kind.toLowerCase(),
     namespaced: d.ns, shortNames: d.short ?? [], categories: d.cats ?? [], statusSubresource: d.status ?? false,
     generation: d.gen ?? false, allowUnconditionalUpdate: !d.strictUpdate, bucket: bucketOf(d.g, d.plural),

@@ -2,7 +2,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Api, type ListQuery, type WriteOptions, type FieldValidation } from './api.js';
 import { apiVersionOf, compareVersions, type ResourceType } from './registry.js';
-import { ApiError, badRequest, conflict, gone, methodNotAllowed, unauthorized, internal } from './status.js';
+import { ApiError, badRequest, conflict, gone, methodNotAllowed, unauthorized, internal, unsupportedMediaType } from './status.js';
+import { jsonPatch, mergePatch } from './patch.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { objectKey, type Obj, type StoreEvent } from './store.js';
 import { toTable } from './table.js';
@@ -170,6 +171,29 @@ export class Handler {
       const body = await this.readObjectOf(req);
       return send(res, 201, this.tokenRequest(route.namespace, route.name, body));
     }
+    if (route.subresource === 'scale' && t.scale && route.name) {
+      const name = route.name;
+      const q = url.searchParams;
+      const opts = { ...writeOptions(q, undefined), user };
+      switch (method) {
+        case 'GET': return send(res, 200, this.api.getScale(t, route.namespace, name));
+        case 'PUT': {
+          const body = await this.readObjectOf(req);
+          return send(res, 200, this.api.updateScale(t, route.namespace, name, () => body, opts));
+        }
+        case 'PATCH': {
+          const raw = (await readBodyBuffer(req)).toString('utf8');
+          const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
+          return send(res, 200, this.api.updateScale(t, route.namespace, name, (cur) => {
+            const patch = parseJson(raw);
+            if (ct === 'application/json-patch+json') return jsonPatch(cur, patch);
+            if (ct === 'application/merge-patch+json' || ct === 'application/strategic-merge-patch+json') return mergePatch(cur, patch);
+            throw unsupportedMediaType(ct);
+          }, opts));
+        }
+        default: return sendError(res, methodNotAllowed('the server does not allow this method on the requested resource'));
+      }
+    }
     if (route.subresource && !(route.subresource === 'status' && t.statusSubresource) && !(route.subresource === 'finalize' && t.kind === 'Namespace')) {
       return sendError(res, new ApiError(404, 'NotFound', 'the server could not find the requested resource'));
     }
@@ -318,6 +342,7 @@ export class Handler {
       if (t.categories.length) r.categories = t.categories;
       resources.push(r);
       if (t.statusSubresource) resources.push({ name: `${t.plural}/status`, singularName: '', namespaced: t.namespaced, kind: t.kind, verbs: ['get', 'patch', 'update'] });
+      if (t.scale) resources.push({ name: `${t.plural}/scale`, singularName: '', namespaced: t.namespaced, group: 'autoscaling', version: 'v1', kind: 'Scale', verbs: ['get', 'patch', 'update'] });
       if (t.group === '' && t.kind === 'ServiceAccount') resources.push({ name: 'serviceaccounts/token', singularName: '', namespaced: true, group: 'authentication.k8s.io', version: 'v1', kind: 'TokenRequest', verbs: ['create'] });
     }
     return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources };
