@@ -32,12 +32,15 @@ test('scale-up: each selected node gets a batch in one write, status shows the I
   t.is(r0.metadata.ownerReferences?.find((o) => o.controller)?.name, 'a');
   t.deepEqual(r0.metadata.finalizers, ['podvnet.io/release-ip-configs']);
   t.is(r0.metadata.labels?.['podvnet.io/pool'], 'a');
+  const managers = (r: { metadata: unknown }) => [...new Set(((r.metadata as { managedFields?: Array<{ manager: string }> }).managedFields ?? []).map((f) => f.manager))].sort();
+  t.deepEqual(managers(r0), ['podvnet-controller'], 'every write so far is the controller\'s');
   t.is(await w.record(n2!), undefined, 'unselected node gets no record');
   t.deepEqual(w.nicIPs(n2!), []);
 
   // demand grows: the agent reports 5 used of 8 -> one more batch, one more write
   await w.setDemand(n0!, 5);
-  await waitFor('node 0 to grow to 16', async () => (await w.record(n0!))?.status?.ips.length === 16);
+  const grown = await waitFor('node 0 to grow to 16', async () => { const r = await w.record(n0!); return r?.status?.ips.length === 16 ? r : undefined; });
+  t.deepEqual(managers(grown), ['podvnet-agent', 'podvnet-controller'], 'the agent\'s spec write is attributed to the agent');
   t.is(w.nicIPs(n0!).length, 16);
   t.is(writes(w), 3);
 

@@ -4,7 +4,7 @@ import { pino, type Logger } from 'pino';
 import { parseAllDocuments } from 'yaml';
 import { AzureEmulator, EmulatorCredential, type EmulatorConfigPatch, type ScenarioInput, type ScenarioNode } from '../hack/azure-emulator/index.js';
 import { startKubeEmulator, type KubeEmulator } from '../hack/kube-emulator/index.js';
-import { API_GROUP_VERSION, type NodeIPAllocation, type NodeIPPool } from '../crds/api/index.js';
+import { AGENT_FIELD_MANAGER, API_GROUP_VERSION, CONTROLLER_FIELD_MANAGER, type NodeIPAllocation, type NodeIPPool } from '../crds/api/index.js';
 import { ArmAdapter, armClientFactory } from './azure.js';
 import { Controller, type ControllerOptions } from './controller.js';
 import { KubeClient, PATHS, isNotFound } from './kube.js';
@@ -82,7 +82,8 @@ export async function startWorld(o: WorldOptions): Promise<World> {
   const log = o.log ?? pino({ level: process.env.PODVNET_TEST_LOG ?? 'silent' });
   const azure = await AzureEmulator.start({ config: { asyncDurationMs: 5, ...(o.azureConfig ?? {}) } });
   const kube = await startKubeEmulator();
-  const client = new KubeClient(kube.kubeConfig(), 128);
+  const client = new KubeClient(kube.kubeConfig(), 128, CONTROLLER_FIELD_MANAGER);
+  const agent = new KubeClient(kube.kubeConfig(), 16, AGENT_FIELD_MANAGER);
   await applyCRDs(client);
   const sc = azure.loadScenario(o.scenario);
   for (const [i, n] of sc.nodes.entries()) {
@@ -132,10 +133,10 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     record: (name) => getOrUndefined<NodeIPAllocation>(recordPath(name)),
     pool: (name) => getOrUndefined<NodeIPPool>(poolPath(name)),
     async setDemand(node, usedIPs, pendingIPs = 0) {
-      await client.mergePatch(recordPath(node), { spec: { demand: { usedIPs, pendingIPs } } });
+      await agent.mergePatch(recordPath(node), { spec: { demand: { usedIPs, pendingIPs } } });
     },
     async release(node, ips) {
-      await client.mergePatch(recordPath(node), { spec: { releasedIPs: ips } });
+      await agent.mergePatch(recordPath(node), { spec: { releasedIPs: ips } });
     },
     nicIPs(node) {
       const n = sc.nodes.find((x) => x.nodeName === node);

@@ -32,7 +32,8 @@ export class KubeClient {
   private readonly server: URL;
   private base: RequestOptions | undefined;
 
-  constructor(private readonly kc: KubeConfig, private readonly maxSockets = 64) {
+  /** Writes are attributed to `fieldManager` in managedFields (the controller's and the agent's stay apart). */
+  constructor(private readonly kc: KubeConfig, private readonly maxSockets = 64, readonly fieldManager?: string) {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster');
     this.server = new URL(cluster.server);
@@ -56,6 +57,7 @@ export class KubeClient {
   async request<T = Json>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
     const base = await this.options();
     const url = new URL(path, this.server);
+    if (this.fieldManager && (method === 'POST' || method === 'PUT' || method === 'PATCH')) url.searchParams.set('fieldManager', this.fieldManager);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<T>((resolve, reject) => {

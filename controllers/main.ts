@@ -10,6 +10,7 @@ import { ArmAdapter, armClientFactory } from './azure.js';
 import { AZURE_CLOUDS, flagHelp, loadConfig, type Config } from './config.js';
 import { Controller } from './controller.js';
 import { KubeClient } from './kube.js';
+import { CONTROLLER_FIELD_MANAGER } from '../crds/api/group.js';
 import { LeaderElector, DEFAULT_LEADER_TIMING } from './leader.js';
 import { ArmLimiter } from './limiter.js';
 import { createMetrics } from './metrics.js';
@@ -59,7 +60,7 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, log?:
   const config = loadConfig(argv, env);
   const logger = log ?? pino({ level: config.logLevel, base: { component: 'podvnet-controller' } });
   const metrics = createMetrics({ defaultMetrics: true });
-  const kube = new KubeClient(kubeConfig(config, env));
+  const kube = new KubeClient(kubeConfig(config, env), 64, CONTROLLER_FIELD_MANAGER);
   const limiter = new ArmLimiter({
     concurrency: config.armConcurrency,
     writes: { capacity: config.writeBurst, refillPerSecond: config.writesPerSecond },
