@@ -47,3 +47,32 @@ test('the process: flags, emulator credential, leader lease, /metrics /healthz /
   const after = await client.get<{ spec: { holderIdentity: string } }>(`${PATHS.leases('default')}/podvnet-controller`);
   t.is(after.spec.holderIdentity, '', 'the lease is handed back on shutdown');
 });
+
+test('two replicas: one leads and reconciles, the standby is ready but idle, and takes over when the leader stops', async (t) => {
+  const azure = await AzureEmulator.start({ scenario: { vms: [{ count: 1 }] }, config: { asyncDurationMs: 5 } });
+  const kube = await startKubeEmulator();
+  t.teardown(async () => { await kube.close(); await azure.close(); });
+  const client = new KubeClient(kube.kubeConfig());
+  await applyCRDs(client);
+  const args = (id: string) => [
+    '--kubeconfig', kube.kubeconfigPath, '--azure-endpoint', azure.url, '--azure-ca-file', azure.caPath, '--credential', 'emulator',
+    '--http-port', '0', '--http-host', '127.0.0.1', '--lease-namespace', 'default', '--identity', id, '--poll-interval-ms', '10',
+  ];
+  const a = await run(args('a'), {}, pino({ level: 'silent' }));
+  await waitFor('a leads', () => a.isLeader());
+  const b = await run(args('b'), {}, pino({ level: 'silent' }));
+  t.teardown(async () => { await a.stop(); await b.stop(); });
+  await waitFor('b ready as standby', async () => (await fetch(`${b.url}/readyz`)).status === 200);
+  t.false(b.isLeader());
+  t.is(b.controller(), undefined, 'the standby runs no reconciler');
+
+  await a.stop();
+  await waitFor('b takes over', () => b.isLeader(), 10_000);
+  const vm = (azure.dump() as { virtualMachines: Array<{ id: string; properties: { osProfile: { computerName: string } } }> }).virtualMachines[0]!;
+  await client.create(PATHS.nodes, { apiVersion: 'v1', kind: 'Node', metadata: { name: vm.properties.osProfile.computerName }, spec: { providerID: `azure://${vm.id}` } });
+  const subnet = (azure.dump() as { subnets: Array<{ id: string }> }).subnets[0]!.id;
+  await client.create(PATHS.pools, { apiVersion: 'podvnet.io/v1alpha1', kind: 'NodeIPPool', metadata: { name: 'all' }, spec: { nodeSelector: {}, subnetID: subnet } });
+  await waitFor('b serves the pool', async () => (await client.get<{ status?: { allocatedIPs?: number } }>(`${PATHS.pools}/all`)).status?.allocatedIPs === 16);
+  const lease = await client.get<{ spec: { holderIdentity: string; leaseTransitions: number } }>(`${PATHS.leases('default')}/podvnet-controller`);
+  t.like(lease.spec, { holderIdentity: 'b', leaseTransitions: 1 });
+});
