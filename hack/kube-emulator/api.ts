@@ -15,7 +15,7 @@ import { jsonPatch, mergePatch, strategicMerge } from './patch.js';
 import { recordUpdate, serverSideApply } from './fields.js';
 import { admit as admitPolicies, type UserInfo } from './admission.js';
 import { pruneBuiltin } from './builtin-fields.js';
-import { builtinUpdateRules, isCreateOnUpdate, listItem, listKeysFor, review, stableJSON, validateMeta } from './builtins.js';
+import { builtinUpdateRules, isCreateOnUpdate, listItem, listKeysFor, review, stableJSON, validateEventCreate, validateMeta } from './builtins.js';
 import { crdEstablishedStatus, crdTypes, defaultCrd, validateCrd } from './crd.js';
 import { jsonPath } from './table.js';
 
@@ -361,6 +361,10 @@ export class Api {
     this.prepareCreate(t, obj);
     const sobj = this.toStorage(t, obj);
     this.admit(t, sobj, undefined, opts.fieldValidation ?? 'Warn', warnings);
+    if (t.kind === 'Event' && (t.group === '' || t.group === 'events.k8s.io')) {
+      const evErrs = validateEventCreate(sobj, t.group === 'events.k8s.io');
+      if (evErrs.length) throw invalid(t.kind, t.group, name, evErrs);
+    }
     this.policies('CREATE', t, '', sobj, null, opts.user, !!opts.dryRun, warnings);
     if (managedFields) sobj.metadata.managedFields = managedFields;
     else recordUpdate(undefined, sobj, this.manager(opts, userAgentManager), apiVersionOf(t), '', t.statusSubresource, listKeysFor(t), now());

@@ -523,3 +523,22 @@ test('scale subresource of Deployments: get, merge patch, stale resourceVersion,
   t.is(neg.status, 422);
   t.is((await call(emu, 'GET', '/apis/apps/v1/namespaces/default/daemonsets/x/scale')).status, 404);
 });
+
+test('event creation rules: events.k8s.io needs eventTime, reporting fields and a Normal/Warning type; namespaces must match', async (t) => {
+  const emu = await withEmulator(t, { tls: false });
+  const E = '/apis/events.k8s.io/v1/namespaces/default/events';
+  const bad = await call(emu, 'POST', E, { apiVersion: 'events.k8s.io/v1', kind: 'Event', metadata: { name: 'e' }, reason: 'R', type: 'Info', regarding: { kind: 'Node', name: 'n' } });
+  t.is(bad.status, 422);
+  t.deepEqual(bad.json.details.causes.map((c: any) => `${c.field}: ${c.message}`).sort(), [
+    'eventTime: Required value',
+    'type: Invalid value: "": has invalid value: Info',
+  ]);
+  const noReporter = await call(emu, 'POST', E, { apiVersion: 'events.k8s.io/v1', kind: 'Event', metadata: { name: 'e' }, eventTime: '2026-01-01T00:00:00.000000Z', reason: 'R', type: 'Normal', regarding: { kind: 'Node', name: 'n' } });
+  t.deepEqual(noReporter.json.details.causes.map((c: any) => c.field).sort(), ['action', 'reportingController', 'reportingInstance']);
+  await call(emu, 'POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'other' } });
+  const wrongNs = await call(emu, 'POST', '/api/v1/namespaces/other/events', { apiVersion: 'v1', kind: 'Event', metadata: { name: 'e' }, involvedObject: { kind: 'Node', name: 'n' }, reason: 'R', message: 'm' });
+  t.is(wrongNs.status, 422);
+  t.is(wrongNs.json.details.causes[0].field, 'involvedObject.namespace');
+  const legacy = await call(emu, 'POST', '/api/v1/namespaces/default/events', { apiVersion: 'v1', kind: 'Event', metadata: { name: 'e' }, involvedObject: { kind: 'Node', name: 'n' }, reason: 'R', message: 'm', count: 1 });
+  t.is(legacy.status, 201, 'core/v1 events keep the legacy rules');
+});
