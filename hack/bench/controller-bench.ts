@@ -65,7 +65,7 @@ async function runOnce(n: number): Promise<Row> {
     for (;;) {
       const d = done();
       if (d === n) break;
-      if (Date.now() - last > 15_000) {
+      if (Date.now() - last > 10_000) {
         last = Date.now();
         const c = w.azure.calls();
         process.stderr.write(`  ${n} nodes: ${d} converged after ${((Date.now() - start) / 1000).toFixed(0)} s (writes ${c.byKind['nic.put'] ?? 0}+${c.byKind['vmssvm.put'] ?? 0}, 429s ${c.throttled})\n`);
