@@ -135,9 +135,9 @@ export function validateEventCreate(ev: Obj, viaEventsApi: boolean): FieldError[
   const hasEventTime = !!ev.eventTime;
   const reportingField = viaEventsApi ? 'reportingController' : 'reportingComponent';
   if (!hasEventTime) {
-    if (ioNs === '' ? ns !== '' && ns !== 'default' : ns !== ioNs) errs.push(fe.invalid(viaEventsApi ? 'regarding.namespace' : 'involvedObject.namespace', ioNs, 'does not match event.namespace'));
+    if (ioNs === '' ? ns !== '' && ns !== 'default' : ns !== ioNs) errs.push(fe.invalid('involvedObject.namespace', ioNs, 'does not match event.namespace'));
   } else {
-    if (ioNs === '' && ns !== 'default' && ns !== 'kube-system') errs.push(fe.invalid(viaEventsApi ? 'regarding.namespace' : 'involvedObject.namespace', ioNs, 'does not match event.namespace'));
+    if (ioNs === '' && ns !== 'default' && ns !== 'kube-system') errs.push(fe.invalid('involvedObject.namespace', ioNs, 'does not match event.namespace'));
     const rc: string = ev.reportingComponent ?? '';
     if (!rc) errs.push(fe.required(reportingField));
     else if (!QUALIFIED.test(rc) || rc.length > 316) errs.push(fe.invalid(reportingField, rc, "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"));
@@ -146,15 +146,16 @@ export function validateEventCreate(ev: Obj, viaEventsApi: boolean): FieldError[
       if (!v) errs.push(fe.required(f));
       else if (v.length > max) errs.push(fe.invalid(f, '', `can have at most ${max} characters`));
     }
-    if ((ev.message ?? '').length > 1024) errs.push(fe.invalid(viaEventsApi ? 'note' : 'message', '', 'can have at most 1024 characters'));
+    if ((ev.message ?? '').length > 1024) errs.push(fe.invalid('message', '', 'can have at most 1024 characters'));
   }
   if (viaEventsApi) {
     if (!hasEventTime) errs.push(fe.required('eventTime'));
     if (ev.type !== 'Normal' && ev.type !== 'Warning') errs.push(fe.invalid('type', '', `has invalid value: ${ev.type ?? ''}`));
-    if (ev.firstTimestamp) errs.push(fe.invalid('deprecatedFirstTimestamp', '', 'needs to be unset'));
-    if (ev.lastTimestamp) errs.push(fe.invalid('deprecatedLastTimestamp', '', 'needs to be unset'));
-    if (ev.count) errs.push(fe.invalid('deprecatedCount', '', 'needs to be unset'));
-    if (ev.source?.component || ev.source?.host) errs.push(fe.invalid('deprecatedSource', '', 'needs to be unset'));
+    // field paths are those of the internal (core) Event the API server validates
+    if (ev.firstTimestamp) errs.push(fe.invalid('firstTimestamp', '', 'needs to be unset'));
+    if (ev.lastTimestamp) errs.push(fe.invalid('lastTimestamp', '', 'needs to be unset'));
+    if (ev.count) errs.push(fe.invalid('count', '', 'needs to be unset'));
+    if (ev.source?.component || ev.source?.host) errs.push(fe.invalid('source', '', 'needs to be unset'));
   }
   return errs;
 }

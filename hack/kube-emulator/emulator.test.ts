@@ -541,4 +541,7 @@ test('event creation rules: events.k8s.io needs eventTime, reporting fields and 
   t.is(wrongNs.json.details.causes[0].field, 'involvedObject.namespace');
   const legacy = await call(emu, 'POST', '/api/v1/namespaces/default/events', { apiVersion: 'v1', kind: 'Event', metadata: { name: 'e' }, involvedObject: { kind: 'Node', name: 'n' }, reason: 'R', message: 'm', count: 1 });
   t.is(legacy.status, 201, 'core/v1 events keep the legacy rules');
+  const clusterScopedElsewhere = await call(emu, 'POST', '/apis/events.k8s.io/v1/namespaces/other/events', { apiVersion: 'events.k8s.io/v1', kind: 'Event', metadata: { name: 'e' }, eventTime: '2026-01-01T00:00:00.000000Z', reportingController: 'x.io/c', reportingInstance: 'i', action: 'A', reason: 'R', type: 'Normal', regarding: { kind: 'Node', name: 'n' } });
+  t.is(clusterScopedElsewhere.status, 422, 'events about cluster-scoped objects belong in default or kube-system');
+  t.is(clusterScopedElsewhere.json.details.causes[0].message, 'Invalid value: "": does not match event.namespace');
 });
