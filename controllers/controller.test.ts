@@ -345,3 +345,20 @@ test('kubelet heartbeats and agent status churn cost no Azure calls; demand chan
   await waitFor('a round for the demand change', () => w.azure.calls().total > 0);
   t.deepEqual(w.azure.calls().byKind, { 'nic.get': 1 }, 'demand within the batch: one read, no write');
 });
+
+test('an Azure error that is no race (missing role assignment) shows on the record, in an event and on the pool, and is retried', async (t) => {
+  const w = await startWorld({ scenario: { vms: [{ count: 1 }] }, nodeLabels: () => ({ pool: 'a' }) });
+  t.teardown(() => w.close());
+  w.azure.injectFault({ kind: 'nic.put', status: 403, code: 'AuthorizationFailed', message: "The client does not have authorization to perform action 'Microsoft.Network/networkInterfaces/write'.", count: 3 });
+  await w.createPool('a', SPEC(Object.values(w.subnets)[0]!));
+  const n = w.nodes[0]!.nodeName;
+  const r = await waitFor('AzureError on the record', async () => { const x = await w.record(n); return x?.status?.conditions?.[0]?.reason === 'AzureError' ? x : undefined; });
+  t.regex(r.status!.conditions![0]!.message, /nic\.put: AuthorizationFailed: .*networkInterfaces\/write/);
+  await waitFor('pool not ready', async () => (await w.pool('a'))?.status?.conditions?.find((c) => c.type === 'Ready')?.message.includes('AzureError'));
+  // once the role is fixed (the fault runs out) the backoff retries get through
+  await waitFor('IPs after the retries', async () => (await w.record(n))?.status?.ips.length === 8, 10_000);
+  t.is(w.azure.calls().byKind['nic.put'], 4);
+  const events = await w.client.get<{ items: Array<{ reason: string }> }>('/apis/events.k8s.io/v1/namespaces/default/events');
+  t.true(events.items.some((e) => e.reason === 'AzureError'));
+  t.is((await w.record(n))!.status!.conditions![0]!.reason, 'Synced');
+});

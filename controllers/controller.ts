@@ -383,7 +383,7 @@ export class Controller {
         await this.writeStatus(record, { conditions: [{ type: 'Ready', status: 'False', reason: 'NICNotFound', message }] });
         return { requeueAfterMs: 60_000 };
       }
-      if (e instanceof AzureCallError) return this.azureRetry(e, name);
+      if (e instanceof AzureCallError) return this.azureFailed(record, e);
       throw e;
     }
     this.nicHints.set(name, nic.nicId);
@@ -434,7 +434,7 @@ export class Controller {
           this.nicHints.delete(name);
           requeueAfterMs = 60_000;
         } else {
-          return this.azureRetry(e, name);
+          return this.azureFailed(record, e);
         }
       }
     }
@@ -468,6 +468,19 @@ export class Controller {
       this.roomMade(pool.spec.subnetID, plan.remove.length);
     }
     this.log.info({ node: name, pool: pool.metadata.name, added: plan.add.length, removed: plan.remove.length, target: plan.target, reason: plan.reason }, 'updated NIC');
+  }
+
+  /**
+   * A failure that is not one of the expected races (an authorization error, a bad request, Azure down):
+   * say so on the record, where the pool's Ready condition picks it up, then retry with backoff.
+   */
+  private async azureFailed(record: Record_, e: AzureCallError): Promise<Result> {
+    if (e.failure.kind === 'Other') {
+      const message = `${e.operation}: ${e.failure.code}: ${e.failure.message}`;
+      this.event(record, 'Warning', 'AzureError', 'Reconcile', message);
+      await this.writeStatus(record, { conditions: [{ type: 'Ready', status: 'False', reason: 'AzureError', message }] }).catch(() => {});
+    }
+    return this.azureRetry(e, record.metadata.name);
   }
 
   /** Transient Azure trouble: come back when it says, or soon for a lost If-Match race. */
