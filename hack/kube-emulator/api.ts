@@ -421,7 +421,13 @@ export class Api {
       delete m.deletionGracePeriodSeconds;
     }
     if (o.metadata.generation !== undefined) m.generation = o.metadata.generation; else delete m.generation;
-    if (!ssa) m.managedFields = o.metadata.managedFields;
+    if (!ssa) {
+      // a request that sets managedFields itself (kubectl's client-side-apply upgrade does) replaces them
+      const fromClient = next.metadata.managedFields;
+      const replaced = Array.isArray(fromClient) && stableJSON(fromClient) !== stableJSON(o.metadata.managedFields ?? []);
+      m.managedFields = replaced ? (fromClient.length ? fromClient : undefined) : o.metadata.managedFields;
+      if (m.managedFields === undefined) delete m.managedFields;
+    }
     if (t.statusSubresource) {
       if (sub === 'status') {
         // only status changes; metadata is reset except what status writers may not touch anyway

@@ -233,14 +233,14 @@ function diffPaths(oldV: V, newV: V, listKeys: ListKeys): { changed: FieldSet; r
   return { changed, removed };
 }
 
-/** Records an Update (PUT / non-apply PATCH / create) by `manager` in newObj.metadata.managedFields. */
+/**
+ * Records an Update (PUT / non-apply PATCH / create) by `manager`. newObj.metadata.managedFields holds
+ * the ownership to start from (the stored one, or what the request itself set) and is replaced.
+ */
 export function recordUpdate(oldObj: V | undefined, newObj: V, manager: string, apiVersion: string, subresource: string, statusSplit: boolean, listKeys: ListKeys, now: string): void {
-  const list = owners(oldObj ?? newObj);
+  const list = owners(newObj);
   const { changed, removed } = diffPaths(trackedView(oldObj ?? {}, subresource, statusSplit), trackedView(newObj, subresource, statusSplit), listKeys);
-  if (changed.size === 0 && removed.size === 0 && oldObj) {
-    newObj.metadata.managedFields = oldObj.metadata?.managedFields;
-    return;
-  }
+  if (changed.size === 0 && removed.size === 0 && oldObj) return;
   for (const o of list) for (const p of [...changed, ...removed]) o.set.delete(p);
   let mine = list.find((o) => sameOwner(o.entry, manager, 'Update', subresource));
   if (!mine) {

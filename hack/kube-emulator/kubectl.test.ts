@@ -118,6 +118,13 @@ t2('kubectl server-side apply: field managers, conflicts, --force-conflicts, dry
   const got = JSON.parse((await kubectl(emu, ['get', 'widget', 'gamma', '-o', 'json', '--show-managed-fields'])).stdout);
   t.is(got.spec.size, 3);
   t.deepEqual(got.metadata.managedFields.map((m: any) => `${m.manager}:${m.operation}`).sort(), ['alice:Apply', 'bob:Apply']);
+  // client-side apply, then server-side: kubectl migrates the ownership (a JSON patch of managedFields),
+  // so a later server-side apply that drops a key removes it
+  const cm = (data: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: m\n  namespace: default\ndata: {${data}}\n`;
+  t.is((await kubectl(emu, ['apply', '-f', '-'], cm('a: "1", b: "2"'))).code, 0);
+  t.is((await kubectl(emu, ['apply', '--server-side', '-f', '-'], cm('a: "1", b: "2"'))).code, 0);
+  t.is((await kubectl(emu, ['apply', '--server-side', '-f', '-'], cm('a: "1"'))).code, 0);
+  t.is((await kubectl(emu, ['get', 'cm', 'm', '-o', 'jsonpath={.data}'])).stdout, '{"a":"1"}');
 });
 
 t2('kubectl with built-in kinds: configmap apply/patch (strategic merge), nodes, events, namespaces', async (t) => {
