@@ -85,6 +85,34 @@ test('a scale-set instance changes its NIC through the scale-set VM update', asy
   t.is(stale!.failure.kind, 'PreconditionFailed');
 });
 
+test('scale-set NICs come from one list per scale set, each copy once, and never when the model names other ip-configs', async (t) => {
+  const emu = await AzureEmulator.start({ scenario: { scaleSets: [{ name: 'ss', count: 3 }] }, config: { asyncDurationMs: 5 } });
+  t.teardown(() => emu.close());
+  const calls: string[] = [];
+  const azure = new ArmAdapter(armClientFactory(new EmulatorCredential(), { endpoint: emu.url, extra: { tlsOptions: { ca: emu.ca } } }),
+    new ArmLimiter({ concurrency: 8, reads: ARM_READ_BUDGET, writes: ARM_WRITE_BUDGET }), (c) => calls.push(c.operation), 5);
+  const insts = (emu.dump() as { virtualMachineScaleSets: Array<{ instances: Array<{ id: string }> }> }).virtualMachineScaleSets[0]!.instances.map((i) => parseProviderID(`azure://${i.id}`));
+  const subnet = SUBNET_OF(emu);
+  const first = await azure.getNodeNic(insts[0]!);
+  t.deepEqual(calls, ['vmssvm.get', 'vmssnic.list']);
+  t.is(first.ipConfigs.length, 1);
+  calls.length = 0;
+  await azure.getNodeNic(insts[1]!);
+  t.deepEqual(calls, ['vmssvm.get'], 'served from the list');
+  calls.length = 0;
+  await azure.getNodeNic(insts[0]!);
+  t.deepEqual(calls, ['vmssvm.get', 'vmssnic.get'], 'a listed copy serves once');
+
+  // another writer changes instance 2 after the list: the model names an ip-config the copy lacks
+  const nic2 = [...emu.state.nics.values()].find((n) => n.vmss?.instance.id.toLowerCase() === insts[2]!.id.toLowerCase())!;
+  emu.state.putNic(nic2.id, { location: nic2.location, ipConfigs: [...nic2.ipConfigs.map((c) => ({ name: c.name, allocation: c.allocation, privateIPAddress: c.privateIPAddress, subnetId: c.subnet.id, primary: c.primary })), { name: 'other', allocation: 'Dynamic' as const, subnetId: subnet, primary: false }] });
+  calls.length = 0;
+  const third = await azure.getNodeNic(insts[2]!);
+  t.deepEqual(calls, ['vmssvm.get', 'vmssnic.get'], 'the stale copy is not used');
+  t.deepEqual(third.ipConfigs.map((c) => c.name), ['ipconfig1', 'other']);
+  t.truthy(third.ipConfigs[1]!.privateIPAddress);
+});
+
 test('SubnetIsFull from a failed long-running operation, 409 and 404 are told apart', async (t) => {
   const { emu, azure, podSubnet } = await setup(t, { mode: 'async' });
   const vm = parseProviderID(`azure://${(emu.dump() as { virtualMachines: Array<{ id: string }> }).virtualMachines[0]!.id}`);

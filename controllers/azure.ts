@@ -162,6 +162,7 @@ export function armClientFactory(credential: TokenCredential, opts: ClientOption
 }
 
 const sameId = (a: string | undefined, b: string | undefined) => !!a && !!b && a.toLowerCase() === b.toLowerCase();
+const sameNames = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
 
 function viewOf(c: { name: string; privateIPAddress?: string | undefined; primary?: boolean | undefined; subnet?: { id?: string | undefined } | undefined }): IpConfigView {
   return { name: c.name, privateIPAddress: c.privateIPAddress, primary: c.primary === true, subnetId: c.subnet?.id };
@@ -178,6 +179,9 @@ export class ArmAdapter implements AzureAdapter {
   ) {}
 
   private readonly nicIndexes = new Map<string, { at: number; byVm: Map<string, string>; loading: Promise<Map<string, string>> | undefined }>();
+  private readonly scaleSetNics = new Map<string, { startedAt: number; byNic: Map<string, z.output<typeof armNic>>; loading: Promise<unknown> | undefined }>();
+  /** When this adapter last wrote each scale-set NIC (lower-case id). */
+  private readonly lastWrite = new Map<string, number>();
 
   /** One Azure call: waits for the budget, times it, classifies a failure, pauses the subscription on 429. */
   private async call<T>(subscriptionId: string, kind: CallKind, operation: string, fn: () => Promise<T>): Promise<T> {
@@ -277,10 +281,64 @@ export class ArmAdapter implements AzureAdapter {
     if (!vm.etag) throw new AzureCallError({ kind: 'Other', code: 'UnexpectedResponse', message: `scale-set instance ${machine.id} came without an etag`, retryable: true }, 'vmssvm.get');
     const ref = refs.networkProfile.networkInterfaces.find((n) => n.primary) ?? refs.networkProfile.networkInterfaces[0]!;
     const nicName = parseArmId(ref.id).names.at(-1)!;
+    // The instance model names the ip-configs (fresh, and its ETag guards the write); the addresses can
+    // come from the scale set's NIC list when that copy names exactly the same ip-configs.
+    const modelNames = (vm.networkProfileConfiguration?.networkInterfaceConfigurations ?? [])
+      .find((c) => c.name.toLowerCase() === nicName.toLowerCase())?.ipConfigurations?.map((c) => c.name.toLowerCase());
+    const listed = modelNames ? await this.scaleSetNicFromList(machine, ref.id) : undefined;
+    if (listed && sameNames(listed.ipConfigurations.map((c) => c.name.toLowerCase()), modelNames!)) {
+      return this.toNodeNic(machine, listed, vm.etag, vm);
+    }
     const raw = await this.call(machine.subscriptionId, 'read', 'vmssnic.get', () =>
       network.networkInterfaces.getVirtualMachineScaleSetNetworkInterface(machine.resourceGroup, machine.scaleSet, machine.instanceId, nicName));
     const nic = parseArm(armNic, raw, `network interface ${ref.id}`);
     return this.toNodeNic(machine, nic, vm.etag, vm);
+  }
+
+  /**
+   * A scale set's NICs from one paged list (one read per page instead of one per instance). Each listed
+   * copy serves once, and never for a NIC this adapter wrote after the list started: a copy must not
+   * outlive a change we made (a removed ip-config name could have come back with another address).
+   */
+  private async scaleSetNicFromList(m: Extract<MachineRef, { kind: 'vmss' }>, nicId: string): Promise<z.output<typeof armNic> | undefined> {
+    const k = `${m.subscriptionId}/${m.resourceGroup}/${m.scaleSet}`.toLowerCase();
+    const nk = nicId.toLowerCase();
+    let entry = this.scaleSetNics.get(k);
+    if (!entry || (!entry.loading && !entry.byNic.has(nk) && Date.now() - entry.startedAt > this.nicIndexTtlMs / 6)) {
+      const { network } = this.clients(m.subscriptionId);
+      const startedAt = Date.now();
+      const load = (async () => {
+        const byNic = new Map<string, z.output<typeof armNic>>();
+        const pages = network.networkInterfaces.listVirtualMachineScaleSetNetworkInterfaces(m.resourceGroup, m.scaleSet).byPage();
+        for (;;) {
+          const page = await this.call(m.subscriptionId, 'read', 'vmssnic.list', () => pages.next());
+          if (page.done) break;
+          for (const raw of page.value as NetworkInterface[]) {
+            const parsed = armNic.safeParse(raw);
+            if (parsed.success) byNic.set(parsed.data.id.toLowerCase(), parsed.data);
+          }
+          if (!getContinuationToken(page.value)) break;
+        }
+        return byNic;
+      })();
+      const fresh: { startedAt: number; byNic: Map<string, z.output<typeof armNic>>; loading: Promise<unknown> | undefined } = { startedAt, byNic: new Map(), loading: load };
+      entry = fresh;
+      this.scaleSetNics.set(k, fresh);
+      try {
+        fresh.byNic = await load;
+      } catch {
+        fresh.byNic = new Map();
+      } finally {
+        fresh.loading = undefined;
+      }
+    } else if (entry.loading) {
+      await entry.loading.catch(() => {});
+    }
+    const hit = entry.byNic.get(nk);
+    if (!hit) return undefined;
+    entry.byNic.delete(nk);
+    const written = this.lastWrite.get(nk);
+    return written !== undefined && written >= entry.startedAt ? undefined : hit;
   }
 
   private toNodeNic(machine: MachineRef, nic: z.output<typeof armNic>, etag: string, raw: unknown): NodeNic {
@@ -337,6 +395,7 @@ export class ArmAdapter implements AzureAdapter {
     const byName = new Map((target.ipConfigurations ?? []).map((c) => [c.name.toLowerCase(), c]));
     target.ipConfigurations = next.map((c) =>
       byName.get(c.name.toLowerCase()) ?? { name: c.name, primary: false, privateIPAddressVersion: 'IPv4', subnet: { id: c.subnetId } });
+    this.lastWrite.set(nic.nicId.toLowerCase(), Date.now());
     await this.call(m.subscriptionId, 'write', 'vmssvm.put', () =>
       compute.virtualMachineScaleSetVMs.update(m.resourceGroup, m.scaleSet, m.instanceId, vm, { ifMatch: nic.etag, updateIntervalInMs: this.pollIntervalMs }) as unknown as Promise<VirtualMachineScaleSetVM>);
     // The instance model carries no addresses: read the NIC back. The instance's new ETag is read with
