@@ -545,3 +545,22 @@ test('event creation rules: events.k8s.io needs eventTime, reporting fields and 
   t.is(clusterScopedElsewhere.status, 422, 'events about cluster-scoped objects belong in default or kube-system');
   t.is(clusterScopedElsewhere.json.details.causes[0].message, 'Invalid value: "": does not match event.namespace');
 });
+
+test('fault injection: scripted errors for matching requests, then normal service', async (t) => {
+  const emu = await withEmulator(t, { tls: false });
+  emu.injectFault({ method: 'POST', path: /\/configmaps$/, code: 429, retryAfterSeconds: 2, times: 2 });
+  emu.injectFault({ method: 'GET', path: '/api/v1/nodes', code: 500, message: 'etcdserver: request timed out' });
+  const body = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } };
+  const first = await call(emu, 'POST', '/api/v1/namespaces/default/configmaps', body);
+  t.is(first.status, 429);
+  t.is(first.headers['retry-after'], '2');
+  t.like(first.json, { kind: 'Status', reason: 'TooManyRequests', code: 429, details: { retryAfterSeconds: 2 } });
+  t.is((await call(emu, 'POST', '/api/v1/namespaces/default/configmaps', body)).status, 429);
+  t.is((await call(emu, 'POST', '/api/v1/namespaces/default/configmaps', body)).status, 201);
+  const five = await call(emu, 'GET', '/api/v1/nodes');
+  t.like(five.json, { code: 500, reason: 'InternalError', message: 'etcdserver: request timed out' });
+  t.is((await call(emu, 'GET', '/api/v1/nodes')).status, 200);
+  emu.injectFault({ code: 503 });
+  emu.clearFaults();
+  t.is((await call(emu, 'GET', '/api/v1/nodes')).status, 200);
+});

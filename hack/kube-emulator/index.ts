@@ -11,7 +11,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { Api } from './api.js';
 import { Controllers } from './controllers.js';
-import { Handler } from './server.js';
+import { Handler, type Fault } from './server.js';
 import { Store } from './store.js';
 import { loopbackTls } from './tls.js';
 import type { UserInfo } from './admission.js';
@@ -61,6 +61,10 @@ export interface KubeEmulator {
   api: Api;
   /** Ends every open watch stream from the server side (as an API server restart would). */
   dropWatches(): void;
+  /** Scripts failures: the next `times` (default 1) matching requests get the error, e.g. 429 with Retry-After. */
+  injectFault(fault: Fault): void;
+  /** Removes all scripted failures not yet used. */
+  clearFaults(): void;
   store: Store;
   close(): Promise<void>;
 }
@@ -77,6 +81,8 @@ export function kubeconfigYaml(url: string, token: string, caPem?: string): stri
     contexts: [{ name: 'emulator', context: { cluster: 'emulator', user: 'emulator', namespace: 'default' } }],
   });
 }
+
+export type { Fault };
 
 export async function startKubeEmulator(options: EmulatorOptions = {}): Promise<KubeEmulator> {
   const o = EmulatorOptionsSchema.parse(options);
@@ -118,6 +124,8 @@ export async function startKubeEmulator(options: EmulatorOptions = {}): Promise<
   return {
     url, token, caPem, kubeconfigPath, api, store,
     dropWatches: () => handler.closeWatches(),
+    injectFault: (f: Fault) => { handler.faults.push({ ...f }); },
+    clearFaults: () => { handler.faults.length = 0; },
     kubeConfig(as?: string) {
       const kc = new KubeConfig();
       kc.loadFromString(kubeconfigYaml(url, as ?? token, caPem));

@@ -11,6 +11,23 @@ import { decodeProtobufObject } from './protobuf.js';
 import type { UserInfo } from './admission.js';
 import { openApiV3Doc, openApiV3Index, hashOf, openApiV2 } from './openapi.js';
 
+/** A scripted failure: the next `times` matching requests get this error instead of being served. */
+export interface Fault {
+  method?: string;
+  /** Matches the request path (without the query). */
+  path?: string | RegExp;
+  code: number;
+  reason?: string;
+  message?: string;
+  retryAfterSeconds?: number;
+  times?: number;
+}
+
+const REASONS: Record<number, string> = {
+  400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict', 410: 'Expired',
+  422: 'Invalid', 429: 'TooManyRequests', 500: 'InternalError', 503: 'ServiceUnavailable', 504: 'Timeout',
+};
+
 export interface ServerOptions {
   /** Bearer token -> the user it authenticates as. */
   users: Map<string, UserInfo>;
@@ -113,6 +130,7 @@ function writeOptions(q: URLSearchParams, subresource: string | undefined): Writ
 
 export class Handler {
   private watches = new Set<ServerResponse>();
+  readonly faults: Fault[] = [];
   private viewCache = new WeakMap<StoreEvent, Map<string, string>>();
 
   constructor(private readonly api: Api, private readonly opts: ServerOptions) {}
@@ -130,6 +148,16 @@ export class Handler {
     });
   };
 
+  private takeFault(method: string, path: string): Fault | undefined {
+    const i = this.faults.findIndex((f) => (!f.method || f.method.toUpperCase() === method)
+      && (!f.path || (typeof f.path === 'string' ? f.path === path : f.path.test(path))));
+    if (i < 0) return undefined;
+    const f = this.faults[i]!;
+    const left = (f.times ?? 1) - 1;
+    if (left <= 0) this.faults.splice(i, 1); else f.times = left;
+    return f;
+  }
+
   private authenticate(req: IncomingMessage): UserInfo | undefined {
     const h = req.headers.authorization;
     if (!h || !h.startsWith('Bearer ')) return undefined;
@@ -145,6 +173,13 @@ export class Handler {
     if (!user) return sendError(res, unauthorized());
     const parts = path.split('/').filter(Boolean);
     const method = req.method ?? 'GET';
+    const fault = this.takeFault(method, path);
+    if (fault) {
+      const err = new ApiError(fault.code, fault.reason ?? REASONS[fault.code] ?? 'InternalError', fault.message ?? `injected fault (${fault.code})`,
+        fault.retryAfterSeconds !== undefined ? { retryAfterSeconds: fault.retryAfterSeconds } : undefined);
+      if (fault.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(fault.retryAfterSeconds));
+      return sendError(res, err);
+    }
 
     if (path === '/api') return send(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: req.headers.host ?? '' }] });
     if (path === '/apis') return send(res, 200, this.groupList());
