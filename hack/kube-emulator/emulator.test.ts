@@ -25,6 +25,14 @@ test('discovery: /api, /apis, resource lists, version and the CRD group once est
   t.truthy(wl.json.resources.find((r: any) => r.name === 'widgets/status'));
   const v = await call(emu, 'GET', '/version', undefined, {}, '');
   t.is(v.json.major, '1');
+  const agg = await call(emu, 'GET', '/apis', undefined, { Accept: 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json' });
+  t.is(agg.headers['content-type'], 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList');
+  t.is(agg.json.kind, 'APIGroupDiscoveryList');
+  const tg = agg.json.items.find((i: any) => i.metadata.name === 'test.podvnet.io');
+  t.like(tg.versions[0].resources[0], { resource: 'widgets', scope: 'Cluster', singularResource: 'widget', responseKind: { group: 'test.podvnet.io', version: 'v1', kind: 'Widget' }, shortNames: ['wdg'] });
+  t.deepEqual(tg.versions[0].resources[0].subresources.map((r: any) => r.subresource), ['status']);
+  const aggCore = await call(emu, 'GET', '/api', undefined, { Accept: 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList' });
+  t.deepEqual(aggCore.json.items.map((i: any) => i.metadata.name), ['']);
   const oa = await call(emu, 'GET', '/openapi/v3');
   t.truthy(oa.json.paths['apis/test.podvnet.io/v1'].serverRelativeURL);
 });

@@ -181,6 +181,10 @@ export class Handler {
       return sendError(res, err);
     }
 
+    const aggregated = /g=apidiscovery\.k8s\.io;\s*v=v2;\s*as=APIGroupDiscoveryList/.test(req.headers.accept ?? '');
+    if ((path === '/api' || path === '/apis') && aggregated) {
+      return send(res, 200, this.aggregatedDiscovery(path === '/api'), [], 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList');
+    }
     if (path === '/api') return send(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: req.headers.host ?? '' }] });
     if (path === '/apis') return send(res, 200, this.groupList());
     if (parts[0] === 'apis' && parts.length === 2) {
@@ -364,6 +368,37 @@ export class Handler {
       groups.push({ name: g, versions, preferredVersion: versions[0] });
     }
     return { kind: 'APIGroupList', apiVersion: 'v1', groups };
+  }
+
+  /** apidiscovery.k8s.io/v2 APIGroupDiscoveryList: every group, version and resource in one document. */
+  private aggregatedDiscovery(core: boolean): Obj {
+    const items: Obj[] = [];
+    for (const [g, vs] of this.api.registry.groups()) {
+      if ((g === '') !== core) continue;
+      const versions = vs.map((v) => {
+        const list = this.resourceList(g, v, this.api.registry.inGroupVersion(g, v)).resources as Obj[];
+        const resources: Obj[] = [];
+        for (const r of list) {
+          const [name, sub] = String(r.name).split('/');
+          if (!sub) {
+            const out: Obj = {
+              resource: name, responseKind: { group: g, version: v, kind: r.kind }, scope: r.namespaced ? 'Namespaced' : 'Cluster',
+              singularResource: r.singularName, verbs: r.verbs,
+            };
+            if (r.shortNames) out.shortNames = r.shortNames;
+            if (r.categories) out.categories = r.categories;
+            resources.push(out);
+          } else {
+            const parent = resources.find((x) => x.resource === name);
+            if (!parent) continue;
+            (parent.subresources ??= []).push({ subresource: sub, responseKind: { group: r.group ?? g, version: r.version ?? v, kind: r.kind }, verbs: r.verbs });
+          }
+        }
+        return { version: v, resources, freshness: 'Current' };
+      });
+      items.push({ metadata: { name: g, creationTimestamp: null }, versions });
+    }
+    return { kind: 'APIGroupDiscoveryList', apiVersion: 'apidiscovery.k8s.io/v2', metadata: {}, items };
   }
 
   private resourceList(group: string, version: string, types: ResourceType[]): Obj {
