@@ -572,3 +572,29 @@ test('fault injection: scripted errors for matching requests, then normal servic
   emu.clearFaults();
   t.is((await call(emu, 'GET', '/api/v1/nodes')).status, 200);
 });
+
+test('scale subresource declared by a CRD', async (t) => {
+  const emu = await withEmulator(t, { tls: false });
+  const crd = {
+    apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: 'gadgets.test.podvnet.io' },
+    spec: {
+      group: 'test.podvnet.io', scope: 'Namespaced', names: { kind: 'Gadget', plural: 'gadgets' },
+      versions: [{
+        name: 'v1', served: true, storage: true,
+        subresources: { status: {}, scale: { specReplicasPath: '.spec.count', statusReplicasPath: '.status.count', labelSelectorPath: '.status.selector' } },
+        schema: { openAPIV3Schema: { type: 'object', properties: { spec: { type: 'object', properties: { count: { type: 'integer', maximum: 5 } } }, status: { type: 'object', properties: { count: { type: 'integer' }, selector: { type: 'string' } } } } } },
+      }],
+    },
+  };
+  t.is((await call(emu, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd)).status, 201);
+  const G = '/apis/test.podvnet.io/v1/namespaces/default/gadgets';
+  await call(emu, 'POST', G, { apiVersion: 'test.podvnet.io/v1', kind: 'Gadget', metadata: { name: 'g' }, spec: { count: 1 } });
+  await call(emu, 'PATCH', `${G}/g/status`, { status: { count: 1, selector: 'app=g' } }, { 'Content-Type': 'application/merge-patch+json' });
+  const sc = await call(emu, 'GET', `${G}/g/scale`);
+  t.like(sc.json, { kind: 'Scale', spec: { replicas: 1 }, status: { replicas: 1, selector: 'app=g' } });
+  const up = await call(emu, 'PATCH', `${G}/g/scale`, { spec: { replicas: 3 } }, { 'Content-Type': 'application/merge-patch+json' });
+  t.is(up.json.spec.replicas, 3);
+  t.is((await call(emu, 'GET', `${G}/g`)).json.spec.count, 3);
+  const over = await call(emu, 'PATCH', `${G}/g/scale`, { spec: { replicas: 9 } }, { 'Content-Type': 'application/merge-patch+json' });
+  t.is(over.status, 422, 'the new replicas are validated against the CRD schema');
+});
