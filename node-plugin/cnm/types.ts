@@ -1,30 +1,9 @@
 import type { Logger } from 'pino';
 import type * as DatapathModule from '../datapath/index.js';
-import type { NodeNetwork } from '../datapath/index.js';
+import type { PodAddressService } from '../agent/address-service.js';
 
-/**
- * What the CNM driver needs from its neighbours. The shapes are those of the shared interface document:
- * the node agent's PodAddressService and the datapath module. They are restated structurally here so
- * the driver compiles and is tested on its own; the real objects fit them as they are.
- */
-
-export interface AddressOwner {
-  containerId: string;
-  ifName: string;
-  runtime: 'cni' | 'cnm';
-  netnsPath?: string;
-}
-export interface AssignedAddress {
-  ip: string;
-  prefixLength: number;
-  gateway: string;
-}
-export interface PodAddressService {
-  acquire(owner: AddressOwner): Promise<AssignedAddress>;
-  release(owner: Pick<AddressOwner, 'containerId' | 'ifName'>): Promise<void>;
-  lookup(owner: Pick<AddressOwner, 'containerId' | 'ifName'>): AssignedAddress | undefined;
-  nodeNetwork(): NodeNetwork | undefined;
-}
+/** What the CNM driver needs from its neighbours: the agent's address service and the datapath module. */
+export type { AddressOwner, AssignedAddress, PodAddressService } from '../agent/address-service.js';
 
 /** The datapath functions the driver calls; `typeof import('../datapath/index.js')` satisfies it. */
 export type Datapath = Pick<typeof DatapathModule, 'ensureNode' | 'attachHostVeth' | 'detachPod' | 'listAttachments'>;
