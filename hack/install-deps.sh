@@ -24,6 +24,13 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# kubectl: machines here ship one at /usr/bin/kubectl; elsewhere Debian's kubernetes-client is the fallback
+# (too old for kustomize v5: the deploy tests say so by name when they meet it).
+if ! command -v kubectl >/dev/null; then
+  echo "kubectl not found: installing Debian's kubernetes-client"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null
+fi
+
 if ! command -v node >/dev/null || ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>20||(a===20&&b>=19)?0:1)'; then
   echo "Node.js >= 20.19 is required (found: $(node --version 2>/dev/null || echo none))" >&2
   exit 1
