@@ -84,7 +84,8 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, log?:
     controller = new Controller(kube, azure, logger, metrics, {
       workers: config.workers,
       resyncMs: config.resyncSeconds * 1000,
-      eventNamespace: config.eventNamespace ?? config.leaseNamespace,
+      // Events about cluster-scoped objects are accepted only in 'default' (or kube-system) by the API server.
+      eventNamespace: config.eventNamespace ?? 'default',
       instance: config.identity,
     });
     try {

@@ -22,6 +22,7 @@ const SDK_CALL_ACTIONS: Record<string, string[]> = {
   'network.networkInterfaces.get': ['Microsoft.Network/networkInterfaces/read'],
   'network.networkInterfaces.list': ['Microsoft.Network/networkInterfaces/read'],
   'network.networkInterfaces.listVirtualMachineScaleSetVMNetworkInterfaces': ['Microsoft.Compute/virtualMachineScaleSets/virtualMachines/networkInterfaces/read'],
+  'network.networkInterfaces.listVirtualMachineScaleSetNetworkInterfaces': ['Microsoft.Compute/virtualMachineScaleSets/networkInterfaces/read'],
   'network.networkInterfaces.getVirtualMachineScaleSetNetworkInterface': ['Microsoft.Compute/virtualMachineScaleSets/virtualMachines/networkInterfaces/read'],
   'network.networkInterfaces.beginCreateOrUpdate': ['Microsoft.Network/networkInterfaces/write', SUBNET_JOIN, 'Microsoft.Network/locations/operations/read'],
   'network.networkInterfaces.beginCreateOrUpdateAndWait': ['Microsoft.Network/networkInterfaces/write', SUBNET_JOIN, 'Microsoft.Network/locations/operations/read'],

@@ -42,7 +42,7 @@ for (const overlay of ['deploy/base', ...OVERLAYS]) {
     t.is(cfg.leaseName, 'podvnet-controller');
     t.is(cfg.leaseNamespace, 'podvnet-system');
     t.is(cfg.identity, FIELD_VALUES['metadata.name']);
-    t.is(cfg.eventNamespace, 'podvnet-system');
+    t.is(cfg.eventNamespace, 'default');
     t.is(cfg.httpHost, FIELD_VALUES['status.hostIP']);
     t.is(cfg.httpPort, (c.ports as Array<{ name: string; containerPort: number }>).find((p) => p.name === 'metrics')!.containerPort);
     t.is(cfg.credential as string, ({ 'deploy/overlays/production': 'workload', 'deploy/overlays/managed-identity': 'managed' } as Record<string, string>)[overlay] ?? 'default');

@@ -76,6 +76,7 @@ const recordCases: Array<[string, unknown, string, RegExp]> = [
   ['no NIC', nodeRecord(1, { observedGeneration: 1, conditions: [cond('Ready', 'False', 'NICNotFound', 'nic-1 not found')] }), 'Degraded', /^NICNotFound/],
   ['bad providerID', nodeRecord(1, { observedGeneration: 1, conditions: [cond('Ready', 'False', 'InvalidProviderID', 'kind://x')] }), 'Degraded', /^InvalidProviderID/],
   ['subnet full', nodeRecord(1, { observedGeneration: 1, conditions: [cond('Ready', 'False', 'SubnetFull', 'SubnetIsFull')] }), 'Degraded', /^SubnetFull/],
+  ['azure error', nodeRecord(1, { observedGeneration: 1, conditions: [cond('Ready', 'False', 'AzureError', 'nic.put: AuthorizationFailed: no write access')] }), 'Degraded', /^AzureError: nic.put: AuthorizationFailed/],
   ['unknown', nodeRecord(1, { observedGeneration: 1, conditions: [cond('Ready', 'Unknown', 'Pending')] }), 'Progressing', /^Pending$/],
 ];
 

@@ -7,6 +7,8 @@ import { API_GROUP } from '../crds/api/group.js';
 import { build, find, KUBECTL, KUSTOMIZATIONS, OVERLAYS, REPO_ROOT, type K8sObject } from './lib/manifests.js';
 
 const NAMESPACE = 'podvnet-system';
+/** The one grant outside it: events about cluster-scoped objects are accepted only in `default`. */
+const IN_DEFAULT = new Set(['Role/podvnet-controller-events', 'RoleBinding/podvnet-controller-events']);
 const CLUSTER_SCOPED = new Set(['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding',
   'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'NodeIPPool', 'NodeIPAllocation']);
 
@@ -42,7 +44,7 @@ for (const overlay of ['deploy/base', ...OVERLAYS]) {
     const objs = build(overlay);
     for (const o of objs) {
       if (CLUSTER_SCOPED.has(o.kind)) t.is(o.metadata.namespace, undefined, `${o.kind}/${o.metadata.name} is cluster-scoped`);
-      else t.is(o.metadata.namespace, NAMESPACE, `${o.kind}/${o.metadata.name}`);
+      else t.is(o.metadata.namespace, IN_DEFAULT.has(`${o.kind}/${o.metadata.name}`) ? 'default' : NAMESPACE, `${o.kind}/${o.metadata.name}`);
     }
     const crds = objs.filter((o) => o.kind === 'CustomResourceDefinition');
     t.deepEqual(crds.map((o) => o.metadata.name).sort(), [`nodeipallocations.${API_GROUP}`, `nodeippools.${API_GROUP}`]);

@@ -35,20 +35,22 @@ test('controller ClusterRole is exactly what controllers/ calls', (t) => {
   ]);
 });
 
-test('controller Role: create any Lease, read and renew only its own; create events; in its namespace', (t) => {
+test('controller Role: create any Lease, read and renew only its own, in its namespace; events only in default', (t) => {
   const rules = rulesOf('Role', 'podvnet-controller-leader-election');
   t.deepEqual(flatten(rules), [
     'coordination.k8s.io leases create',
     'coordination.k8s.io leases get podvnet-controller',
     'coordination.k8s.io leases update podvnet-controller',
-    'events.k8s.io events create',
   ]);
+  const events = find(objs(), 'Role', 'podvnet-controller-events');
+  t.is(events.metadata.namespace, 'default', 'the API server takes events about cluster-scoped objects only in default');
+  t.deepEqual(flatten(events.rules as PolicyRule[]), ['events.k8s.io events create']);
   t.false(allows(rules, { group: 'coordination.k8s.io', resource: 'leases', verb: 'update', name: 'kube-scheduler' }));
   t.false(allows(rules, { group: 'coordination.k8s.io', resource: 'leases', verb: 'delete', name: 'podvnet-controller' }));
   const dep = find(objs(), 'Deployment', 'podvnet-controller');
   const args = dep.spec.template.spec.containers[0].args as string[];
   t.true(args.includes('--lease-name=podvnet-controller'));
-  t.true(args.includes('--event-namespace=$(POD_NAMESPACE)'), 'events land where the Role allows them');
+  t.true(args.includes('--event-namespace=default'), 'events land where the Role allows them');
 });
 
 test('node agent ClusterRole: get pools, list/watch/patch records, nothing else', (t) => {
@@ -101,7 +103,7 @@ test('every binding points at a role and a ServiceAccount that the build contain
   for (const overlay of ['deploy/base', ...OVERLAYS]) {
     const all = build(overlay);
     const bindings = all.filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding');
-    t.is(bindings.length, 4, overlay);
+    t.is(bindings.length, 5, overlay);
     for (const b of bindings) {
       t.notThrows(() => find(all, b.roleRef.kind, b.roleRef.name));
       if (b.kind === 'RoleBinding') t.is(b.roleRef.kind, 'Role', 'namespaced bindings grant namespaced roles only');

@@ -2,10 +2,11 @@
 -- resource.customizations.health.podvnet.io_NodeIPAllocation): the per-node records are children of their
 -- pool, so this colours the resource tree; the Application's health comes from the pools.
 --   Progressing: no status yet, status for an older generation, or Ready=False while IPs are being added.
---   Degraded:    Ready=False for a reason that waiting does not fix (no NIC, bad providerID, full subnet).
+--   Degraded:    Ready=False for a reason that waiting does not fix (no NIC, bad providerID, full subnet,
+--                an Azure error that is not a race: authorization, a bad request, an outage).
 --   Healthy:     Ready=True.
 local hs = {}
-local permanent = { NICNotFound = true, InvalidProviderID = true, SubnetFull = true }
+local permanent = { NICNotFound = true, InvalidProviderID = true, SubnetFull = true, AzureError = true }
 
 local generation = 0
 if obj.metadata ~= nil and obj.metadata.generation ~= nil then generation = obj.metadata.generation end
