@@ -28,7 +28,7 @@ export interface SandboxOptions {
   scaleSetInstances?: number;
   /** NodeIPPool spec fields over the defaults below. */
   pool?: Record<string, unknown>;
-  /** Where process logs go (kept after close, for a look when something went wrong). */
+  /** Where process logs go (default .sandbox/logs in the repository; kept after close for a look). */
   logDir?: string;
   /** Called for each step worth telling a person about. */
   say?: (line: string) => void;
@@ -78,7 +78,7 @@ export class Sandbox {
   static async start(opts: SandboxOptions = {}): Promise<Sandbox> {
     const say = opts.say ?? (() => undefined);
     const workDir = mkdtempSync(path.join(tmpdir(), 'podvnet-sandbox-'));
-    const logDir = opts.logDir ?? path.join(workDir, 'logs');
+    const logDir = opts.logDir ?? path.join(repo, '.sandbox', 'logs');
     mkdirSync(logDir, { recursive: true });
     await buildForwarder();
 
