@@ -143,9 +143,18 @@ test('a 429 pauses the whole subscription until Retry-After', async (t) => {
   t.true(Date.now() - start >= 800, 'the next call waited for the pause');
 });
 
-test('reads the subnet prefix, its gateway and the VNet address space in one call', async (t) => {
+test('reads the subnet prefix, its gateway, its free addresses and the VNet address space in two reads', async (t) => {
   const { emu, azure, podSubnet } = await setup(t);
   emu.resetCalls();
-  t.deepEqual(await azure.getSubnet(podSubnet), { id: podSubnet, addressPrefix: '10.50.0.0/28', gatewayIP: '10.50.0.1', vnetAddressPrefixes: ['10.50.0.0/16'] });
-  t.is(emu.calls().total, 1);
+  // the /28 has 16 - 5 reserved = 11 usable addresses, none taken yet
+  t.deepEqual(await azure.getSubnet(podSubnet), { id: podSubnet, addressPrefix: '10.50.0.0/28', gatewayIP: '10.50.0.1', vnetAddressPrefixes: ['10.50.0.0/16'], freeIPs: 11 });
+  t.deepEqual(emu.calls().byKind, { 'subnet.get': 1, 'vnet.get': 1 });
+  // the node subnet holds the primary ip-config of two VMs and a scale-set instance, then three more
+  const nodeSubnet = SUBNET_OF(emu);
+  const before = (await azure.getSubnet(nodeSubnet)).freeIPs;
+  t.is(before, emu.state.subnets.get(nodeSubnet.toLowerCase())!.pool.free);
+  const vm = parseProviderID(`azure://${(emu.dump() as { virtualMachines: Array<{ id: string }> }).virtualMachines[0]!.id}`);
+  const nic = await azure.getNodeNic(vm);
+  await azure.writeIpConfigs(nic, nextIpConfigs(nic.ipConfigs, { add: ['podvnet-1', 'podvnet-2', 'podvnet-3'], remove: [] }, nodeSubnet));
+  t.is((await azure.getSubnet(nodeSubnet)).freeIPs, before - 3, 'every ip-config Azure lists in the subnet counts');
 });

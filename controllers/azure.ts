@@ -33,6 +33,8 @@ export interface SubnetDetails {
   addressPrefix: string;
   gatewayIP: string;
   vnetAddressPrefixes: string[];
+  /** Addresses nobody holds: size - 5 reserved - ip-configs in the subnet (Azure lists every one). */
+  freeIPs: number;
 }
 
 export interface AzureAdapter {
@@ -72,7 +74,15 @@ const armNicRefs = z.looseObject({
   }, { message: 'the VM has no networkProfile' }),
 });
 
-const armSubnet = z.looseObject({ id: z.string(), addressPrefix: z.string({ message: 'the subnet has no IPv4 addressPrefix' }) });
+/** Azure keeps the network address, .1, .2, .3 and the broadcast address of every subnet. */
+export const AZURE_RESERVED_PER_SUBNET = 5;
+
+const armSubnet = z.looseObject({
+  id: z.string(),
+  addressPrefix: z.string({ message: 'the subnet has no IPv4 addressPrefix' }),
+  // Tens of thousands of entries in a big subnet: only counted, so not checked one by one.
+  ipConfigurations: z.array(z.unknown()).default([]),
+});
 const armVnet = z.looseObject({
   addressSpace: z.looseObject({ addressPrefixes: z.array(z.string()).default([]) }).optional(),
   subnets: z.array(z.looseObject({ name: z.string().optional() })).default([]),
@@ -411,16 +421,21 @@ export class ArmAdapter implements AzureAdapter {
     const id = parseArmId(subnetId);
     const [vnetName, subnetName] = id.names;
     const { network } = this.clients(id.subscriptionId);
-    // One read: the VNet carries its address space and its subnets.
-    const vnet = parseArm(armVnet, await this.call(id.subscriptionId, 'read', 'vnet.get', () => network.virtualNetworks.get(id.resourceGroup, vnetName!)), `virtual network of ${subnetId}`);
-    const found = vnet.subnets.find((s) => s.name?.toLowerCase() === subnetName!.toLowerCase());
-    if (!found) throw new AzureCallError({ kind: 'NotFound', code: 'NotFound', message: `subnet ${subnetId} does not exist` }, 'vnet.get');
-    const subnet = parseArm(armSubnet, found, `subnet ${subnetId}`);
+    // The subnet GET lists every ip-config in it (its headroom); the VNet GET gives the address space.
+    const [rawSubnet, rawVnet] = await Promise.all([
+      this.call(id.subscriptionId, 'read', 'subnet.get', () => network.subnets.get(id.resourceGroup, vnetName!, subnetName!)),
+      this.call(id.subscriptionId, 'read', 'vnet.get', () => network.virtualNetworks.get(id.resourceGroup, vnetName!)),
+    ]);
+    const subnet = parseArm(armSubnet, rawSubnet, `subnet ${subnetId}`);
+    const vnet = parseArm(armVnet, rawVnet, `virtual network of ${subnetId}`);
+    const cidr = parseCIDR(subnet.addressPrefix);
     return {
       id: subnet.id,
       addressPrefix: subnet.addressPrefix,
-      gatewayIP: azureGateway(parseCIDR(subnet.addressPrefix)),
+      gatewayIP: azureGateway(cidr),
       vnetAddressPrefixes: vnet.addressSpace?.addressPrefixes ?? [],
+      freeIPs: Math.max(0, cidr.size - AZURE_RESERVED_PER_SUBNET - subnet.ipConfigurations.length),
     };
   }
+
 }

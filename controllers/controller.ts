@@ -25,16 +25,29 @@ import { WorkQueue, type Result } from './workqueue.js';
  */
 
 export const PROVIDER_ID_ANNOTATION = `${API_GROUP}/provider-id`;
+/** Argo CD applies its ignore-resource-updates rules only to resources carrying this annotation. */
+export const ARGOCD_IGNORE_UPDATES_ANNOTATION = 'argocd.argoproj.io/ignore-resource-updates';
+
+/** A pool subnet as last read, and the free addresses left after our own adds and removes since. */
+interface SubnetEntry {
+  at: number;
+  details: Promise<SubnetDetails>;
+  /** Set from the read when it lands; then lowered by each add we plan, raised by each remove. */
+  free?: number;
+  /** When our count first reached zero (for the pool's SubnetExhausted condition). */
+  noRoomSince?: number;
+}
 
 export interface ControllerOptions {
   workers: number;
   /** Re-read every node's NIC this often even without events (drift, lost events). */
   resyncMs: number;
+  /** Re-read a pool subnet (its free addresses) this often; defaults to resyncMs. */
+  subnetCacheMs?: number;
   /** Namespace for Events about cluster-scoped objects. */
   eventNamespace: string;
   /** Identity in Events (pod name). */
   instance: string;
-  subnetCacheMs: number;
   subnetFullBackoffMs: number;
   /** Delay that folds many record changes into one pool status write. */
   poolStatusDelayMs: number;
@@ -46,7 +59,6 @@ export const DEFAULT_CONTROLLER_OPTIONS: ControllerOptions = {
   resyncMs: 600_000,
   eventNamespace: 'default',
   instance: 'podvnet-controller',
-  subnetCacheMs: 600_000,
   subnetFullBackoffMs: 30_000,
   poolStatusDelayMs: 1000,
   retryBaseMs: 200,
@@ -96,7 +108,7 @@ export class Controller {
   private readonly stoppers: Array<() => Promise<void>> = [];
   /** Last relevant state seen per object (generation, deletion, labels...), to ignore events that change nothing we act on. */
   private readonly seenMarks = new Map<string, string>();
-  private readonly subnets = new Map<string, { at: number; details: Promise<SubnetDetails> }>();
+  private readonly subnets = new Map<string, SubnetEntry>();
   private readonly health = new Map<string, SubnetHealth>();
   private readonly nicHints = new Map<string, string>();
   private readonly shortSince = new Map<string, number>();
@@ -245,7 +257,8 @@ export class Controller {
   }
 
   private async createRecord(node: NodeObject, pool: Pool): Promise<Record_ | undefined> {
-    const annotations: Record<string, string> = {};
+    // Only what the controller decides: nothing of the pool's labels or annotations.
+    const annotations: Record<string, string> = { [ARGOCD_IGNORE_UPDATES_ANNOTATION]: 'true' };
     if (node.spec?.providerID) annotations[PROVIDER_ID_ANNOTATION] = node.spec.providerID;
     const ownerReferences = [
       { apiVersion: API_GROUP_VERSION, kind: 'NodeIPPool', name: pool.metadata.name, uid: pool.metadata.uid!, controller: true, blockOwnerDeletion: true },
@@ -326,10 +339,16 @@ export class Controller {
 
   /** Addresses went back to a subnet: nodes waiting for room there try again now, not at their backoff. */
   private roomMade(subnetId: string, count: number): void {
+    if (count <= 0) return;
+    const entry = this.subnets.get(subnetId.toLowerCase());
     const h = this.health.get(subnetId.toLowerCase());
-    if (!h || count <= 0) return;
-    const wasShort = h.exhausted !== undefined || h.maxAdds !== undefined;
-    h.onReleased(count);
+    const noRoom = entry?.free !== undefined && entry.free <= 0;
+    if (entry?.free !== undefined) {
+      entry.free += count;
+      entry.noRoomSince = undefined;
+    }
+    const wasShort = noRoom || h?.exhausted !== undefined || h?.maxAdds !== undefined;
+    h?.onReleased(count);
     if (!wasShort) return;
     for (const r of this.records.list()) {
       const reason = conditionOf(r.status?.conditions, 'Ready')?.reason;
@@ -346,15 +365,24 @@ export class Controller {
     return h;
   }
 
-  /** The pool subnet, read once per subnetCacheMs however many nodes ask at the same time. */
-  private subnet(id: string): Promise<SubnetDetails> {
+  /**
+   * The pool subnet, read once per subnetCacheMs however many nodes ask at the same time (a subnet GET
+   * lists every ip-config in it: in a big subnet, megabytes). SubnetIsFull drops the entry sooner.
+   */
+  private subnet(id: string): SubnetEntry {
     const k = id.toLowerCase();
     const hit = this.subnets.get(k);
-    if (hit && Date.now() - hit.at < this.opts.subnetCacheMs) return hit.details;
+    if (hit && Date.now() - hit.at < (this.opts.subnetCacheMs ?? this.opts.resyncMs)) return hit;
     const details = this.azure.getSubnet(id);
-    this.subnets.set(k, { at: Date.now(), details });
-    details.catch(() => { if (this.subnets.get(k)?.details === details) this.subnets.delete(k); });
-    return details;
+    const entry: SubnetEntry = { at: Date.now(), details };
+    this.subnets.set(k, entry);
+    details.catch(() => { if (this.subnets.get(k) === entry) this.subnets.delete(k); });
+    return entry;
+  }
+
+  /** Azure said SubnetIsFull to a plan made from `entry`: read the subnet again next time. */
+  private forgetSubnet(id: string, entry: SubnetEntry): void {
+    if (this.subnets.get(id.toLowerCase()) === entry) this.subnets.delete(id.toLowerCase());
   }
 
   /** The steady-state round for one node: read the NIC, plan, write once, report. */
@@ -373,8 +401,9 @@ export class Controller {
 
     let subnet: SubnetDetails;
     let nic: NodeNic;
+    const subnetEntry = this.subnet(pool.spec.subnetID);
     try {
-      subnet = await this.subnet(pool.spec.subnetID);
+      subnet = await subnetEntry.details;
       nic = await this.azure.getNodeNic(machine, this.nicHints.get(name) ?? record.status?.nic?.id);
     } catch (e) {
       if (e instanceof AzureCallError && e.failure.kind === 'NotFound') {
@@ -387,34 +416,57 @@ export class Controller {
       throw e;
     }
     this.nicHints.set(name, nic.nicId);
+    if (record.metadata.annotations?.[ARGOCD_IGNORE_UPDATES_ANNOTATION] === undefined) {
+      // A record from before the annotation existed: Argo CD would otherwise show our writes as changes.
+      await this.kube.mergePatch(`${PATHS.records}/${name}`, { metadata: { annotations: { [ARGOCD_IGNORE_UPDATES_ANNOTATION]: 'true' } } });
+    }
 
     const health = this.healthOf(pool.spec.subnetID);
+    subnetEntry.free ??= subnet.freeIPs;
     const plan = planNode({
       spec: pool.spec,
       nic: nic.ipConfigs,
       released: record.spec.releasedIPs,
       demand: record.spec.demand,
+      subnetFree: subnetEntry.free,
       maxAdds: health.maxAdds,
     });
-    if (plan.add.length > 0 && !this.shortSince.has(name)) this.shortSince.set(name, Date.now());
+    // Reserve the adds before any await, so nodes planning meanwhile do not count the same addresses.
+    subnetEntry.free -= plan.add.length;
+    const noRoom = plan.deferred > 0 && subnetEntry.free <= 0;
+    if (noRoom) subnetEntry.noRoomSince ??= Date.now();
+    if ((plan.add.length > 0 || plan.deferred > 0) && !this.shortSince.has(name)) this.shortSince.set(name, Date.now());
 
     let after = nic;
-    let ready: ConditionInput = plan.deferred > 0
+    let requeueAfterMs: number | undefined = this.opts.resyncMs;
+    let ready: ConditionInput = noRoom
+      ? { type: 'Ready', status: 'False', reason: 'SubnetFull', message: `${this.noRoomMessage(pool.spec.subnetID)}; adding ${plan.add.length} now, ${plan.deferred} more once addresses come back` }
+      : plan.deferred > 0
       ? { type: 'Ready', status: 'False', reason: 'Growing', message: `adding ${plan.add.length} now, ${plan.deferred} more once the subnet allows` }
       : plan.capped
         ? { type: 'Ready', status: 'True', reason: 'AtLimit', message: `demand exceeds the ${plan.target} IPs that ipsPerNode.max and the NIC allow` }
         : { type: 'Ready', status: 'True', reason: 'Synced', message: `${plan.usableAfter} usable IPs, target ${plan.target}` };
-    let requeueAfterMs: number | undefined = this.opts.resyncMs;
+    if (noRoom) {
+      // Our count says the subnet is spent: no Azure call for the rest until addresses come back
+      // (a release here wakes this node) or the next subnet read.
+      this.event(record, 'Warning', 'SubnetFull', 'AddIPs', `${this.noRoomMessage(pool.spec.subnetID)}: ${plan.deferred} IPs wanted`);
+      this.poolSoon(pool.metadata.name);
+      requeueAfterMs = this.opts.subnetFullBackoffMs;
+    }
 
     if (hasChanges(plan)) {
       try {
         after = await this.azure.writeIpConfigs(nic, nextIpConfigs(nic.ipConfigs, plan, pool.spec.subnetID));
         this.afterWrite(name, pool, plan);
-        if (plan.deferred > 0) requeueAfterMs = 1000;
+        if (plan.deferred > 0 && !noRoom) requeueAfterMs = 1000;
       } catch (e) {
+        // The adds did not happen: give the reservation back (SubnetIsFull drops the whole entry below).
+        subnetEntry.free += plan.add.length;
+        if (subnetEntry.free > 0) subnetEntry.noRoomSince = undefined;
         if (!(e instanceof AzureCallError)) throw e;
         const f = e.failure;
         if (f.kind === 'SubnetFull') {
+          this.forgetSubnet(pool.spec.subnetID, subnetEntry);
           const wait = health.onFull(plan.add.length, f.message);
           this.log.warn({ node: name, tried: plan.add.length, next: health.maxAdds, retryInMs: wait }, 'subnet is full');
           this.event(record, 'Warning', 'SubnetIsFull', 'AddIPs', `Azure has no room for ${plan.add.length} more IPs in ${pool.spec.subnetID}: ${f.message}; trying ${health.maxAdds} at a time`);
@@ -451,6 +503,17 @@ export class Controller {
       conditions: [ready],
     }, generation);
     return { requeueAfterMs };
+  }
+
+  private noRoomMessage(subnetId: string): string {
+    return `no free addresses left in ${subnetId} (by the last subnet read and this controller's changes since)`;
+  }
+
+  /** The pool subnet has no room by our count: since when, for the pool's SubnetExhausted condition. */
+  private noRoom(subnetId: string): { since: number; message: string; reason: string } | undefined {
+    const entry = this.subnets.get(subnetId.toLowerCase());
+    if (entry?.free === undefined || entry.free > 0 || entry.noRoomSince === undefined) return undefined;
+    return { since: entry.noRoomSince, message: this.noRoomMessage(subnetId), reason: 'NoFreeAddresses' };
   }
 
   private afterWrite(name: string, pool: Pool, plan: Plan): void {
@@ -562,7 +625,9 @@ export class Controller {
         reason: ready?.status === 'True' ? undefined : ready?.reason ?? 'Pending',
       };
     });
-    const exhausted = this.health.get(pool.spec.subnetID.toLowerCase())?.exhausted;
+    // Out of room by our count matters only while a node of this pool is kept short by it.
+    const exhausted = this.health.get(pool.spec.subnetID.toLowerCase())?.exhausted
+      ?? (summaries.some((r) => r.reason === 'SubnetFull') ? this.noRoom(pool.spec.subnetID) : undefined);
     const summary = summarizePool({ records: summaries, lostNodes, subnetExhausted: exhausted });
     if (lostNodes.length) {
       this.event(pool, 'Warning', 'OverlappingPools', 'Select', `${lostNodes.length} node(s) this pool selects belong to an older pool, e.g. ${lostNodes[0]!.node} (${lostNodes[0]!.winner})`);

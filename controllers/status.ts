@@ -50,7 +50,7 @@ export interface PoolSummaryInput {
   records: readonly RecordSummary[];
   /** Nodes the pool's selector matches that an older pool serves. */
   lostNodes: readonly { node: string; winner: string }[];
-  subnetExhausted?: { message: string } | undefined;
+  subnetExhausted?: { message: string; reason?: string | undefined } | undefined;
 }
 
 export interface PoolSummary {
@@ -75,7 +75,7 @@ export function summarizePool(input: PoolSummaryInput): PoolSummary {
     : { type: 'Ready', status: 'False', reason: 'NodesNotReady', message: `${notReady.length} of ${records.length} node(s) not ready (${reasons.join(', ')}): ${listSome(notReady.map((r) => r.name))}` };
 
   const exhausted: ConditionInput = input.subnetExhausted
-    ? { type: 'SubnetExhausted', status: 'True', reason: 'SubnetIsFull', message: input.subnetExhausted.message }
+    ? { type: 'SubnetExhausted', status: 'True', reason: input.subnetExhausted.reason ?? 'SubnetIsFull', message: input.subnetExhausted.message }
     : { type: 'SubnetExhausted', status: 'False', reason: 'SubnetHasRoom', message: 'Azure accepted the last IP additions in this subnet' };
 
   const problems: string[] = [];

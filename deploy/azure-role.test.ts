@@ -27,6 +27,7 @@ const SDK_CALL_ACTIONS: Record<string, string[]> = {
   'network.networkInterfaces.beginCreateOrUpdate': ['Microsoft.Network/networkInterfaces/write', SUBNET_JOIN, 'Microsoft.Network/locations/operations/read'],
   'network.networkInterfaces.beginCreateOrUpdateAndWait': ['Microsoft.Network/networkInterfaces/write', SUBNET_JOIN, 'Microsoft.Network/locations/operations/read'],
   'network.virtualNetworks.get': ['Microsoft.Network/virtualNetworks/read'],
+  'network.subnets.get': ['Microsoft.Network/virtualNetworks/subnets/read'],
 };
 /** SDK members that are not ARM operations. */
 const NOT_OPERATIONS = new Set(['pipeline']);

@@ -111,6 +111,20 @@ export class AddressPool {
     this.taken--;
   }
 
+  /** Every taken address that is not one of the five reserved, lowest first; skips empty words. */
+  forEachAllocated(visit: (ip: number) => void): void {
+    const last = this.cidr.size - 1;
+    for (let w = 0; w < this.words.length; w++) {
+      let word = this.words[w]!;
+      while (word !== 0) {
+        const bit = 31 - Math.clz32(word & -word);
+        word = (word & ~(1 << bit)) >>> 0;
+        const offset = w * 32 + bit;
+        if (offset > 3 && offset < last) visit(this.cidr.base + offset);
+      }
+    }
+  }
+
   private setBit(offset: number): void {
     const w = offset >>> 5;
     const word = (this.words[w]! | (1 << (offset & 31))) >>> 0;

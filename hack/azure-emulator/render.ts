@@ -51,19 +51,25 @@ export function renderNic(nic: Nic): Record<string, unknown> {
   return body;
 }
 
-export function renderSubnet(s: Subnet): Record<string, unknown> {
+/**
+ * `ipConfigIds`: Azure lists every ip-config in the subnet (`properties.ipConfigurations`, unpaged) on a
+ * subnet GET or list; left out when not given.
+ */
+export function renderSubnet(s: Subnet, ipConfigIds?: readonly string[]): Record<string, unknown> {
+  const properties: Record<string, unknown> = {
+    provisioningState: 'Succeeded',
+    addressPrefix: s.addressPrefix,
+    delegations: [],
+    privateEndpointNetworkPolicies: 'Disabled',
+    privateLinkServiceNetworkPolicies: 'Enabled',
+  };
+  if (ipConfigIds) properties.ipConfigurations = ipConfigIds.map((id) => ({ id }));
   return {
     name: s.name,
     id: s.id,
     etag: s.etag,
     type: 'Microsoft.Network/virtualNetworks/subnets',
-    properties: {
-      provisioningState: 'Succeeded',
-      addressPrefix: s.addressPrefix,
-      delegations: [],
-      privateEndpointNetworkPolicies: 'Disabled',
-      privateLinkServiceNetworkPolicies: 'Enabled',
-    },
+    properties,
   };
 }
 
@@ -78,7 +84,7 @@ export function renderVnet(v: Vnet): Record<string, unknown> {
       provisioningState: 'Succeeded',
       resourceGuid: v.resourceGuid,
       addressSpace: { addressPrefixes: v.addressPrefixes },
-      subnets: [...v.subnets.values()].map(renderSubnet),
+      subnets: [...v.subnets.values()].map((s) => renderSubnet(s)),
       virtualNetworkPeerings: [],
       enableDdosProtection: false,
     },

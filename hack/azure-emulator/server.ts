@@ -644,11 +644,11 @@ export class AzureEmulator {
       }),
       r('GET', `${NET}/virtualnetworks`, 'vnet.list', (ctx, p) => { rgCheck(p); return this.page(ctx, [...st.vnets.values()].filter(inRg(p)), renderVnet); }),
       r('GET', `${NET}/virtualnetworks/:vnet`, 'vnet.get', (_ctx, p) => ok(renderVnet(vnetOr404(p)))),
-      r('GET', `${NET}/virtualnetworks/:vnet/subnets`, 'subnet.list', (ctx, p) => this.page(ctx, [...vnetOr404(p).subnets.values()], renderSubnet)),
+      r('GET', `${NET}/virtualnetworks/:vnet/subnets`, 'subnet.list', (ctx, p) => this.page(ctx, [...vnetOr404(p).subnets.values()], (s) => renderSubnet(s, st.subnetIpConfigIds(s)))),
       r('GET', `${NET}/virtualnetworks/:vnet/subnets/:subnet`, 'subnet.get', (_ctx, p) => {
         const s = vnetOr404(p).subnets.get(p.subnet!.toLowerCase());
         if (!s) throw errors.notFound('Microsoft.Network/virtualNetworks/subnets', `${p.vnet}/${p.subnet}`, p.rg!);
-        return ok(renderSubnet(s));
+        return ok(renderSubnet(s, st.subnetIpConfigIds(s)));
       }),
       r('GET', `${CMP}/virtualmachines`, 'vm.list', (ctx, p) => { rgCheck(p); return this.page(ctx, [...st.vms.values()].filter(inRg(p)), renderVm); }),
       r('GET', `${CMP}/virtualmachines/:vm`, 'vm.get', (_ctx, p) => {

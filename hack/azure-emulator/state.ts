@@ -381,6 +381,20 @@ export class EmulatorState extends EventEmitter {
     return ownerOf(hit.nic, hit.cfg);
   }
 
+  /**
+   * The ids of every ip-config holding an address of the subnet (Azure's subnet `ipConfigurations`), lowest
+   * address first. Built from the subnet's bitmap and the IP index on each call: nothing is stored per
+   * ip-config for it, and writes pay nothing.
+   */
+  subnetIpConfigIds(subnet: Subnet): string[] {
+    const out: string[] = [];
+    subnet.pool.forEachAllocated((ip) => {
+      const hit = this.ipIndex.get(formatIPv4(ip));
+      if (hit && hit.cfg.subnet === subnet) out.push(`${hit.nic.id}/ipConfigurations/${hit.cfg.name}`);
+    });
+    return out;
+  }
+
   ipOwners(): IpOwner[] {
     return [...this.ipIndex.values()].map(({ nic, cfg }) => ownerOf(nic, cfg));
   }
