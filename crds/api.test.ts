@@ -64,6 +64,10 @@ test('zod rejects unknown fields at every level', (t) => {
 
 test('zod rejects the other cross-field rules with their CRD messages', (t) => {
   t.is(
+    specErrors({ nodeSelector: {}, subnetID: SUBNET, scaling: { requestThresholdPercent: 80, releaseThresholdPercent: 60 } }),
+    'spec.scaling: releaseThresholdPercent must be greater than requestThresholdPercent',
+  );
+  t.is(
     specErrors({ nodeSelector: {}, subnetID: SUBNET, scaling: { requestThresholdPercent: 100, releaseThresholdPercent: 101 }, ipsPerNode: { max: 8 } }),
     'spec: scaling.batchSize must not exceed ipsPerNode.max',
   );

@@ -25,7 +25,7 @@ export const Scaling = withRules(
       .describe('IPs added or removed in one step.'),
     requestThresholdPercent: z.int().min(1).max(100).default(50)
       .describe('Ask for a batch when fewer than this share of a batch is free.'),
-    releaseThresholdPercent: z.int().min(101).max(1000).default(150)
+    releaseThresholdPercent: z.int().min(2).max(1000).default(150)
       .describe('Give a batch back when more than this share of a batch is free.'),
     warmIPs: z.int().min(0).max(MAX_PODS_PER_NODE).optional()
       .describe('If set, keep this many free IPs instead of using the thresholds.'),
