@@ -65,6 +65,12 @@ export interface AddressServiceOptions {
   now?: () => number;
 }
 
+/**
+ * Whether the node's NodeIPAllocation exists: 'waiting' until the source has told (first list),
+ * 'absent' when it does not exist (no NodeIPPool selects the node, or it was deleted), else 'present'.
+ */
+export type RecordPresence = 'waiting' | 'absent' | 'present';
+
 export const ownerKey = (o: Pick<AddressOwner, 'containerId' | 'ifName'>): string => `${o.containerId}/${o.ifName}`;
 
 export class AgentAddressService implements PodAddressService {
@@ -74,6 +80,8 @@ export class AgentAddressService implements PodAddressService {
   private cooldown = new Map<string, number>();
   private pending = new Map<string, number>();
   private record: NodeIPAllocation | undefined;
+  private presence: RecordPresence = 'waiting';
+  private lastNetwork: NodeNetwork | undefined;
   private pool: PoolSettings | undefined;
   private readonly committer: GroupCommitter;
   private readonly now: () => number;
@@ -117,6 +125,8 @@ export class AgentAddressService implements PodAddressService {
   /** A new version of the node's record (and its pool's settings) arrived. */
   setRecord(record: NodeIPAllocation | undefined, pool: PoolSettings | undefined): void {
     this.record = record;
+    this.presence = record ? 'present' : 'absent';
+    this.lastNetwork = this.nodeNetwork() ?? this.lastNetwork;
     if (pool) this.pool = pool;
     const ips = this.poolIPs();
     // What the record already lists as released stays released even if our state lost it (a release is
@@ -164,15 +174,11 @@ export class AgentAddressService implements PodAddressService {
     const facts = this.subnetFacts();
     const existing = this.allocations.get(key);
     if (existing) {
-      if (!facts) throw new PoolNotReadyError(`node ${this.opts.node.nodeName}: its NodeIPAllocation has no status.subnet yet`);
+      if (!facts) throw new PoolNotReadyError(this.notReadyReason());
       await this.committer.commit(); // it may have been recorded by a call still writing
       return { ip: existing.ip, ...facts };
     }
-    if (!facts || !this.record?.status?.nic) {
-      throw new PoolNotReadyError(
-        `node ${this.opts.node.nodeName}: its NodeIPAllocation has no status yet (the controller has not attached IPs to the NIC); try again shortly`,
-      );
-    }
+    if (!facts || !this.record?.status?.nic) throw new PoolNotReadyError(this.notReadyReason());
     // Pick and record in one synchronous step: no other acquire can run in between.
     const ip = pickAddress(this.view());
     if (!ip) {
@@ -253,6 +259,31 @@ export class AgentAddressService implements PodAddressService {
     this.changed();
     await this.committer.commit();
     return true;
+  }
+
+  /** Why no IP can be handed out yet (the record is missing or has no status); says what to check. */
+  notReadyReason(): string {
+    const node = this.opts.node.nodeName;
+    switch (this.presence) {
+      case 'absent':
+        return `node ${node} has no NodeIPAllocation: no NodeIPPool selects it (check the pools' nodeSelector against the node's labels); pods on this node get no VNet IP until one does`;
+      case 'waiting':
+        return `node ${node}: its NodeIPAllocation has not been read yet; try again shortly`;
+      default:
+        return `node ${node}: its NodeIPAllocation has no status yet (the controller has not attached IPs to the NIC); try again shortly`;
+    }
+  }
+
+  recordPresence(): RecordPresence {
+    return this.presence;
+  }
+
+  /**
+   * The node network to tear pods down with: the current one, else the last one known (the record may
+   * be gone, e.g. the node left every pool, while pods still hold IPs and their DELs must succeed).
+   */
+  teardownNetwork(): NodeNetwork | undefined {
+    return this.nodeNetwork() ?? this.lastNetwork;
   }
 
   nodeNetwork(): NodeNetwork | undefined {

@@ -12,7 +12,7 @@ import { listenCniSocket, type CniSocketServer } from './cni-socket.js';
 import type { AgentConfig } from './config.js';
 import { installCni } from './install.js';
 import { FileStore, type Store } from './ipam/store.js';
-import { createMetrics, startHealthServer, type AgentMetrics } from './metrics.js';
+import { createMetrics, startHealthServer, type AgentMetrics, type Readiness } from './metrics.js';
 import { FileRecordSource } from './file-source.js';
 import { planReconcile } from './reconcile.js';
 import { CoalescingWriter, writtenSpec, type RecordSource } from './sync.js';
@@ -39,6 +39,10 @@ export interface RunningAgent {
   healthAddress: string;
   /** Resolves after start-up reconciliation has run (once the record first arrived with status). */
   reconciled: Promise<void>;
+  /** What /readyz answers. */
+  readiness(): Promise<Readiness>;
+  /** One round of the periodic node resync (ensureNode with force); resolves when done. */
+  resyncNode(): Promise<void>;
   /** SIGTERM behaviour: stop accepting, finish in-flight requests, flush state and spec, release the lock. */
   close(): Promise<void>;
 }
@@ -113,6 +117,30 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   });
   addresses.onChange(() => writer.poke());
 
+  const handler = new CniHandler({ addresses, datapath, logger });
+
+  // The node network is set up as soon as it is known, then re-applied periodically (force), so chains
+  // flushed by other software (a firewall reload, `iptables -F`) come back without a pod event.
+  let resyncing: Promise<void> | undefined;
+  const resyncNode = (force: boolean): Promise<void> => {
+    const net = addresses.nodeNetwork();
+    if (!net) return Promise.resolve();
+    resyncing ??= (async () => {
+      try {
+        if (force && datapath.nodeDiagnostics) {
+          const { problems } = await datapath.nodeDiagnostics(net);
+          if (problems.length) logger.warn({ problems }, 'node network drifted; re-applying it');
+        }
+        await handler.ensureNode(net, { force });
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, 'setting up the node network failed; will retry');
+      } finally {
+        resyncing = undefined;
+      }
+    })();
+    return resyncing;
+  };
+
   // Start-up reconciliation runs once, when the record first arrives with enough status to build the node network.
   let resolveReconciled!: () => void;
   const reconciled = new Promise<void>((r) => (resolveReconciled = r));
@@ -143,12 +171,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     if (record) writer.observe(writtenSpec(record));
     if (!reconcileStarted && addresses.nodeNetwork()) {
       reconcileStarted = true;
-      void reconcile();
+      // The node network first (readiness checks it once reconciled), then the reconciliation.
+      void resyncNode(false).then(reconcile);
     }
   };
   await source.start(onUpdate);
-
-  const handler = new CniHandler({ addresses, datapath, logger });
+  const resyncTimer = config.resyncIntervalMs > 0 ? setInterval(() => void resyncNode(true), config.resyncIntervalMs).unref() : undefined;
   const cniSocket: CniSocketServer = await listenCniSocket(config.socket, async (env, stdin) => {
     const started = process.hrtime.bigint();
     const command = env.CNI_COMMAND ?? 'UNKNOWN';
@@ -187,10 +215,21 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   }
 
   let closing = false;
-  const health = await startHealthServer(config.metricsAddress, metrics, {
-    live: () => !closing,
-    ready: () => (closing ? 'shutting down' : !addresses.isReady() ? 'the node\'s NodeIPAllocation has no status yet' : undefined),
-  });
+  let diagnosing: ReturnType<NonNullable<Datapath['nodeDiagnostics']>> | undefined;
+  const readiness = async (): Promise<Readiness> => {
+    if (closing) return { ready: false, detail: 'shutting down' };
+    // A node no pool selects is a normal state: the DaemonSet runs everywhere, and the agent is healthy.
+    if (addresses.recordPresence() === 'absent') return { ready: true, detail: addresses.notReadyReason() };
+    const net = addresses.nodeNetwork();
+    if (!net || !addresses.isReady()) return { ready: false, detail: addresses.notReadyReason() };
+    if (datapath.nodeDiagnostics) {
+      diagnosing ??= datapath.nodeDiagnostics(net).finally(() => (diagnosing = undefined));
+      const { problems } = await diagnosing;
+      if (problems.length) return { ready: false, detail: `the node network is broken: ${problems.join('; ')}` };
+    }
+    return { ready: true };
+  };
+  const health = await startHealthServer(config.metricsAddress, metrics, { live: () => !closing, ready: readiness });
   const addr = health.address() as AddressInfo;
 
   return {
@@ -200,9 +239,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     metrics,
     healthAddress: `${addr.address}:${addr.port}`,
     reconciled,
+    readiness,
+    resyncNode: () => resyncNode(true),
     async close() {
       if (closing) return;
       closing = true;
+      if (resyncTimer) clearInterval(resyncTimer);
       logger.info({ inFlight: cniSocket.inFlight() }, 'shutting down: finishing requests in flight');
       await Promise.all([
         cniSocket.close(),
@@ -212,6 +254,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       await writer.flush().catch((err: Error) => logger.warn({ err: err.message }, 'final spec write failed'));
       await source.stop();
       await store.unlock();
+      await resyncing;
       await new Promise<void>((r) => health.close(() => r()));
       logger.info('stopped');
     },

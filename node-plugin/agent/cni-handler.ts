@@ -26,7 +26,7 @@ import { NoFreeAddressError, PoolNotReadyError, ownerKey, type AgentAddressServi
  */
 
 export type Datapath = Pick<typeof DatapathModule, 'ensureNode' | 'attachPod' | 'detachPod' | 'checkPod' | 'listAttachments'> &
-  Partial<Pick<typeof DatapathModule, 'pruneOrphanRoutes'>>;
+  Partial<Pick<typeof DatapathModule, 'pruneOrphanRoutes' | 'nodeDiagnostics'>>;
 
 export interface CniHandlerDeps {
   addresses: AgentAddressService;
@@ -104,17 +104,18 @@ export class CniHandler {
 
   private network(): NodeNetwork {
     const net = this.deps.addresses.nodeNetwork();
-    if (!net) {
-      throw new CniError(CniErrorCode.TryAgainLater, 'the node\'s NodeIPAllocation has no status yet (NIC and subnet unknown); try again shortly');
-    }
+    if (!net) throw new CniError(CniErrorCode.TryAgainLater, this.deps.addresses.notReadyReason());
     return net;
   }
 
-  /** ensureNode once per distinct node network; retried on the next call after a failure. */
-  private ensureNode(net: NodeNetwork): Promise<void> {
+  /**
+   * ensureNode once per distinct node network; retried on the next call after a failure. `force`
+   * re-applies it even if done (the periodic resync: chains flushed by other software come back).
+   */
+  ensureNode(net: NodeNetwork, opts: { force?: boolean } = {}): Promise<void> {
     const key = JSON.stringify(net);
-    if (this.ensured?.key !== key) {
-      const done = this.deps.datapath.ensureNode(net);
+    if (this.ensured?.key !== key || opts.force) {
+      const done = this.deps.datapath.ensureNode(net, opts.force ? { force: true } : {});
       this.ensured = { key, done };
       done.catch(() => {
         if (this.ensured?.done === done) this.ensured = undefined;
@@ -155,10 +156,11 @@ export class CniHandler {
   private async del(req: DelRequest): Promise<CniResponse> {
     const { addresses, datapath, logger } = this.deps;
     const alloc = addresses.allocation(req);
-    const net = addresses.nodeNetwork();
+    // The last known network when the record is gone (node left every pool): the pod's DEL must still work.
+    const net = addresses.teardownNetwork();
     if (!net) {
       if (!alloc) return EMPTY_SUCCESS; // nothing of ours: gone already
-      throw new CniError(CniErrorCode.TryAgainLater, 'the node\'s NodeIPAllocation is not loaded yet; cannot tear down safely, try again shortly');
+      throw new CniError(CniErrorCode.TryAgainLater, `cannot tear down safely (the node network is not known yet): ${addresses.notReadyReason()}`);
     }
     const netnsPath = req.netns ?? alloc?.netnsPath;
     await datapath.detachPod(net, { containerId: req.containerId, ifName: req.ifName, ...(netnsPath ? { netnsPath } : {}), ...(alloc ? { ip: alloc.ip } : {}) });
@@ -188,8 +190,7 @@ export class CniHandler {
     const valid = new Set(req.validAttachments.map((a) => `${a.containerID}/${a.ifname}`));
     const net = this.network();
     const stale = addresses.listAllocations().filter((a) => a.runtime === 'cni' && !valid.has(ownerKey(a)));
-    const known = new Set(addresses.listAllocations().map(ownerKey));
-    const orphans = (await datapath.listAttachments(net)).filter((a) => !valid.has(ownerKey(a)) && !known.has(ownerKey(a)));
+    const attachments = await datapath.listAttachments(net);
     let removed = 0;
     for (const a of stale) {
       if (this.perPod.busy(ownerKey(a))) continue; // an ADD/DEL for it is running: the runtime is not done with it
@@ -201,14 +202,19 @@ export class CniHandler {
         removed++;
       });
     }
-    for (const o of orphans) {
-      if (this.perPod.busy(ownerKey(o))) continue;
-      await datapath.detachPod(net, { containerId: o.containerId, ifName: o.ifName, ...(o.ip ? { ip: o.ip } : {}) });
-      removed++;
+    // Interfaces nobody holds an IP for. An ADD allocates before it attaches, so an attachment listed
+    // above whose allocation exists *now* belongs to a pod (possibly one added while we were listing).
+    for (const o of attachments) {
+      if (valid.has(ownerKey(o)) || addresses.allocation(o) || this.perPod.busy(ownerKey(o))) continue;
+      await this.perPod.run(ownerKey(o), async () => {
+        if (addresses.allocation(o)) return; // an ADD for it got in first
+        await datapath.detachPod(net, { containerId: o.containerId, ifName: o.ifName, ...(o.ip ? { ip: o.ip } : {}) });
+        removed++;
+      });
     }
-    // /32 routes to pods whose veth vanished without a DEL (the namespace was destroyed under us); only
-    // when no ADD is half-way (its route may already exist before its veth is complete)
-    const prunedRoutes = datapath.pruneOrphanRoutes && this.perPod.idle() ? await datapath.pruneOrphanRoutes(net) : [];
+    // /32 routes to pods whose veth vanished without a DEL (the namespace was destroyed under us). Safe
+    // while ADDs run: a pod's route is made after its veth (which names it) and removed before it.
+    const prunedRoutes = datapath.pruneOrphanRoutes ? await datapath.pruneOrphanRoutes(net) : [];
     logger.info({ valid: valid.size, removed, prunedRoutes }, 'GC done');
     return EMPTY_SUCCESS;
   }
@@ -216,7 +222,7 @@ export class CniHandler {
   private async status(_req: StatusRequest): Promise<CniResponse> {
     const { addresses } = this.deps;
     const net = addresses.nodeNetwork();
-    if (!net) throw new CniError(CniErrorCode.NotAvailable, 'not ready: the node\'s NodeIPAllocation has no status yet');
+    if (!net) throw new CniError(CniErrorCode.NotAvailable, `not ready: ${addresses.notReadyReason()}`);
     try {
       await this.ensureNode(net);
     } catch (err) {

@@ -26,6 +26,7 @@ const fields = z
     cooldownMs: num(5000),
     syncIntervalMs: num(1000, 10),
     pendingWindowMs: num(30_000, 1),
+    resyncIntervalMs: num(60_000).describe('re-apply the node network (bridge, sysctls, iptables chains) this often; 0: never'),
     metricsAddress: z
       .string()
       .regex(/^[0-9.]+:\d+$/, { message: 'must be host:port, such as 127.0.0.1:9464' })

@@ -35,7 +35,13 @@ export function createMetrics(addresses: AgentAddressService): AgentMetrics {
   };
 }
 
-export function startHealthServer(address: string, metrics: AgentMetrics, checks: { live: () => boolean; ready: () => string | undefined }): Promise<http.Server> {
+/** A readiness verdict: `detail` says why not ready, or qualifies a ready answer. */
+export interface Readiness {
+  ready: boolean;
+  detail?: string;
+}
+
+export function startHealthServer(address: string, metrics: AgentMetrics, checks: { live: () => boolean; ready: () => Promise<Readiness> }): Promise<http.Server> {
   const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
   const server = http.createServer((req, res) => {
     const url = req.url ?? '/';
@@ -43,8 +49,13 @@ export function startHealthServer(address: string, metrics: AgentMetrics, checks
       const ok = checks.live();
       res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'not live\n');
     } else if (url === '/readyz') {
-      const why = checks.ready();
-      res.writeHead(why ? 503 : 200, { 'content-type': 'text/plain' }).end(why ? `not ready: ${why}\n` : 'ok\n');
+      checks.ready().then(
+        (r) =>
+          res
+            .writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' })
+            .end(r.ready ? `ok${r.detail ? `: ${r.detail}` : ''}\n` : `not ready: ${r.detail ?? 'unknown'}\n`),
+        (err: Error) => res.writeHead(503, { 'content-type': 'text/plain' }).end(`not ready: readiness check failed: ${err.message}\n`),
+      );
     } else if (url === '/metrics') {
       metrics.registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),

@@ -59,8 +59,19 @@ export class KubeRecordSource implements RecordSource {
 
   async start(onUpdate: (record: NodeIPAllocation | undefined, pool: PoolSettings | undefined) => void): Promise<void> {
     const fieldSelector = `metadata.name=${this.nodeName}`;
-    const listFn = async () =>
-      (await this.api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: PLURAL, fieldSelector })) as KubernetesListObject<KubernetesObject>;
+    // Every change bumps `seq`; a record waiting for its pool's settings is applied only if nothing newer
+    // came meanwhile, so a slow pool read can never bring back an older version (or a deleted record).
+    let seq = 0;
+    const absent = () => {
+      seq++;
+      onUpdate(undefined, this.pool?.settings);
+    };
+    const listFn = async () => {
+      const list = (await this.api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: PLURAL, fieldSelector })) as KubernetesListObject<KubernetesObject>;
+      // A complete list without our record: no NodeIPPool selects this node (yet).
+      if (!(list.items ?? []).some((o) => o.metadata?.name === this.nodeName)) absent();
+      return list;
+    };
     const informer = new ListWatch<KubernetesObject>(`/apis/${API_GROUP}/${API_VERSION}/${PLURAL}`, new Watch(this.kc), listFn, false, undefined, fieldSelector);
     this.informer = informer;
     const handle = (obj: KubernetesObject) => {
@@ -70,12 +81,15 @@ export class KubeRecordSource implements RecordSource {
         this.logger.error({ err: describeIssues(parsed.error) }, 'own NodeIPAllocation is invalid; ignoring this version');
         return;
       }
-      void this.poolSettings(parsed.data.spec.poolName).then((pool) => onUpdate(parsed.data, pool));
+      const mine = ++seq;
+      void this.poolSettings(parsed.data.spec.poolName).then((pool) => {
+        if (mine === seq) onUpdate(parsed.data, pool);
+      });
     };
     informer.on('add', handle);
     informer.on('update', handle);
     informer.on('delete', (obj) => {
-      if (obj.metadata?.name === this.nodeName) onUpdate(undefined, this.pool?.settings);
+      if (obj.metadata?.name === this.nodeName) absent();
     });
     informer.on('error', (err) => {
       if (this.stopped) return;

@@ -15,6 +15,11 @@ export interface SpecWrite {
 
 /** Where records come from and spec writes go: the API server, or a file (tests, the benchmark). */
 export interface RecordSource {
+  /**
+   * Calls onUpdate, in order, with each new version of the node's record; with `undefined` when the
+   * source knows the record does not exist (after a complete list, or on deletion), never merely
+   * because it could not read it.
+   */
   start(onUpdate: (record: NodeIPAllocation | undefined, pool: PoolSettings | undefined) => void): Promise<void>;
   writeSpec(write: SpecWrite): Promise<void>;
   stop(): Promise<void>;

@@ -249,6 +249,10 @@ test('agent restart keeps allocations; reconciliation frees only pods whose name
   const { runRaw } = await import('../datapath/exec.js');
   await runRaw(undefined, ['ip', 'netns', 'del', path.basename(p2)]);
   t.false(existsSync(p2));
+  // The kernel destroys a deleted namespace (and the veth pair with it) asynchronously: the model is a
+  // pod gone for good, so wait until its host veth is gone too (reconciliation keeps it while it is not).
+  for (let i = 0; i < 200 && (await linkExists(node, undefined, hostVethName('gone', 'eth0'))); i++) await new Promise((r) => setTimeout(r, 25));
+  t.false(await linkExists(node, undefined, hostVethName('gone', 'eth0')), 'the pod\'s host veth died with its namespace');
   const down = await node.cni('ADD', { containerId: 'x', netns: p1 });
   t.is(down.json.code, 11);
   await node.startAgent();

@@ -50,10 +50,12 @@ export async function hostInterfaceMTU(ifName: string, hostNetns?: string): Prom
  */
 export async function pruneOrphanRoutes(input: NodeNetwork): Promise<string[]> {
   const net = parseNodeNetwork(input);
-  const [routes, attached] = await Promise.all([
-    ipJSON<{ dst: string; gateway?: string; metric?: number }>(net.hostNetns, ['-4', 'route', 'show', 'dev', net.bridgeName]),
-    listAttachments(net),
-  ]);
+  // Routes first, veths second: attachPod sets a veth's alias before it adds the pod's route, and
+  // detachPod removes the route before the veth, so a route read here whose veth is missing from the
+  // later listing is a true orphan even while ADDs and DELs run (read in parallel, a pod attached in
+  // between would have its fresh route taken for an orphan).
+  const routes = await ipJSON<{ dst: string; gateway?: string; metric?: number }>(net.hostNetns, ['-4', 'route', 'show', 'dev', net.bridgeName]);
+  const attached = await listAttachments(net);
   const live = new Set(attached.map((a) => `${a.ip}/${routeMetric(a.containerId, a.ifName)}`));
   const orphans = routes.filter((r) => !r.gateway && /^\d+\.\d+\.\d+\.\d+$/.test(r.dst) && !live.has(`${r.dst}/${r.metric ?? 0}`));
   if (!orphans.length) return [];

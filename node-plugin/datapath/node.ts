@@ -138,6 +138,8 @@ export interface NodeDiagnostics {
   proxyArp: boolean;
   snatChain: boolean;
   forwardChain: boolean;
+  /** Both jumps to our chains (nat/POSTROUTING, filter/FORWARD) are in place. */
+  jumps: boolean;
   problems: string[];
 }
 
@@ -155,8 +157,18 @@ export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnosti
   const parp = br ? await read(`net/ipv4/conf/${net.bridgeName}/proxy_arp`) : undefined;
   const { snat, forward } = chainNames(net.bridgeName);
   const backend = await detectBackend(ns);
-  const chainExists = async (table: string, chain: string): Promise<boolean> =>
-    (await runRaw(ns, [iptablesCmd(backend), '-w', '5', '-t', table, '-S', chain])).code === 0;
+  /** The chain's rule count, or undefined when the chain does not exist. */
+  const chainRules = async (table: string, chain: string): Promise<number | undefined> => {
+    const r = await runRaw(ns, [iptablesCmd(backend), '-w', '5', '-t', table, '-S', chain]);
+    return r.code === 0 ? r.stdout.split('\n').filter((l) => l.startsWith('-A ')).length : undefined;
+  };
+  const [snatRules, forwardRules] = [await chainRules('nat', snat), await chainRules('filter', forward)];
+  const missingJumps: string[] = [];
+  for (const j of jumpRules(net)) {
+    if ((j.table === 'nat' ? snatRules : forwardRules) === undefined) continue; // the chain's own problem says it
+    const present = await runRaw(ns, [iptablesCmd(backend), '-w', '5', '-t', j.table, '-C', j.chain, ...j.spec]);
+    if (present.code !== 0) missingJumps.push(`${j.table}/${j.chain} -j ${j.spec.at(-1)}`);
+  }
   const d: NodeDiagnostics = {
     iptablesBackend: backend,
     moduleLoading: existsSync('/proc/modules'),
@@ -165,8 +177,9 @@ export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnosti
     bridgeNfCallIptables: nf === '1',
     ipForward: fwd === '1',
     proxyArp: parp === '1',
-    snatChain: await chainExists('nat', snat),
-    forwardChain: await chainExists('filter', forward),
+    snatChain: snatRules !== undefined,
+    forwardChain: forwardRules !== undefined,
+    jumps: missingJumps.length === 0,
     problems: [],
   };
   if (!d.bridge) d.problems.push(`bridge ${net.bridgeName} is missing`);
@@ -178,6 +191,10 @@ export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnosti
   if (d.bridge && !d.proxyArp) d.problems.push(`proxy_arp is off on ${net.bridgeName}: pods get no ARP reply for their gateway`);
   if (!d.snatChain) d.problems.push(`iptables chain nat/${snat} is missing`);
   if (!d.forwardChain) d.problems.push(`iptables chain filter/${forward} is missing`);
+  // Our chains always hold rules (RETURNs, ACCEPTs): an empty one was flushed by other software.
+  if (snatRules === 0) d.problems.push(`iptables chain nat/${snat} is empty (flushed by other software?)`);
+  if (forwardRules === 0) d.problems.push(`iptables chain filter/${forward} is empty (flushed by other software?)`);
+  for (const j of missingJumps) d.problems.push(`iptables rule ${j} is missing`);
   return d;
 }
 

@@ -1,0 +1,220 @@
+import test from 'ava';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import YAML from 'yaml';
+import { pino } from 'pino';
+import { startKubeEmulator } from '../../hack/kube-emulator/index.js';
+import * as datapath from '../datapath/index.js';
+import { chainNames } from '../datapath/names.js';
+import { startAgent, type RunningAgent } from './agent.js';
+import { callCniSocket } from './cni-socket.js';
+import { REPO_ROOT, startTestNode, type TestNode } from './testing.js';
+
+/**
+ * Node agent hardening: readiness on nodes no pool selects, the periodic node resync and /readyz's view
+ * of a broken node network, and GC racing with ADD. Real namespaces on the datapath's simulated VNet.
+ */
+
+const group = { group: 'podvnet.io', version: 'v1alpha1' };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const until = async (cond: () => Promise<boolean> | boolean, ms = 8000): Promise<boolean> => {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) return false;
+    await sleep(25);
+  }
+  return true;
+};
+
+async function readyz(agent: RunningAgent): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://${agent.healthAddress}/readyz`);
+  return { status: res.status, body: await res.text() };
+}
+
+async function withNode(t: { teardown(fn: () => Promise<void>): void }, podIPCount = 4): Promise<TestNode> {
+  const node = await startTestNode({ podIPCount, startAgent: false });
+  t.teardown(() => node.close());
+  return node;
+}
+
+test('a node no NodeIPPool selects: /readyz ready with the reason, ADD 11 naming nodeSelector, STATUS 50; a record later works, its deletion keeps DEL working', async (t) => {
+  t.timeout(60_000);
+  const emu = await startKubeEmulator({ tls: true });
+  t.teardown(() => emu.close());
+  const kc = emu.kubeConfig();
+  const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
+  for (const f of ['podvnet.io_nodeippools.yaml', 'podvnet.io_nodeipallocations.yaml']) {
+    await ext.createCustomResourceDefinition({ body: YAML.parse(await readFile(path.join(REPO_ROOT, 'crds', f), 'utf8')) });
+  }
+  const co = kc.makeApiClient(k8s.CustomObjectsApi);
+  const node = await withNode(t);
+  const kubeconfig = path.join(node.dir, 'kubeconfig');
+  await writeFile(kubeconfig, await readFile(emu.kubeconfigPath, 'utf8'));
+  // another node's record exists; ours does not
+  await co.createClusterCustomObject({ ...group, plural: 'nodeipallocations', body: { apiVersion: 'podvnet.io/v1alpha1', kind: 'NodeIPAllocation', metadata: { name: 'other-node' }, spec: { poolName: 'p' } } });
+
+  const agent = await startAgent({ ...node.config, recordFile: undefined, kubeconfig }, { logger: pino({ level: 'silent' }) });
+  node.agent = agent;
+  t.is(agent.addresses.recordPresence(), 'absent', 'the first list said there is no record');
+  const r = await readyz(agent);
+  t.is(r.status, 200, r.body);
+  t.regex(r.body, /^ok: node vm1 has no NodeIPAllocation: no NodeIPPool selects it \(check the pools' nodeSelector/);
+  const add = await node.cni('ADD', { containerId: 'early', netns: await node.pod('n') });
+  t.is(add.json.code, 11, add.stdout);
+  t.regex(add.json.msg, /node vm1 has no NodeIPAllocation: no NodeIPPool selects it \(check the pools' nodeSelector/);
+  const status = await node.cni('STATUS', {});
+  t.is(status.json.code, 50, status.stdout);
+  t.regex(status.json.msg, /no NodeIPAllocation/);
+  t.is((await node.cni('DEL', { containerId: 'never', netns: await node.pod('n') })).code, 0, 'DEL of something never added is fine');
+
+  // A pool starts selecting the node: the record appears without status (not ready), then with it.
+  const fileRecord = JSON.parse(await readFile(node.recordPath, 'utf8')).record;
+  await co.createClusterCustomObject({ ...group, plural: 'nodeipallocations', body: { apiVersion: 'podvnet.io/v1alpha1', kind: 'NodeIPAllocation', metadata: { name: 'vm1' }, spec: { poolName: 'p' } } });
+  t.true(await until(() => agent.addresses.recordPresence() === 'present'));
+  const noStatus = await readyz(agent);
+  t.is(noStatus.status, 503, noStatus.body);
+  t.regex(noStatus.body, /has no status yet/);
+  const cur = (await co.getClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'vm1' })) as Record<string, unknown>;
+  await co.replaceClusterCustomObjectStatus({ ...group, plural: 'nodeipallocations', name: 'vm1', body: { ...cur, status: fileRecord.status } });
+  t.true(await until(() => agent.addresses.isReady()));
+  await agent.reconciled;
+  const ready = await readyz(agent);
+  t.deepEqual(ready, { status: 200, body: 'ok\n' });
+  const pod = await node.pod('n');
+  const added = await node.cni('ADD', { containerId: 'pod1', netns: pod });
+  t.is(added.code, 0, added.stdout);
+  const ip = added.json.ips[0].address.split('/')[0] as string;
+
+  // The node leaves every pool: the record is deleted while the pod still holds its IP. Ready again
+  // (with the reason), and the pod's DEL still tears it down with the last known node network.
+  await co.deleteClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'vm1' });
+  t.true(await until(() => agent.addresses.recordPresence() === 'absent'));
+  t.is((await readyz(agent)).status, 200);
+  const del = await node.cni('DEL', { containerId: 'pod1', netns: pod });
+  t.is(del.code, 0, del.stdout);
+  t.is(agent.addresses.lookup({ containerId: 'pod1', ifName: 'eth0' }), undefined, 'IP released');
+  t.false((await node.fabric.exec('vm1', ['ip', '-4', 'route', 'show'])).includes(`${ip} `), 'route gone');
+  t.is((await node.fabric.execRaw('vm1', ['ip', 'link', 'show', 'dev', datapath.hostVethName('pod1', 'eth0')])).code !== 0, true, 'veth gone');
+});
+
+test('a record source that is waiting (nothing read yet) is not ready; a record file with "record": null is a node no pool selects', async (t) => {
+  const node = await withNode(t);
+  await writeFile(node.recordPath, 'not json yet');
+  const agent = await startAgent(node.config, { logger: pino({ level: 'silent' }) });
+  node.agent = agent;
+  const waiting = await readyz(agent);
+  t.is(waiting.status, 503);
+  t.regex(waiting.body, /has not been read yet/);
+  await writeFile(node.recordPath, JSON.stringify({ record: null }));
+  t.true(await until(() => agent.addresses.recordPresence() === 'absent'));
+  t.is((await readyz(agent)).status, 200);
+});
+
+/** Runs iptables in the VM's namespace with the backend the datapath chose. */
+async function iptables(node: TestNode, args: string[]): Promise<void> {
+  const net = node.agent!.addresses.nodeNetwork()!;
+  const { iptablesBackend } = await datapath.nodeDiagnostics(net);
+  await node.fabric.exec('vm1', [`iptables-${iptablesBackend}`, '-w', '5', ...args]);
+}
+
+test('/readyz lists node network problems (flushed chain, lost jump); the resync puts them back', async (t) => {
+  t.timeout(60_000);
+  const node = await withNode(t);
+  const agent = await node.startAgent({ resyncIntervalMs: 0 });
+  t.deepEqual(await readyz(agent), { status: 200, body: 'ok\n' }, 'the node network was set up at start, before any pod');
+  const { snat, forward } = chainNames('podvnet0');
+  await iptables(node, ['-t', 'nat', '-F', snat]);
+  await iptables(node, ['-t', 'filter', '-D', 'FORWARD', '-m', 'comment', '--comment', 'podvnet: forward pod traffic', '-j', forward]);
+  const broken = await readyz(agent);
+  t.is(broken.status, 503);
+  t.regex(broken.body, /not ready: the node network is broken: /);
+  t.regex(broken.body, new RegExp(`nat/${snat} is empty`));
+  t.regex(broken.body, new RegExp(`filter/FORWARD -j ${forward} is missing`));
+  // a pod event would not repair it (ensureNode is memoized); the resync does
+  const add = await node.cni('ADD', { containerId: 'p', netns: await node.pod('r') });
+  t.is(add.code, 0, add.stdout);
+  t.is((await readyz(agent)).status, 503, 'still broken after an ADD');
+  await agent.resyncNode();
+  t.deepEqual(await readyz(agent), { status: 200, body: 'ok\n' });
+});
+
+test('the periodic resync (--resync-interval-ms) repairs the node network by itself', async (t) => {
+  t.timeout(60_000);
+  const node = await withNode(t);
+  const agent = await node.startAgent({ resyncIntervalMs: 200 });
+  const { snat } = chainNames('podvnet0');
+  await iptables(node, ['-t', 'nat', '-F', 'POSTROUTING']);
+  await iptables(node, ['-t', 'nat', '-F', snat]);
+  t.true(await until(async () => (await readyz(agent)).status === 200, 5000), 'repaired within a few intervals');
+  const net = agent.addresses.nodeNetwork()!;
+  t.deepEqual((await datapath.nodeDiagnostics(net)).problems, []);
+});
+
+test('GC racing with an ADD: an interface attached while GC lists the kernel is not taken for an orphan', async (t) => {
+  t.timeout(60_000);
+  const node = await withNode(t);
+  let hold: Promise<void> | undefined;
+  let listing!: () => void;
+  const listed = new Promise<void>((r) => (listing = r));
+  const slowList = {
+    ...datapath,
+    listAttachments: async (net: datapath.NodeNetwork) => {
+      if (hold) {
+        listing();
+        await hold; // the kernel is read only after the ADD below is done
+      }
+      return datapath.listAttachments(net);
+    },
+  };
+  const agent = await startAgent(node.config, { logger: pino({ level: 'silent' }), datapath: slowList });
+  node.agent = agent;
+  await agent.reconciled;
+  let release!: () => void;
+  hold = new Promise<void>((r) => (release = r));
+  // The runtime garbage-collects with an empty valid list, then (before GC is done) sets up a new pod.
+  const gc = node.cni('GC', { conf: node.conf({ 'cni.dev/valid-attachments': [] }) });
+  await listed;
+  hold = undefined;
+  const pod = await node.pod('g');
+  const add = await node.cni('ADD', { containerId: 'fresh', netns: pod });
+  t.is(add.code, 0, add.stdout);
+  release();
+  t.is((await gc).code, 0);
+  const check = await node.cni('CHECK', { containerId: 'fresh', netns: pod, conf: node.conf({ prevResult: add.json }) });
+  t.is(check.code, 0, `the new pod's interface survived GC: ${check.stdout}`);
+});
+
+test('GC prunes orphan pod routes even while an ADD is in flight, and leaves the in-flight pod\'s route alone', async (t) => {
+  t.timeout(60_000);
+  const node = await withNode(t);
+  let attaching!: () => void;
+  const attachStarted = new Promise<void>((r) => (attaching = r));
+  let proceed!: () => void;
+  const go = new Promise<void>((r) => (proceed = r));
+  const slowAttach = {
+    ...datapath,
+    attachPod: async (...a: Parameters<typeof datapath.attachPod>) => {
+      attaching();
+      await go;
+      return datapath.attachPod(...a);
+    },
+  };
+  const agent = await startAgent(node.config, { logger: pino({ level: 'silent' }), datapath: slowAttach });
+  node.agent = agent;
+  t.teardown(() => proceed()); // never leave the ADD hanging, even when an assertion fails
+  await agent.reconciled;
+  // a route to a pod whose veth vanished without a DEL naming its IP
+  await node.fabric.exec('vm1', ['ip', 'route', 'add', '10.40.4.200/32', 'dev', 'podvnet0', 'metric', '4242']);
+  const pod = await node.pod('f');
+  const add = callCniSocket(node.socket, { env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'inflight', CNI_NETNS: pod, CNI_IFNAME: 'eth0' }, stdin: JSON.stringify(node.conf()) });
+  await attachStarted;
+  const gc = await node.cni('GC', { conf: node.conf({ 'cni.dev/valid-attachments': [{ containerID: 'inflight', ifname: 'eth0' }] }) });
+  t.is(gc.code, 0, gc.stdout);
+  t.false((await node.fabric.exec('vm1', ['ip', '-4', 'route', 'show'])).includes('10.40.4.200'), 'orphan route pruned');
+  proceed();
+  const res = await add;
+  t.is(res.exitCode, 0, res.stdout);
+  const ip = (JSON.parse(res.stdout) as { ips: Array<{ address: string }> }).ips[0]!.address.split('/')[0]!;
+  t.true((await node.fabric.exec('vm1', ['ip', '-4', 'route', 'show'])).includes(`${ip} `), 'the in-flight pod has its route');
+});
