@@ -350,10 +350,14 @@ export class Controller {
     const wasShort = noRoom || h?.exhausted !== undefined || h?.maxAdds !== undefined;
     h?.onReleased(count);
     if (!wasShort) return;
+    // `count` addresses serve at most `count` waiting nodes: wake no more (each round costs a NIC read).
+    let wake = count;
     for (const r of this.records.list()) {
+      if (wake <= 0) break;
       const reason = conditionOf(r.status?.conditions, 'Ready')?.reason;
       if ((reason === 'SubnetFull' || reason === 'Growing') && this.pools.get(r.spec.poolName)?.spec.subnetID.toLowerCase() === subnetId.toLowerCase()) {
         this.queue.add(`node/${r.metadata.name}`);
+        wake--;
       }
     }
   }
@@ -451,7 +455,10 @@ export class Controller {
       // (a release here wakes this node) or the next subnet read.
       this.event(record, 'Warning', 'SubnetFull', 'AddIPs', `${this.noRoomMessage(pool.spec.subnetID)}: ${plan.deferred} IPs wanted`);
       this.poolSoon(pool.metadata.name);
-      requeueAfterMs = this.opts.subnetFullBackoffMs;
+      // Room comes back through our own removes (roomMade wakes this node) or shows in the next subnet read,
+      // one resync away: polling the NIC meanwhile would only spend the read budget (1,000 short nodes every
+      // 30 s is more than ARM's 25 reads/s).
+      requeueAfterMs = this.opts.resyncMs;
     }
 
     if (hasChanges(plan)) {

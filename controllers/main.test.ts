@@ -76,3 +76,25 @@ test('two replicas: one leads and reconciles, the standby is ready but idle, and
   const lease = await client.get<{ spec: { holderIdentity: string; leaseTransitions: number } }>(`${PATHS.leases('default')}/podvnet-controller`);
   t.like(lease.spec, { holderIdentity: 'b', leaseTransitions: 1 });
 });
+
+test('a leader that loses its lease to another holder stops reconciling and exits with 1', async (t) => {
+  const azure = await AzureEmulator.start({ scenario: { vms: [{ count: 1 }] }, config: { asyncDurationMs: 5 } });
+  const kube = await startKubeEmulator();
+  t.teardown(async () => { await kube.close(); await azure.close(); });
+  const client = new KubeClient(kube.kubeConfig());
+  await applyCRDs(client);
+  const a = await run([
+    '--kubeconfig', kube.kubeconfigPath, '--azure-endpoint', azure.url, '--azure-ca-file', azure.caPath, '--credential', 'emulator',
+    '--http-port', '0', '--http-host', '127.0.0.1', '--lease-namespace', 'default', '--identity', 'a', '--poll-interval-ms', '10',
+  ], {}, pino({ level: 'silent' }));
+  t.teardown(() => a.stop());
+  await waitFor('a leads', () => a.isLeader());
+  // another replica (a split brain, an operator) holds the lease now, freshly renewed
+  const path = `${PATHS.leases('default')}/podvnet-controller`;
+  const lease = await client.get<{ spec: Record<string, unknown> }>(path);
+  const micro = new Date().toISOString().replace(/(\.\d{3})Z$/, '$1000Z');
+  await client.update(path, { ...lease, spec: { ...lease.spec, holderIdentity: 'intruder', renewTime: micro, leaseDurationSeconds: 60 } });
+  const code = await Promise.race([a.done, new Promise((r) => setTimeout(() => r('timeout'), 8000))]);
+  t.is(code, 1);
+  t.false(a.isLeader());
+});

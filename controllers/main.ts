@@ -138,7 +138,7 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, log?:
         metrics.leader.set(0);
         // Another replica leads now: stop at once and let the process restart clean.
         logger.warn('lost leadership; exiting');
-        void stop().then(() => finish(1));
+        void stop(1);
       },
     });
     elector.start();
@@ -148,7 +148,8 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, log?:
     await startController();
   }
 
-  const stop = async () => {
+  /** Graceful stop; `done` resolves with `code` (1 after lost leadership, so the restart shows why). */
+  const stop = async (code = 0) => {
     if (shuttingDown) return;
     shuttingDown = true;
     logger.info('shutting down');
@@ -158,7 +159,7 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, log?:
     await elector?.stop();
     await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
     clearTimeout(timeout);
-    finish(0);
+    finish(code);
   };
 
   return { url, config, controller: () => controller, isLeader: () => (elector ? elector.isLeader : true), stop, done };
