@@ -157,7 +157,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         poolIPs: addresses.poolIPs(),
         now: Date.now(),
       });
-      for (const a of plan.free) await addresses.release(a);
+      for (const a of plan.free) {
+        // Its veth died with its namespace, but the node's /32 route to it did not: remove it (by IP).
+        await datapath.detachPod(net, { containerId: a.containerId, ifName: a.ifName, ip: a.ip }).catch((err: Error) =>
+          logger.warn({ containerId: a.containerId, ip: a.ip, err: err.message }, 'removing the route of a pod gone while the agent was down failed; GC will'),
+        );
+        await addresses.release(a);
+      }
       for (const a of plan.adopt) await addresses.adopt(a);
       for (const c of plan.conflicts) logger.warn({ conflict: c }, 'reconciliation conflict');
       logger.info({ kept: plan.keep.length, freed: plan.free.map((a) => a.ip), adopted: plan.adopt.map((a) => a.ip), attachments: attachments.length }, 'reconciled with the kernel');

@@ -8,6 +8,9 @@ import { startKubeEmulator } from '../../hack/kube-emulator/index.js';
 import * as datapath from '../datapath/index.js';
 import { chainNames } from '../datapath/names.js';
 import { startAgent, type RunningAgent } from './agent.js';
+import type { PoolSettings } from './address-service.js';
+import { KubeRecordSource } from './record-source.js';
+import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
 import { callCniSocket } from './cni-socket.js';
 import { REPO_ROOT, startTestNode, type TestNode } from './testing.js';
 
@@ -38,8 +41,7 @@ async function withNode(t: { teardown(fn: () => Promise<void>): void }, podIPCou
   return node;
 }
 
-test('a node no NodeIPPool selects: /readyz ready with the reason, ADD 11 naming nodeSelector, STATUS 50; a record later works, its deletion keeps DEL working', async (t) => {
-  t.timeout(60_000);
+async function kubeWithCrds(t: { teardown(fn: () => Promise<void>): void }) {
   const emu = await startKubeEmulator({ tls: true });
   t.teardown(() => emu.close());
   const kc = emu.kubeConfig();
@@ -47,7 +49,12 @@ test('a node no NodeIPPool selects: /readyz ready with the reason, ADD 11 naming
   for (const f of ['podvnet.io_nodeippools.yaml', 'podvnet.io_nodeipallocations.yaml']) {
     await ext.createCustomResourceDefinition({ body: YAML.parse(await readFile(path.join(REPO_ROOT, 'crds', f), 'utf8')) });
   }
-  const co = kc.makeApiClient(k8s.CustomObjectsApi);
+  return { emu, kc, co: kc.makeApiClient(k8s.CustomObjectsApi) };
+}
+
+test('a node no NodeIPPool selects: /readyz ready with the reason, ADD 11 naming nodeSelector, STATUS 50; a record later works, its deletion keeps DEL working', async (t) => {
+  t.timeout(60_000);
+  const { emu, co } = await kubeWithCrds(t);
   const node = await withNode(t);
   const kubeconfig = path.join(node.dir, 'kubeconfig');
   await writeFile(kubeconfig, await readFile(emu.kubeconfigPath, 'utf8'));
@@ -217,4 +224,37 @@ test('GC prunes orphan pod routes even while an ADD is in flight, and leaves the
   t.is(res.exitCode, 0, res.stdout);
   const ip = (JSON.parse(res.stdout) as { ips: Array<{ address: string }> }).ips[0]!.address.split('/')[0]!;
   t.true((await node.fabric.exec('vm1', ['ip', '-4', 'route', 'show'])).includes(`${ip} `), 'the in-flight pod has its route');
+});
+
+test('record source: a slow read of the pool never brings back an older version of the record, nor a deleted one', async (t) => {
+  t.timeout(30_000);
+  const { co, kc } = await kubeWithCrds(t);
+  const source = new KubeRecordSource(kc, 'n1', pino({ level: 'silent' }));
+  t.teardown(() => source.stop());
+  // The pool read is scripted: each call waits until the test lets it answer.
+  const gates: Array<() => void> = [];
+  (source as unknown as { poolSettings: (name: string) => Promise<PoolSettings | undefined> }).poolSettings = () =>
+    new Promise((resolve) => gates.push(() => resolve(undefined)));
+  const seen: Array<string | undefined> = [];
+  await source.start((record: NodeIPAllocation | undefined) => seen.push(record?.spec.poolName));
+  t.deepEqual(seen, [undefined], 'the first list says: no record');
+  const body = (poolName: string) => ({ apiVersion: 'podvnet.io/v1alpha1', kind: 'NodeIPAllocation', metadata: { name: 'n1' }, spec: { poolName } });
+  await co.createClusterCustomObject({ ...group, plural: 'nodeipallocations', body: body('first') });
+  t.true(await until(() => gates.length === 1));
+  const cur = (await co.getClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'n1' })) as { metadata: Record<string, unknown> };
+  await co.replaceClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'n1', body: { ...body('second'), metadata: cur.metadata } });
+  t.true(await until(() => gates.length === 2));
+  gates[1]!(); // the newer version's pool read answers first
+  gates[0]!();
+  await sleep(50);
+  t.deepEqual(seen, [undefined, 'second'], 'the older version, answered later, is dropped');
+  // the record is deleted while a version is waiting for its pool: it must stay deleted
+  const cur2 = (await co.getClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'n1' })) as { metadata: Record<string, unknown> };
+  await co.replaceClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'n1', body: { ...body('third'), metadata: cur2.metadata } });
+  t.true(await until(() => gates.length === 3));
+  await co.deleteClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'n1' });
+  t.true(await until(() => seen.length === 3));
+  gates[2]!();
+  await sleep(50);
+  t.deepEqual(seen, [undefined, 'second', undefined]);
 });

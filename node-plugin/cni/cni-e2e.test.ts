@@ -258,6 +258,9 @@ test('agent restart keeps allocations; reconciliation frees only pods whose name
   await node.startAgent();
   t.is(node.agent!.addresses.lookup({ containerId: 'keep', ifName: 'eth0' })?.ip, ipOf(a1));
   t.is(node.agent!.addresses.lookup({ containerId: 'gone', ifName: 'eth0' }), undefined);
+  const routes = await node.fabric.exec('vm1', ['ip', '-4', 'route', 'show']);
+  t.false(routes.includes(`${ipOf(a2)} `), `the freed pod's route is gone too: ${routes}`);
+  t.true(routes.includes(`${ipOf(a1)} `), routes);
   const ping = await node.fabric.execRaw(p1, ['busybox', 'ping', '-c', '1', '-W', '2', node.vm.primaryIP]);
   t.is(ping.code, 0);
   // the health endpoint reports ready, and metrics count the CNI requests
