@@ -107,6 +107,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
 
   const writer = new CoalescingWriter({
     minIntervalMs: config.syncIntervalMs,
+    // No record, nothing to patch (a node no pool selects would otherwise retry a 404 forever).
+    enabled: () => addresses.recordPresence() === 'present',
     desired: async () => ({ demand: addresses.demand(), releasedIPs: await addresses.planReleases() }),
     write: async (patch) => {
       await source.writeSpec(patch.spec);
@@ -172,9 +174,14 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     }
     resolveReconciled();
   };
+  let previous: string | null | undefined; // the last record's uid; null: absent; undefined: nothing heard yet
   const onUpdate = (record: NodeIPAllocation | undefined, pool: PoolSettings | undefined) => {
+    const uid = record ? record.metadata.uid ?? '' : null;
+    const recreated = record !== undefined && previous !== undefined && uid !== previous;
+    previous = uid;
+    if (recreated) writer.reset(writtenSpec(record)); // before setRecord's change event pokes the writer
+    else if (record) writer.observe(writtenSpec(record));
     addresses.setRecord(record, pool);
-    if (record) writer.observe(writtenSpec(record));
     if (!reconcileStarted && addresses.nodeNetwork()) {
       reconcileStarted = true;
       // The node network first (readiness checks it once reconciled), then the reconciliation.

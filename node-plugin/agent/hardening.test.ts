@@ -10,6 +10,7 @@ import { chainNames } from '../datapath/names.js';
 import { startAgent, type RunningAgent } from './agent.js';
 import type { PoolSettings } from './address-service.js';
 import { KubeRecordSource } from './record-source.js';
+import { FileRecordSource } from './file-source.js';
 import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
 import { callCniSocket } from './cni-socket.js';
 import { REPO_ROOT, startTestNode, type TestNode } from './testing.js';
@@ -257,4 +258,32 @@ test('record source: a slow read of the pool never brings back an older version 
   gates[2]!();
   await sleep(50);
   t.deepEqual(seen, [undefined, 'second', undefined]);
+});
+
+test('spec writes: none while the node has no record; a record deleted and created again gets the demand written anew', async (t) => {
+  t.timeout(30_000);
+  const node = await withNode(t);
+  const full = JSON.parse(await readFile(node.recordPath, 'utf8')) as { record: NodeIPAllocation; pool: PoolSettings };
+  const put = (record: NodeIPAllocation | null) => writeFile(node.recordPath, JSON.stringify({ record, pool: full.pool }));
+  await put(null);
+  const source = new FileRecordSource(node.recordPath, pino({ level: 'silent' }), 20);
+  const agent = await startAgent(node.config, { logger: pino({ level: 'silent' }), source });
+  node.agent = agent;
+  await sleep(300);
+  t.deepEqual(source.writes, [], 'nothing to patch while there is no record');
+
+  await put({ ...full.record, metadata: { name: 'vm1', uid: 'u1' } });
+  t.true(await until(() => source.writes.length === 1));
+  t.deepEqual(source.writes[0]!.demand, { usedIPs: 0, pendingIPs: 0 });
+  await agent.reconciled;
+  const add = await node.cni('ADD', { containerId: 'w', netns: await node.pod('w') });
+  t.is(add.code, 0, add.stdout);
+  t.true(await until(() => source.writes.at(-1)?.demand.usedIPs === 1));
+  const before = source.writes.length;
+
+  await put(null);
+  t.true(await until(() => agent.addresses.recordPresence() === 'absent'));
+  await put({ ...full.record, metadata: { name: 'vm1', uid: 'u2' } }); // spec without demand, as the controller creates it
+  t.true(await until(() => source.writes.length > before), 'the new record is told the demand');
+  t.deepEqual(source.writes.at(-1)!.demand, { usedIPs: 1, pendingIPs: 0 });
 });

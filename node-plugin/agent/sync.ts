@@ -57,6 +57,8 @@ export interface CoalescingWriterOptions {
   desired: () => Promise<SpecWrite>;
   write: (patch: { spec: SpecWrite }) => Promise<void>;
   minIntervalMs: number;
+  /** Whether there is anything to write to (the record exists); while false, nothing is written or retried. */
+  enabled?: () => boolean;
   /** Back-off after a failed write. */
   retryMs?: number;
   onError?: (err: unknown) => void;
@@ -83,6 +85,12 @@ export class CoalescingWriter {
     if (current && !this.last) this.last = current;
   }
 
+  /** A different record (deleted and created again): what was written to the old one counts for nothing. */
+  reset(current: SpecWrite | undefined): void {
+    this.last = current;
+    this.poke();
+  }
+
   poke(): void {
     if (this.stopped) return;
     if (this.running) {
@@ -105,6 +113,7 @@ export class CoalescingWriter {
   }
 
   private async run(): Promise<void> {
+    if (this.o.enabled && !this.o.enabled()) return; // a poke when it becomes enabled writes
     try {
       const desired = await this.o.desired();
       const patch = specPatch(desired, this.last);
