@@ -147,4 +147,7 @@ test('STATUS says 51 when the node network cannot be set up, and ADD fails with 
   t.deepEqual(node.agent!.addresses.listAllocations(), [], 'the IP of the failed ADD is given back');
   const [host, port] = node.agent!.healthAddress.split(':');
   t.is((await fetch(`http://${host}:${port}/healthz`)).status, 200);
+  const ready = await fetch(`http://${host}:${port}/readyz`);
+  t.is(ready.status, 503);
+  t.regex(await ready.text(), /^not ready: the node network is broken: bridge podvnet0 is missing.*; setting it up failed: host interface nosuch0 does not exist/);
 });

@@ -124,6 +124,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   // The node network is set up as soon as it is known, then re-applied periodically (force), so chains
   // flushed by other software (a firewall reload, `iptables -F`) come back without a pod event.
   let resyncing: Promise<void> | undefined;
+  let setupError: string | undefined; // why the last attempt to set up the node network failed
   const resyncNode = (force: boolean): Promise<void> => {
     const net = addresses.nodeNetwork();
     if (!net) return Promise.resolve();
@@ -134,7 +135,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
           if (problems.length) logger.warn({ problems }, 'node network drifted; re-applying it');
         }
         await handler.ensureNode(net, { force });
+        setupError = undefined;
       } catch (err) {
+        setupError = (err as Error).message;
         logger.error({ err: (err as Error).message }, 'setting up the node network failed; will retry');
       } finally {
         resyncing = undefined;
@@ -238,7 +241,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     if (datapath.nodeDiagnostics) {
       diagnosing ??= datapath.nodeDiagnostics(net).finally(() => (diagnosing = undefined));
       const { problems } = await diagnosing;
-      if (problems.length) return { ready: false, detail: `the node network is broken: ${problems.join('; ')}` };
+      if (problems.length) {
+        return { ready: false, detail: `the node network is broken: ${problems.join('; ')}${setupError ? `; setting it up failed: ${setupError}` : ''}` };
+      }
     }
     return { ready: true };
   };

@@ -15,7 +15,7 @@
  * - The bridge's MTU is not NodeNetwork.mtu: Linux keeps it at the smallest port MTU, so attachPod may be
  *   called with a per-pod mtu without re-applying the node (ensureNode ignores mtu when memoizing).
  * - pruneOrphanRoutes(net): GC of /32 pod routes on the bridge that no veth claims any more.
- * - nodeDiagnostics(net): read-only report (bridge, br_netfilter, ip_forward, proxy ARP, chains) with
+ * - nodeDiagnostics(net): read-only report (bridge, br_netfilter, ip_forward, proxy ARP, chains, their rules, jumps) with
  *   human-readable problems, for /readyz and logs.
  * - hostInterfaceMTU(ifName, hostNetns?): the NIC's MTU, the default for NodeNetwork.mtu.
  * - hostVethName(containerId, ifName): the deterministic host veth name.
