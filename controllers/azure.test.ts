@@ -156,5 +156,16 @@ test('reads the subnet prefix, its gateway, its free addresses and the VNet addr
   const vm = parseProviderID(`azure://${(emu.dump() as { virtualMachines: Array<{ id: string }> }).virtualMachines[0]!.id}`);
   const nic = await azure.getNodeNic(vm);
   await azure.writeIpConfigs(nic, nextIpConfigs(nic.ipConfigs, { add: ['podvnet-1', 'podvnet-2', 'podvnet-3'], remove: [] }, nodeSubnet));
-  t.is((await azure.getSubnet(nodeSubnet)).freeIPs, before - 3, 'every ip-config Azure lists in the subnet counts');
+  t.is((await azure.getSubnet(nodeSubnet)).freeIPs, before! - 3, 'every ip-config Azure lists in the subnet counts');
+});
+
+test('a role without subnets/read: the subnet comes from the VNet read, headroom unknown and said why', async (t) => {
+  const { emu, azure, podSubnet } = await setup(t);
+  emu.injectFault({ kind: 'subnet.get', status: 403, code: 'AuthorizationFailed', message: "The client does not have authorization to perform action 'Microsoft.Network/virtualNetworks/subnets/read'.", count: 1 });
+  const s = await azure.getSubnet(podSubnet);
+  t.like(s, { id: podSubnet, addressPrefix: '10.50.0.0/28', gatewayIP: '10.50.0.1', vnetAddressPrefixes: ['10.50.0.0/16'], freeIPs: undefined });
+  t.regex(s.headroomUnknown!, /subnets\/read/);
+  // any other failure of the subnet read is the caller's to handle
+  emu.injectFault({ kind: 'subnet.get', status: 500, code: 'InternalServerError', message: 'boom', count: 10 });
+  await t.throwsAsync(azure.getSubnet(podSubnet), { instanceOf: AzureCallError });
 });

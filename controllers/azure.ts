@@ -34,7 +34,9 @@ export interface SubnetDetails {
   gatewayIP: string;
   vnetAddressPrefixes: string[];
   /** Addresses nobody holds: size - 5 reserved - ip-configs in the subnet (Azure lists every one). */
-  freeIPs: number;
+  freeIPs?: number | undefined;
+  /** Why freeIPs is unknown: the subnet read was refused (a role without subnets/read). */
+  headroomUnknown?: string | undefined;
 }
 
 export interface AzureAdapter {
@@ -422,18 +424,34 @@ export class ArmAdapter implements AzureAdapter {
     const [vnetName, subnetName] = id.names;
     const { network } = this.clients(id.subscriptionId);
     // The subnet GET lists every ip-config in it (its headroom); the VNet GET gives the address space.
-    const [rawSubnet, rawVnet] = await Promise.all([
-      this.call(id.subscriptionId, 'read', 'subnet.get', () => network.subnets.get(id.resourceGroup, vnetName!, subnetName!)),
+    const [subnetRead, rawVnet] = await Promise.all([
+      this.call(id.subscriptionId, 'read', 'subnet.get', () => network.subnets.get(id.resourceGroup, vnetName!, subnetName!)).then(
+        (raw) => ({ raw }),
+        (e: unknown) => ({ error: e }),
+      ),
       this.call(id.subscriptionId, 'read', 'vnet.get', () => network.virtualNetworks.get(id.resourceGroup, vnetName!)),
     ]);
-    const subnet = parseArm(armSubnet, rawSubnet, `subnet ${subnetId}`);
     const vnet = parseArm(armVnet, rawVnet, `virtual network of ${subnetId}`);
+    const vnetAddressPrefixes = vnet.addressSpace?.addressPrefixes ?? [];
+    if ('error' in subnetRead) {
+      const e = subnetRead.error;
+      // A role from before subnets/read was needed: keep serving from the VNet's copy of the subnet, without headroom.
+      if (!(e instanceof AzureCallError && e.failure.code === 'AuthorizationFailed')) throw e;
+      const found = vnet.subnets.find((x) => x.name?.toLowerCase() === subnetName!.toLowerCase());
+      if (!found) throw new AzureCallError({ kind: 'NotFound', code: 'NotFound', message: `subnet ${subnetId} does not exist` }, 'vnet.get');
+      const subnet = parseArm(armSubnet, found, `subnet ${subnetId}`);
+      return {
+        id: subnet.id, addressPrefix: subnet.addressPrefix, gatewayIP: azureGateway(parseCIDR(subnet.addressPrefix)), vnetAddressPrefixes,
+        headroomUnknown: `cannot read subnet ${subnetId} (${e.failure.message}); the role needs Microsoft.Network/virtualNetworks/subnets/read`,
+      };
+    }
+    const subnet = parseArm(armSubnet, subnetRead.raw, `subnet ${subnetId}`);
     const cidr = parseCIDR(subnet.addressPrefix);
     return {
       id: subnet.id,
       addressPrefix: subnet.addressPrefix,
       gatewayIP: azureGateway(cidr),
-      vnetAddressPrefixes: vnet.addressSpace?.addressPrefixes ?? [],
+      vnetAddressPrefixes,
       freeIPs: Math.max(0, cidr.size - AZURE_RESERVED_PER_SUBNET - subnet.ipConfigurations.length),
     };
   }

@@ -449,3 +449,19 @@ test('the pool subnet is read once per resync interval however many nodes resync
   t.true(reads >= 2 && reads <= Math.ceil(elapsed / 500) + 1, `${reads} subnet reads in ${elapsed} ms: the cache follows the resync interval, not per node`);
   t.is(calls['vnet.get'], reads);
 });
+
+test('a role without subnets/read (an upgrade before the role caught up): nodes are still served, the pool says why headroom is unknown', async (t) => {
+  const w = await startWorld({ scenario: { vms: [{ count: 2 }] }, nodeLabels: () => ({ pool: 'a' }) });
+  t.teardown(() => w.close());
+  w.azure.injectFault({ kind: 'subnet.get', status: 403, code: 'AuthorizationFailed', message: "The client does not have authorization to perform action 'Microsoft.Network/virtualNetworks/subnets/read'.", count: 1000 });
+  await w.createPool('a', SPEC(Object.values(w.subnets)[0]!));
+  for (const n of w.nodes) await waitFor('IPs', async () => (await w.record(n.nodeName))?.status?.ips.length === 8);
+  const events = await waitFor('event', async () => {
+    const list = await w.client.get<{ items: Array<{ reason: string; regarding: { kind: string }; note: string }> }>('/apis/events.k8s.io/v1/namespaces/default/events');
+    return list.items.find((e) => e.reason === 'SubnetReadFailed') ? list : undefined;
+  });
+  const e = events.items.filter((x) => x.reason === 'SubnetReadFailed');
+  t.is(e.length, 1, 'said once, not per node');
+  t.is(e[0]!.regarding.kind, 'NodeIPPool');
+  t.regex(e[0]!.note, /subnets\/read/);
+});

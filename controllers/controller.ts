@@ -36,6 +36,8 @@ interface SubnetEntry {
   free?: number;
   /** When our count first reached zero (for the pool's SubnetExhausted condition). */
   noRoomSince?: number;
+  /** The read could not tell the headroom, and that was said once. */
+  warned?: boolean;
 }
 
 export interface ControllerOptions {
@@ -427,6 +429,11 @@ export class Controller {
 
     const health = this.healthOf(pool.spec.subnetID);
     subnetEntry.free ??= subnet.freeIPs;
+    if (subnet.headroomUnknown && !subnetEntry.warned) {
+      subnetEntry.warned = true;
+      this.log.warn({ pool: pool.metadata.name, problem: subnet.headroomUnknown }, 'subnet headroom unknown; Azure\'s SubnetIsFull is the only limit');
+      this.event(pool, 'Warning', 'SubnetReadFailed', 'ReadSubnet', subnet.headroomUnknown);
+    }
     const plan = planNode({
       spec: pool.spec,
       nic: nic.ipConfigs,
@@ -436,8 +443,8 @@ export class Controller {
       maxAdds: health.maxAdds,
     });
     // Reserve the adds before any await, so nodes planning meanwhile do not count the same addresses.
-    subnetEntry.free -= plan.add.length;
-    const noRoom = plan.deferred > 0 && subnetEntry.free <= 0;
+    if (subnetEntry.free !== undefined) subnetEntry.free -= plan.add.length;
+    const noRoom = plan.deferred > 0 && subnetEntry.free !== undefined && subnetEntry.free <= 0;
     if (noRoom) subnetEntry.noRoomSince ??= Date.now();
     if ((plan.add.length > 0 || plan.deferred > 0) && !this.shortSince.has(name)) this.shortSince.set(name, Date.now());
 
@@ -468,8 +475,8 @@ export class Controller {
         if (plan.deferred > 0 && !noRoom) requeueAfterMs = 1000;
       } catch (e) {
         // The adds did not happen: give the reservation back (SubnetIsFull drops the whole entry below).
-        subnetEntry.free += plan.add.length;
-        if (subnetEntry.free > 0) subnetEntry.noRoomSince = undefined;
+        if (subnetEntry.free !== undefined) subnetEntry.free += plan.add.length;
+        if (subnetEntry.free !== undefined && subnetEntry.free > 0) subnetEntry.noRoomSince = undefined;
         if (!(e instanceof AzureCallError)) throw e;
         const f = e.failure;
         if (f.kind === 'SubnetFull') {
