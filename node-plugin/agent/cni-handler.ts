@@ -190,6 +190,7 @@ export class CniHandler {
     const valid = new Set(req.validAttachments.map((a) => `${a.containerID}/${a.ifname}`));
     const net = this.network();
     const stale = addresses.listAllocations().filter((a) => a.runtime === 'cni' && !valid.has(ownerKey(a)));
+    const staleKeys = new Set(stale.map(ownerKey));
     const attachments = await datapath.listAttachments(net);
     let removed = 0;
     for (const a of stale) {
@@ -205,7 +206,7 @@ export class CniHandler {
     // Interfaces nobody holds an IP for. An ADD allocates before it attaches, so an attachment listed
     // above whose allocation exists *now* belongs to a pod (possibly one added while we were listing).
     for (const o of attachments) {
-      if (valid.has(ownerKey(o)) || addresses.allocation(o) || this.perPod.busy(ownerKey(o))) continue;
+      if (valid.has(ownerKey(o)) || staleKeys.has(ownerKey(o)) || addresses.allocation(o) || this.perPod.busy(ownerKey(o))) continue;
       await this.perPod.run(ownerKey(o), async () => {
         if (addresses.allocation(o)) return; // an ADD for it got in first
         await datapath.detachPod(net, { containerId: o.containerId, ifName: o.ifName, ...(o.ip ? { ip: o.ip } : {}) });
