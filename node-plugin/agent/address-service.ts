@@ -102,6 +102,7 @@ export class AgentAddressService implements PodAddressService {
     }
     this.released = new Set(state.released);
     this.cooldown = new Map(Object.entries(state.cooldown));
+    this.lastNetwork = state.nodeNetwork;
   }
 
   snapshot(): StoreState {
@@ -110,6 +111,7 @@ export class AgentAddressService implements PodAddressService {
       allocations: [...this.allocations.values()],
       released: [...this.released],
       cooldown: Object.fromEntries(this.cooldown),
+      ...(this.lastNetwork ? { nodeNetwork: this.lastNetwork } : {}),
     };
   }
 
@@ -126,7 +128,9 @@ export class AgentAddressService implements PodAddressService {
   setRecord(record: NodeIPAllocation | undefined, pool: PoolSettings | undefined): void {
     this.record = record;
     this.presence = record ? 'present' : 'absent';
-    this.lastNetwork = this.nodeNetwork() ?? this.lastNetwork;
+    const net = this.nodeNetwork();
+    const networkChanged = net !== undefined && JSON.stringify(net) !== JSON.stringify(this.lastNetwork);
+    if (net) this.lastNetwork = net;
     if (pool) this.pool = pool;
     const ips = this.poolIPs();
     // What the record already lists as released stays released even if our state lost it (a release is
@@ -135,7 +139,7 @@ export class AgentAddressService implements PodAddressService {
     const prunedReleased = pruneReleased(new Set([...this.released, ...recorded]), ips);
     const releasedChanged = recorded.length > 0 || prunedReleased.size !== this.released.size;
     this.released = prunedReleased;
-    if (releasedChanged) void this.committer.commit().catch(() => undefined);
+    if (releasedChanged || networkChanged) void this.committer.commit().catch(() => undefined);
     this.changed();
   }
 

@@ -287,3 +287,39 @@ test('spec writes: none while the node has no record; a record deleted and creat
   t.true(await until(() => source.writes.length > before), 'the new record is told the demand');
   t.deepEqual(source.writes.at(-1)!.demand, { usedIPs: 1, pendingIPs: 0 });
 });
+
+test('restarted on a node that left every pool, the agent still tears down the pods it holds (the node network is kept in its state)', async (t) => {
+  t.timeout(30_000);
+  const node = await withNode(t);
+  await node.startAgent();
+  const pod = await node.pod('left');
+  const add = await node.cni('ADD', { containerId: 'left', netns: pod });
+  t.is(add.code, 0, add.stdout);
+  const ip = add.json.ips[0].address.split('/')[0] as string;
+  await node.agent!.close();
+  // while the agent is down (a DaemonSet update), the controller deletes the node's record
+  const full = JSON.parse(await readFile(node.recordPath, 'utf8')) as { pool: PoolSettings };
+  await writeFile(node.recordPath, JSON.stringify({ record: null, pool: full.pool }));
+  const agent = await startAgent(node.config, { logger: pino({ level: 'silent' }) });
+  node.agent = agent;
+  t.is(agent.addresses.recordPresence(), 'absent');
+  const del = await node.cni('DEL', { containerId: 'left', netns: pod });
+  t.is(del.code, 0, del.stdout);
+  t.is(agent.addresses.lookup({ containerId: 'left', ifName: 'eth0' }), undefined);
+  t.false((await node.fabric.exec('vm1', ['ip', '-4', 'route', 'show'])).includes(`${ip} `), 'route gone');
+  t.not((await node.fabric.execRaw('vm1', ['ip', 'link', 'show', 'dev', datapath.hostVethName('left', 'eth0')])).code, 0, 'veth gone');
+});
+
+test('store: a stored node network that no longer parses is forgotten, never fatal', async (t) => {
+  const node = await withNode(t);
+  const { mkdir } = await import('node:fs/promises');
+  const { FileStore } = await import('./ipam/store.js');
+  await mkdir(node.config.stateDir, { recursive: true });
+  const alloc = { containerId: 'c', ifName: 'eth0', runtime: 'cni', ip: '10.40.4.10', assignedAt: 1 };
+  await writeFile(path.join(node.config.stateDir, 'allocations.json'), JSON.stringify({ version: 1, allocations: [alloc], released: [], cooldown: {}, nodeNetwork: { bridgeName: 'x' } }));
+  const store = new FileStore(node.config.stateDir);
+  const state = await store.lock();
+  t.teardown(() => store.unlock());
+  t.deepEqual(state.allocations, [alloc]);
+  t.is(state.nodeNetwork, undefined);
+});

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { IPv4Address } from '../../../crds/api/common.js';
 import { describeIssues } from '../../../crds/api/validation.js';
+import { NodeNetworkSchema } from '../../datapath/validate.js';
 
 /**
  * Persistence for the agent's allocations, apart from policy and protocol. A Store holds an exclusive
@@ -27,6 +28,8 @@ export const StoreState = z.strictObject({
   allocations: z.array(Allocation),
   released: z.array(IPv4Address),
   cooldown: z.record(IPv4Address, z.number().int()),
+  /** The last node network known: pods can still be torn down after a restart when the record is gone. */
+  nodeNetwork: NodeNetworkSchema.optional().catch(undefined), // a bad one is forgotten, never fatal
 });
 export type StoreState = z.infer<typeof StoreState>;
 
