@@ -14,7 +14,7 @@ import { installCni } from './install.js';
 import { FileStore, type Store } from './ipam/store.js';
 import { createMetrics, startHealthServer, type AgentMetrics, type Readiness } from './metrics.js';
 import { FileRecordSource } from './file-source.js';
-import { planReconcile } from './reconcile.js';
+import { awaitingVethTeardown, planReconcile, type ReconcileInput } from './reconcile.js';
 import { CoalescingWriter, writtenSpec, type RecordSource } from './sync.js';
 
 /**
@@ -152,16 +152,26 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   let reconcileStarted = false;
   const reconcile = async () => {
     const net = addresses.nodeNetwork()!;
-    try {
+    const observe = async (): Promise<ReconcileInput> => {
       const attachments = await datapath.listAttachments(net);
       const allocations = addresses.listAllocations();
-      const plan = planReconcile({
+      return {
         allocations,
         attachments,
         netnsExists: new Map(allocations.filter((a) => a.netnsPath).map((a) => [a.netnsPath!, netnsExists(a.netnsPath!)])),
         poolIPs: addresses.poolIPs(),
         now: Date.now(),
-      });
+      };
+    };
+    try {
+      let input = await observe();
+      // Namespaces deleted a moment ago may still have their veth: give the kernel up to ~2 s.
+      for (let i = 0; i < 20 && awaitingVethTeardown(input).length > 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        input = await observe();
+      }
+      const { attachments } = input;
+      const plan = planReconcile(input);
       for (const a of plan.free) {
         // Its veth died with its namespace, but the node's /32 route to it did not: remove it (by IP).
         await datapath.detachPod(net, { containerId: a.containerId, ifName: a.ifName, ip: a.ip }).catch((err: Error) =>

@@ -11,6 +11,7 @@ import { startAgent, type RunningAgent } from './agent.js';
 import type { PoolSettings } from './address-service.js';
 import { KubeRecordSource } from './record-source.js';
 import { FileRecordSource } from './file-source.js';
+import { awaitingVethTeardown } from './reconcile.js';
 import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
 import { callCniSocket } from './cni-socket.js';
 import { REPO_ROOT, startTestNode, type TestNode } from './testing.js';
@@ -322,4 +323,40 @@ test('store: a stored node network that no longer parses is forgotten, never fat
   t.teardown(() => store.unlock());
   t.deepEqual(state.allocations, [alloc]);
   t.is(state.nodeNetwork, undefined);
+});
+
+test('reconcile: an allocation whose namespace is gone but whose veth is still listed is awaited, not kept for good', async (t) => {
+  const a = (id: string, netnsPath: string, runtime: 'cni' | 'cnm' = 'cni') => ({ containerId: id, ifName: 'eth0', runtime, ip: '10.0.0.1', assignedAt: 1, netnsPath });
+  const input = {
+    allocations: [a('dying', '/run/netns/d'), a('alive', '/run/netns/a'), a('gone', '/run/netns/g'), a('docker', '/run/netns/x', 'cnm')],
+    attachments: [{ containerId: 'dying', ifName: 'eth0' }, { containerId: 'alive', ifName: 'eth0' }, { containerId: 'docker', ifName: 'eth0' }],
+    netnsExists: new Map([['/run/netns/d', false], ['/run/netns/a', true], ['/run/netns/g', false], ['/run/netns/x', false]]),
+    poolIPs: [],
+    now: 0,
+  };
+  t.deepEqual(awaitingVethTeardown(input).map((x) => x.containerId), ['dying']);
+
+  // through the agent: the first look at the kernel still shows the dead pod's veth, a later one does not
+  const node = await withNode(t);
+  await node.startAgent();
+  const pod = await node.pod('dying');
+  const add = await node.cni('ADD', { containerId: 'dying', netns: pod });
+  t.is(add.code, 0, add.stdout);
+  await node.agent!.close();
+  await node.fabric.exec('vm1', ['ip', 'link', 'del', datapath.hostVethName('dying', 'eth0')]);
+  const { runRaw } = await import('../datapath/exec.js');
+  await runRaw(undefined, ['ip', 'netns', 'del', path.basename(pod)]);
+  let looks = 0;
+  const lingering = {
+    ...datapath,
+    listAttachments: async (net: datapath.NodeNetwork) => {
+      const found = await datapath.listAttachments(net);
+      return looks++ < 2 ? [...found, { hostVeth: datapath.hostVethName('dying', 'eth0'), containerId: 'dying', ifName: 'eth0', ip: add.json.ips[0].address.split('/')[0] }] : found;
+    },
+  };
+  const agent = await startAgent(node.config, { logger: pino({ level: 'silent' }), datapath: lingering });
+  node.agent = agent;
+  await agent.reconciled;
+  t.true(looks >= 3);
+  t.is(agent.addresses.lookup({ containerId: 'dying', ifName: 'eth0' }), undefined, 'freed once its veth was gone');
 });

@@ -76,3 +76,13 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
   }
   return plan;
 }
+
+/**
+ * Allocations kept only because their host veth is still there although their namespace is gone. The
+ * kernel destroys a deleted namespace, and the veth pair with it, asynchronously: these deserve another
+ * look a moment later rather than being held until a GC.
+ */
+export function awaitingVethTeardown(input: ReconcileInput): Allocation[] {
+  const attached = new Set(input.attachments.map(key));
+  return input.allocations.filter((a) => a.runtime === 'cni' && attached.has(key(a)) && a.netnsPath && input.netnsExists.get(a.netnsPath) === false);
+}
