@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import * as datapathModule from '../datapath/index.js';
 import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
+import type { NodeNetwork } from '../datapath/index.js';
 import { AgentAddressService, type PodAddressService, type PoolSettings } from './address-service.js';
 import { CniHandler, type Datapath } from './cni-handler.js';
 import { listenCniSocket, type CniSocketServer } from './cni-socket.js';
@@ -83,6 +84,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     }
   }
 
+  // Concurrent readers (probes, scrapes) share one run of the diagnostics.
+  let diagnosing: ReturnType<NonNullable<Datapath['nodeDiagnostics']>> | undefined;
+  const diagnose = (net: NodeNetwork) => (diagnosing ??= datapath.nodeDiagnostics!(net).finally(() => (diagnosing = undefined)));
+
   const addresses = new AgentAddressService({
     store,
     node: { nodeName: config.nodeName, bridgeName: config.bridge, hostInterface: config.hostInterface, mtu, hostNetns: config.hostNetns },
@@ -90,7 +95,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     pendingWindowMs: config.pendingWindowMs,
   });
   addresses.restore(state);
-  const metrics = createMetrics(addresses);
+  const metrics = createMetrics(addresses, async () => {
+    const net = addresses.nodeNetwork();
+    return net && datapath.nodeDiagnostics ? (await diagnose(net)).problems : undefined;
+  });
   logger.info({ allocations: state.allocations.length, released: state.released.length, stateDir: config.stateDir }, 'state loaded');
 
   let source: RecordSource;
@@ -241,7 +249,6 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   }
 
   let closing = false;
-  let diagnosing: ReturnType<NonNullable<Datapath['nodeDiagnostics']>> | undefined;
   const readiness = async (): Promise<Readiness> => {
     if (closing) return { ready: false, detail: 'shutting down' };
     // A node no pool selects is a normal state: the DaemonSet runs everywhere, and the agent is healthy.
@@ -249,8 +256,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     const net = addresses.nodeNetwork();
     if (!net || !addresses.isReady()) return { ready: false, detail: addresses.notReadyReason() };
     if (datapath.nodeDiagnostics) {
-      diagnosing ??= datapath.nodeDiagnostics(net).finally(() => (diagnosing = undefined));
-      const { problems } = await diagnosing;
+      const { problems } = await diagnose(net);
       if (problems.length) {
         return { ready: false, detail: `the node network is broken: ${problems.join('; ')}${setupError ? `; setting it up failed: ${setupError}` : ''}` };
       }

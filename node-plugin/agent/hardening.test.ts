@@ -74,6 +74,7 @@ test('a node no NodeIPPool selects: /readyz ready with the reason, ADD 11 naming
   t.regex(add.json.msg, /node vm1 has no NodeIPAllocation: no NodeIPPool selects it \(check the pools' nodeSelector/);
   const status = await node.cni('STATUS', {});
   t.is(status.json.code, 50, status.stdout);
+  t.regex(await (await fetch(`http://${agent.healthAddress}/metrics`)).text(), /^podvnet_agent_record_present 0$/m);
   t.regex(status.json.msg, /no NodeIPAllocation/);
   t.is((await node.cni('DEL', { containerId: 'never', netns: await node.pod('n') })).code, 0, 'DEL of something never added is fine');
 
@@ -140,12 +141,16 @@ test('/readyz lists node network problems (flushed chain, lost jump); the resync
   t.regex(broken.body, /not ready: the node network is broken: /);
   t.regex(broken.body, new RegExp(`nat/${snat} is empty`));
   t.regex(broken.body, new RegExp(`filter/FORWARD -j ${forward} is missing`));
+  const metrics = async () => (await fetch(`http://${agent.healthAddress}/metrics`)).text();
+  t.regex(await metrics(), /^podvnet_agent_node_network_problems 2$/m);
+  t.regex(await metrics(), /^podvnet_agent_record_present 1$/m);
   // a pod event would not repair it (ensureNode is memoized); the resync does
   const add = await node.cni('ADD', { containerId: 'p', netns: await node.pod('r') });
   t.is(add.code, 0, add.stdout);
   t.is((await readyz(agent)).status, 503, 'still broken after an ADD');
   await agent.resyncNode();
   t.deepEqual(await readyz(agent), { status: 200, body: 'ok\n' });
+  t.regex(await metrics(), /^podvnet_agent_node_network_problems 0$/m);
 });
 
 test('the periodic resync (--resync-interval-ms) repairs the node network by itself', async (t) => {

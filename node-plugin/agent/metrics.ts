@@ -11,7 +11,8 @@ export interface AgentMetrics {
   specWrites: Counter;
 }
 
-export function createMetrics(addresses: AgentAddressService): AgentMetrics {
+/** `nodeProblems`: the node network's current problems (nodeDiagnostics), read at scrape time. */
+export function createMetrics(addresses: AgentAddressService, nodeProblems?: () => Promise<string[] | undefined>): AgentMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'podvnet_agent_' });
   const gauge = (name: string, help: string, read: () => number) =>
@@ -20,6 +21,17 @@ export function createMetrics(addresses: AgentAddressService): AgentMetrics {
   gauge('podvnet_agent_allocated_ips', 'IPs held by pods and containers.', () => addresses.demand().usedIPs);
   gauge('podvnet_agent_free_ips', 'IPs that can be handed out now.', () => addresses.freeCount());
   gauge('podvnet_agent_released_ips', 'IPs given back, waiting for the controller to remove them.', () => addresses.releasedIPs().length);
+  gauge('podvnet_agent_record_present', 'Whether the node has a NodeIPAllocation (0: no NodeIPPool selects it, or not read yet).', () => (addresses.recordPresence() === 'present' ? 1 : 0));
+  if (nodeProblems) {
+    new Gauge({
+      name: 'podvnet_agent_node_network_problems',
+      help: 'Problems found in the node network (bridge, sysctls, iptables chains and jumps); 0 when healthy or not set up yet.',
+      registers: [registry],
+      async collect() {
+        this.set((await nodeProblems().catch(() => undefined))?.length ?? 0);
+      },
+    });
+  }
   gauge('podvnet_agent_pending_ips', 'Pod set-ups that recently found no free IP.', () => addresses.demand().pendingIPs);
   return {
     registry,
