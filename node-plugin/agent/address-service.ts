@@ -37,6 +37,8 @@ export interface PodAddressService {
   release(owner: Pick<AddressOwner, 'containerId' | 'ifName'>): Promise<void>;
   lookup(owner: Pick<AddressOwner, 'containerId' | 'ifName'>): AssignedAddress | undefined;
   nodeNetwork(): NodeNetwork | undefined;
+  /** For taking pods down: the current node network, else the last one known (the record may be gone). */
+  teardownNetwork(): NodeNetwork | undefined;
 }
 
 /** What the agent reads from the NodeIPPool its record names. */

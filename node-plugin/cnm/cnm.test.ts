@@ -177,6 +177,20 @@ test('RequestPool says why a subnet cannot be used', async (t) => {
   t.regex(sub.body.Err, /--ip-range \(10\.1\.0\.128\/25\) is not supported/);
 });
 
+test('a container is taken down even after the node\'s record is gone (the node left every pool)', async (t) => {
+  const c = await start(t);
+  const poolId = await createNetwork(c);
+  await call(c.sock, 'IpamDriver.RequestAddress', { PoolID: poolId, Address: '', Options: null });
+  const owner = [...c.pool.held.keys()][0]!.split('/')[0]!;
+  await call(c.sock, 'NetworkDriver.CreateEndpoint', {
+    NetworkID: NET_ID, EndpointID: EP_ID, Options: {}, Interface: { Address: '10.1.0.10/24', AddressIPv6: '', MacAddress: '' },
+  });
+  await call(c.sock, 'NetworkDriver.Join', { NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/var/run/docker/netns/abc', Options: {} });
+  c.pool.setNode(undefined);
+  t.deepEqual((await call(c.sock, 'NetworkDriver.DeleteEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID })).body, {});
+  t.true(c.log.includes(`remove ${owner} 10.1.0.10`), 'the veth goes with the last known node network');
+});
+
 test('RequestPool before the node record has a status explains what to check', async (t) => {
   const c = await start(t, { node: null });
   const r = await call(c.sock, 'IpamDriver.RequestPool', { AddressSpace: 'azure-vnet-local', Pool: '10.1.0.0/24' });

@@ -314,7 +314,7 @@ export class CnmDriver {
     'NetworkDriver.DeleteEndpoint': async (req) => {
       const ep = this.store.state.endpoints[req.EndpointID];
       if (!ep) return EMPTY;
-      const node = this.addresses.nodeNetwork();
+      const node = this.addresses.teardownNetwork();
       if (node) await this.veths.remove(this.datapath, node, { owner: ep.owner, ip: ep.ip });
       else this.log.warn({ endpointId: req.EndpointID }, 'node network unknown: cannot remove the endpoint\'s veth');
       await this.store.update((s) => {
@@ -337,7 +337,7 @@ export class CnmDriver {
    * so a lost state file does not leak addresses for ever. Anything less certain is left alone.
    */
   private async releaseUnrecorded(ip: string): Promise<void> {
-    const node = this.addresses.nodeNetwork();
+    const node = this.addresses.teardownNetwork();
     if (!node) return;
     const att = (await this.datapath.listAttachments(node)).find((a) => a.ip === ip && a.containerId.startsWith('cnm-'));
     if (!att || att.ifName !== dockerIfName(att.containerId)) return;

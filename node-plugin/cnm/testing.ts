@@ -25,6 +25,7 @@ export interface FixedPool extends PodAddressService {
 
 export function fixedPoolAddressService(opts: { node: NodeNetwork | undefined; ips: string[]; nodeName?: string }): FixedPool {
   let node = opts.node;
+  let lastNode = opts.node;
   const free = [...opts.ips];
   const held = new Map<string, string>();
   const calls: string[] = [];
@@ -38,6 +39,7 @@ export function fixedPoolAddressService(opts: { node: NodeNetwork | undefined; i
     calls,
     setNode(n) {
       node = n;
+      lastNode = n ?? lastNode;
     },
     async acquire(owner) {
       calls.push(`acquire ${key(owner)}`);
@@ -66,6 +68,9 @@ export function fixedPoolAddressService(opts: { node: NodeNetwork | undefined; i
     },
     nodeNetwork() {
       return node;
+    },
+    teardownNetwork() {
+      return node ?? lastNode;
     },
   };
 }
