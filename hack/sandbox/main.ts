@@ -38,7 +38,7 @@ async function main(): Promise<number> {
     }, 60_000);
     await sandbox.waitFor('the pool to report Ready', async () =>
       (await sandbox.kubectl(['get', 'nodeippool', 'sandbox', '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])) === 'True');
-    console.log(indent(await sandbox.kubectl(['get', 'nodeippools', '-o', 'wide'])));
+    console.log(indent(await sandbox.kubectl(['get', 'nodeippools'])));
     console.log(indent(await sandbox.kubectl(['get', 'nodeipallocations'])));
 
     step('Pods get IPs of the VNet through the CNI plugin (the real forwarder, agent and datapath)');
