@@ -14,57 +14,46 @@ export type FieldSet = Set<string>;
 
 const itemKey = (item: V, keys: string[]): string => `k:${JSON.stringify(Object.fromEntries(keys.map((k) => [k, item[k]])))}`;
 
-/** Leaf paths of a value (what a manager owns when it sets this value). */
-export function leafPaths(v: V, listKeys: ListKeys, prefix: string[] = [], names: string[] = [], out: FieldSet = new Set()): FieldSet {
+/**
+ * Walks the leaves of a value as FieldsV1 paths, calling `emit(path, value)` for each; `value` renders the
+ * leaf's JSON on demand ("" for "." markers and set members), so callers that need only paths pay nothing.
+ */
+function walkLeaves(v: V, listKeys: ListKeys, emit: (path: string, value: () => string) => void, prefix: string[] = [], names: string[] = []): void {
   if (isObj(v)) {
     const keys = Object.keys(v);
-    if (keys.length === 0 && prefix.length) { out.add(prefix.join(SEP)); return out; }
-    for (const k of keys) leafPaths(v[k], listKeys, [...prefix, `f:${k}`], [...names, k], out);
-    return out;
+    if (keys.length === 0 && prefix.length) { emit(prefix.join(SEP), () => '{}'); return; }
+    for (const k of keys) walkLeaves(v[k], listKeys, emit, [...prefix, `f:${k}`], [...names, k]);
+    return;
   }
   if (Array.isArray(v)) {
     const keys = v.length ? listKeys(names, v) : null;
     if (keys && v.every(isObj)) {
       for (const item of v) {
         const p = [...prefix, itemKey(item, keys)];
-        out.add([...p, '.'].join(SEP));
-        for (const k of Object.keys(item)) leafPaths(item[k], listKeys, [...p, `f:${k}`], [...names, '[]', k], out);
+        emit([...p, '.'].join(SEP), () => '');
+        for (const k of Object.keys(item)) walkLeaves(item[k], listKeys, emit, [...p, `f:${k}`], [...names, '[]', k]);
       }
-      return out;
+      return;
     }
     if (keys && keys.length === 0 && v.every((x) => !isObj(x) && !Array.isArray(x))) {
-      for (const x of v) out.add([...prefix, `v:${JSON.stringify(x)}`].join(SEP));
-      return out;
+      for (const x of v) emit([...prefix, `v:${JSON.stringify(x)}`].join(SEP), () => '');
+      return;
     }
   }
-  out.add(prefix.join(SEP));
+  emit(prefix.join(SEP), () => JSON.stringify(v));
+}
+
+/** Leaf paths of a value (what a manager owns when it sets this value). */
+export function leafPaths(v: V, listKeys: ListKeys): FieldSet {
+  const out: FieldSet = new Set();
+  walkLeaves(v, listKeys, (path) => out.add(path));
   return out;
 }
 
 /** Leaf paths with the JSON of their values ("." markers map to ""), in one pass. */
-export function leafValues(v: V, listKeys: ListKeys, prefix: string[] = [], names: string[] = [], out: Map<string, string> = new Map()): Map<string, string> {
-  if (isObj(v)) {
-    const keys = Object.keys(v);
-    if (keys.length === 0 && prefix.length) { out.set(prefix.join(SEP), '{}'); return out; }
-    for (const k of keys) leafValues(v[k], listKeys, [...prefix, `f:${k}`], [...names, k], out);
-    return out;
-  }
-  if (Array.isArray(v)) {
-    const keys = v.length ? listKeys(names, v) : null;
-    if (keys && v.every(isObj)) {
-      for (const item of v) {
-        const p = [...prefix, itemKey(item, keys)];
-        out.set([...p, '.'].join(SEP), '');
-        for (const k of Object.keys(item)) leafValues(item[k], listKeys, [...p, `f:${k}`], [...names, '[]', k], out);
-      }
-      return out;
-    }
-    if (keys && keys.length === 0 && v.every((x) => !isObj(x) && !Array.isArray(x))) {
-      for (const x of v) out.set([...prefix, `v:${JSON.stringify(x)}`].join(SEP), '');
-      return out;
-    }
-  }
-  out.set(prefix.join(SEP), JSON.stringify(v));
+export function leafValues(v: V, listKeys: ListKeys): Map<string, string> {
+  const out = new Map<string, string>();
+  walkLeaves(v, listKeys, (path, value) => out.set(path, value()));
   return out;
 }
 
