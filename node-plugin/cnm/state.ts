@@ -1,8 +1,8 @@
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync, unlinkSync } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
+import { closeSync, mkdirSync, openSync, readFileSync, writeSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { describeIssues } from '../../crds/api/validation.js';
+import { processStartTime, readStateFile, removeStaleTemps, writeFileAtomic } from '../state-file.js';
 
 /**
  * What the CNM driver must remember across restarts, in one JSON file under the state dir:
@@ -68,15 +68,6 @@ const LOCK_FILE = 'cnm.lock';
 const heldInProcess = new Set<string>();
 
 /** Start time of a process (field 22 of /proc/<pid>/stat): a PID reused after a reboot has another one. */
-function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
 /** The lock file holds "<pid> <start time>"; a holder counts only if that very process still runs. */
 function takeLock(path: string): void {
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -113,7 +104,7 @@ export class CnmStore {
     this.lockPath = join(dir, LOCK_FILE);
     takeLock(this.lockPath);
     try {
-      removeStaleTempFiles(dir);
+      removeStaleTemps(join(dir, STATE_FILE));
       this.current = loadState(join(dir, STATE_FILE));
     } catch (err) {
       this.close();
@@ -136,7 +127,7 @@ export class CnmStore {
       const result = change(draft);
       const parsed = CnmState.safeParse(draft);
       if (!parsed.success) throw new Error(`refusing to persist invalid CNM state: ${describeIssues(parsed.error)}`);
-      await writeAtomic(join(this.dir, STATE_FILE), `${JSON.stringify(draft, null, 1)}\n`);
+      await writeFileAtomic(join(this.dir, STATE_FILE), `${JSON.stringify(draft, null, 1)}\n`);
       this.current = draft;
       return result;
     };
@@ -175,46 +166,10 @@ export class CnmStore {
   }
 }
 
-/** Temp files of writes that a crash interrupted (the rename never happened, so they are garbage). */
-function removeStaleTempFiles(dir: string): void {
-  for (const name of readdirSync(dir)) {
-    if (name.startsWith(`${STATE_FILE}.tmp-`)) unlinkSync(join(dir, name));
-  }
-}
-
 export function loadState(path: string): CnmState {
-  let raw: string;
-  try {
-    raw = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
-    throw err;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch (err) {
-    throw new Error(`CNM state file ${path} is not JSON (${(err as Error).message}); move it aside only if no azure-vnet containers are running`);
-  }
-  const parsed = CnmState.safeParse(json);
-  if (!parsed.success) throw new Error(`CNM state file ${path} is invalid: ${describeIssues(parsed.error)}`);
-  return parsed.data;
+  return readStateFile(path, CnmState, emptyState, {
+    what: 'CNM state file',
+    advice: 'move it aside only if no azure-vnet containers are running',
+  });
 }
 
-async function writeAtomic(path: string, data: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-  const dir = await open(join(path, '..'), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
-}

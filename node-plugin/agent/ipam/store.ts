@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { IPv4Address } from '../../../crds/api/common.js';
-import { describeIssues } from '../../../crds/api/validation.js';
+import { processStartTime, readStateFile, removeStaleTemps, writeFileAtomic } from '../../state-file.js';
 import { NodeNetworkSchema } from '../../datapath/validate.js';
 
 /**
@@ -49,15 +49,6 @@ export class StoreLockedError extends Error {
 }
 
 /** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), to tell PID reuse apart. */
-function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
 export class FileStore implements Store {
   readonly statePath: string;
   readonly lockPath: string;
@@ -78,45 +69,16 @@ export class FileStore implements Store {
   }
 
   private async load(): Promise<StoreState> {
-    // Temporary files left by a crash mid-write are incomplete by definition: the rename never happened.
-    for (const name of await fs.readdir(this.dir)) {
-      if (name.startsWith('allocations.json.tmp-')) await fs.unlink(path.join(this.dir, name)).catch(() => undefined);
-    }
-    let text: string;
-    try {
-      text = await fs.readFile(this.statePath, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
-      throw err;
-    }
-    let raw: unknown;
-    try {
-      raw = JSON.parse(text);
-    } catch (err) {
-      throw new Error(`${this.statePath} is not JSON (${(err as Error).message}); refusing to start with unknown allocations`);
-    }
-    const parsed = StoreState.safeParse(raw);
-    if (!parsed.success) throw new Error(`${this.statePath} is invalid: ${describeIssues(parsed.error)}`);
-    return parsed.data;
+    removeStaleTemps(this.statePath);
+    return readStateFile(this.statePath, StoreState, emptyState, {
+      what: 'IPAM state',
+      advice: 'refusing to start with unknown allocations (restore it from a backup, or move it aside only on a node with no pods)',
+    });
   }
 
   async write(state: StoreState): Promise<void> {
     if (!this.locked) throw new Error('FileStore.write without the lock');
-    const tmp = `${this.statePath}.tmp-${process.pid}`;
-    const fh = await fs.open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(state));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fs.rename(tmp, this.statePath);
-    const dirHandle = await fs.open(this.dir, 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
+    await writeFileAtomic(this.statePath, JSON.stringify(state));
   }
 
   async unlock(): Promise<void> {
