@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import type { CniResponse } from '../cni/protocol.js';
+import { listenPrivateSocket } from '../private-socket.js';
 
 /**
  * The unix socket the per-pod executable (node-plugin/cni/forwarder.c) talks to. One connection per
@@ -59,8 +59,6 @@ export interface CniSocketServer {
 }
 
 export async function listenCniSocket(socketPath: string, handler: RequestHandler): Promise<CniSocketServer> {
-  await fs.mkdir(path.dirname(socketPath), { recursive: true, mode: 0o755 });
-  await fs.unlink(socketPath).catch(() => undefined); // a socket file left by a previous (killed) agent
   const pending = new Set<Promise<void>>();
 
   const server = net.createServer({ allowHalfOpen: true }, (conn) => {
@@ -90,14 +88,7 @@ export async function listenCniSocket(socketPath: string, handler: RequestHandle
       void work.finally(() => pending.delete(work));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  await fs.chmod(socketPath, 0o600);
+  await listenPrivateSocket(server, socketPath);
 
   return {
     inFlight: () => pending.size,

@@ -1,9 +1,8 @@
-import { chmod, mkdir, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { CnmDriver } from './driver.js';
 import { DriverError } from './pool.js';
+import { listenPrivateSocket } from '../private-socket.js';
 import { isMethod, parseRequest, PLUGIN_CONTENT_TYPE, ProtocolError, type ErrorResponse } from './protocol.js';
 
 /**
@@ -93,14 +92,5 @@ function msSince(start: bigint): number {
  * (dockerd runs as root). Resolves once listening.
  */
 export async function listenOnSocket(server: Server, socketPath: string): Promise<void> {
-  await mkdir(dirname(socketPath), { recursive: true, mode: 0o755 });
-  await rm(socketPath, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  await chmod(socketPath, 0o600);
+  await listenPrivateSocket(server, socketPath);
 }
