@@ -30,3 +30,10 @@ test('Retry-After as seconds, HTTP date, or retry-after-ms', (t) => {
   t.is(parseRetryAfter({ retryAfterMs: '250', retryAfter: '9' }, now), 250);
   t.is(parseRetryAfter({ retryAfter: 'soon' }, now), undefined);
 });
+
+test('ip-configs of another subnet refused on the NIC: a kind of its own, not a generic error', (t) => {
+  t.like(classify({ status: 400, code: 'IpConfigurationsOnSameNicCannotUseDifferentSubnets', message: 'IP configurations on same NIC n cannot use different subnets.' }), {
+    kind: 'SubnetNotAllowedOnNIC', code: 'IpConfigurationsOnSameNicCannotUseDifferentSubnets',
+  });
+  t.like(classify({ code: 'OperationFailed', details: [{ code: 'IpConfigurationsOnSameNicCannotUseDifferentSubnets' }] }), { kind: 'SubnetNotAllowedOnNIC' }, 'inside a failed long-running operation');
+});

@@ -8,6 +8,8 @@ export type AzureFailure =
   | { kind: 'PreconditionFailed'; code: string; message: string }
   | { kind: 'Conflict'; retryAfterMs: number; code: string; message: string }
   | { kind: 'SubnetFull'; code: string; message: string }
+  /** The NIC may hold ip-configs of one subnet only (IpConfigurationsOnSameNicCannotUseDifferentSubnets). */
+  | { kind: 'SubnetNotAllowedOnNIC'; code: string; message: string }
   | { kind: 'NotFound'; code: string; message: string }
   | { kind: 'Other'; status?: number | undefined; code: string; message: string; retryable: boolean };
 
@@ -33,6 +35,9 @@ export function parseRetryAfter(raw: RawAzureError, now = Date.now()): number | 
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
+/** Azure's code when a NIC's ip-configs would span subnets and the platform does not allow it. */
+export const DIFFERENT_SUBNETS_CODE = 'IpConfigurationsOnSameNicCannotUseDifferentSubnets';
+const DIFFERENT_SUBNETS = DIFFERENT_SUBNETS_CODE.toLowerCase();
 const ANOTHER_OPERATION = new Set(['anotheroperationinprogress', 'retryableerrorduetoanotheroperation']);
 
 export function classify(raw: RawAzureError, now = Date.now()): AzureFailure {
@@ -42,6 +47,8 @@ export function classify(raw: RawAzureError, now = Date.now()): AzureFailure {
   const retryAfter = parseRetryAfter(raw, now);
 
   if (codes.includes('subnetisfull')) return { kind: 'SubnetFull', code, message };
+  // A 400 that no retry fixes: the platform keeps every ip-config of a NIC in the primary's subnet.
+  if (codes.includes(DIFFERENT_SUBNETS)) return { kind: 'SubnetNotAllowedOnNIC', code, message };
   // A resource busy with another operation answers 409, or 429 with RetryableErrorDueToAnotherOperation:
   // that is about this one NIC, not the subscription's budget.
   if (codes.some((c) => ANOTHER_OPERATION.has(c))) return { kind: 'Conflict', retryAfterMs: retryAfter ?? DEFAULT_CONFLICT_MS, code, message };

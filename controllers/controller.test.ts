@@ -465,3 +465,56 @@ test('a role without subnets/read (an upgrade before the role caught up): nodes 
   t.is(e[0]!.regarding.kind, 'NodeIPPool');
   t.regex(e[0]!.note, /subnets\/read/);
 });
+
+test('a pool subnet Azure will not put on the node\'s NIC: its own reason with what to do, one event, no Azure calls while backing off, served once allowed', async (t) => {
+  const w = await startWorld({
+    scenario: {
+      vnets: [{ name: 'vnet', addressPrefixes: ['10.0.0.0/8'], subnets: [{ name: 'nodes', addressPrefix: '10.240.0.0/16' }, { name: 'pods', addressPrefix: '10.241.0.0/16' }] }],
+      vms: [{ count: 1, subnet: 'nodes' }],
+    },
+    nodeLabels: () => ({ pool: 'a' }),
+    controller: { subnetNotAllowedBackoffMs: 1200 },
+  });
+  t.teardown(() => w.close());
+  const nodesSubnet = w.subnets['vnet/nodes']!;
+  const podsSubnet = w.subnets['vnet/pods']!;
+  await w.createPool('a', SPEC(podsSubnet));
+  const n = w.nodes[0]!.nodeName;
+  const r = await waitFor('the refusal on the record', async () => { const x = await w.record(n); return x?.status?.conditions?.[0]?.reason === 'SubnetNotAllowedOnNIC' ? x : undefined; });
+  const cond = r.status!.conditions![0]!;
+  t.is(cond.status, 'False');
+  t.true(cond.message.includes(nodesSubnet), 'names the NIC\'s primary subnet');
+  t.true(cond.message.includes(podsSubnet), 'names the pool\'s subnet');
+  t.regex(cond.message, /set the pool's subnetID to the node's subnet/);
+  t.regex(cond.message, /ip-configs from several subnets/);
+  t.is(w.azure.calls().byKind['nic.put'], 1);
+
+  // The agent's demand updates bring the node round again, but not to Azure.
+  const before = w.azure.calls().total;
+  for (let i = 1; i <= 5; i++) {
+    await w.setDemand(n, i);
+    await new Promise((res) => setTimeout(res, 30));
+  }
+  await waitFor('the last demand observed', async () => (await w.record(n))?.status?.observedGeneration === (await w.record(n))?.metadata.generation);
+  t.is(w.azure.calls().total, before, 'no Azure call while backing off');
+  t.is((await w.record(n))!.status!.conditions![0]!.reason, 'SubnetNotAllowedOnNIC');
+
+  const events = await w.client.get<{ items: Array<{ reason: string; type: string; note: string; regarding: { name: string } }> }>('/apis/events.k8s.io/v1/namespaces/default/events');
+  const refused = events.items.filter((e) => e.reason === 'SubnetNotAllowedOnNIC');
+  t.is(refused.length, 1);
+  t.is(refused[0]!.type, 'Warning');
+  t.is(refused[0]!.regarding.name, n);
+  t.false(events.items.some((e) => e.reason === 'AzureError'), 'not reported as a generic Azure error');
+  const pool = await waitFor('pool degraded', async () => { const p = await w.pool('a'); return p?.status?.conditions?.find((c) => c.type === 'Degraded' && c.status === 'True') ? p : undefined; });
+  t.is(pool.status!.conditions!.find((c) => c.type === 'Degraded')!.reason, 'SubnetNotAllowedOnNIC');
+
+  // After the backoff, one more try (refused again); then the platform allows several subnets per NIC.
+  await waitFor('the retry after the backoff', () => w.azure.calls().byKind['nic.put'] === 2, 5000);
+  w.azure.configure({ allowMultipleSubnetsPerNic: true });
+  const ok = await waitFor('IPs of the pod subnet', async () => { const x = await w.record(n); return x?.status?.conditions?.[0]?.reason === 'Synced' ? x : undefined; }, 8000);
+  t.is(w.azure.calls().byKind['nic.put'], 3, 'the doubled backoff, then one write');
+  t.like(ok.status, { subnet: { id: podsSubnet, addressPrefix: '10.241.0.0/16', gatewayIP: '10.241.0.1' } });
+  t.is(ok.status!.ips.length, 16, 'the batches for a demand of 5 (the last one sent while backing off)');
+  t.deepEqual(ok.status!.ips.map((i) => i.ip).sort(), w.nicIPs(n).sort());
+  t.true(w.nicIPs(n).every((ip) => ip.startsWith('10.241.')));
+});

@@ -28,6 +28,14 @@ export const PROVIDER_ID_ANNOTATION = `${API_GROUP}/provider-id`;
 /** Argo CD applies its ignore-resource-updates rules only to resources carrying this annotation. */
 export const ARGOCD_IGNORE_UPDATES_ANNOTATION = 'argocd.argoproj.io/ignore-resource-updates';
 
+/** Azure refused the pool subnet on a node's NIC: what to say meanwhile, and when to try again. */
+interface Refusal {
+  subnetId: string;
+  until: number;
+  count: number;
+  message: string;
+}
+
 /** A pool subnet as last read, and the free addresses left after our own adds and removes since. */
 interface SubnetEntry {
   at: number;
@@ -51,6 +59,12 @@ export interface ControllerOptions {
   /** Identity in Events (pod name). */
   instance: string;
   subnetFullBackoffMs: number;
+  /**
+   * After Azure refused the pool subnet on a node's NIC (IpConfigurationsOnSameNicCannotUseDifferentSubnets):
+   * no Azure call for that node for this long, doubling with each refusal up to max(this, resyncMs). Only a
+   * change outside the cluster (the platform allowing several subnets per NIC) or of the pool's subnet fixes it.
+   */
+  subnetNotAllowedBackoffMs: number;
   /** Delay that folds many record changes into one pool status write. */
   poolStatusDelayMs: number;
   retryBaseMs: number;
@@ -62,6 +76,7 @@ export const DEFAULT_CONTROLLER_OPTIONS: ControllerOptions = {
   eventNamespace: 'default',
   instance: 'podvnet-controller',
   subnetFullBackoffMs: 30_000,
+  subnetNotAllowedBackoffMs: 300_000,
   poolStatusDelayMs: 1000,
   retryBaseMs: 200,
 };
@@ -114,6 +129,8 @@ export class Controller {
   private readonly health = new Map<string, SubnetHealth>();
   private readonly nicHints = new Map<string, string>();
   private readonly shortSince = new Map<string, number>();
+  /** Nodes whose NIC refused ip-configs of their pool's subnet, by node name. */
+  private readonly refused = new Map<string, Refusal>();
   private readonly recentEvents = new Map<string, number>();
   private synced = false;
 
@@ -335,6 +352,7 @@ export class Controller {
     }
     this.nicHints.delete(name);
     this.shortSince.delete(name);
+    this.refused.delete(name);
     this.poolSoon(record.spec.poolName);
     return {};
   }
@@ -405,6 +423,14 @@ export class Controller {
       return {};
     }
 
+    const refusal = this.refused.get(name);
+    if (refusal && refusal.subnetId.toLowerCase() !== pool.spec.subnetID.toLowerCase()) this.refused.delete(name);
+    else if (refusal && Date.now() < refusal.until) {
+      // Retrying sooner would only be refused again (and spend the write budget): say why and wait.
+      await this.writeStatus(record, { conditions: [{ type: 'Ready', status: 'False', reason: 'SubnetNotAllowedOnNIC', message: refusal.message }] }, generation);
+      return { requeueAfterMs: refusal.until - Date.now() };
+    }
+
     let subnet: SubnetDetails;
     let nic: NodeNic;
     const subnetEntry = this.subnet(pool.spec.subnetID);
@@ -472,6 +498,7 @@ export class Controller {
       try {
         after = await this.azure.writeIpConfigs(nic, nextIpConfigs(nic.ipConfigs, plan, pool.spec.subnetID));
         this.afterWrite(name, pool, plan);
+        if (plan.add.length) this.refused.delete(name);
         if (plan.deferred > 0 && !noRoom) requeueAfterMs = 1000;
       } catch (e) {
         // The adds did not happen: give the reservation back (SubnetIsFull drops the whole entry below).
@@ -494,6 +521,13 @@ export class Controller {
               .then((n) => { this.afterWrite(name, pool, { ...plan, add: [] }); return n; })
               .catch((e2) => { if (e2 instanceof AzureCallError) return nic; throw e2; });
           }
+        } else if (f.kind === 'SubnetNotAllowedOnNIC') {
+          const r = this.refuse(name, nic, pool, f.message);
+          this.log.warn({ node: name, nic: nic.nicId, subnet: pool.spec.subnetID, retryInMs: r.until - Date.now() }, 'the NIC cannot take ip-configs of the pool subnet');
+          this.event(record, 'Warning', 'SubnetNotAllowedOnNIC', 'AddIPs', r.message);
+          this.poolSoon(pool.metadata.name);
+          ready = { type: 'Ready', status: 'False', reason: 'SubnetNotAllowedOnNIC', message: r.message };
+          requeueAfterMs = r.until - Date.now();
         } else if (f.kind === 'NotFound') {
           this.event(record, 'Warning', 'NICNotFound', 'AddIPs', f.message);
           ready = { type: 'Ready', status: 'False', reason: 'NICNotFound', message: f.message };
@@ -517,6 +551,21 @@ export class Controller {
       conditions: [ready],
     }, generation);
     return { requeueAfterMs };
+  }
+
+  /** Remember that the node's NIC refused the pool subnet; the message says what to change. */
+  private refuse(name: string, nic: NodeNic, pool: Pool, azureMessage: string): Refusal {
+    const prev = this.refused.get(name);
+    const count = prev && prev.subnetId.toLowerCase() === pool.spec.subnetID.toLowerCase() ? prev.count + 1 : 1;
+    const base = this.opts.subnetNotAllowedBackoffMs;
+    const wait = Math.min(base * 2 ** (count - 1), Math.max(base, this.opts.resyncMs));
+    const primary = nic.ipConfigs.find((c) => c.primary)?.subnetId ?? 'unknown';
+    const message = `NIC ${nic.nicId} has its primary ip-config in subnet ${primary}, and Azure refuses ip-configs of pool ${pool.metadata.name}'s subnet ${pool.spec.subnetID} next to it `
+      + `(${azureMessage}). Either set the pool's subnetID to the node's subnet ${primary}, or run these nodes in a subscription whose NICs may hold `
+      + `ip-configs from several subnets. Next try at ${new Date(Date.now() + wait).toISOString()}.`;
+    const r: Refusal = { subnetId: pool.spec.subnetID, until: Date.now() + wait, count, message };
+    this.refused.set(name, r);
+    return r;
   }
 
   private noRoomMessage(subnetId: string): string {

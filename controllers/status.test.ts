@@ -37,3 +37,17 @@ test('a healthy pool: Ready, not exhausted, not degraded', (t) => {
     ['Ready', 'True', 'NoNodes'], ['SubnetExhausted', 'False', 'SubnetHasRoom'], ['Degraded', 'False', 'AsExpected'],
   ]);
 });
+
+test('nodes whose NIC refuses the pool subnet make the pool Degraded and say what to do', (t) => {
+  const s = summarizePool({
+    records: [
+      { name: 'n1', allocated: 0, used: 0, released: 0, ready: false, reason: 'SubnetNotAllowedOnNIC' },
+      { name: 'n2', allocated: 0, used: 0, released: 0, ready: false, reason: 'SubnetNotAllowedOnNIC' },
+    ],
+    lostNodes: [],
+  });
+  const degraded = s.conditions.find((c) => c.type === 'Degraded')!;
+  t.like(degraded, { status: 'True', reason: 'SubnetNotAllowedOnNIC' });
+  t.regex(degraded.message, /2 node\(s\).*use the nodes' subnet.*n1, n2/);
+  t.regex(s.conditions.find((c) => c.type === 'Ready')!.message, /\(SubnetNotAllowedOnNIC\)/);
+});

@@ -84,8 +84,13 @@ export function summarizePool(input: PoolSummaryInput): PoolSummary {
   }
   const broken = notReady.filter((r) => r.reason === 'NICNotFound' || r.reason === 'InvalidProviderID');
   if (broken.length) problems.push(`${broken.length} node(s) have no usable NIC: ${listSome(broken.map((r) => r.name))}`);
+  const refused = notReady.filter((r) => r.reason === 'SubnetNotAllowedOnNIC');
+  if (refused.length) {
+    problems.push(`${refused.length} node(s) have a NIC that cannot hold ip-configs of the pool's subnet next to its own (use the nodes' subnet, or a subscription that allows several subnets per NIC): ${listSome(refused.map((r) => r.name))}`);
+  }
+  const degradedReason = input.lostNodes.length ? 'OverlappingPools' : broken.length ? 'NodesWithoutNIC' : 'SubnetNotAllowedOnNIC';
   const degraded: ConditionInput = problems.length
-    ? { type: 'Degraded', status: 'True', reason: input.lostNodes.length ? 'OverlappingPools' : 'NodesWithoutNIC', message: problems.join('; ') }
+    ? { type: 'Degraded', status: 'True', reason: degradedReason, message: problems.join('; ') }
     : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no overlapping pools, every node has a NIC' };
 
   return {
