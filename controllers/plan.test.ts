@@ -49,16 +49,25 @@ test('released IPs not on the NIC, and released foreign or primary IPs, are igno
   t.deepEqual(p.remove, []);
 });
 
-test('one round carries removes and adds together; removed names are not reused in that round', (t) => {
+test('a round that removes released ip-configs adds none; growth follows once the agent has seen them go', (t) => {
   const nic = [primary, ...ours(10)];
   const released = ['10.0.1.1', '10.0.1.2'];
   const p = planNode({ spec: spec(), nic, released, demand: { usedIPs: 7, pendingIPs: 0 } });
   t.deepEqual(p.remove, ['podvnet-1', 'podvnet-2']);
-  t.is(p.add.length, 12, '8 usable with 7 used: grow to 20');
-  t.false(p.add.includes('podvnet-1'));
+  t.deepEqual(p.add, [], 'Azure would hand the freed addresses straight back to new ip-configs');
+  t.true(p.waitingForAgent);
+  t.is(p.deferred, 12, '8 usable with 7 used wants 20');
   const next = nextIpConfigs(nic, p, SUBNET);
-  t.is(next.length, 1 + 8 + 12);
+  t.is(next.length, 1 + 8);
   t.is(next[0], primary);
+  // The agent still lists the removed IPs: it has not seen the write yet. Still no growth.
+  const early = planNode({ spec: spec(), nic: next, released, demand: { usedIPs: 7, pendingIPs: 0 } });
+  t.deepEqual([early.add, early.remove, early.waitingForAgent], [[], [], true]);
+  // Once its list no longer names them, the node grows in one write, with names not reused.
+  const grow = planNode({ spec: spec(), nic: next, released: [], demand: { usedIPs: 7, pendingIPs: 0 } });
+  t.is(grow.add.length, 12);
+  t.false(grow.waitingForAgent);
+  t.false(grow.add.includes('podvnet-3'), 'names on the NIC are not reused');
 });
 
 test('max and min bound the node, pending pods count as demand', (t) => {
@@ -234,7 +243,7 @@ test('property: applying a plan and planning again with the same demand adds not
   t.pass();
 });
 
-test('exhaustive over small pools: invariants and one-round convergence for every combination', (t) => {
+test('exhaustive over small pools: invariants, and settled within the removal round and one growth round', (t) => {
   let cases = 0;
   for (const batch of [1, 2, 3, 5, 8]) {
     for (const [min, max] of [[0, 8], [2, 8], [0, 13], [7, 20], [0, 1]] as const) {
@@ -251,11 +260,18 @@ test('exhaustive over small pools: invariants and one-round convergence for ever
               const next = nextIpConfigs(nic, p, SUBNET);
               const where = `batch ${batch} min ${min} max ${max} ours ${oursCount} released ${releasedCount} used ${used} pending ${pending}`;
               if (p.remove.length !== releasedCount) return t.fail(`${where}: removed ${p.remove.length}`);
-              if (next.length > 256 || p.usableAfter > Math.max(max, p.usableBefore)) return t.fail(`${where}: too many`);
-              if (p.add.length > 0 && p.usableAfter !== p.target) return t.fail(`${where}: adds miss the target`);
-              if (p.usableAfter < Math.min(min, max)) return t.fail(`${where}: below min`);
-              const applied = next.map((c, i) => (c.privateIPAddress ? c : { ...c, privateIPAddress: `10.0.9.${i}` }));
-              if (planNode({ ...input, nic: applied, released: [] }).add.length) return t.fail(`${where}: not settled after one round`);
+              if (p.waitingForAgent !== releasedCount > 0 || (p.waitingForAgent && p.add.length)) return t.fail(`${where}: added while a release is in progress`);
+              // After a removal round the agent drops the released IPs; the next round grows, then it is quiet.
+              let round = p;
+              let applied = next.map((c, i) => (c.privateIPAddress ? c : { ...c, privateIPAddress: `10.0.9.${i}` }));
+              if (p.waitingForAgent) {
+                round = planNode({ ...input, nic: applied, released: [] });
+                applied = nextIpConfigs(applied, round, SUBNET).map((c, i) => (c.privateIPAddress ? c : { ...c, privateIPAddress: `10.0.8.${i}` }));
+              }
+              if (applied.length > 256 || round.usableAfter > Math.max(max, round.usableBefore)) return t.fail(`${where}: too many`);
+              if (round.add.length > 0 && round.usableAfter !== round.target) return t.fail(`${where}: adds miss the target`);
+              if (round.usableAfter < Math.min(min, max)) return t.fail(`${where}: below min`);
+              if (planNode({ ...input, nic: applied, released: [] }).add.length) return t.fail(`${where}: not settled`);
             }
           }
         }

@@ -9,7 +9,9 @@ import { targetIPs, type ScalingReason } from '../crds/scaling.js';
  * Invariants the property tests hold these functions to:
  * - a foreign ip-config (name without our prefix) and the primary ip-config are never removed;
  * - an ip-config of ours is removed only if the agent released its IP (except on teardown);
- * - the NIC never ends up with more than 256 ip-configs, nor the node with more usable IPs than max.
+ * - the NIC never ends up with more than 256 ip-configs, nor the node with more usable IPs than max;
+ * - the release handshake settles even though Azure hands freed addresses straight back
+ *   (release-handshake.test.ts).
  */
 
 export const IP_CONFIG_PREFIX = 'podvnet-';
@@ -52,8 +54,10 @@ export interface Plan {
   reason: ScalingReason;
   /** Demand exceeds what min/max and the NIC allow. */
   capped: boolean;
-  /** Adds wanted but held back by subnet headroom or the batch limit. */
+  /** Adds wanted but held back by subnet headroom, the batch limit or a release in progress. */
   deferred: number;
+  /** Adds are held until the agent has seen its released IPs leave the NIC (see planNode). */
+  waitingForAgent: boolean;
   /** Our usable IPs before and after this plan. */
   usableBefore: number;
   usableAfter: number;
@@ -105,7 +109,14 @@ export function planNode(input: PlanInput): Plan {
   });
 
   const wanted = Math.max(0, decision.target - usable);
-  let allowed = wanted;
+  // Azure gives a new Dynamic ip-config the lowest free address, often one freed a moment before. An
+  // address that came back under a new name while the agent still lists it as released would be taken
+  // for released again and removed again, round after round. So a round that removes released
+  // ip-configs adds none, and nothing is added while the agent still lists an IP the NIC no longer holds
+  // (it has not seen the removal yet); its next sync, a spec change, starts the round that grows.
+  const onNic = new Set(nic.map((c) => c.privateIPAddress));
+  const waitingForAgent = remove.length > 0 || input.released.some((ip) => !onNic.has(ip));
+  let allowed = waitingForAgent ? 0 : wanted;
   if (input.subnetFree !== undefined) allowed = Math.min(allowed, Math.max(0, input.subnetFree));
   if (input.maxAdds !== undefined) allowed = Math.min(allowed, Math.max(0, input.maxAdds));
   const add = freshNames(nic, allowed);
@@ -117,6 +128,7 @@ export function planNode(input: PlanInput): Plan {
     reason: decision.reason,
     capped: decision.capped,
     deferred: wanted - allowed,
+    waitingForAgent,
     usableBefore: usable,
     usableAfter: usable + add.length,
   };
