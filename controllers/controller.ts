@@ -561,7 +561,8 @@ export class Controller {
     const wait = Math.min(base * 2 ** (count - 1), Math.max(base, this.opts.resyncMs));
     const primary = nic.ipConfigs.find((c) => c.primary)?.subnetId ?? 'unknown';
     const message = `NIC ${nic.nicId} has its primary ip-config in subnet ${primary}, and Azure refuses ip-configs of pool ${pool.metadata.name}'s subnet ${pool.spec.subnetID} next to it `
-      + `(${azureMessage}). Either set the pool's subnetID to the node's subnet ${primary}, or run these nodes in a subscription whose NICs may hold `
+      + `(${azureMessage}). Either give these nodes a pool whose subnetID is the node's subnet ${primary} (subnetID is immutable: create that pool, `
+      + `then delete this one), or run them in a subscription whose NICs may hold `
       + `ip-configs from several subnets. Next try at ${new Date(Date.now() + wait).toISOString()}.`;
     const r: Refusal = { subnetId: pool.spec.subnetID, until: Date.now() + wait, count, message };
     this.refused.set(name, r);
