@@ -1,6 +1,7 @@
 import test from 'ava';
 import { Sandbox, SANDBOX_NETWORK, type Pod } from '../hack/sandbox/sandbox.js';
 import { peerAddressSeen, pingEventually, startPeerServer } from '../node-plugin/datapath/testkit.js';
+import { cidrContains, parseCIDR } from '../crds/ipv4.js';
 
 /**
  * The whole product at once, as the sandbox runs it: emulated Azure and API server, the real controller and
@@ -71,4 +72,45 @@ test.serial('pools, pods, reachability, SNAT, growth and release across the whol
     t.true(after.status.ips.some((x: { ip: string }) => x.ip === p.ip), `${p.name}'s IP stays: only released IPs are removed`);
   }
   t.true(await pingEventually(a.netns, c.ip), 'pods that stayed still talk');
+});
+
+test.serial('pods in a subnet other than the nodes\': addresses from the pod subnet, across nodes, into the VNet without SNAT, out with it', async (t) => {
+  t.timeout(120_000);
+  const sandbox = await Sandbox.start({ vms: 1, scaleSetInstances: 1, podSubnet: SANDBOX_NETWORK.podSubnet });
+  t.teardown(() => sandbox.close());
+  t.is(sandbox.podSubnet, SANDBOX_NETWORK.podSubnet);
+  const inPods = (ip: string) => cidrContains(parseCIDR(SANDBOX_NETWORK.podSubnet), ip);
+  const inNodes = (ip: string) => cidrContains(parseCIDR(SANDBOX_NETWORK.nodeSubnet), ip);
+
+  await sandbox.waitFor('both records to hold IPs', async () => {
+    for (const n of sandbox.nodes) if (((await sandbox.record(n.name)).status?.ips ?? []).length < 4) return false;
+    return true;
+  }, 60_000);
+  for (const n of sandbox.nodes) {
+    const rec = await sandbox.record(n.name);
+    t.true(inNodes(n.azure.primaryIP), `${n.name}'s NIC is in the nodes' subnet`);
+    t.like(rec.status.subnet, { id: sandbox.podSubnetID, addressPrefix: SANDBOX_NETWORK.podSubnet, gatewayIP: '10.240.16.1' });
+    t.deepEqual(rec.status.ips.map((x: { ip: string }) => x.ip).sort(), sandbox.fabric.nicIPs(n.name).sort(), `${n.name}: the record lists what Azure delivers to the NIC`);
+    t.true(rec.status.ips.every((x: { ip: string }) => inPods(x.ip)), `${n.name}: every ip-config is in the pod subnet`);
+  }
+
+  const pods: Pod[] = [];
+  for (const [k, n] of sandbox.nodes.entries()) pods.push(await sandbox.addPod(n.name, `s${k}`));
+  const [a, c] = [pods[0]!, pods[1]!];
+  t.not(a.node, c.node);
+  for (const p of pods) t.true(inPods(p.ip), `${p.name}'s ${p.ip} is in ${SANDBOX_NETWORK.podSubnet}`);
+  t.true(await pingEventually(a.netns, c.ip), 'pod to pod across nodes, VM to scale-set instance');
+  t.true(await pingEventually(c.netns, a.ip), 'and back');
+
+  const vnetPeer = startPeerServer(sandbox.vnetHost.netns, 8082);
+  const outsidePeer = startPeerServer(sandbox.outsideHost.netns, 8082);
+  try {
+    for (const p of pods) {
+      t.is(await peerAddressSeen(p.netns, SANDBOX_NETWORK.vnetHostIP, 8082), p.ip, `${p.name}: a host in the nodes' subnet sees the pod's own address`);
+      t.is(await peerAddressSeen(p.netns, SANDBOX_NETWORK.outsideHostIP, 8082), p.node.azure.primaryIP, `${p.name}: SNAT to the node IP outside the VNet`);
+    }
+  } finally {
+    vnetPeer.stop();
+    outsidePeer.stop();
+  }
 });

@@ -1,15 +1,17 @@
 import { parseArgs } from 'node:util';
 import { Sandbox, SANDBOX_NETWORK, type Pod } from './sandbox.js';
+import { cidrContains, parseCIDR } from '../../crds/ipv4.js';
 import { peerAddressSeen, pingEventually, startPeerServer } from '../../node-plugin/datapath/testkit.js';
 
 /**
  * `bash hack/sandbox.sh`: starts the local sandbox and walks through what PodVNet does, printing what a
  * person would look at: kubectl output, pod IPs, who can reach whom and which source address arrives.
- * --keep leaves it running (until Ctrl-C) with a kubeconfig to poke at it.
+ * --keep leaves it running (until Ctrl-C) with a kubeconfig to poke at it. --pod-subnet CIDR (e.g.
+ * 10.240.16.0/20) gives pods addresses of a second subnet of the VNet, not of the nodes' subnet.
  */
 
 const { values: flags } = parseArgs({
-  options: { keep: { type: 'boolean', default: false }, vms: { type: 'string', default: '2' }, 'scale-set-instances': { type: 'string', default: '1' } },
+  options: { keep: { type: 'boolean', default: false }, 'pod-subnet': { type: 'string' }, vms: { type: 'string', default: '2' }, 'scale-set-instances': { type: 'string', default: '1' } },
 });
 
 const step = (s: string) => console.log(`\n\x1b[1m== ${s}\x1b[0m`);
@@ -18,7 +20,8 @@ const indent = (text: string) => text.trimEnd().split('\n').map((l) => `   ${l}`
 
 async function main(): Promise<number> {
   step('Starting the sandbox');
-  const sandbox = await Sandbox.start({ vms: Number(flags.vms), scaleSetInstances: Number(flags['scale-set-instances']), say: info });
+  const podSubnet = flags['pod-subnet'];
+  const sandbox = await Sandbox.start({ vms: Number(flags.vms), scaleSetInstances: Number(flags['scale-set-instances']), podSubnet, say: info });
   let failures = 0;
   const expect = (ok: boolean, what: string) => {
     info(`${ok ? '\x1b[32mok\x1b[0m  ' : '\x1b[31mFAIL\x1b[0m'} ${what}`);
@@ -46,6 +49,8 @@ async function main(): Promise<number> {
     for (const [k, n] of sandbox.nodes.entries()) for (const i of [1, 2]) pods.push(await sandbox.addPod(n.name, `web-${k}${i}`));
     for (const p of pods) info(`${p.name.padEnd(10)} on ${p.node.name.padEnd(22)} ${p.ip}`);
     expect(new Set(pods.map((p) => p.ip)).size === pods.length, 'every pod has an address of its own');
+    const inSubnet = (ip: string) => cidrContains(parseCIDR(sandbox.podSubnet), ip);
+    expect(pods.every((p) => inSubnet(p.ip)), `every pod's address is in the pool's subnet ${sandbox.podSubnet}${podSubnet ? ` (the nodes are in ${SANDBOX_NETWORK.nodeSubnet})` : ''}`);
 
     step('Who can reach whom (the fabric delivers a packet only to the NIC holding the IP)');
     const [a, b] = [pods[0]!, pods[1]!];

@@ -10,6 +10,7 @@ import { startKubeEmulator, type KubeEmulator } from '../kube-emulator/index.js'
 import { Fabric, type SimHost, type SimVM } from '../../node-plugin/datapath/fabric-sim.js';
 import { FORWARDER, buildForwarder, invokePlugin, type CniCall } from '../../node-plugin/agent/testing.js';
 import { API_GROUP_VERSION } from '../../crds/api/index.js';
+import { cidrContains, formatCIDR, parseCIDR, type CIDR } from '../../crds/ipv4.js';
 
 /**
  * The local sandbox: everything PodVNet is, on one machine, with nothing faked but Azure and the API
@@ -28,6 +29,12 @@ export interface SandboxOptions {
   scaleSetInstances?: number;
   /** NodeIPPool spec fields over the defaults below. */
   pool?: Record<string, unknown>;
+  /**
+   * Pods in a subnet of their own: a second subnet of the VNet with this prefix (e.g. 10.240.16.0/20)
+   * that the pool names instead of the nodes' subnet. The emulated Azure then lets a NIC hold ip-configs
+   * of several subnets (allowMultipleSubnetsPerNic, off in plain Azure) and the fabric gets its gateway.
+   */
+  podSubnet?: string;
   /** Where process logs go (default .sandbox/logs in the repository; kept after close for a look). */
   logDir?: string;
   /** Called for each step worth telling a person about. */
@@ -54,9 +61,23 @@ export const SANDBOX_NETWORK = {
   nodeSubnet: '10.240.0.0/24',
   outsideHostIP: '203.0.113.80',
   vnetHostIP: '10.240.0.250',
+  /** A second subnet of the VNet for SandboxOptions.podSubnet (pods in a subnet other than the nodes'). */
+  podSubnet: '10.240.16.0/20',
 } as const;
 
 const NODE_SELECTOR_LABEL = 'podvnet.io/sandbox';
+
+/** The pod subnet must be a subnet of the sandbox VNet apart from the nodes' subnet (which holds the VNet host too). */
+function checkPodSubnet(cidr: string): string {
+  let c: CIDR;
+  try { c = parseCIDR(cidr); } catch (e) { throw new Error(`sandbox: podSubnet: ${(e as Error).message}`); }
+  const vnet = parseCIDR(SANDBOX_NETWORK.vnet);
+  const nodes = parseCIDR(SANDBOX_NETWORK.nodeSubnet);
+  if (!cidrContains(vnet, c.network) || c.prefixLength < vnet.prefixLength) throw new Error(`sandbox: podSubnet ${cidr} is not inside the VNet ${SANDBOX_NETWORK.vnet}`);
+  if (cidrContains(c, nodes.network) || cidrContains(nodes, c.network)) throw new Error(`sandbox: podSubnet ${cidr} overlaps the nodes' subnet ${SANDBOX_NETWORK.nodeSubnet}`);
+  if (c.prefixLength > 29) throw new Error(`sandbox: podSubnet ${cidr} is smaller than Azure's smallest subnet, a /29`);
+  return formatCIDR(c);
+}
 
 export class Sandbox {
   readonly pods = new Map<string, Pod>();
@@ -72,30 +93,38 @@ export class Sandbox {
     readonly vnetHost: SimHost,
     readonly workDir: string,
     readonly logDir: string,
+    /** The CIDR pods get addresses from: the pod subnet if one was asked for, else the nodes' subnet. */
+    readonly podSubnet: string,
+    /** ARM id of that subnet: the pool's subnetID. */
+    readonly podSubnetID: string,
     private readonly stopFabricSync: () => void,
   ) {}
 
   static async start(opts: SandboxOptions = {}): Promise<Sandbox> {
     const say = opts.say ?? (() => undefined);
+    const podSubnet = opts.podSubnet === undefined ? undefined : checkPodSubnet(opts.podSubnet);
     const workDir = mkdtempSync(path.join(tmpdir(), 'podvnet-sandbox-'));
     const logDir = opts.logDir ?? path.join(repo, '.sandbox', 'logs');
     mkdirSync(logDir, { recursive: true });
     await buildForwarder();
 
     say('starting the Azure ARM emulator (HTTPS, real SDK clients) and the Kubernetes API emulator');
-    const azure = await AzureEmulator.start({});
+    // Plain Azure refuses ip-configs of two subnets on one NIC (IpConfigurationsOnSameNicCannotUseDifferentSubnets).
+    const azure = await AzureEmulator.start(podSubnet ? { config: { allowMultipleSubnetsPerNic: true } } : {});
+    const subnets = [{ name: 'nodes', addressPrefix: SANDBOX_NETWORK.nodeSubnet }, ...(podSubnet ? [{ name: 'pods', addressPrefix: podSubnet }] : [])];
     const scenario = azure.loadScenario({
-      vnets: [{ name: 'sandbox-vnet', addressPrefixes: [SANDBOX_NETWORK.vnet], subnets: [{ name: 'nodes', addressPrefix: SANDBOX_NETWORK.nodeSubnet }] }],
+      vnets: [{ name: 'sandbox-vnet', addressPrefixes: [SANDBOX_NETWORK.vnet], subnets }],
       vms: [{ namePrefix: 'vm-', count: opts.vms ?? 2, subnet: 'nodes' }],
       scaleSets: (opts.scaleSetInstances ?? 1) > 0 ? [{ name: 'pool1', count: opts.scaleSetInstances ?? 1, subnet: 'nodes', computerNamePrefix: 'vmss-pool1-' }] : [],
     });
     const kube = await startKubeEmulator({});
     const machines = scenario.nodes;
-    const subnetID = Object.entries(scenario.subnets).find(([k]) => k.endsWith('/nodes'))?.[1];
-    if (!subnetID) throw new Error('sandbox: the scenario has no nodes subnet');
+    const subnetID = Object.entries(scenario.subnets).find(([k]) => k.endsWith(podSubnet ? '/pods' : '/nodes'))?.[1];
+    if (!subnetID) throw new Error(`sandbox: the scenario has no ${podSubnet ? 'pods' : 'nodes'} subnet`);
+    if (podSubnet) say(`pods get addresses of ${podSubnet}, a subnet other than the nodes' ${SANDBOX_NETWORK.nodeSubnet} (the emulator allows several subnets per NIC)`);
 
     say('building the simulated VNet: one namespace per VM, a fabric that delivers only to the NIC holding an IP');
-    const fabric = await Fabric.create({ vnetPrefixes: [SANDBOX_NETWORK.vnet], subnets: [SANDBOX_NETWORK.nodeSubnet], prefix: `sbx${process.pid % 1000}` });
+    const fabric = await Fabric.create({ vnetPrefixes: [SANDBOX_NETWORK.vnet], subnets: subnets.map((x) => x.addressPrefix), prefix: `sbx${process.pid % 1000}` });
     let sandbox: Sandbox | undefined;
     try {
       const vms = new Map<string, SimVM>();
@@ -111,7 +140,7 @@ export class Sandbox {
       await kubectl(['apply', '-f', '-'], stringify(poolManifest(subnetID, opts.pool)));
 
       const nodes: SandboxNode[] = [];
-      sandbox = new Sandbox(azure, kube, fabric, nodes, outsideHost, vnetHost, workDir, logDir, stopFabricSync);
+      sandbox = new Sandbox(azure, kube, fabric, nodes, outsideHost, vnetHost, workDir, logDir, podSubnet ?? SANDBOX_NETWORK.nodeSubnet, subnetID, stopFabricSync);
       say('starting the real controller (leader election off: one replica)');
       const caFile = path.join(workDir, 'azure-ca.pem');
       writeFileSync(caFile, azure.ca);
