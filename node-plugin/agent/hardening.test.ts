@@ -1,10 +1,7 @@
 import test from 'ava';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import * as k8s from '@kubernetes/client-node';
-import YAML from 'yaml';
 import { pino } from 'pino';
-import { startKubeEmulator } from '../../hack/kube-emulator/index.js';
 import * as datapath from '../datapath/index.js';
 import { chainNames } from '../datapath/names.js';
 import { startAgent, type RunningAgent } from './agent.js';
@@ -14,7 +11,8 @@ import { FileRecordSource } from './file-source.js';
 import { awaitingVethTeardown } from './reconcile.js';
 import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
 import { callCniSocket } from './cni-socket.js';
-import { REPO_ROOT, startTestNode, type TestNode } from './testing.js';
+import { startTestNode, type TestNode } from './testing.js';
+import { kubeWithCrds } from './kube-testing.js';
 
 /**
  * Node agent hardening: readiness on nodes no pool selects, the periodic node resync and /readyz's view
@@ -43,16 +41,6 @@ async function withNode(t: { teardown(fn: () => Promise<void>): void }, podIPCou
   return node;
 }
 
-async function kubeWithCrds(t: { teardown(fn: () => Promise<void>): void }) {
-  const emu = await startKubeEmulator({ tls: true });
-  t.teardown(() => emu.close());
-  const kc = emu.kubeConfig();
-  const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
-  for (const f of ['podvnet.io_nodeippools.yaml', 'podvnet.io_nodeipallocations.yaml']) {
-    await ext.createCustomResourceDefinition({ body: YAML.parse(await readFile(path.join(REPO_ROOT, 'crds', f), 'utf8')) });
-  }
-  return { emu, kc, co: kc.makeApiClient(k8s.CustomObjectsApi) };
-}
 
 test('a node no NodeIPPool selects: /readyz ready with the reason, ADD 11 naming nodeSelector, STATUS 50; a record later works, its deletion keeps DEL working', async (t) => {
   t.timeout(60_000);

@@ -1,12 +1,10 @@
 import test from 'ava';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import * as k8s from '@kubernetes/client-node';
-import YAML from 'yaml';
 import { pino } from 'pino';
-import { startKubeEmulator } from '../../hack/kube-emulator/index.js';
 import { startAgent } from './agent.js';
-import { REPO_ROOT, startTestNode } from './testing.js';
+import { startTestNode } from './testing.js';
+import { kubeWithCrds } from './kube-testing.js';
 import { CoalescingWriter, specPatch } from './sync.js';
 
 /**
@@ -59,14 +57,7 @@ test('specPatch writes only when the values change; the writer coalesces many po
 
 test('agent with the API emulator: demand and releases written to its own record, status and pool read', async (t) => {
   t.timeout(60_000);
-  const emu = await startKubeEmulator({ tls: true });
-  t.teardown(() => emu.close());
-  const kc = emu.kubeConfig();
-  const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
-  for (const f of ['podvnet.io_nodeippools.yaml', 'podvnet.io_nodeipallocations.yaml']) {
-    await ext.createCustomResourceDefinition({ body: YAML.parse(await readFile(path.join(REPO_ROOT, 'crds', f), 'utf8')) });
-  }
-  const co = kc.makeApiClient(k8s.CustomObjectsApi);
+  const { emu, co } = await kubeWithCrds(t);
   const node = await startTestNode({ podIPCount: 16, startAgent: false });
   t.teardown(() => node.close());
   const kubeconfig = path.join(node.dir, 'kubeconfig');
