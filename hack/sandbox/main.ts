@@ -62,9 +62,9 @@ async function main(): Promise<number> {
     const outsidePeer = startPeerServer(sandbox.outsideHost.netns, port);
     try {
       const seenInVnet = await peerAddressSeen(a.netns, SANDBOX_NETWORK.vnetHostIP, port);
-      expect(seenInVnet === a.ip, `a VNet host sees the pod's own address (${seenInVnet ?? 'no answer'}): no SNAT inside the VNet`);
+      expect(seenInVnet === a.ip, `a VNet host sees the pod's own address (${seenInVnet}): no SNAT inside the VNet`);
       const seenOutside = await peerAddressSeen(a.netns, SANDBOX_NETWORK.outsideHostIP, port);
-      expect(seenOutside === a.node.azure.primaryIP, `a host outside the VNet sees the node's address (${seenOutside ?? 'no answer'}): SNAT on the way out`);
+      expect(seenOutside === a.node.azure.primaryIP, `a host outside the VNet sees the node's address (${seenOutside}): SNAT on the way out`);
     } finally {
       vnetPeer.stop();
       outsidePeer.stop();

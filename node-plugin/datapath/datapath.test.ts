@@ -276,7 +276,12 @@ test('GC: listAttachments finds pods from the kernel; detach of each and teardow
   }
   // A pod whose namespace vanished leaves a route that pruneOrphanRoutes finds.
   await runRaw(undefined, ['ip', 'netns', 'del', pods[2]!.ns]);
-  await new Promise((r) => setTimeout(r, 100));
+  // The kernel destroys a deleted namespace (and with it the veth pair) from a work queue, later; on a
+  // loaded machine that takes well over 100 ms. Wait for the host end to go, as a real orphan would.
+  const gone = pods[2]!.result.hostVeth.name;
+  for (const deadline = Date.now() + 10_000; (await links(vm.netns)).includes(gone) && Date.now() < deadline;) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
   t.deepEqual(await dp.pruneOrphanRoutes(net), ['10.20.8.12']);
   // GC: the runtime says only pods[0] is valid.
   for (const a of await dp.listAttachments(net)) {

@@ -32,17 +32,22 @@ export function startPeerServer(ns: string, port: number, bind = '0.0.0.0'): Pee
 }
 
 /**
- * Connects from `ns` to ip:port and returns what the server reported as our address, or undefined if
- * no connection could be made within about `timeoutMs` (retrying while the server starts up).
+ * Connects from `ns` to ip:port and returns what the server reported as our address. Retries until about
+ * `timeoutMs` has passed: the server may still be starting (refused), and on a loaded machine the first
+ * SYN can be lost to set-up elsewhere (ARP on three hops, a route being installed), which shows as a
+ * timeout. If no attempt succeeds, returns a string naming the last failure, so an assertion on the
+ * address fails with the reason rather than with `undefined`.
  */
-export async function peerAddressSeen(ns: string, ip: string, port: number, timeoutMs = 3000): Promise<string | undefined> {
+export async function peerAddressSeen(ns: string, ip: string, port: number, timeoutMs = 8000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const r = await runRaw(ns, ['socat', '-t', '2', '-T', '2', '-', `TCP:${ip}:${port},connect-timeout=1`]);
+    const r = await runRaw(ns, ['socat', '-t', '2', '-T', '2', '-', `TCP:${ip}:${port},connect-timeout=2`]);
     const seen = r.stdout.trim();
     if (r.code === 0 && seen) return seen;
-    // "Connection refused" means the server is not listening yet; a timeout means the path is dead.
-    if (Date.now() > deadline || !/refused/i.test(r.stderr)) return undefined;
-    await new Promise((res) => setTimeout(res, 50));
+    if (Date.now() > deadline) {
+      const why = r.stderr.trim().split('\n').pop() || `socat exited ${r.code} without output`;
+      return `no answer from ${ip}:${port} within ${timeoutMs} ms (last: ${why})`;
+    }
+    await new Promise((res) => setTimeout(res, 100));
   }
 }
