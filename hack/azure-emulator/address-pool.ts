@@ -2,34 +2,26 @@
 // Two-level bitmap: one bit per address, one summary bit per 32-address word that is full,
 // so finding the lowest free address scans size/1024 summary words at worst.
 
+import { intToIp, ipToInt, parseCIDR } from '../../crds/ipv4.js';
+
+/** The address as an integer, or undefined when it is not a dotted-quad IPv4 address (no throw: request input). */
 export function parseIPv4(text: string): number | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  let value = 0;
-  for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part)) return undefined;
-    const octet = Number(part);
-    if (octet > 255) return undefined;
-    value = value * 256 + octet;
-  }
-  return value;
+  try { return ipToInt(text); } catch { return undefined; }
 }
 
-export function formatIPv4(value: number): string {
-  return `${(value >>> 24) & 255}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
-}
+export const formatIPv4 = intToIp;
 
 export interface Cidr { base: number; prefixLength: number; size: number }
 
+/**
+ * A prefix as Azure accepts it: unlike crds/ipv4.ts's parseCIDR, which masks host bits away, Azure refuses
+ * a prefix with host bits set (10.0.0.1/24), so that is undefined here too.
+ */
 export function parseCidr(text: string): Cidr | undefined {
-  const [addr, len, extra] = text.split('/');
-  if (addr === undefined || len === undefined || extra !== undefined || !/^\d{1,2}$/.test(len)) return undefined;
-  const ip = parseIPv4(addr);
-  const prefixLength = Number(len);
-  if (ip === undefined || prefixLength > 32) return undefined;
-  const size = 2 ** (32 - prefixLength);
-  if (ip % size !== 0) return undefined;
-  return { base: ip, prefixLength, size };
+  let c;
+  try { c = parseCIDR(text); } catch { return undefined; }
+  if (parseIPv4(text.split('/')[0]!) !== c.network) return undefined;
+  return { base: c.network, prefixLength: c.prefixLength, size: c.size };
 }
 
 export function cidrContains(outer: Cidr, inner: Cidr): boolean {
