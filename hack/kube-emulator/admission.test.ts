@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { call, withEmulator, withWidgets, W, widget } from './testing.js';
+import { call, grant, withEmulator, withWidgets, W, widget } from './testing.js';
 
 const VAP = '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies';
 const VAPB = '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings';
@@ -24,6 +24,8 @@ const policy = {
     ],
   },
 };
+/** What RBAC grants the agent on widgets: every write, so the admission policy is what refuses. */
+const widgetWriter = [{ apiGroups: ['test.podvnet.io'], resources: ['widgets', 'widgets/status'], verbs: ['create', 'update', 'patch', 'delete'] }];
 const binding = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicyBinding', metadata: { name: 'own-widget' }, spec: { policyName: 'own-widget', validationActions: ['Deny'] } };
 
 test('policies bind to identities: the agent may update only its own object, admins are not matched', async (t) => {
@@ -31,6 +33,7 @@ test('policies bind to identities: the agent may update only its own object, adm
     tls: false,
     users: [{ token: 'agent-token', username: 'system:serviceaccount:ns:agent', extra: { 'authentication.kubernetes.io/node-name': ['vm-1'] } }],
   });
+  await grant(emu, 'widget-writer', 'system:serviceaccount:ns:agent', widgetWriter);
   t.is((await call(emu, 'POST', VAP, policy)).status, 201);
   t.is((await call(emu, 'POST', VAPB, binding)).status, 201);
   await call(emu, 'POST', W, widget('vm-1'));
@@ -58,10 +61,15 @@ test('policies bind to identities: the agent may update only its own object, adm
   t.is(admin.status, 200, 'match condition excludes other users');
   const dry = await as('PATCH', `${W}/vm-2?dryRun=All`, { spec: { size: 7 } });
   t.is(dry.status, 403, 'dry runs are admitted too');
+  // authorization comes first: a verb RBAC does not grant never reaches the policy
+  const list = await as('DELETE', W);
+  t.is(list.status, 403);
+  t.is(list.json.message, 'widgets.test.podvnet.io is forbidden: User "system:serviceaccount:ns:agent" cannot deletecollection resource "widgets" in API group "test.podvnet.io" at the cluster scope');
 });
 
 test('Warn action returns a warning header instead of denying', async (t) => {
   const emu = await withWidgets(t, { tls: false, users: [{ token: 'u', username: 'system:serviceaccount:ns:agent' }] });
+  await grant(emu, 'widget-writer', 'system:serviceaccount:ns:agent', widgetWriter);
   await call(emu, 'POST', VAP, policy);
   await call(emu, 'POST', VAPB, { ...binding, spec: { ...binding.spec, validationActions: ['Warn'] } });
   await call(emu, 'POST', W, widget('a'));
@@ -85,6 +93,11 @@ const haveProject = existsSync(`${repo}deploy/base/kustomization.yaml`) && exist
   const vaps = docs.filter((d) => d?.kind === 'ValidatingAdmissionPolicy');
   const bindings = docs.filter((d) => d?.kind === 'ValidatingAdmissionPolicyBinding');
   t.true(vaps.length > 0);
+  // the agent's real RBAC (ClusterRole podvnet-node and its binding) from deploy/base
+  for (const o of docs.filter((d) => (d?.kind === 'ClusterRole' || d?.kind === 'ClusterRoleBinding') && d.metadata.name === 'podvnet-node')) {
+    const plural = o.kind === 'ClusterRole' ? 'clusterroles' : 'clusterrolebindings';
+    t.is((await call(emu, 'POST', `/apis/rbac.authorization.k8s.io/v1/${plural}`, o)).status, 201);
+  }
   for (const v of vaps) t.is((await call(emu, 'POST', VAP, v)).status, 201);
   for (const b of bindings) t.is((await call(emu, 'POST', VAPB, b)).status, 201);
   const NIA = '/apis/podvnet.io/v1alpha1/nodeipallocations';
@@ -98,6 +111,9 @@ const haveProject = existsSync(`${repo}deploy/base/kustomization.yaml`) && exist
   t.is(other.status, 403, other.text);
   const labels = await patch('vm-1', { metadata: { labels: { a: 'b' } } });
   t.is(labels.status, 403, labels.text);
+  const status = await patch('vm-1/status', { status: { ips: [] } });
+  t.is(status.status, 403);
+  t.regex(status.json.message, /cannot patch resource "nodeipallocations\/status" in API group "podvnet.io" at the cluster scope$/, 'RBAC refuses the status');
 });
 
 test('TokenRequest: a pod-bound service account token authenticates with the pod\'s node in user extra', async (t) => {

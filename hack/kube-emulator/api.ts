@@ -16,6 +16,7 @@ import { recordUpdate, serverSideApply } from './fields.js';
 import { admit as admitPolicies, type UserInfo } from './admission.js';
 import { pruneBuiltin } from './builtin-fields.js';
 import { builtinUpdateRules, isCreateOnUpdate, listItem, listKeysFor, review, stableJSON, validateEventCreate, validateMeta } from './builtins.js';
+import { authorize as rbacAuthorize, bootstrapPolicy, rulesFor as rbacRulesFor, RBAC_GROUP, type Decision, type RbacPolicy, type RequestAttributes, type RulesReviewStatus } from './rbac.js';
 import { crdEstablishedStatus, crdTypes, defaultCrd, validateCrd } from './crd.js';
 import { jsonPath } from './table.js';
 
@@ -92,10 +93,35 @@ export interface Selectors {
   fields: FieldRequirement[];
 }
 
+export type AuthorizationMode = 'RBAC' | 'AlwaysAllow';
+
 export class Api {
   readonly registry = new Registry();
   /** Called after every successful write, for controllers (GC, namespaces, CRD cleanup). */
   onChange: ((e: StoreEvent) => void) | null = null;
+  /** How requests (and access reviews) are authorized. */
+  authorization: AuthorizationMode = 'RBAC';
+
+  /** The stored Roles, ClusterRoles and bindings, as the RBAC authorizer reads them. */
+  readonly rbac: RbacPolicy = {
+    clusterRoles: () => this.store.list(bucketOf(RBAC_GROUP, 'clusterroles')),
+    clusterRole: (name) => this.store.get(bucketOf(RBAC_GROUP, 'clusterroles'), name),
+    role: (ns, name) => this.store.get(bucketOf(RBAC_GROUP, 'roles'), objectKey(ns, name)),
+    clusterRoleBindings: () => this.store.list(bucketOf(RBAC_GROUP, 'clusterrolebindings')),
+    roleBindings: (ns) => this.store.list(bucketOf(RBAC_GROUP, 'rolebindings'), ns),
+  };
+
+  authorize(a: RequestAttributes): Decision {
+    if (this.authorization === 'AlwaysAllow') return { allowed: true, reason: '' };
+    return rbacAuthorize(this.rbac, a);
+  }
+
+  rulesFor(user: string, groups: string[], namespace: string): RulesReviewStatus {
+    if (this.authorization === 'AlwaysAllow') {
+      return { resourceRules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'] }], nonResourceRules: [{ verbs: ['*'], nonResourceURLs: ['*'] }], incomplete: false };
+    }
+    return rbacRulesFor(this.rbac, user, groups, namespace);
+  }
 
   constructor(readonly store: Store) {
     for (const crd of store.list(bucketOf('apiextensions.k8s.io', 'customresourcedefinitions'))) this.syncCrd(crd);
@@ -103,6 +129,11 @@ export class Api {
       for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
         this.create(this.type('', 'v1', 'namespaces'), '', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, {});
       }
+    }
+    // the default roles and bindings a real cluster creates at start (and re-creates when missing)
+    for (const o of bootstrapPolicy()) {
+      const plural = o.kind === 'ClusterRole' ? 'clusterroles' : 'clusterrolebindings';
+      if (!store.get(bucketOf(RBAC_GROUP, plural), o.metadata.name)) this.create(this.type(RBAC_GROUP, 'v1', plural), '', o, {});
     }
   }
 
@@ -334,7 +365,7 @@ export class Api {
 
   create(t: ResourceType, ns: string, body: unknown, opts: WriteOptions, userAgentManager = 'unknown', managedFields?: Obj[]): WriteResult {
     const obj = this.checkBody(t, ns, body);
-    if (t.review) return { obj: review(t, obj, opts.user), warnings: [] };
+    if (t.review) return { obj: review(t, obj, opts.user, this, ns), warnings: [] };
     const warnings: string[] = [];
     if (!obj.metadata.name) {
       if (obj.metadata.generateName) obj.metadata.name = `${obj.metadata.generateName}${randomSuffix()}`;

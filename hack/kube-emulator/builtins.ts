@@ -5,6 +5,7 @@ import type { JSONSchemaProps } from './schema.js';
 import type { ListKeys } from './fields.js';
 import type { UserInfo } from './admission.js';
 import { fe, type FieldError } from './status.js';
+import { reviewAttributes, type Decision, type RequestAttributes, type RulesReviewStatus } from './rbac.js';
 
 type Obj = Record<string, any>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -102,17 +103,31 @@ export function listItem(o: Obj): Obj {
   return rest;
 }
 
+/** What access reviews ask: the emulator's authorizer (RBAC, or AlwaysAllow). */
+export interface ReviewAuthorizer {
+  authorize(a: RequestAttributes): Decision;
+  rulesFor(user: string, groups: string[], namespace: string): RulesReviewStatus;
+}
+
 /**
- * Access reviews and whoami. There is no RBAC here: every authenticated user may do everything, and the
- * reviews say so (with a reason naming the emulator).
+ * Access reviews and whoami. SelfSubjectAccessReview and SelfSubjectRulesReview answer for the requester,
+ * SubjectAccessReview and LocalSubjectAccessReview for the user the spec names; `namespace` is the URL's
+ * (LocalSubjectAccessReview).
  */
-export function review(t: ResourceType, obj: Obj, user: UserInfo | undefined): Obj {
-  const u = user ?? { username: 'system:anonymous' };
+export function review(t: ResourceType, obj: Obj, user: UserInfo | undefined, authz: ReviewAuthorizer, namespace = ''): Obj {
+  const u = user ?? { username: 'system:anonymous', groups: ['system:unauthenticated'] };
+  const spec: Obj = isObj(obj.spec) ? obj.spec : {};
   if (t.kind === 'SelfSubjectReview') return { ...obj, status: { userInfo: { username: u.username, uid: u.uid, groups: u.groups, extra: u.extra } } };
   if (t.kind === 'SelfSubjectRulesReview') {
-    return { ...obj, status: { resourceRules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'] }], nonResourceRules: [{ verbs: ['*'], nonResourceURLs: ['*'] }], incomplete: false } };
+    return { ...obj, status: authz.rulesFor(u.username, u.groups ?? [], String(spec.namespace ?? '')) };
   }
-  return { ...obj, status: { allowed: true, reason: 'the Kubernetes API emulator does not enforce RBAC' } };
+  let who = { username: u.username, groups: u.groups ?? [] };
+  if (t.kind === 'SubjectAccessReview' || t.kind === 'LocalSubjectAccessReview') who = { username: String(spec.user ?? ''), groups: Array.isArray(spec.groups) ? spec.groups.map(String) : [] };
+  if (t.kind === 'LocalSubjectAccessReview' && spec.resourceAttributes && !spec.resourceAttributes.namespace) spec.resourceAttributes.namespace = namespace;
+  const d = authz.authorize(reviewAttributes(spec, who.username, who.groups));
+  const status: Obj = { allowed: d.allowed };
+  if (d.reason) status.reason = d.reason;
+  return { ...obj, spec, status };
 }
 
 /** Types whose registry allows PUT to create (AllowCreateOnUpdate in the API server). */

@@ -45,6 +45,12 @@ export const EmulatorOptionsSchema = z.object({
   bookmarkIntervalMs: z.number().int().positive().default(30_000),
   /** More identities (e.g. a node agent's service account) for ValidatingAdmissionPolicy tests. */
   users: z.array(UserSchema).default([]),
+  /**
+   * 'RBAC' (default, as on a real cluster): requests and access reviews are decided by the stored Roles,
+   * ClusterRoles and bindings (the admin token is in system:masters). 'AlwaysAllow': every authenticated
+   * user may do everything.
+   */
+  authorization: z.enum(['RBAC', 'AlwaysAllow']).default('RBAC'),
 });
 export type EmulatorOptions = z.input<typeof EmulatorOptionsSchema>;
 
@@ -57,6 +63,12 @@ export interface KubeEmulator {
   kubeConfig(token?: string): KubeConfig;
   /** Adds an identity at runtime (returns its token). */
   addUser(user: EmulatorUser): string;
+  /**
+   * A token for a service account (the ServiceAccount object need not exist), as TokenRequest mints:
+   * `system:serviceaccount:<ns>:<name>` in the service-account groups; `nodeName` adds the node claim
+   * (`authentication.kubernetes.io/node-name`) a token bound to a pod on that node carries.
+   */
+  serviceAccountToken(namespace: string, name: string, opts?: { nodeName?: string }): string;
   /** Direct access for tests (e.g. compaction to provoke 410 Gone). */
   api: Api;
   /** Ends every open watch stream from the server side (as an API server restart would). */
@@ -89,6 +101,7 @@ export async function startKubeEmulator(options: EmulatorOptions = {}): Promise<
   const token = o.token ?? randomBytes(24).toString('hex');
   const store = new Store({ dataFile: o.dataFile, historyLimit: o.historyLimit });
   const api = new Api(store);
+  api.authorization = o.authorization;
   const controllers = new Controllers(api);
   const users = new Map<string, UserInfo>([[token, ADMIN_USER]]);
   const addUser = (u: EmulatorUser): string => {
@@ -132,6 +145,13 @@ export async function startKubeEmulator(options: EmulatorOptions = {}): Promise<
       return kc;
     },
     addUser,
+    serviceAccountToken(namespace, name, so = {}) {
+      return addUser({
+        token: randomBytes(24).toString('hex'), username: `system:serviceaccount:${namespace}:${name}`,
+        groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`],
+        extra: so.nodeName ? { 'authentication.kubernetes.io/node-name': [so.nodeName] } : undefined,
+      });
+    },
     async close() {
       if (closed) return;
       closed = true;

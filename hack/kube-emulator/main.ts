@@ -1,5 +1,6 @@
 // Command line: start the emulator and print one JSON line {url, token, kubeconfig}.
 //   node --loader ts-node/esm hack/kube-emulator/main.ts --port 6443 --kubeconfig-out /tmp/kc [--data-file f] [--token t] [--no-tls]
+//     [--authorization-mode RBAC|AlwaysAllow]
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { startKubeEmulator } from './index.js';
@@ -11,12 +12,14 @@ const Args = z.object({
   'data-file': z.string().optional(),
   token: z.string().min(1).optional(),
   'no-tls': z.boolean().default(false),
+  'authorization-mode': z.enum(['RBAC', 'AlwaysAllow']).default('RBAC'),
 });
 
 const { values } = parseArgs({
   options: {
     port: { type: 'string' }, host: { type: 'string' }, 'kubeconfig-out': { type: 'string' },
     'data-file': { type: 'string' }, token: { type: 'string' }, 'no-tls': { type: 'boolean' },
+    'authorization-mode': { type: 'string' },
   },
 });
 const parsed = Args.safeParse(values);
@@ -27,6 +30,7 @@ if (!parsed.success) {
 const a = parsed.data;
 const emu = await startKubeEmulator({
   port: a.port, host: a.host, kubeconfigPath: a['kubeconfig-out'], dataFile: a['data-file'], token: a.token, tls: !a['no-tls'],
+  authorization: a['authorization-mode'],
 });
 process.stdout.write(`${JSON.stringify({ url: emu.url, kubeconfig: emu.kubeconfigPath })}\n`);
 const stop = (): void => { emu.close().then(() => process.exit(0), () => process.exit(1)); };

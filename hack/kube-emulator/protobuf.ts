@@ -1,6 +1,6 @@
 // Decoding of the Kubernetes protobuf envelope ("k8s\0" + runtime.Unknown) for the few core kinds
 // that kubectl's typed generators send as protobuf (`kubectl create namespace|configmap|secret|
-// serviceaccount`). Everything else is answered with 415 so clients use JSON.
+// serviceaccount|token`, `kubectl auth can-i|whoami`). Everything else is answered with 415 so clients use JSON.
 import { ApiError } from './status.js';
 
 type Obj = Record<string, any>;
@@ -25,6 +25,22 @@ const MESSAGES: Record<string, MessageSpec> = {
   NamespaceSpec: { 1: ['finalizers', { rep: 'string' }] },
   ConfigMap: { 1: ['metadata', { msg: 'ObjectMeta' }], 2: ['data', 'map'], 3: ['binaryData', 'mapBytes'], 4: ['immutable', 'bool'] },
   Secret: { 1: ['metadata', { msg: 'ObjectMeta' }], 2: ['data', 'mapBytes'], 3: ['type', 'string'], 4: ['stringData', 'map'], 5: ['immutable', 'bool'] },
+  // authorization.k8s.io/v1 access reviews (kubectl auth can-i [--list])
+  SelfSubjectAccessReview: { 1: ['metadata', { msg: 'ObjectMeta' }], 2: ['spec', { msg: 'SelfSubjectAccessReviewSpec' }] },
+  SelfSubjectAccessReviewSpec: { 1: ['resourceAttributes', { msg: 'ResourceAttributes' }], 2: ['nonResourceAttributes', { msg: 'NonResourceAttributes' }] },
+  SubjectAccessReview: { 1: ['metadata', { msg: 'ObjectMeta' }], 2: ['spec', { msg: 'SubjectAccessReviewSpec' }] },
+  LocalSubjectAccessReview: { 1: ['metadata', { msg: 'ObjectMeta' }], 2: ['spec', { msg: 'SubjectAccessReviewSpec' }] },
+  SubjectAccessReviewSpec: {
+    1: ['resourceAttributes', { msg: 'ResourceAttributes' }], 2: ['nonResourceAttributes', { msg: 'NonResourceAttributes' }],
+    3: ['user', 'string'], 4: ['groups', { rep: 'string' }], 6: ['uid', 'string'],
+  },
+  ResourceAttributes: {
+    1: ['namespace', 'string'], 2: ['verb', 'string'], 3: ['group', 'string'], 4: ['version', 'string'], 5: ['resource', 'string'],
+    6: ['subresource', 'string'], 7: ['name', 'string'],
+  },
+  NonResourceAttributes: { 1: ['path', 'string'], 2: ['verb', 'string'] },
+  SelfSubjectRulesReview: { 1: ['metadata', { msg: 'ObjectMeta' }], 2: ['spec', { msg: 'SelfSubjectRulesReviewSpec' }] },
+  SelfSubjectRulesReviewSpec: { 1: ['namespace', 'string'] },
   ServiceAccount: {
     1: ['metadata', { msg: 'ObjectMeta' }], 2: ['secrets', { rep: { msg: 'ObjectReference' } }],
     3: ['imagePullSecrets', { rep: { msg: 'LocalObjectReference' } }], 4: ['automountServiceAccountToken', 'bool'],
@@ -107,10 +123,11 @@ export function decodeProtobufObject(body: Buffer): Obj {
   let unknown: Obj;
   try { unknown = decode(body.subarray(4), 'Unknown'); } catch (e) { throw unsupported((e as Error).message); }
   const tm = unknown.typeMeta ?? {};
-  // Reviews are answered from the requester's identity alone: their bodies need no decoding.
-  if (/^(authorization|authentication)\.k8s\.io\/v1$/.test(tm.apiVersion) && /Review$/.test(tm.kind)) return { apiVersion: tm.apiVersion, kind: tm.kind, metadata: {}, spec: {} };
+  // whoami is answered from the requester's identity alone: its body needs no decoding
+  if (tm.apiVersion === 'authentication.k8s.io/v1' && tm.kind === 'SelfSubjectReview') return { apiVersion: tm.apiVersion, kind: tm.kind, metadata: {}, spec: {} };
   const decodable = (tm.apiVersion === 'v1' && ['Namespace', 'ConfigMap', 'Secret', 'ServiceAccount'].includes(tm.kind))
-    || (tm.apiVersion === 'authentication.k8s.io/v1' && tm.kind === 'TokenRequest');
+    || (tm.apiVersion === 'authentication.k8s.io/v1' && tm.kind === 'TokenRequest')
+    || (tm.apiVersion === 'authorization.k8s.io/v1' && ['SelfSubjectAccessReview', 'SubjectAccessReview', 'LocalSubjectAccessReview', 'SelfSubjectRulesReview'].includes(tm.kind));
   if (!decodable) throw unsupported(`protobuf not supported for ${tm.apiVersion}/${tm.kind}`);
   let obj: Obj;
   try { obj = decode(unknown.raw ?? Buffer.alloc(0), tm.kind); } catch (e) { throw unsupported((e as Error).message); }

@@ -9,6 +9,7 @@ import { objectKey, type Obj, type StoreEvent } from './store.js';
 import { toTable } from './table.js';
 import { decodeProtobufObject } from './protobuf.js';
 import type { UserInfo } from './admission.js';
+import { forbiddenError, requestAttributes } from './rbac.js';
 import { openApiV3Doc, openApiV3Index, hashOf, openApiV2 } from './openapi.js';
 
 /** A scripted failure: the next `times` matching requests get this error instead of being served. */
@@ -180,6 +181,10 @@ export class Handler {
       if (fault.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(fault.retryAfterSeconds));
       return sendError(res, err);
     }
+    // authorization comes before anything else looks at the request (routing, admission)
+    const attrs = requestAttributes(method, url.pathname, url.searchParams, user);
+    const decision = this.api.authorize(attrs);
+    if (!decision.allowed) return sendError(res, forbiddenError(attrs, decision.reason));
 
     const aggregated = /g=apidiscovery\.k8s\.io;\s*v=v2;\s*as=APIGroupDiscoveryList/.test(req.headers.accept ?? '');
     if ((path === '/api' || path === '/apis') && aggregated) {

@@ -101,3 +101,22 @@ export const W = '/apis/test.podvnet.io/v1/widgets';
 export const widget = (name: string, spec: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): any => ({
   apiVersion: 'test.podvnet.io/v1', kind: 'Widget', metadata: { name, ...extra }, spec: { size: 3, owner: 'ann', ...spec },
 });
+
+/**
+ * Grants `rules` to a user (or a service account, `system:serviceaccount:<ns>:<name>`) through a new
+ * ClusterRole and ClusterRoleBinding, or a Role and RoleBinding when `namespace` is given; `name` names both.
+ */
+export async function grant(emu: KubeEmulator, name: string, username: string, rules: unknown[], namespace?: string): Promise<void> {
+  const sa = username.match(/^system:serviceaccount:([^:]+):([^:]+)$/);
+  const subject = sa ? { kind: 'ServiceAccount', name: sa[2], namespace: sa[1] } : { kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: username };
+  const rbac = '/apis/rbac.authorization.k8s.io/v1';
+  const kind = namespace ? 'Role' : 'ClusterRole';
+  const base = namespace ? `${rbac}/namespaces/${namespace}` : rbac;
+  const role = await call(emu, 'POST', `${base}/${namespace ? 'roles' : 'clusterroles'}`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind, metadata: { name }, rules });
+  if (role.status !== 201) throw new Error(`${kind} ${name}: ${role.text}`);
+  const b = await call(emu, 'POST', `${base}/${namespace ? 'rolebindings' : 'clusterrolebindings'}`, {
+    apiVersion: 'rbac.authorization.k8s.io/v1', kind: `${kind}Binding`, metadata: { name },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind, name }, subjects: [subject],
+  });
+  if (b.status !== 201) throw new Error(`${kind}Binding ${name}: ${b.text}`);
+}
