@@ -138,7 +138,8 @@ test('enforced by an API server: the real agent client may write its own record 
   });
   t.teardown(() => emu.close());
   const base = build('deploy/base');
-  const setup = [...base.filter((o) => ['CustomResourceDefinition', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(o.kind))];
+  // the CRDs, the admission policy and the cluster-wide RBAC of deploy/base: the agent has exactly its real grants
+  const setup = [...base.filter((o) => ['CustomResourceDefinition', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'ClusterRole', 'ClusterRoleBinding'].includes(o.kind))];
   let r = await kubectl(emu.kubeconfigPath, ['apply', '--server-side', '-f', '-'], setup.map((o) => stringify(o)).join('---\n'));
   t.is(r.code, 0, r.stderr);
   await kubectl(emu.kubeconfigPath, ['wait', '--for=condition=Established', 'crd/nodeipallocations.podvnet.io']);
@@ -157,6 +158,9 @@ test('enforced by an API server: the real agent client may write its own record 
   const target = { group: 'podvnet.io', version: 'v1alpha1', plural: 'nodeipallocations' };
   const del = await t.throwsAsync(api.deleteClusterCustomObject({ ...target, name: 'node-a' }));
   t.is((del as unknown as { code: number }).code, 403);
+  t.is(JSON.parse(String((del as { body?: unknown }).body)).message,
+    `nodeipallocations.podvnet.io "node-a" is forbidden: User "${AGENT}" cannot delete resource "nodeipallocations" in API group "podvnet.io" at the cluster scope`,
+    'RBAC refuses before admission');
   const create = await t.throwsAsync(api.createClusterCustomObject({ ...target, body: record('node-z') }));
   t.is((create as unknown as { code: number }).code, 403);
   t.is((err as unknown as { code: number }).code, 403);
