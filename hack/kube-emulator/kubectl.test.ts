@@ -160,6 +160,71 @@ t2('kubectl with built-in kinds: configmap apply/patch (strategic merge), nodes,
   t.regex((await kubectl(emu, ['get', 'ns'])).stdout, /^(?![\s\S]*scratch)/);
 });
 
+t2('RBAC: kubectl auth can-i (exit codes, --list), a Forbidden get, and access granted by a RoleBinding', async (t) => {
+  const emu = await withEmulator(t);
+  t.is((await kubectl(emu, ['create', 'namespace', 'team'])).code, 0);
+  t.is((await kubectl(emu, ['create', 'serviceaccount', 'bot', '-n', 'team'])).code, 0);
+  const tok = (await kubectl(emu, ['create', 'token', 'bot', '-n', 'team'])).stdout.trim();
+  const as = (args: string[], stdin?: string) => kubectl(emu, ['--token', tok, ...args], stdin);
+  const SA = 'system:serviceaccount:team:bot';
+
+  let r = await as(['auth', 'can-i', 'list', 'configmaps', '-n', 'team']);
+  t.is(r.stdout.trim(), 'no');
+  t.is(r.code, 1, 'kubectl exits 1 for no');
+  r = await as(['get', 'secrets', '-n', 'team']);
+  t.is(r.code, 1);
+  t.is(r.stderr.trim(), `Error from server (Forbidden): secrets is forbidden: User "${SA}" cannot list resource "secrets" in API group "" in the namespace "team"`);
+  r = await as(['get', 'nodes']);
+  t.is(r.stderr.trim(), `Error from server (Forbidden): nodes is forbidden: User "${SA}" cannot list resource "nodes" in API group "" at the cluster scope`);
+
+  // a namespaced grant: the ClusterRole through a RoleBinding in team only
+  // kubectl's generators (protobuf bodies) for roles and bindings
+  r = await kubectl(emu, ['create', 'role', 'lease-renewer', '-n', 'team', '--verb=get,update', '--resource=leases.coordination.k8s.io', '--resource-name=mine']);
+  t.is(r.code, 0, r.stderr);
+  r = await kubectl(emu, ['create', 'rolebinding', 'bot-leases', '-n', 'team', '--role=lease-renewer', '--serviceaccount=team:bot']);
+  t.is(r.code, 0, r.stderr);
+  t.is((await as(['auth', 'can-i', 'update', 'leases.coordination.k8s.io/mine', '-n', 'team'])).stdout.trim(), 'yes');
+  t.is((await as(['auth', 'can-i', 'update', 'leases.coordination.k8s.io/theirs', '-n', 'team'])).stdout.trim(), 'no');
+  r = await kubectl(emu, ['create', 'clusterrole', 'node-lister', '--verb=list', '--resource=nodes']);
+  t.is(r.code, 0, r.stderr);
+  t.is((await kubectl(emu, ['get', 'clusterrole', 'node-lister', '-o', 'jsonpath={.rules[0].verbs} {.rules[0].resources}'])).stdout, '["list"] ["nodes"]');
+  r = await kubectl(emu, ['create', 'clusterrolebinding', 'bot-nodes', '--clusterrole=node-lister', '--user=someone', '--group=bots']);
+  t.is(r.code, 0, r.stderr);
+  t.is((await kubectl(emu, ['get', 'clusterrolebinding', 'bot-nodes', '-o', 'jsonpath={.roleRef.kind}/{.roleRef.name} {.subjects[*].kind} {.subjects[*].name}'])).stdout, 'ClusterRole/node-lister User Group someone bots');
+  const grant = `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: cm-reader}
+rules: [{apiGroups: [""], resources: [configmaps], verbs: [get, list, watch]}, {apiGroups: [""], resources: [secrets], resourceNames: [visible], verbs: [get]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: bot-reads, namespace: team}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cm-reader}
+subjects: [{kind: ServiceAccount, name: bot, namespace: team}]
+`;
+  r = await kubectl(emu, ['apply', '-f', '-'], grant);
+  t.is(r.code, 0, r.stderr);
+  r = await as(['auth', 'can-i', 'list', 'configmaps', '-n', 'team']);
+  t.is(r.stdout.trim(), 'yes');
+  t.is(r.code, 0);
+  t.is((await as(['auth', 'can-i', 'list', 'configmaps', '-n', 'default'])).stdout.trim(), 'no', 'a RoleBinding grants in its namespace only');
+  t.is((await as(['auth', 'can-i', 'get', 'secrets/visible', '-n', 'team'])).stdout.trim(), 'yes');
+  t.is((await as(['auth', 'can-i', 'get', 'secrets/hidden', '-n', 'team'])).stdout.trim(), 'no');
+  t.is((await as(['auth', 'can-i', 'get', '/apis'])).stdout.trim(), 'yes', 'discovery for every authenticated user');
+  r = await as(['get', 'configmaps', '-n', 'team']);
+  t.is(r.code, 0, r.stderr);
+  r = await as(['auth', 'can-i', '--list', '-n', 'team']);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /configmaps\s+\[\]\s+\[\]\s+\[get list watch\]/);
+  t.regex(r.stdout, /secrets\s+\[\]\s+\[visible\]\s+\[get\]/);
+  t.regex(r.stdout, /selfsubjectaccessreviews\.authorization\.k8s\.io/);
+  // the admin (system:masters) may do anything; SubjectAccessReview asks about someone else
+  t.is((await kubectl(emu, ['auth', 'can-i', 'delete', 'nodes'])).stdout.trim(), 'yes');
+  const sar = `{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{"user":"${SA}","groups":["system:serviceaccounts","system:authenticated"],"resourceAttributes":{"namespace":"team","verb":"watch","resource":"configmaps"}}}`;
+  r = await kubectl(emu, ['create', '-f', '-', '-o', 'jsonpath={.status.allowed} {.status.reason}'], sar);
+  t.is(r.stdout, 'true RBAC: allowed by RoleBinding "bot-reads/team" of ClusterRole "cm-reader" to ServiceAccount "bot/team"');
+});
+
 const haveRepoManifests = existsSync(`${repo}crds/podvnet.io_nodeippools.yaml`) && existsSync(`${repo}deploy/base/kustomization.yaml`);
 (haveKubectl && haveRepoManifests ? test : test.skip)('the project manifests: CRDs, server-side dry-run of deploy/base, example pools', async (t) => {
   const emu = await withEmulator(t);

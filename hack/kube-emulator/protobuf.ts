@@ -1,6 +1,6 @@
 // Decoding of the Kubernetes protobuf envelope ("k8s\0" + runtime.Unknown) for the few core kinds
 // that kubectl's typed generators send as protobuf (`kubectl create namespace|configmap|secret|
-// serviceaccount|token`, `kubectl auth can-i|whoami`). Everything else is answered with 415 so clients use JSON.
+// serviceaccount|token`, `kubectl auth can-i|whoami`, `kubectl create role|clusterrole|rolebinding|clusterrolebinding`). Everything else is answered with 415 so clients use JSON.
 import { ApiError } from './status.js';
 
 type Obj = Record<string, any>;
@@ -41,6 +41,17 @@ const MESSAGES: Record<string, MessageSpec> = {
   NonResourceAttributes: { 1: ['path', 'string'], 2: ['verb', 'string'] },
   SelfSubjectRulesReview: { 1: ['metadata', { msg: 'ObjectMeta' }], 2: ['spec', { msg: 'SelfSubjectRulesReviewSpec' }] },
   SelfSubjectRulesReviewSpec: { 1: ['namespace', 'string'] },
+  // rbac.authorization.k8s.io/v1 (kubectl create role|clusterrole|rolebinding|clusterrolebinding)
+  PolicyRule: { 1: ['verbs', { rep: 'string' }], 2: ['apiGroups', { rep: 'string' }], 3: ['resources', { rep: 'string' }], 4: ['resourceNames', { rep: 'string' }], 5: ['nonResourceURLs', { rep: 'string' }] },
+  Role: { 1: ['metadata', { msg: 'ObjectMeta' }], 2: ['rules', { rep: { msg: 'PolicyRule' } }] },
+  ClusterRole: { 1: ['metadata', { msg: 'ObjectMeta' }], 2: ['rules', { rep: { msg: 'PolicyRule' } }], 3: ['aggregationRule', { msg: 'AggregationRule' }] },
+  AggregationRule: { 1: ['clusterRoleSelectors', { rep: { msg: 'LabelSelector' } }] },
+  LabelSelector: { 1: ['matchLabels', 'map'], 2: ['matchExpressions', { rep: { msg: 'LabelSelectorRequirement' } }] },
+  LabelSelectorRequirement: { 1: ['key', 'string'], 2: ['operator', 'string'], 3: ['values', { rep: 'string' }] },
+  Subject: { 1: ['kind', 'string'], 2: ['apiGroup', 'string'], 3: ['name', 'string'], 4: ['namespace', 'string'] },
+  RoleRef: { 1: ['apiGroup', 'string'], 2: ['kind', 'string'], 3: ['name', 'string'] },
+  RoleBinding: { 1: ['metadata', { msg: 'ObjectMeta' }], 2: ['subjects', { rep: { msg: 'Subject' } }], 3: ['roleRef', { msg: 'RoleRef' }] },
+  ClusterRoleBinding: { 1: ['metadata', { msg: 'ObjectMeta' }], 2: ['subjects', { rep: { msg: 'Subject' } }], 3: ['roleRef', { msg: 'RoleRef' }] },
   ServiceAccount: {
     1: ['metadata', { msg: 'ObjectMeta' }], 2: ['secrets', { rep: { msg: 'ObjectReference' } }],
     3: ['imagePullSecrets', { rep: { msg: 'LocalObjectReference' } }], 4: ['automountServiceAccountToken', 'bool'],
@@ -127,6 +138,7 @@ export function decodeProtobufObject(body: Buffer): Obj {
   if (tm.apiVersion === 'authentication.k8s.io/v1' && tm.kind === 'SelfSubjectReview') return { apiVersion: tm.apiVersion, kind: tm.kind, metadata: {}, spec: {} };
   const decodable = (tm.apiVersion === 'v1' && ['Namespace', 'ConfigMap', 'Secret', 'ServiceAccount'].includes(tm.kind))
     || (tm.apiVersion === 'authentication.k8s.io/v1' && tm.kind === 'TokenRequest')
+    || (tm.apiVersion === 'rbac.authorization.k8s.io/v1' && ['Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding'].includes(tm.kind))
     || (tm.apiVersion === 'authorization.k8s.io/v1' && ['SelfSubjectAccessReview', 'SubjectAccessReview', 'LocalSubjectAccessReview', 'SelfSubjectRulesReview'].includes(tm.kind));
   if (!decodable) throw unsupported(`protobuf not supported for ${tm.apiVersion}/${tm.kind}`);
   let obj: Obj;
