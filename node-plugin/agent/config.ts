@@ -21,6 +21,8 @@ const fields = z
     recordFile: z.string().optional().describe('read the NodeIPAllocation from this JSON file instead of the API server'),
     hostInterface: z.string().min(1).default('eth0'),
     hostNetns: z.string().optional().describe('the namespace that plays the node (tests, sandbox)'),
+    procSysRoot: z.string().regex(/^\//, { message: 'must be an absolute path' }).default('/proc/sys')
+      .describe("where the node's /proc/sys is: sysctls are written under <root>/net (the DaemonSet mounts the host's /proc/sys/net at /host/proc/sys/net)"),
     bridge: z.string().min(1).max(15).default('podvnet0'),
     mtu: z.coerce.number().int().min(576).max(9216).optional(),
     cooldownMs: num(5000),

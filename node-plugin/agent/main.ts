@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import { configureDatapath } from '../datapath/index.js';
 import { startAgent } from './agent.js';
 import { parseAgentConfig } from './config.js';
 
@@ -10,6 +11,7 @@ import { parseAgentConfig } from './config.js';
 let config;
 try {
   config = parseAgentConfig(process.argv.slice(2), process.env);
+  configureDatapath({ procSysRoot: config.procSysRoot });
 } catch (err) {
   process.stderr.write(`podvnet-agent: ${(err as Error).message}\n`);
   process.exit(2);

@@ -1,7 +1,7 @@
 /**
- * Running iproute2 / iptables / sysctl, optionally inside another network namespace.
+ * Running iproute2 / iptables (and sysctl.ts's small writer), optionally inside another network namespace.
  *
- * Everything the datapath does to the kernel goes through `run`. A namespace is entered with
+ * Every command the datapath runs goes through `run`. A namespace is entered with
  * `nsenter --net=<path>` (exec'd, so it costs no extra process), which works for every form runtimes
  * hand us: /run/netns/<name>, /var/run/netns/<name>, /proc/<pid>/ns/net, /var/run/docker/netns/<id>.
  * Commands run through a small pool of long-lived shells (shell-pool.ts), not one Node spawn each.

@@ -19,7 +19,10 @@
  *   human-readable problems, for /readyz and logs.
  * - hostInterfaceMTU(ifName, hostNetns?): the NIC's MTU, the default for NodeNetwork.mtu.
  * - hostVethName(containerId, ifName): the deterministic host veth name.
- * - DatapathCheckError (checkPod's failure), DatapathError (a kernel tool failed; message has its stderr).
+ * - DatapathCheckError (checkPod's failure), DatapathError (a kernel tool failed; message has its stderr),
+ *   SysctlError (a DatapathError naming each sysctl key, its file and the errno).
+ * - configureDatapath({ procSysRoot }): process-wide options; procSysRoot (default /proc/sys) is where
+ *   the node's sysctls are written as files (…/net/...), e.g. /host/proc/sys in an unprivileged container.
  * Inputs are validated with zod: an invalid NodeNetwork / PodInterface throws TypeError naming the field.
  */
 import { ipBatchTolerant, ipJSON } from './exec.js';
@@ -33,6 +36,8 @@ export * from './types.js';
 export { ensureNode, teardownNode, nodeDiagnostics, type NodeDiagnostics } from './node.js';
 export { attachPod, attachHostVeth, detachPod, checkPod, listAttachments, type HostVethResult } from './pod.js';
 export { hostVethName } from './names.js';
+export { configureDatapath, datapathOptions, type DatapathOptions } from './options.js';
+export { DEFAULT_PROC_SYS_ROOT, SysctlError, type SysctlFailure } from './sysctl.js';
 
 export const DEFAULT_BRIDGE_NAME = 'podvnet0';
 

@@ -3,11 +3,13 @@
  * has succeeded for a given NodeNetwork, free (memoized per node namespace + bridge); calls for the same
  * node are serialized, so concurrent callers never race on iptables or on creating the bridge.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { ipBatch, ipBatchTolerant, ipJSON, run, runRaw, type Netns, netnsPath } from './exec.js';
 import { bridgeCreateLines, bridgeFixLines, chainRemoveRestore, chainRestore, jumpRules, nodeSysctls } from './plan.js';
 import { type Backend, detectBackend, iptablesCmd, iptablesRestoreCmd } from './iptables.js';
 import { chainNames, decodeAlias } from './names.js';
+import { datapathOptions } from './options.js';
+import { readSysctls, writeSysctls } from './sysctl.js';
 import { DatapathError, type NodeNetwork } from './types.js';
 import { parseNodeNetwork } from './validate.js';
 
@@ -39,9 +41,10 @@ export function forgetNode(net: NodeNetwork): void {
 
 /**
  * What ensureNode's work depends on: everything but the MTU, which is per pod (the bridge follows its
- * ports), so attaching pods with different MTUs never re-applies the node.
+ * ports), so attaching pods with different MTUs never re-applies the node; and where /proc/sys is.
  */
-const nodeFingerprint = (net: NodeNetwork): string => JSON.stringify({ ...net, mtu: undefined });
+const nodeFingerprint = (net: NodeNetwork): string =>
+  JSON.stringify({ ...net, mtu: undefined, procSysRoot: datapathOptions().procSysRoot });
 
 export async function ensureNode(input: NodeNetwork, opts: { force?: boolean } = {}): Promise<void> {
   const net = parseNodeNetwork(input);
@@ -75,9 +78,9 @@ async function applyNode(net: NodeNetwork): Promise<void> {
   }
   await ipBatch(ns, br ? bridgeFixLines(net) : bridgeCreateLines(net));
 
-  await ensureBrNetfilter(ns);
-  const sysctls = nodeSysctls(net);
-  await run(ns, ['sysctl', '-q', '-w', ...Object.entries(sysctls).map(([k, v]) => `${k}=${v}`)]);
+  const root = datapathOptions().procSysRoot;
+  await ensureBrNetfilter(ns, root);
+  await writeSysctls(ns, root, nodeSysctls(net));
 
   const backend = await detectBackend(ns);
   await run(ns, [iptablesRestoreCmd(backend), '-w', '5', '--noflush'], chainRestore(net));
@@ -89,20 +92,43 @@ async function applyNode(net: NodeNetwork): Promise<void> {
   await removeChains(net, backend === 'nft' ? 'legacy' : 'nft');
 }
 
+const CAP_SYS_MODULE = 16;
+
+/** Whether this process holds a capability (effective set), from /proc/self/status. */
+function hasCapability(bit: number): boolean {
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? ((BigInt(`0x${m[1]}`) >> BigInt(bit)) & 1n) === 1n : false;
+  } catch {
+    return false;
+  }
+}
+
+const BR_NF_KEY = 'net/bridge/bridge-nf-call-iptables';
+
 /**
- * br_netfilter: the sysctl directory exists only when the module is loaded (or built in). Try modprobe
- * once; if it is still missing, fail with what to do: without it, a pod talking to a Service whose
- * endpoint is on the same bridge gets replies that skip the Service's reverse NAT.
+ * br_netfilter: its sysctls exist only when the module is loaded (or built in). Without it, a pod
+ * talking to a Service whose endpoint is on the same bridge gets replies that skip the Service's
+ * reverse NAT. If it is missing and this process may load modules (root on a plain Docker host), try
+ * modprobe once. The DaemonSet's agent may not (no CAP_SYS_MODULE): its init container loads it, and
+ * an attempt here could only fail, so the error says where to look instead.
  */
-async function ensureBrNetfilter(ns: Netns): Promise<void> {
-  const probe = (): Promise<boolean> => runRaw(ns, ['test', '-e', '/proc/sys/net/bridge/bridge-nf-call-iptables']).then((r) => r.code === 0);
+async function ensureBrNetfilter(ns: Netns, root: string): Promise<void> {
+  const probe = async (): Promise<boolean> => (await readSysctls(ns, root, [BR_NF_KEY]))[BR_NF_KEY] !== undefined;
   if (await probe()) return;
+  const fix = 'Load it on the host (package kmod: modprobe br_netfilter; persist it in /etc/modules-load.d/).' +
+    ' Without it Services whose endpoint is on the same node break.';
+  if (!hasCapability(CAP_SYS_MODULE)) {
+    throw new DatapathError(
+      `br_netfilter is not available (${root}/net/bridge is missing) and this process may not load modules (no CAP_SYS_MODULE;` +
+        ' in the podvnet-node DaemonSet the load-br-netfilter init container loads it: see its log). ' + fix,
+    );
+  }
   const mp = await runRaw(undefined, ['modprobe', 'br_netfilter']).catch((e: Error) => ({ code: -1, stderr: e.message, stdout: '' }));
   if (await probe()) return;
   throw new DatapathError(
-    'br_netfilter is not available (/proc/sys/net/bridge is missing) and `modprobe br_netfilter` failed' +
-      ` (${mp.stderr.trim() || `exit ${mp.code}`}). Load it on the host (package kmod: modprobe br_netfilter;` +
-      ' persist it in /etc/modules-load.d/). Without it Services whose endpoint is on the same node break.',
+    `br_netfilter is not available (${root}/net/bridge is missing) and \`modprobe br_netfilter\` failed` +
+      ` (${mp.stderr.trim() || `exit ${mp.code}`}). ` + fix,
   );
 }
 
@@ -147,14 +173,19 @@ export interface NodeDiagnostics {
 export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnostics> {
   const net = parseNodeNetwork(input);
   const ns = net.hostNetns;
-  const read = async (key: string): Promise<string | undefined> => {
-    const r = await runRaw(ns, ['sysctl', '-n', key]);
-    return r.code === 0 ? r.stdout.trim() : undefined;
-  };
   const [br] = await ipJSON<LinkInfo>(ns, ['-d', 'link', 'show', 'dev', net.bridgeName]);
-  const nf = await read('net.bridge.bridge-nf-call-iptables');
-  const fwd = await read('net.ipv4.ip_forward');
-  const parp = br ? await read(`net/ipv4/conf/${net.bridgeName}/proxy_arp`) : undefined;
+  const parpKey = `net/ipv4/conf/${net.bridgeName}/proxy_arp`;
+  // A procSysRoot that is not the host's /proc/sys/net is one problem, not three misleading ones.
+  let values: Record<string, string | undefined> = {};
+  let sysctlProblem: string | undefined;
+  try {
+    values = await readSysctls(ns, datapathOptions().procSysRoot, [BR_NF_KEY, 'net/ipv4/ip_forward', ...(br ? [parpKey] : [])]);
+  } catch (e) {
+    sysctlProblem = (e as Error).message;
+  }
+  const nf = values[BR_NF_KEY];
+  const fwd = values['net/ipv4/ip_forward'];
+  const parp = values[parpKey];
   const { snat, forward } = chainNames(net.bridgeName);
   const backend = await detectBackend(ns);
   /** The chain's rule count, or undefined when the chain does not exist. */
@@ -183,12 +214,13 @@ export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnosti
     problems: [],
   };
   if (!d.bridge) d.problems.push(`bridge ${net.bridgeName} is missing`);
-  if (!d.brNetfilter) {
+  if (sysctlProblem) d.problems.push(sysctlProblem);
+  else if (!d.brNetfilter) {
     d.problems.push(`br_netfilter is not loaded${d.moduleLoading ? ' (modprobe br_netfilter)' : ' and this kernel cannot load modules: it must be built in'}: Services with an endpoint on this node break`);
   }
   else if (!d.bridgeNfCallIptables) d.problems.push('net.bridge.bridge-nf-call-iptables is 0: iptables does not see bridged traffic');
-  if (!d.ipForward) d.problems.push('net.ipv4.ip_forward is 0: pods cannot leave the node');
-  if (d.bridge && !d.proxyArp) d.problems.push(`proxy_arp is off on ${net.bridgeName}: pods get no ARP reply for their gateway`);
+  if (!sysctlProblem && !d.ipForward) d.problems.push('net.ipv4.ip_forward is 0: pods cannot leave the node');
+  if (!sysctlProblem && d.bridge && !d.proxyArp) d.problems.push(`proxy_arp is off on ${net.bridgeName}: pods get no ARP reply for their gateway`);
   if (!d.snatChain) d.problems.push(`iptables chain nat/${snat} is missing`);
   if (!d.forwardChain) d.problems.push(`iptables chain filter/${forward} is missing`);
   // Our chains always hold rules (RETURNs, ACCEPTs): an empty one was flushed by other software.
