@@ -11,7 +11,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { Api } from './api.js';
 import { Controllers } from './controllers.js';
-import { Handler, type Fault } from './server.js';
+import { Handler, type Denial, type Fault } from './server.js';
 import { Store } from './store.js';
 import { loopbackTls } from './tls.js';
 import type { UserInfo } from './admission.js';
@@ -77,6 +77,8 @@ export interface KubeEmulator {
   injectFault(fault: Fault): void;
   /** Removes all scripted failures not yet used. */
   clearFaults(): void;
+  /** Requests authorization refused so far (user, verb, resource, namespace, name, path, the 403 message), oldest first. */
+  readonly denials: readonly Denial[];
   store: Store;
   close(): Promise<void>;
 }
@@ -94,7 +96,7 @@ export function kubeconfigYaml(url: string, token: string, caPem?: string): stri
   });
 }
 
-export type { Fault };
+export type { Denial, Fault };
 
 export async function startKubeEmulator(options: EmulatorOptions = {}): Promise<KubeEmulator> {
   const o = EmulatorOptionsSchema.parse(options);
@@ -139,6 +141,7 @@ export async function startKubeEmulator(options: EmulatorOptions = {}): Promise<
     dropWatches: () => handler.closeWatches(),
     injectFault: (f: Fault) => { handler.faults.push({ ...f }); },
     clearFaults: () => { handler.faults.length = 0; },
+    denials: handler.denials,
     kubeConfig(as?: string) {
       const kc = new KubeConfig();
       kc.loadFromString(kubeconfigYaml(url, as ?? token, caPem));

@@ -9,7 +9,7 @@ import { objectKey, type Obj, type StoreEvent } from './store.js';
 import { toTable } from './table.js';
 import { decodeProtobufObject } from './protobuf.js';
 import type { UserInfo } from './admission.js';
-import { forbiddenError, requestAttributes } from './rbac.js';
+import { forbiddenError, requestAttributes, type RequestAttributes } from './rbac.js';
 import { openApiV3Doc, openApiV3Index, hashOf, openApiV2 } from './openapi.js';
 
 /** A scripted failure: the next `times` matching requests get this error instead of being served. */
@@ -23,6 +23,9 @@ export interface Fault {
   retryAfterSeconds?: number;
   times?: number;
 }
+
+/** A request authorization refused: its attributes and the 403 message. */
+export type Denial = RequestAttributes & { message: string };
 
 const REASONS: Record<number, string> = {
   400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict', 410: 'Expired',
@@ -132,6 +135,8 @@ function writeOptions(q: URLSearchParams, subresource: string | undefined): Writ
 export class Handler {
   private watches = new Set<ServerResponse>();
   readonly faults: Fault[] = [];
+  /** Requests refused by authorization (the latest 10,000), for tests of least privilege. */
+  readonly denials: Denial[] = [];
   private viewCache = new WeakMap<StoreEvent, Map<string, string>>();
 
   constructor(private readonly api: Api, private readonly opts: ServerOptions) {}
@@ -184,7 +189,12 @@ export class Handler {
     // authorization comes before anything else looks at the request (routing, admission)
     const attrs = requestAttributes(method, url.pathname, url.searchParams, user);
     const decision = this.api.authorize(attrs);
-    if (!decision.allowed) return sendError(res, forbiddenError(attrs, decision.reason));
+    if (!decision.allowed) {
+      const err = forbiddenError(attrs, decision.reason);
+      this.denials.push({ ...attrs, message: err.message });
+      if (this.denials.length > 10_000) this.denials.splice(0, this.denials.length - 10_000);
+      return sendError(res, err);
+    }
 
     const aggregated = /g=apidiscovery\.k8s\.io;\s*v=v2;\s*as=APIGroupDiscoveryList/.test(req.headers.accept ?? '');
     if ((path === '/api' || path === '/apis') && aggregated) {
