@@ -1,6 +1,9 @@
+import { ruleAllows as emulatorRuleAllows } from '../../hack/kube-emulator/rbac.js';
+
 /**
- * A small evaluator of Kubernetes RBAC rules (the authorizer's matching, without aggregation), so the
- * tests can ask "may this role do X?" as well as compare the exact rule set.
+ * Static questions about RBAC rules, so the tests can ask "may this role do X?" as well as compare the
+ * exact rule set. Matching is the emulator's authorizer's (hack/kube-emulator/rbac.ts): wildcards, a status subresource of any resource,
+ * resourceNames (never matching a request without a name: create, plain list).
  */
 
 export interface PolicyRule {
@@ -18,17 +21,12 @@ export interface Request {
   name?: string;
 }
 
-const has = (list: string[] | undefined, v: string) => !!list && (list.includes('*') || list.includes(v));
-
+/** One rule against one request, with the API server's matching (the emulator's RBAC authorizer). */
 export function ruleAllows(rule: PolicyRule, req: Request): boolean {
-  if (!has(rule.verbs, req.verb)) return false;
-  if (!has(rule.apiGroups, req.group)) return false;
-  const [base] = req.resource.split('/');
-  const resourceOK = has(rule.resources, req.resource) || (req.resource.includes('/') && rule.resources?.includes(`${base}/*`)) ||
-    (!req.resource.includes('/') && rule.resources?.includes('*/*'));
-  if (!resourceOK) return false;
-  if (rule.resourceNames && rule.resourceNames.length > 0) return req.name !== undefined && rule.resourceNames.includes(req.name);
-  return true;
+  const [resource = '', subresource = ''] = req.resource.split('/');
+  return emulatorRuleAllows(rule, {
+    user: '', groups: [], verb: req.verb, resourceRequest: true, apiGroup: req.group, resource, subresource, name: req.name ?? '', namespace: '', path: '',
+  });
 }
 
 export const allows = (rules: PolicyRule[], req: Request): boolean => rules.some((r) => ruleAllows(r, req));
