@@ -49,3 +49,22 @@ test('main.ts: bad flags exit 2 with the reason', async (t) => {
   await t.throwsAsync(firstLine, { message: /--port: Invalid input: expected number/ });
   t.is(await exited, 2);
 });
+
+test('main.ts: --authorization-mode AlwaysAllow lets any authenticated user do anything; a bad mode exits 2', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kube-emu-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const { p, firstLine } = start(['--port', '0', '--no-tls', '--token', 'admin', '--kubeconfig-out', join(dir, 'kc'), '--authorization-mode', 'AlwaysAllow']);
+  t.teardown(() => { if (p.exitCode === null) p.kill('SIGKILL'); });
+  const { url } = JSON.parse(await firstLine);
+  const as = (token: string, method: string, path: string, body?: unknown) => fetch(`${url}${path}`, {
+    method, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  t.is((await as('admin', 'POST', '/api/v1/namespaces/default/serviceaccounts', { metadata: { name: 'bot' } })).status, 201);
+  const tr = await (await as('admin', 'POST', '/api/v1/namespaces/default/serviceaccounts/bot/token', { spec: {} })).json() as { status: { token: string } };
+  t.is((await as(tr.status.token, 'GET', '/api/v1/namespaces/kube-system/secrets')).status, 200);
+  const review = await (await as(tr.status.token, 'POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', { spec: { resourceAttributes: { verb: 'delete', resource: 'nodes' } } })).json() as { status: { allowed: boolean } };
+  t.true(review.status.allowed);
+  const bad = start(['--authorization-mode', 'Webhook']);
+  await t.throwsAsync(bad.firstLine, { message: /--authorization-mode/ });
+  t.is(await bad.exited, 2);
+});

@@ -198,3 +198,37 @@ test('the bootstrap policy: cluster-admin for system:masters, discovery and self
   t.true(authorize(p, req({ user: 'x', groups: ['system:unauthenticated'], verb: 'get', resourceRequest: false, path: '/version' })).allowed);
   for (const o of objs) t.is(o.metadata.labels['kubernetes.io/bootstrapping'], 'rbac-defaults');
 });
+
+test('over HTTP: RBAC by default, 403 before routing, discovery for all, grants take effect at once; AlwaysAllow', async (t) => {
+  const { withEmulator, call, grant } = await import('./testing.js');
+  const emu = await withEmulator(t, { tls: false, users: [{ token: 'ann-token', username: 'ann', groups: ['devs'] }] });
+  const as = (m: string, p: string, b?: unknown) => call(emu, m, p, b, {}, 'ann-token');
+  t.is((await as('GET', '/apis')).status, 200, 'system:discovery');
+  t.is((await as('GET', '/api/v1')).status, 200);
+  t.is((await as('GET', '/openapi/v3')).status, 200);
+  const secrets = await as('GET', '/api/v1/namespaces/default/secrets');
+  t.is(secrets.status, 403);
+  t.deepEqual(secrets.json, {
+    kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'Forbidden', code: 403,
+    message: 'secrets is forbidden: User "ann" cannot list resource "secrets" in API group "" in the namespace "default"', details: { kind: 'secrets' },
+  });
+  t.regex((await as('GET', '/api/v1/namespaces/default/secrets?watch=1')).json.message, /cannot watch resource "secrets"/);
+  t.regex((await as('GET', '/api/v1/namespaces/default/nosuchthings')).json.message, /nosuchthings is forbidden/, 'authorization comes before routing (no 404 leak)');
+  t.is((await call(emu, 'GET', '/api/v1/namespaces/default/nosuchthings')).status, 404);
+  await grant(emu, 'ann-secrets', 'ann', [{ apiGroups: [''], resources: ['secrets'], verbs: ['list'] }], 'default');
+  t.is((await as('GET', '/api/v1/namespaces/default/secrets')).status, 200, 'a new RoleBinding applies to the next request');
+  t.is((await as('GET', '/api/v1/namespaces/kube-system/secrets')).status, 403);
+  const ssar = await as('POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', { spec: { resourceAttributes: { namespace: 'default', verb: 'list', resource: 'secrets' } } });
+  t.like(ssar.json, { kind: 'SelfSubjectAccessReview', status: { allowed: true, reason: 'RBAC: allowed by RoleBinding "ann-secrets/default" of Role "ann-secrets" to User "ann"' } });
+  const rules = await as('POST', '/apis/authorization.k8s.io/v1/selfsubjectrulesreviews', { spec: { namespace: 'default' } });
+  t.true(rules.json.status.resourceRules.some((r: Obj) => r.resources.includes('secrets')));
+  t.is((await as('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', { spec: { user: 'x', resourceAttributes: { verb: 'get', resource: 'pods' } } })).status, 403, 'asking about others needs a grant');
+  const local = await call(emu, 'POST', '/apis/authorization.k8s.io/v1/namespaces/default/localsubjectaccessreviews', { spec: { user: 'ann', groups: ['devs'], resourceAttributes: { verb: 'list', resource: 'secrets' } } });
+  t.like(local.json, { status: { allowed: true } });
+  const nonRes = await call(emu, 'POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', { spec: { user: 'ann', groups: ['system:authenticated'], nonResourceAttributes: { verb: 'get', path: '/metrics' } } });
+  t.deepEqual(nonRes.json.status, { allowed: false });
+
+  const open = await withEmulator(t, { tls: false, authorization: 'AlwaysAllow', users: [{ token: 'u', username: 'anyone' }] });
+  t.is((await call(open, 'GET', '/api/v1/namespaces/kube-system/secrets', undefined, {}, 'u')).status, 200);
+  t.like((await call(open, 'POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', { spec: { resourceAttributes: { verb: 'delete', resource: 'nodes' } } }, {}, 'u')).json, { status: { allowed: true } });
+});
