@@ -16,8 +16,8 @@ COPY hack hack
 COPY e2e e2e
 COPY deploy deploy
 # Emit JavaScript even if a type error slips in elsewhere in the tree; `npm run typecheck` guards types.
+# (One tsconfig covers deploy/ too.)
 RUN npx tsc -p tsconfig.json --outDir dist --noEmitOnError false --sourceMap false \
- && npx tsc -p deploy/tsconfig.json --outDir dist --noEmitOnError false --sourceMap false \
  && make -C node-plugin/cni
 
 FROM node:20-bookworm-slim AS deps
@@ -26,8 +26,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev
 
 FROM node:20-bookworm-slim
-# What the node agent runs: ip, bridge (iproute2), iptables, sysctl (procps), nsenter (util-linux), modprobe (kmod).
-RUN apt-get update && apt-get install -y --no-install-recommends iproute2 iptables procps util-linux kmod \
+# What the node agent runs: ip (iproute2), iptables, nsenter (util-linux); modprobe (kmod) for the DaemonSet's
+# load-br-netfilter init container. Sysctls are written as files (sh, tee and grep come with the base image).
+RUN apt-get update && apt-get install -y --no-install-recommends iproute2 iptables util-linux kmod \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json ./

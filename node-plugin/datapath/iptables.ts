@@ -4,8 +4,13 @@
  * chose). Same detection as kube-proxy's iptables wrapper: kubelet's marker chains (KUBE-IPTABLES-HINT,
  * KUBE-KUBELET-CANARY in mangle) say which backend is in use; without them, the system default
  * (`iptables` alternative: nf_tables on Debian 12). PODVNET_IPTABLES_BACKEND=nft|legacy overrides.
+ *
+ * iptables-legacy needs CAP_NET_RAW (it talks to the kernel through a raw socket), iptables-nft only
+ * CAP_NET_ADMIN (netlink). Without CAP_NET_RAW the legacy probe is refused rather than empty; taking that
+ * for "no hint" would silently program nft on a node whose kube-proxy uses legacy, so it is an error.
  */
 import { runRaw, type Netns } from './exec.js';
+import { DatapathError } from './types.js';
 
 export type Backend = 'nft' | 'legacy';
 
@@ -14,7 +19,8 @@ export const iptablesRestoreCmd = (b: Backend): string => `iptables-${b}-restore
 
 const DETECT = [
   'for b in nft legacy; do for c in KUBE-IPTABLES-HINT KUBE-KUBELET-CANARY; do',
-  '  iptables-$b -w 5 -t mangle -S $c >/dev/null 2>&1 && { echo "hint $b"; exit 0; }',
+  '  if err=$(iptables-$b -w 5 -t mangle -S $c 2>&1 >/dev/null); then echo "hint $b"; exit 0; fi',
+  '  case $err in *"Permission denied"*) echo "denied $b";; esac',
   'done; done',
   'iptables --version',
 ].join('\n');
@@ -24,6 +30,11 @@ export function parseBackend(output: string, override?: string): Backend {
   if (override === 'nft' || override === 'legacy') return override;
   const hint = /^hint (nft|legacy)$/m.exec(output);
   if (hint) return hint[1] as Backend;
+  const denied = /^denied (nft|legacy)$/m.exec(output);
+  if (denied) {
+    throw new DatapathError(`cannot tell which iptables backend kube-proxy uses: reading the ${denied[1]} tables was refused` +
+      ` (iptables-${denied[1]} needs ${denied[1] === 'legacy' ? 'CAP_NET_ADMIN and CAP_NET_RAW' : 'CAP_NET_ADMIN'})`);
+  }
   return /\(legacy\)/.test(output) ? 'legacy' : 'nft';
 }
 
