@@ -12,10 +12,18 @@ export async function ping(ns: string, ip: string, timeoutSec = 1): Promise<bool
   return r.code === 0;
 }
 
-/** Like ping, but retries (ARP and the first packet can lose a race with set-up elsewhere). */
-export async function pingEventually(ns: string, ip: string, tries = 3): Promise<boolean> {
-  for (let i = 0; i < tries; i++) if (await ping(ns, ip)) return true;
-  return false;
+/**
+ * Like ping, but retries until about `timeoutMs` has passed: ARP across the fabric and the first packet
+ * can lose a race with set-up elsewhere, and on a loaded machine a reply can take longer than one
+ * ping's wait. False only if no echo was answered by the deadline. For "is NOT reachable" use `ping`.
+ */
+export async function pingEventually(ns: string, ip: string, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await ping(ns, ip, 2)) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((res) => setTimeout(res, 100));
+  }
 }
 
 export interface PeerServer { port: number; stop(): void }
