@@ -218,6 +218,13 @@ subjects: [{kind: ServiceAccount, name: bot, namespace: team}]
   t.regex(r.stdout, /configmaps\s+\[\]\s+\[\]\s+\[get list watch\]/);
   t.regex(r.stdout, /secrets\s+\[\]\s+\[visible\]\s+\[get\]/);
   t.regex(r.stdout, /selfsubjectaccessreviews\.authorization\.k8s\.io/);
+  // impersonation (--as): the admin may; the bot may not
+  t.is((await kubectl(emu, ['auth', 'can-i', 'list', 'configmaps', '-n', 'team', `--as=${SA}`])).stdout.trim(), 'yes');
+  t.is((await kubectl(emu, ['auth', 'can-i', 'list', 'configmaps', '-n', 'default', `--as=${SA}`])).stdout.trim(), 'no');
+  r = await kubectl(emu, ['get', 'secrets', '-n', 'team', '--as=jane', '--as-group=ops']);
+  t.is(r.stderr.trim(), 'Error from server (Forbidden): secrets is forbidden: User "jane" cannot list resource "secrets" in API group "" in the namespace "team"');
+  r = await as(['get', 'configmaps', '-n', 'team', '--as=kubernetes-admin']);
+  t.is(r.stderr.trim(), `Error from server (Forbidden): users "kubernetes-admin" is forbidden: User "${SA}" cannot impersonate resource "users" in API group "" at the cluster scope`);
   // the admin (system:masters) may do anything; SubjectAccessReview asks about someone else
   t.is((await kubectl(emu, ['auth', 'can-i', 'delete', 'nodes'])).stdout.trim(), 'yes');
   const sar = `{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{"user":"${SA}","groups":["system:serviceaccounts","system:authenticated"],"resourceAttributes":{"namespace":"team","verb":"watch","resource":"configmaps"}}}`;

@@ -2,7 +2,7 @@
 // bindings, the 403 wording, rules reviews. Tables, each row a request and the expected decision.
 import test from 'ava';
 import {
-  authorize, bootstrapPolicy, forbiddenError, policyOf, requestAttributes, rulesFor, ruleAllows, subjectMatches,
+  authorize, bootstrapPolicy, forbiddenError, impersonate, impersonationOf, policyOf, requestAttributes, rulesFor, ruleAllows, subjectMatches,
   type RequestAttributes,
 } from './rbac.js';
 
@@ -231,4 +231,26 @@ test('over HTTP: RBAC by default, 403 before routing, discovery for all, grants 
   const open = await withEmulator(t, { tls: false, authorization: 'AlwaysAllow', users: [{ token: 'u', username: 'anyone' }] });
   t.is((await call(open, 'GET', '/api/v1/namespaces/kube-system/secrets', undefined, {}, 'u')).status, 200);
   t.like((await call(open, 'POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', { spec: { resourceAttributes: { verb: 'delete', resource: 'nodes' } } }, {}, 'u')).json, { status: { allowed: true } });
+});
+
+test('impersonation: needs the impersonate verb on users, service accounts (in their namespace) and groups', (t) => {
+  const p = policyOf([
+    cr('as-bots', [{ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['impersonate'] }]),
+    rb('ci', 'ops-as-bots', 'ClusterRole', 'as-bots', [user('ops')]),
+    cr('as-jane', [{ apiGroups: [''], resources: ['users'], resourceNames: ['jane'], verbs: ['impersonate'] }, { apiGroups: [''], resources: ['groups'], resourceNames: ['qa'], verbs: ['impersonate'] }]),
+    crb('ops-as-jane', 'as-jane', [user('ops')]),
+  ]);
+  const az = (a: RequestAttributes) => authorize(p, a);
+  const ops = { username: 'ops', groups: ['system:authenticated'] };
+  t.deepEqual(impersonate(az, ops, { user: 'system:serviceaccount:ci:bot', groups: [] }), {
+    user: { username: 'system:serviceaccount:ci:bot', groups: ['system:serviceaccounts', 'system:serviceaccounts:ci', 'system:authenticated'] },
+  });
+  const other = impersonate(az, ops, { user: 'system:serviceaccount:prod:bot', groups: [] });
+  t.true('denied' in other && other.denied.message === 'serviceaccounts "bot" is forbidden: User "ops" cannot impersonate resource "serviceaccounts" in API group "" in the namespace "prod"');
+  t.deepEqual(impersonate(az, ops, { user: 'jane', groups: ['qa'] }), { user: { username: 'jane', groups: ['qa', 'system:authenticated'] } });
+  const group = impersonate(az, ops, { user: 'jane', groups: ['system:masters'] });
+  t.true('denied' in group && group.denied.message === 'groups "system:masters" is forbidden: User "ops" cannot impersonate resource "groups" in API group "" at the cluster scope');
+  t.true('denied' in impersonate(az, ops, { user: 'john', groups: [] }));
+  t.deepEqual(impersonationOf({ 'impersonate-user': 'jane', 'impersonate-group': ['a', 'b'] }), { user: 'jane', groups: ['a', 'b'] });
+  t.is(impersonationOf({ authorization: 'Bearer x' }), undefined);
 });

@@ -347,3 +347,45 @@ export function bootstrapPolicy(): Obj[] {
     clusterRoleBinding('system:basic-user', 'system:basic-user', ['system:authenticated']),
   ];
 }
+
+// ---------- impersonation ----------
+
+export interface Impersonation {
+  user?: string;
+  groups: string[];
+}
+
+/** The Impersonate-User / Impersonate-Group headers of a request (none: undefined). */
+export function impersonationOf(headers: Record<string, string | string[] | undefined>): Impersonation | undefined {
+  const all = (h: string | string[] | undefined): string[] => (h === undefined ? [] : Array.isArray(h) ? h : h.split(',').map((x) => x.trim()).filter(Boolean));
+  const user = all(headers['impersonate-user'])[0];
+  const groups = all(headers['impersonate-group']);
+  if (user === undefined && !groups.length) return undefined;
+  return { user, groups };
+}
+
+/**
+ * Acting as someone else (kubectl --as / --as-group): the requester needs `impersonate` on users (or
+ * serviceaccounts, in the account's namespace) and on each group. Returns the identity requests then run
+ * as (with system:authenticated, and the service-account groups for a service account), or the denial.
+ */
+export function impersonate(
+  authorizer: (a: RequestAttributes) => Decision, requester: { username: string; groups?: string[] }, imp: Impersonation,
+): { user: { username: string; groups: string[] } } | { denied: ApiError } {
+  const base = { user: requester.username, groups: requester.groups ?? [], verb: 'impersonate', resourceRequest: true, apiGroup: '', subresource: '', path: '' };
+  if (!imp.user) return { denied: new ApiError(500, 'InternalError', `Internal error occurred: requested groups ${imp.groups.join(', ')} without impersonating a user`) };
+  const checks: RequestAttributes[] = [];
+  const sa = imp.user.match(/^system:serviceaccount:([^:]+):([^:]+)$/);
+  const groups = [...imp.groups];
+  if (sa) {
+    checks.push({ ...base, resource: 'serviceaccounts', name: sa[2]!, namespace: sa[1]! });
+    if (!imp.groups.length) groups.push('system:serviceaccounts', `system:serviceaccounts:${sa[1]}`);
+  } else checks.push({ ...base, resource: 'users', name: imp.user, namespace: '' });
+  for (const g of imp.groups) checks.push({ ...base, resource: 'groups', name: g, namespace: '' });
+  for (const a of checks) {
+    const d = authorizer(a);
+    if (!d.allowed) return { denied: forbiddenError(a, d.reason) };
+  }
+  if (imp.user !== 'system:anonymous' && !groups.includes('system:authenticated')) groups.push('system:authenticated');
+  return { user: { username: imp.user, groups } };
+}

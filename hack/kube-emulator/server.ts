@@ -9,7 +9,7 @@ import { objectKey, type Obj, type StoreEvent } from './store.js';
 import { toTable } from './table.js';
 import { decodeProtobufObject } from './protobuf.js';
 import type { UserInfo } from './admission.js';
-import { forbiddenError, requestAttributes, type RequestAttributes } from './rbac.js';
+import { forbiddenError, impersonate, impersonationOf, requestAttributes, type RequestAttributes } from './rbac.js';
 import { openApiV3Doc, openApiV3Index, hashOf, openApiV2 } from './openapi.js';
 
 /** A scripted failure: the next `times` matching requests get this error instead of being served. */
@@ -175,8 +175,15 @@ export class Handler {
     const path = url.pathname.replace(/\/+$/, '') || '/';
     if (['/healthz', '/livez', '/readyz'].includes(path)) return send(res, 200, 'ok', [], 'text/plain; charset=utf-8');
     if (path === '/version') return send(res, 200, VERSION_INFO);
-    const user = this.authenticate(req);
-    if (!user) return sendError(res, unauthorized());
+    const authenticated = this.authenticate(req);
+    if (!authenticated) return sendError(res, unauthorized());
+    let user: UserInfo = authenticated;
+    const imp = impersonationOf(req.headers);
+    if (imp) {
+      const r = impersonate((a) => this.api.authorize(a), authenticated, imp);
+      if ('denied' in r) return sendError(res, r.denied);
+      user = r.user;
+    }
     const parts = path.split('/').filter(Boolean);
     const method = req.method ?? 'GET';
     const fault = this.takeFault(method, path);

@@ -88,6 +88,11 @@ async function main(): Promise<number> {
     expect(await pingEventually(a.netns, c.ip), 'pods that stayed keep talking');
     console.log(indent(await sandbox.kubectl(['get', 'nodeipallocations'])));
 
+    step('Least privilege: the controller and the agents ran with their own service accounts (deploy/base RBAC)');
+    const denied = sandbox.kube.denials.filter((d) => d.user.startsWith('system:serviceaccount:podvnet-system:'));
+    for (const d of denied.slice(0, 5)) info(d.message);
+    expect(denied.length === 0, 'the API server refused none of their requests');
+
     if (flags.keep) {
       step('Left running (Ctrl-C to stop and clean up)');
       info(`kubectl --kubeconfig ${sandbox.kube.kubeconfigPath} get nipp,nipa`);

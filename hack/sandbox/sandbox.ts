@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { AzureEmulator, type ScenarioNode } from '../azure-emulator/index.js';
-import { startKubeEmulator, type KubeEmulator } from '../kube-emulator/index.js';
+import { kubeconfigYaml, startKubeEmulator, type KubeEmulator } from '../kube-emulator/index.js';
+import { build } from '../../deploy/lib/manifests.js';
 import { Fabric, type SimHost, type SimVM } from '../../node-plugin/datapath/fabric-sim.js';
 import { FORWARDER, buildForwarder, invokePlugin, type CniCall } from '../../node-plugin/agent/testing.js';
 import { API_GROUP_VERSION } from '../../crds/api/index.js';
@@ -21,6 +22,10 @@ import { cidrContains, formatCIDR, parseCIDR, type CIDR } from '../../crds/ipv4.
  */
 
 const execFileP = promisify(execFile);
+
+/** What deploy/base declares about identities and their rights: applied so every component runs least-privileged. */
+const ACCESS_KINDS = new Set(['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+const PODVNET_NAMESPACE = 'podvnet-system';
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface SandboxOptions {
@@ -138,25 +143,35 @@ export class Sandbox {
       await kubectl(['apply', '-f', path.join(repo, 'crds/podvnet.io_nodeippools.yaml'), '-f', path.join(repo, 'crds/podvnet.io_nodeipallocations.yaml')]);
       await kubectl(['apply', '-f', '-'], machines.map((m) => stringify(nodeManifest(m))).join('---\n'));
       await kubectl(['apply', '-f', '-'], stringify(poolManifest(subnetID, opts.pool)));
+      say('applying deploy/base\'s service accounts, RBAC and admission policy (the API emulator enforces RBAC)');
+      await kubectl(['apply', '--server-side', '-f', '-'], build('deploy/base').filter((o) => ACCESS_KINDS.has(o.kind)).map((o) => stringify(o)).join('---\n'));
+      // each component gets a kubeconfig with its own service account's token, never the admin's
+      const kubeconfigAs = (name: string, token: string): string => {
+        const file = path.join(workDir, `kubeconfig-${name}`);
+        writeFileSync(file, kubeconfigYaml(kube.url, token, kube.caPem), { mode: 0o600 });
+        return file;
+      };
 
       const nodes: SandboxNode[] = [];
       sandbox = new Sandbox(azure, kube, fabric, nodes, outsideHost, vnetHost, workDir, logDir, podSubnet ?? SANDBOX_NETWORK.nodeSubnet, subnetID, stopFabricSync);
-      say('starting the real controller (leader election off: one replica)');
+      say(`starting the real controller (leader election off: one replica) as ${PODVNET_NAMESPACE}/podvnet-controller`);
       const caFile = path.join(workDir, 'azure-ca.pem');
       writeFileSync(caFile, azure.ca);
       sandbox.startProcess('controller', [path.join(repo, 'controllers/main.ts'),
-        '--kubeconfig', kube.kubeconfigPath, '--azure-endpoint', azure.url, '--azure-ca-file', caFile,
+        '--kubeconfig', kubeconfigAs('controller', kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-controller')),
+        '--azure-endpoint', azure.url, '--azure-ca-file', caFile,
         '--credential', 'emulator', '--http-port', '0', '--http-host', '127.0.0.1', '--leader-elect', 'false',
         '--event-namespace', 'default', '--poll-interval-ms', '50']);
 
-      say(`starting one node agent per VM (${machines.length}), each driving the datapath inside its VM's namespace`);
+      say(`starting one node agent per VM (${machines.length}), each driving the datapath inside its VM's namespace, as ${PODVNET_NAMESPACE}/podvnet-node with a token bound to its node`);
       for (const m of machines) {
         const vm = vms.get(m.nodeName)!;
         const dir = path.join(workDir, m.nodeName);
         mkdirSync(dir, { recursive: true });
         const socket = path.join(dir, 'agent.sock');
         const agent = sandbox.startProcess(`agent-${m.nodeName}`, [path.join(repo, 'node-plugin/agent/main.ts'),
-          '--node-name', m.nodeName, '--kubeconfig', kube.kubeconfigPath, '--host-netns', vm.netnsPath,
+          '--node-name', m.nodeName, '--kubeconfig', kubeconfigAs(`agent-${m.nodeName}`, kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-node', { nodeName: m.nodeName })),
+          '--host-netns', vm.netnsPath,
           '--socket', socket, '--cnm-socket=', '--state-dir', path.join(dir, 'state'), '--metrics-address', '127.0.0.1:0',
           '--cooldown-ms', '1000', '--sync-interval-ms', '200']);
         nodes.push({ name: m.nodeName, azure: m, vm, socket, agent });
