@@ -51,8 +51,9 @@ export function explain(errno: string, root: string, key: string): string {
         ? `${root} is read-only in this container; mount the host's /proc/sys/net at ${SUGGESTED_PROC_SYS_ROOT}/net (hostPath) and set procSysRoot to ${SUGGESTED_PROC_SYS_ROOT} (--proc-sys-root)`
         : `${root}/net is mounted read-only; mount the host's /proc/sys/net there read-write`;
     case 'EPERM':
+      return 'the kernel refused: network sysctls need CAP_NET_ADMIN';
     case 'EACCES':
-      return 'the kernel refused: network sysctls need uid 0 and CAP_NET_ADMIN';
+      return 'permission denied: the agent must run as uid 0, and no AppArmor or SELinux policy may deny the write';
     case 'ENOENT':
     case 'ENOTDIR':
       if (key.startsWith('net/bridge/')) return 'no such key: br_netfilter is not loaded';
