@@ -1,5 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -176,6 +176,8 @@ export class Sandbox {
           '--cooldown-ms', '1000', '--sync-interval-ms', '200']);
         nodes.push({ name: m.nodeName, azure: m, vm, socket, agent });
       }
+      // the agents listen once they have loaded their state; a runtime would not schedule pods before
+      await sandbox.waitFor('every agent\'s CNI socket', async () => nodes.every((n) => existsSync(n.socket)), 60_000);
       return sandbox;
     } catch (e) {
       if (sandbox) await sandbox.close();
