@@ -124,8 +124,9 @@ export async function writeSysctls(ns: Netns, root: string, values: Record<strin
       }
     }
   } else {
-    // One process in the node's namespace writes every file; tee reports "tee: <file>: <strerror>".
-    const script = 'rc=0\nwhile [ $# -ge 2 ]; do\n  tee -- "$1" >/dev/null <<EOF || rc=1\n$2\nEOF\n  shift 2\ndone\nexit $rc\n';
+    // One sh in the node's namespace writes every file (printf is a builtin, tee one process per key);
+    // tee reports "tee: <file>: <strerror>".
+    const script = 'rc=0\nwhile [ $# -ge 2 ]; do\n  printf \'%s\\n\' "$2" | tee -- "$1" >/dev/null || rc=1\n  shift 2\ndone\nexit $rc\n';
     const r = await runRaw(ns, ['sh', '-c', script, 'sh', ...entries.flatMap((e) => [e.file, e.value])]);
     if (r.code !== 0) {
       const lines = r.stderr.split('\n');
