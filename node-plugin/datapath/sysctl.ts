@@ -8,7 +8,7 @@
  *
  * When the node is our own namespace (production), the files are written in-process with node:fs (no
  * process at all). When it is another namespace (tests, sandbox: a simulated VM), one `sh` runs inside
- * it and writes every file with tee, whose messages carry the errno text.
+ * it and writes every file (a failed write is retried with tee, whose message carries the errno text).
  *
  * Keys are relative paths under the root such as `net/ipv4/conf/podvnet0/proxy_arp` ('/' separators,
  * so interface names with dots need no escaping).
@@ -124,9 +124,17 @@ export async function writeSysctls(ns: Netns, root: string, values: Record<strin
       }
     }
   } else {
-    // One sh in the node's namespace writes every file (printf is a builtin, tee one process per key);
-    // tee reports "tee: <file>: <strerror>".
-    const script = 'rc=0\nwhile [ $# -ge 2 ]; do\n  printf \'%s\\n\' "$2" | tee -- "$1" >/dev/null || rc=1\n  shift 2\ndone\nexit $rc\n';
+    // One sh in the node's namespace writes every file with its builtin printf (no further process).
+    // A write that fails is retried through tee, whose message carries the errno text ("tee: <file>:
+    // <strerror>"), which sh's does not for a failed write.
+    const script = [
+      'rc=0',
+      'while [ $# -ge 2 ]; do',
+      '  if ! { printf \'%s\\n\' "$2" >"$1"; } 2>/dev/null; then printf \'%s\\n\' "$2" | tee -- "$1" >/dev/null || rc=1; fi',
+      '  shift 2',
+      'done',
+      'exit $rc',
+    ].join('\n');
     const r = await runRaw(ns, ['sh', '-c', script, 'sh', ...entries.flatMap((e) => [e.file, e.value])]);
     if (r.code !== 0) {
       const lines = r.stderr.split('\n');
