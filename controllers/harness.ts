@@ -63,7 +63,12 @@ export async function applyCRDs(client: KubeClient): Promise<void> {
   }
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, everyMs = 25): Promise<T> {
+/**
+ * Polls `probe` until it returns something other than undefined or false, and returns that. The deadline
+ * is generous on purpose (a loaded 2-core CI machine runs many emulators at once): a passing test never
+ * waits for it, a failing one says what it waited for and the probe's last error.
+ */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 25): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -75,6 +80,23 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/**
+ * Waits until `count()` has not changed for `quietMs` (work in flight has settled), and returns the
+ * settled value. Fails if it keeps changing until the deadline: a hot loop does not pass for quiet.
+ */
+export async function waitForQuiet(what: string, count: () => number, quietMs = 500, timeoutMs = 30_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let last = count();
+  let since = Date.now();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 25));
+    const now = count();
+    if (now !== last) { last = now; since = Date.now(); }
+    else if (Date.now() - since >= quietMs) return now;
+    if (Date.now() > deadline) throw new Error(`${what} never settled for ${quietMs} ms within ${timeoutMs} ms (now ${now})`);
   }
 }
 

@@ -34,7 +34,10 @@ test('failures retry with growing backoff; success resets it; requeueAfter sched
   }, { concurrency: 1, baseDelayMs: 20, maxDelayMs: 1000 });
   q.start();
   q.add('k');
-  await sleep(400);
+  // 20 + 40 + 80 + 40 ms of delays: nominally done in under 200 ms, but timers run late on a loaded
+  // machine, so wait for the fifth run (with a deadline), then make sure no sixth follows.
+  for (const deadline = Date.now() + 10_000; times.length < 5 && Date.now() < deadline;) await sleep(10);
+  await sleep(100);
   t.is(times.length, 5);
   const gaps = times.slice(1).map((x, i) => x - times[i]!);
   t.true(gaps[0]! >= 18 && gaps[1]! >= 38 && gaps[2]! >= 78, `backoff 20/40/80: ${gaps}`);
