@@ -16,3 +16,19 @@ export async function kubeWithCrds(t: { teardown(fn: () => Promise<void>): void 
   }
   return { emu, kc, co: kc.makeApiClient(k8s.CustomObjectsApi) };
 }
+
+/**
+ * A KubeConfig for the node agent on `nodeName` as it runs in a cluster: service account
+ * podvnet-system/podvnet-node with a token carrying the node claim, holding exactly the agent's grants
+ * from deploy/base (ClusterRole podvnet-node and its binding, applied here) under the emulator's RBAC.
+ * Requests beyond them get the API server's 403; `emu.denials` lists them.
+ */
+export async function agentKubeConfig(emu: KubeEmulator, nodeName: string): Promise<k8s.KubeConfig> {
+  const rbac = emu.kubeConfig().makeApiClient(k8s.RbacAuthorizationV1Api);
+  const docs = YAML.parseAllDocuments(await readFile(path.join(REPO_ROOT, 'deploy/base/cluster/node-rbac.yaml'), 'utf8')).map((d) => d.toJSON());
+  for (const d of docs) {
+    if (d.kind === 'ClusterRole') await rbac.createClusterRole({ body: d }).catch((e: { code?: number }) => { if (e.code !== 409) throw e; });
+    if (d.kind === 'ClusterRoleBinding') await rbac.createClusterRoleBinding({ body: d }).catch((e: { code?: number }) => { if (e.code !== 409) throw e; });
+  }
+  return emu.kubeConfig(emu.serviceAccountToken('podvnet-system', 'podvnet-node', { nodeName }));
+}
