@@ -139,11 +139,15 @@ export async function importBusybox(d: DockerDaemon, tag: string): Promise<void>
 }
 
 /**
- * `ping` from inside a container, up to `attempts` single probes (a loaded CI machine can lose the first
- * to a slow ARP answer); resolves with the last attempt's result.
+ * `ping` from inside a container: single probes until one is answered or about `timeoutMs` has passed
+ * (a loaded CI machine can lose the first to a slow ARP answer, and `docker exec` itself is slow then);
+ * resolves with the last attempt's result.
  */
-export async function pingFrom(d: DockerDaemon, container: string, ip: string, attempts = 3): Promise<{ code: number; stdout: string; stderr: string }> {
-  let last = { code: -1, stdout: '', stderr: '' };
-  for (let i = 0; i < attempts && last.code !== 0; i++) last = await d.cli(['exec', container, 'ping', '-c', '1', '-W', '2', ip]);
-  return last;
+export async function pingFrom(d: DockerDaemon, container: string, ip: string, timeoutMs = 15_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const last = await d.cli(['exec', container, 'ping', '-c', '1', '-W', '2', ip]);
+    if (last.code === 0 || Date.now() > deadline) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
