@@ -24,7 +24,7 @@ import { build, find } from '../../deploy/lib/manifests.js';
 import { run, runRaw } from './exec.js';
 import { createFabric, type SimVM } from './fabric-sim.js';
 import type { NodeDiagnostics, NodeNetwork, PodInterface } from './index.js';
-import { ping, pingEventually } from './testkit.js';
+import { pingEventually } from './testkit.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, '..', '..');
@@ -161,7 +161,7 @@ async function lifecycle(c: Container, vm: SimVM, net: NodeNetwork, pods: PodInt
   if (fail) return fail;
   const [a, b] = pods.map((p) => p.netnsPath);
   if (!(await pingEventually(a!, pods[1]!.ip))) return { step: 'ping', message: 'pod a cannot reach pod b' };
-  if (!(await ping(b!, pods[0]!.ip))) return { step: 'ping', message: 'pod b cannot reach pod a' };
+  if (!(await pingEventually(b!, pods[0]!.ip))) return { step: 'ping', message: 'pod b cannot reach pod a' };
   if (!(await pingEventually(a!, vm.primaryIP))) return { step: 'ping', message: 'pod a cannot reach its node' };
   const problems = (await c.must<NodeDiagnostics>({ op: 'diagnostics', net })).problems;
   if (problems.length) return { step: 'diagnostics', message: problems.join('; ') };
