@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as datapath from '../node-plugin/datapath/index.js';
 import { startTestNode, type TestNode } from '../node-plugin/agent/testing.js';
 import { removePluginSpec, writePluginSpec } from '../node-plugin/cnm/index.js';
-import { findDockerd, importBusybox, pingFrom, startDockerd, tail, type DockerDaemon } from './docker-daemon.js';
+import { findDockerd, importBusybox, pingFrom, removeByName, startDockerd, tail, type DockerDaemon } from './docker-daemon.js';
 
 /**
  * The whole node plugin under a real dockerd: the agent process (its real address service, store and
@@ -106,7 +106,7 @@ if (typeof env === 'string') {
     t.regex(full.stderr, /no free IP for this container/);
     t.regex(full.stderr, /node vm1/, 'names the node');
     t.regex(full.stderr, /NodeIPPool/, 'says what to check');
-    await docker.cli(['rm', '-f', 'c3']);
+    await removeByName(docker, 'c3');
 
     // Restart the agent (and with it the CNM driver) while the containers run.
     const before = cnmAllocations().map((a) => `${a.containerId}=${a.ip}`).sort();

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as datapath from '../node-plugin/datapath/index.js';
 import { STATE_FILE } from '../node-plugin/cnm/state.js';
-import { pingFrom, startDockerd, tail } from './docker-daemon.js';
+import { pingFrom, removeByName, startDockerd, tail } from './docker-daemon.js';
 import { pingEventually } from '../node-plugin/datapath/testkit.js';
 import { IMAGE, NODE_IP, OUTSIDE_HOST_IP, POD_SUBNET, startDockerCnmEnv, VNET_HOST_IP } from './docker-env.js';
 
@@ -114,7 +114,7 @@ if (typeof env === 'string') {
     t.regex(full.stderr, /subnet 10\.61\.1\.0\/24/);
     t.regex(full.stderr, /node vm-node/);
     t.regex(full.stderr, /NodeIPPool's max IPs per node/);
-    await docker.cli(['rm', '-f', 'c3']);
+    await removeByName(docker, 'c3');
     t.is(pool.held.size, POD_IPS.length, 'the failed container holds no extra address');
 
     // Removing containers gives their addresses back; the next container can use one.
@@ -130,7 +130,7 @@ if (typeof env === 'string') {
     await docker.ok(['network', 'create', '--driver=bridge', '--subnet=172.31.9.0/24', 'other']);
     t.teardown(() => docker.cli(['network', 'rm', 'other']));
     await docker.ok(['run', '-d', '--stop-timeout=1', '--name', 'c5', '--net=other', IMAGE, 'sleep', '600']);
-    t.teardown(() => docker.cli(['rm', '-f', 'c5']));
+    t.teardown(() => removeByName(docker, 'c5')); // by exact name: it is gone by then, and "c5" is also an ID prefix
     const held = pool.held.size;
     await docker.ok(['network', 'connect', 'azure', 'c5']);
     const ip5 = JSON.parse(await docker.ok(['inspect', 'c5']))[0].NetworkSettings.Networks.azure.IPAddress as string;

@@ -139,6 +139,17 @@ export async function importBusybox(d: DockerDaemon, tag: string): Promise<void>
 }
 
 /**
+ * `docker rm -f` of the container with exactly this name, if there is one. A plain `docker rm -f c5` for a
+ * name that is already gone removes whichever container's ID starts with "c5" (IDs are hex and the daemon
+ * takes an ID prefix), so a test's cleanup could remove another of its containers (with three about, 1
+ * run in 85).
+ */
+export async function removeByName(d: DockerDaemon, name: string): Promise<void> {
+  const ids = (await d.ok(['ps', '-aq', '--no-trunc', '--filter', `name=^/?${name}$`])).split('\n').filter(Boolean);
+  if (ids.length) await d.ok(['rm', '-f', ...ids]);
+}
+
+/**
  * `ping` from inside a container: single probes until one is answered or about `timeoutMs` has passed
  * (a loaded CI machine can lose the first to a slow ARP answer, and `docker exec` itself is slow then);
  * resolves with the last attempt's result.
