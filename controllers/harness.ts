@@ -32,6 +32,7 @@ export interface WorldOptions {
 export interface World {
   azure: AzureEmulator;
   kube: KubeEmulator;
+  /** The admin (for setting up and inspecting); the controller itself runs as its service account with deploy/base's grants. */
   client: KubeClient;
   nodes: ScenarioNode[];
   subnets: Record<string, string>;
@@ -62,6 +63,32 @@ export async function applyCRDs(client: KubeClient): Promise<void> {
     }
   }
 }
+
+const RBAC_PATHS: Record<string, string> = {
+  ClusterRole: '/apis/rbac.authorization.k8s.io/v1/clusterroles',
+  ClusterRoleBinding: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+  Role: '/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles',
+  RoleBinding: '/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings',
+};
+
+/**
+ * The controller's grants exactly as deploy/base ships them (its ClusterRole, and the Role for events in
+ * `default`), so every integration test runs the controller under RBAC as its own service account: a
+ * request the deployed roles do not allow fails the test that makes it (and shows in `kube.denials`).
+ */
+export async function applyControllerRBAC(client: KubeClient): Promise<void> {
+  for (const file of ['cluster/controller-rbac.yaml', 'cluster/controller-events-rbac.yaml']) {
+    for (const doc of parseAllDocuments(readFileSync(fileURLToPath(new URL(`../deploy/base/${file}`, import.meta.url)), 'utf8'))) {
+      const obj = doc.toJS();
+      const path = RBAC_PATHS[obj.kind];
+      if (!path) throw new Error(`unexpected ${obj.kind} in deploy/base/${file}`);
+      await client.create(path.replace('{ns}', obj.metadata.namespace ?? 'default'), obj);
+    }
+  }
+}
+
+/** The identity the controller runs as in deploy/base. */
+export const CONTROLLER_SERVICE_ACCOUNT = { namespace: 'podvnet-system', name: 'podvnet-controller' } as const;
 
 /**
  * Polls `probe` until it returns something other than undefined or false, and returns that. The deadline
@@ -104,9 +131,12 @@ export async function startWorld(o: WorldOptions): Promise<World> {
   const log = o.log ?? pino({ level: process.env.PODVNET_TEST_LOG ?? 'silent' });
   const azure = await AzureEmulator.start({ config: { asyncDurationMs: 5, ...(o.azureConfig ?? {}) } });
   const kube = await startKubeEmulator();
+  // `client` is the admin (tests set up and inspect with it); the controller gets its own service account.
   const client = new KubeClient(kube.kubeConfig(), 128, CONTROLLER_FIELD_MANAGER);
+  const controllerClient = new KubeClient(kube.kubeConfig(kube.serviceAccountToken(CONTROLLER_SERVICE_ACCOUNT.namespace, CONTROLLER_SERVICE_ACCOUNT.name)), 128, CONTROLLER_FIELD_MANAGER);
   const agent = new KubeClient(kube.kubeConfig(), 16, AGENT_FIELD_MANAGER);
   await applyCRDs(client);
+  await applyControllerRBAC(client);
   const sc = azure.loadScenario(o.scenario);
   for (const [i, n] of sc.nodes.entries()) {
     await client.create(PATHS.nodes, {
@@ -127,7 +157,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     if (c.result === 'Throttled') metrics.throttles.inc();
   };
   const adapter = new ArmAdapter(armClientFactory(new EmulatorCredential(), { endpoint: azure.url, extra: { tlsOptions: { ca: azure.ca } } }), limiter, observe, o.pollIntervalMs ?? 10);
-  const makeController = () => new Controller(client, adapter, log, metrics, { retryBaseMs: 50, subnetFullBackoffMs: 300, poolStatusDelayMs: 100, ...(o.controller ?? {}) });
+  const makeController = () => new Controller(controllerClient, adapter, log, metrics, { retryBaseMs: 50, subnetFullBackoffMs: 300, poolStatusDelayMs: 100, ...(o.controller ?? {}) });
 
   const poolPath = (n: string) => `${PATHS.pools}/${n}`;
   const recordPath = (n: string) => `${PATHS.records}/${n}`;
@@ -168,8 +198,11 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     },
     async close() {
       if (running) await world.controller.stop();
+      const denied = kube.denials.map((d) => d.message);
       await kube.close();
       await azure.close();
+      // The controller retries a refused request quietly; a test must still fail when its grants fall short.
+      if (denied.length) throw new Error(`the API server refused ${denied.length} request(s) of the controller (deploy/base RBAC): ${[...new Set(denied)].join('; ')}`);
     },
   };
   if (o.startController !== false) await world.startController();
