@@ -15,6 +15,7 @@ import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { AzureEmulator } from '../hack/azure-emulator/index.js';
 import { kubeconfigYaml, startKubeEmulator, type KubeEmulator } from '../hack/kube-emulator/index.js';
+import { waitFor } from '../controllers/harness.js';
 import { KubeClient, PATHS, KubeError } from '../controllers/kube.js';
 import { run } from '../controllers/main.js';
 import { KubeRecordSource } from '../node-plugin/agent/record-source.js';
@@ -27,19 +28,6 @@ const NS = 'podvnet-system';
 const CONTROLLER = `system:serviceaccount:${NS}:podvnet-controller`;
 const AGENT = `system:serviceaccount:${NS}:podvnet-node`;
 const silent = pino({ level: 'silent' });
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) { last = e; }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** The status code of a KubeClient call that must fail (0 if it succeeded). */
 async function refused(p: Promise<unknown>): Promise<{ status: number; message: string }> {
