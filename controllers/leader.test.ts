@@ -41,3 +41,38 @@ test('two candidates racing for a missing lease: exactly one wins', async (t) =>
   const results = await Promise.all(['x', 'y', 'z'].map((id) => new LeaderElector(client, opts(id), log, noop).tryAcquireOrRenew()));
   t.is(results.filter(Boolean).length, 1);
 });
+
+test('stop() during a renewal under way: the renewal neither lands after the release nor takes the lease back', async (t) => {
+  const kube = await startKubeEmulator();
+  t.teardown(() => kube.close());
+  const client = new KubeClient(kube.kubeConfig());
+  const path = '/apis/coordination.k8s.io/v1/namespaces/default/leases/stop';
+  for (const when of ['before its read', 'before its write'] as const) {
+    // Holds the next lease request of the chosen kind until released, so stop() starts while it is in flight.
+    let hold: (() => void) | undefined;
+    let held: (() => void) | undefined;
+    const heldNow = new Promise<void>((r) => { held = r; });
+    const slow = Object.create(client) as KubeClient;
+    const gate = async () => { held!(); await new Promise<void>((r) => { hold = r; }); };
+    let renewals = 0;
+    slow.get = async (p) => { if (when === 'before its read' && renewals++ === 1) await gate(); return client.get(p); };
+    slow.update = async (p, body) => { if (when === 'before its write' && renewals++ === 1) await gate(); return client.update(p, body); };
+    const events: string[] = [];
+    const e = new LeaderElector(slow, { namespace: 'default', name: 'stop', identity: 'a', leaseDurationMs: 10_000, renewDeadlineMs: 8000, retryPeriodMs: 20 }, log, {
+      onStartedLeading: () => events.push('+'), onStoppedLeading: () => events.push('-'),
+    });
+    e.start();
+    await heldNow; // leading, and the second renewal is now held
+    t.true(e.isLeader, when);
+    const stopping = e.stop();
+    hold!();
+    await stopping;
+    const lease = await client.get<{ spec: { holderIdentity: string } }>(path);
+    t.is(lease.spec.holderIdentity, '', `${when}: handed back`);
+    t.false(e.isLeader);
+    t.deepEqual(events, ['+'], `${when}: started once, never again after stop`);
+    await new Promise((r) => setTimeout(r, 100));
+    t.is((await client.get<{ spec: { holderIdentity: string } }>(path)).spec.holderIdentity, '', `${when}: nothing renews after stop`);
+    await client.delete(path);
+  }
+});

@@ -39,6 +39,10 @@ export class LeaderElector {
   private lastRenew = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** The attempt under way, which stop() waits for: else it could land after the release and keep the lease. */
+  private inflight: Promise<void> | undefined;
+  /** Our last write made us the holder (also after stop() began, when we no longer count as leading). */
+  private holding = false;
 
   constructor(
     private readonly kube: KubeClient,
@@ -52,11 +56,12 @@ export class LeaderElector {
   start(): void {
     const tick = async () => {
       if (this.stopped) return;
-      try {
-        await this.tryAcquireOrRenew();
-      } catch (e) {
-        this.log.warn({ err: (e as Error).message }, 'lease update failed');
-      }
+      this.inflight = this.tryAcquireOrRenew().then(() => undefined, (e: Error) => {
+        this.log.warn({ err: e.message }, 'lease update failed');
+      });
+      await this.inflight;
+      this.inflight = undefined;
+      if (this.stopped) return;
       if (this.leading && Date.now() - this.lastRenew > this.opts.renewDeadlineMs) {
         this.log.error({ lease: this.opts.name }, 'could not renew the lease in time; stepping down');
         this.leading = false;
@@ -96,6 +101,7 @@ export class LeaderElector {
     const renewed = spec.renewTime ? Date.parse(spec.renewTime) : 0;
     const expired = !spec.holderIdentity || renewed + (spec.leaseDurationSeconds ?? seconds) * 1000 < now;
     if (!mine && !expired) {
+      this.holding = false;
       if (this.leading) { this.leading = false; this.callbacks.onStoppedLeading(); }
       return false;
     }
@@ -121,6 +127,9 @@ export class LeaderElector {
 
   private won(now: number): boolean {
     this.lastRenew = now;
+    this.holding = true;
+    // An attempt that was under way when stop() began: stop() hands the lease back, nobody starts leading.
+    if (this.stopped) return true;
     if (!this.leading) {
       this.leading = true;
       this.log.info({ lease: `${this.opts.namespace}/${this.opts.name}`, identity: this.opts.identity }, 'became leader');
@@ -133,8 +142,10 @@ export class LeaderElector {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    if (!this.leading) return;
+    await this.inflight;
+    if (!this.leading && !this.holding) return;
     this.leading = false;
+    this.holding = false;
     try {
       const current = Lease.parse(await this.kube.get(this.path()));
       if (current.spec.holderIdentity === this.opts.identity) {
