@@ -304,7 +304,7 @@ test('GC: listAttachments finds pods from the kernel; detach of each and teardow
   t.deepEqual(await links(vm.netns), ['eth0', 'lo']);
   t.false((await ipSave(vm.netnsPath)).includes('PODVNET'), 'no chains, no jumps');
   t.deepEqual(await links(pods[0]!.ns), ['lo'], 'the remaining pod\'s interface went with the node');
-  t.deepEqual((await dp.nodeDiagnostics(net)).problems.filter((p) => /missing/.test(p)).length, 3);
+  t.deepEqual((await dp.nodeDiagnostics(net)).problems.filter((p) => /missing/.test(p)).length, 4);
 });
 
 test('concurrent: 60 pods attach at once, all reachable, then detach at once leaving nothing', async (t) => {

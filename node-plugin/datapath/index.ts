@@ -14,7 +14,8 @@
  *   namespace (down) as `peerName`. detachPod removes it like a pod.
  * - The bridge's MTU is not NodeNetwork.mtu: Linux keeps it at the smallest port MTU, so attachPod may be
  *   called with a per-pod mtu without re-applying the node (ensureNode ignores mtu when memoizing).
- * - pruneOrphanRoutes(net): GC of /32 pod routes on the bridge that no veth claims any more.
+ * - pruneOrphanRoutes(net): GC of /32 pod routes on the bridge that no veth claims any more, and of the
+ *   anti-spoofing rules and permanent neighbour entries of pods whose veth is gone.
  * - nodeDiagnostics(net): read-only report (bridge, br_netfilter, ip_forward, proxy ARP, chains, their rules, jumps) with
  *   human-readable problems, for /readyz and logs.
  * - hostInterfaceMTU(ifName, hostNetns?): the NIC's MTU, the default for NodeNetwork.mtu.
@@ -28,7 +29,8 @@
 import { ipBatchTolerant, ipJSON } from './exec.js';
 import type { LinkInfo } from './node.js';
 import { listAttachments } from './pod.js';
-import { routeMetric } from './names.js';
+import { podMACs, routeMetric } from './names.js';
+import { pruneOrphanAntispoofRules } from './node.js';
 import { DatapathError, type NodeNetwork } from './types.js';
 import { IfName, parseNodeNetwork } from './validate.js';
 
@@ -59,8 +61,19 @@ export async function pruneOrphanRoutes(input: NodeNetwork): Promise<string[]> {
   // detachPod removes the route before the veth, so a route read here whose veth is missing from the
   // later listing is a true orphan even while ADDs and DELs run (read in parallel, a pod attached in
   // between would have its fresh route taken for an orphan).
-  const routes = await ipJSON<{ dst: string; gateway?: string; metric?: number }>(net.hostNetns, ['-4', 'route', 'show', 'dev', net.bridgeName]);
+  await pruneOrphanAntispoofRules(net);
+  const [routes, neighs] = await Promise.all([
+    ipJSON<{ dst: string; gateway?: string; metric?: number }>(net.hostNetns, ['-4', 'route', 'show', 'dev', net.bridgeName]),
+    ipJSON<{ dst: string; lladdr?: string; state?: string[] }>(net.hostNetns, ['-4', 'neigh', 'show', 'nud', 'permanent', 'dev', net.bridgeName]),
+  ]);
   const attached = await listAttachments(net);
+  // Permanent neighbour entries (attachPod pins each pod's IP to its MAC) that no veth claims any more.
+  const liveNeigh = new Set(attached.map((a) => `${a.ip} ${podMACs(a.containerId, a.ifName).container}`));
+  const staleNeigh = neighs.filter((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n.dst) && !liveNeigh.has(`${n.dst} ${n.lladdr ?? ''}`));
+  if (staleNeigh.length) {
+    const errors = await ipBatchTolerant(net.hostNetns, staleNeigh.map((n) => `neigh del ${n.dst} dev ${net.bridgeName}`), [/No such file/, /RTNETLINK answers: No such/]);
+    if (errors.length) throw new DatapathError(`pruning neighbour entries on ${net.bridgeName}: ${errors.join('; ')}`);
+  }
   const live = new Set(attached.map((a) => `${a.ip}/${routeMetric(a.containerId, a.ifName)}`));
   const orphans = routes.filter((r) => !r.gateway && /^\d+\.\d+\.\d+\.\d+$/.test(r.dst) && !live.has(`${r.dst}/${r.metric ?? 0}`));
   if (!orphans.length) return [];

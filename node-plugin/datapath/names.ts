@@ -66,7 +66,7 @@ export function decodeAlias(alias: string | undefined): AliasFields | undefined 
 }
 
 /** iptables chain names (at most 28 characters): the default bridge gets the plain names. */
-export function chainNames(bridgeName: string): { snat: string; forward: string } {
+export function chainNames(bridgeName: string): { snat: string; forward: string; antispoof: string } {
   const suffix = bridgeName === 'podvnet0' ? '' : `-${bridgeName}`;
-  return { snat: `PODVNET-SNAT${suffix}`, forward: `PODVNET-FWD${suffix}` };
+  return { snat: `PODVNET-SNAT${suffix}`, forward: `PODVNET-FWD${suffix}`, antispoof: `PODVNET-SRC${suffix}` };
 }

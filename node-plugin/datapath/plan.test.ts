@@ -1,7 +1,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { bridgeMAC, chainNames, decodeAlias, encodeAlias, hostVethName, podMACs, routeMetric, stableMAC } from './names.js';
-import { attachHostLines, attachPodLines, detachLines, chainRemoveRestore, chainRestore, jumpRules, nodeSysctls, noSnatPrefixes } from './plan.js';
+import { antispoofRule, attachHostLines, attachPodLines, detachLines, chainRemoveRestore, chainRestore, jumpRules, nodeSysctls, noSnatPrefixes } from './plan.js';
 import type { NodeNetwork } from './types.js';
 import { parseBackend } from './iptables.js';
 import { parseNodeNetwork, parsePodInterface } from './validate.js';
@@ -55,9 +55,9 @@ test('veth aliases round-trip any container id and interface name', (t) => {
 test('chain names fit iptables\' 28-character limit', (t) => {
   fc.assert(fc.property(fc.stringMatching(/^[a-z0-9]{1,15}$/), (br) => {
     const c = chainNames(br);
-    return c.snat.length <= 28 && c.forward.length <= 28;
+    return c.snat.length <= 28 && c.forward.length <= 28 && c.antispoof.length <= 28;
   }));
-  t.deepEqual(chainNames('podvnet0'), { snat: 'PODVNET-SNAT', forward: 'PODVNET-FWD' });
+  t.deepEqual(chainNames('podvnet0'), { snat: 'PODVNET-SNAT', forward: 'PODVNET-FWD', antispoof: 'PODVNET-SRC' });
 });
 
 test('SNAT chain: pod sources only, VNet and excluded prefixes return before the SNAT to the primary IP', (t) => {
@@ -75,9 +75,24 @@ test('SNAT chain: pod sources only, VNet and excluded prefixes return before the
     t.true(at > natStart && at < snatAt, p);
   }
   t.deepEqual(noSnatPrefixes(net), ['10.0.0.0/16', '172.16.0.0/12', '192.168.0.0/16'], 'deduplicated');
-  t.is(text.match(/^COMMIT$/gm)?.length, 2);
+  t.is(text.match(/^COMMIT$/gm)?.length, 3);
   t.true(text.includes('-A PODVNET-FWD -i podvnet0 -j ACCEPT'));
   t.true(text.includes('-A PODVNET-FWD -o podvnet0 -j ACCEPT'));
+  t.regex(text, /\*raw\n:PODVNET-SRC - \[0:0\]\nCOMMIT/, 'no pods: the anti-spoofing chain is declared empty');
+});
+
+test('anti-spoofing: one DROP rule per pod naming its host veth; the node pins each pod IP to its MAC', (t) => {
+  const pods = [{ containerId: 'c1', ifName: 'eth0', ip: '10.0.1.10' }, { containerId: 'c2', ifName: 'eth0', ip: '10.0.1.11' }];
+  const text = chainRestore(net, pods);
+  for (const p of pods) {
+    t.true(text.includes(`-A PODVNET-SRC -m physdev --physdev-in ${hostVethName(p.containerId, p.ifName)} ! -s ${p.ip}/32 -j DROP`), p.ip);
+  }
+  t.deepEqual(antispoofRule(net, pods[0]!), ['-m', 'physdev', '--physdev-in', hostVethName('c1', 'eth0'), '!', '-s', '10.0.1.10/32', '-j', 'DROP']);
+  const host = attachHostLines(net, { ...pods[0]!, netnsPath: '/run/netns/x', prefixLength: 24 });
+  t.is(host.at(-1), `neigh replace 10.0.1.10 lladdr ${podMACs('c1', 'eth0').container} dev podvnet0 nud permanent`);
+  const jump = jumpRules(net).find((j) => j.table === 'raw')!;
+  t.is(jump.chain, 'PREROUTING');
+  t.deepEqual(jump.spec.slice(0, 5), ['-i', 'podvnet0', '-m', 'physdev', '--physdev-is-in'], 'only packets bridged in from our ports');
 });
 
 test('SNAT disabled: the chain only returns', (t) => {
@@ -90,8 +105,9 @@ test('chain removal declares then deletes each chain, and jumps carry our commen
   const text = chainRemoveRestore(net);
   t.regex(text, /:PODVNET-SNAT - \[0:0\]\n-X PODVNET-SNAT/);
   t.regex(text, /:PODVNET-FWD - \[0:0\]\n-X PODVNET-FWD/);
+  t.regex(text, /:PODVNET-SRC - \[0:0\]\n-X PODVNET-SRC/);
   const jumps = jumpRules(net);
-  t.deepEqual(jumps.map((j) => `${j.table}/${j.chain}`), ['nat/POSTROUTING', 'filter/FORWARD']);
+  t.deepEqual(jumps.map((j) => `${j.table}/${j.chain}`), ['nat/POSTROUTING', 'filter/FORWARD', 'raw/PREROUTING']);
   t.true(jumps.every((j) => j.spec.includes('comment')));
 });
 

@@ -9,13 +9,29 @@ import type { NodeNetwork, PodInterface } from './types.js';
 /** Comments on our jump rules: how `iptables -C/-D` find exactly our rule. */
 export const SNAT_JUMP_COMMENT = 'podvnet: SNAT pod traffic leaving the VNet';
 export const FORWARD_JUMP_COMMENT = 'podvnet: forward pod traffic';
+export const ANTISPOOF_JUMP_COMMENT = 'podvnet: drop pod packets with a source IP not their own';
 
-export function jumpRules(net: NodeNetwork): Array<{ table: 'nat' | 'filter'; chain: string; spec: string[] }> {
+export type Table = 'nat' | 'filter' | 'raw';
+
+export function jumpRules(net: NodeNetwork): Array<{ table: Table; chain: string; spec: string[] }> {
   const c = chainNames(net.bridgeName);
   return [
     { table: 'nat', chain: 'POSTROUTING', spec: ['-m', 'comment', '--comment', SNAT_JUMP_COMMENT, '-j', c.snat] },
     { table: 'filter', chain: 'FORWARD', spec: ['-m', 'comment', '--comment', FORWARD_JUMP_COMMENT, '-j', c.forward] },
+    // Only packets that came in through a port of our bridge (br_netfilter's physdev information).
+    { table: 'raw', chain: 'PREROUTING', spec: ['-i', net.bridgeName, '-m', 'physdev', '--physdev-is-in', '-m', 'comment', '--comment', ANTISPOOF_JUMP_COMMENT, '-j', c.antispoof] },
   ];
+}
+
+/**
+ * A pod's anti-spoofing rule in raw/PODVNET-SRC: a packet that entered the bridge from the pod's host
+ * veth with any source but the pod's IP is dropped. raw/PREROUTING sees it before routing, so this holds
+ * for forwarded packets (to the fabric, to pods on other nodes), bridged ones (to a pod on this node, via
+ * br_netfilter) and the node's own (INPUT). The rule names the veth (per pod), so removing it by its
+ * exact text can never remove a newer pod's rule for the same IP.
+ */
+export function antispoofRule(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName' | 'ip'>): string[] {
+  return ['-m', 'physdev', '--physdev-in', hostVethName(pod.containerId, pod.ifName), '!', '-s', `${pod.ip}/32`, '-j', 'DROP'];
 }
 
 /** Unique prefixes not to SNAT: the VNet's address space plus the pool's excludeCIDRs, in a stable order. */
@@ -37,7 +53,7 @@ export function noSnatPrefixes(net: NodeNetwork): string[] {
  * policy of DROP (dockerd sets one) does not cut pods off. It is appended, so policy engines that insert
  * their rules at the top still see pod traffic first.
  */
-export function chainRestore(net: NodeNetwork): string {
+export function chainRestore(net: NodeNetwork, pods: Array<Pick<PodInterface, 'containerId' | 'ifName' | 'ip'>> = []): string {
   const c = chainNames(net.bridgeName);
   const nat = [
     '*nat',
@@ -55,13 +71,21 @@ export function chainRestore(net: NodeNetwork): string {
     `-A ${c.forward} -o ${net.bridgeName} -j ACCEPT`,
     'COMMIT',
   ];
-  return [...nat, ...filter].join('\n') + '\n';
+  // raw PODVNET-SRC: one rule per pod (see antispoofRule), rebuilt from the pods attached right now.
+  const raw = [
+    '*raw',
+    `:${c.antispoof} - [0:0]`,
+    ...pods.map((p) => `-A ${c.antispoof} ${antispoofRule(net, p).join(' ')}`),
+    'COMMIT',
+  ];
+  return [...nat, ...filter, ...raw].join('\n') + '\n';
 }
 
 /** Removes our chains (their jumps must be gone first). Works whether or not they exist. */
 export function chainRemoveRestore(net: NodeNetwork): string {
   const c = chainNames(net.bridgeName);
-  return ['*nat', `:${c.snat} - [0:0]`, `-X ${c.snat}`, 'COMMIT', '*filter', `:${c.forward} - [0:0]`, `-X ${c.forward}`, 'COMMIT']
+  return ['*nat', `:${c.snat} - [0:0]`, `-X ${c.snat}`, 'COMMIT', '*filter', `:${c.forward} - [0:0]`, `-X ${c.forward}`, 'COMMIT',
+    '*raw', `:${c.antispoof} - [0:0]`, `-X ${c.antispoof}`, 'COMMIT']
     .join('\n') + '\n';
 }
 
@@ -126,7 +150,16 @@ export function attachHostLines(net: NodeNetwork, pod: PodInterface): string[] {
     `link set dev ${r.hostVeth} alias '${alias}'`,
     `link set dev ${r.hostVeth} type bridge_slave hairpin on`,
     `route replace ${pod.ip}/32 dev ${r.bridge} metric ${r.metric}`,
+    neighLine(net, pod),
   ];
+}
+
+/**
+ * The node's neighbour entry for the pod's IP, permanent with the pod's (known) MAC: an ARP reply or
+ * gratuitous ARP from another pod claiming this IP cannot redirect the node's traffic for it.
+ */
+export function neighLine(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName' | 'ip'>): string {
+  return `neigh replace ${pod.ip} lladdr ${podMACs(pod.containerId, pod.ifName).container} dev ${net.bridgeName} nud permanent`;
 }
 
 /**
@@ -142,6 +175,7 @@ export function attachHostOnlyLines(net: NodeNetwork, pod: Pick<PodInterface, 'c
     `link set dev ${r.hostVeth} alias '${alias}'`,
     `link set dev ${r.hostVeth} type bridge_slave hairpin on`,
     `route replace ${pod.ip}/32 dev ${r.bridge} metric ${r.metric}`,
+    neighLine(net, pod),
   ];
 }
 

@@ -6,9 +6,9 @@
  * its alias records bridge, containerId, ifName and IP.
  */
 import { existsSync } from 'node:fs';
-import { ensureNode, forgetNode, type LinkInfo } from './node.js';
+import { addAntispoofRule, ensureNode, forgetNode, hasAntispoofRule, type LinkInfo, removeAntispoofRule } from './node.js';
 import { ipBatch, ipBatchTolerant, ipJSON, netnsPath, type Netns } from './exec.js';
-import { decodeAlias } from './names.js';
+import { decodeAlias, podMACs } from './names.js';
 import { attachHostLines, attachHostOnlyLines, attachPodLines, detachLines, podResources } from './plan.js';
 import {
   type Attachment, DatapathCheckError, DatapathError, type NodeNetwork, type PodInterface, type PodInterfaceResult, type PodRef,
@@ -76,12 +76,14 @@ async function create(net: NodeNetwork, pod: PodInterface): Promise<void> {
     if (!exists(e)) await removeVeth(net, pod, pod.ip).catch(() => undefined);
     throw e;
   }
-  try {
-    await ipBatch(pod.netnsPath, attachPodLines(net, pod));
-  } catch (e) {
+  // The pod side and the anti-spoofing rule are independent: run them together. The rule names the
+  // veth, which exists by now (GC relies on a rule never preceding its veth).
+  const [podSide, rule] = await Promise.allSettled([ipBatch(pod.netnsPath, attachPodLines(net, pod)), addAntispoofRule(net, pod)]);
+  const failed = podSide.status === 'rejected' ? podSide.reason as unknown : rule.status === 'rejected' ? rule.reason as unknown : undefined;
+  if (failed !== undefined) {
     // Deleting the host end removes the pod end too.
     await removeVeth(net, pod, pod.ip).catch(() => undefined);
-    throw e;
+    throw failed;
   }
 }
 
@@ -108,7 +110,10 @@ export async function attachHostVeth(
   const r = podResources(net, pod);
   if (peerName === r.hostVeth) throw new TypeError(`datapath: peerName ${peerName} collides with the host veth name`);
   await ensureNode(net);
-  const make = () => ipBatch(net.hostNetns, attachHostOnlyLines(net, pod, peerName));
+  const make = async () => {
+    await ipBatch(net.hostNetns, attachHostOnlyLines(net, pod, peerName));
+    await addAntispoofRule(net, pod);
+  };
   try {
     await make();
   } catch (e) {
@@ -121,9 +126,36 @@ export async function attachHostVeth(
   return { hostVeth: { name: r.hostVeth, mac: r.macs.host }, peer: { name: peerName, mac: r.macs.container } };
 }
 
+/**
+ * Removes the pod's route, veth, anti-spoofing rule and (if it is still this pod's) the node's permanent
+ * neighbour entry for its IP. The rule is removed alongside the rest: should GC see the rule without its
+ * veth in between, it removes the same rule, which is fine (both run under the node's serialization).
+ */
 async function removeVeth(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>, ip?: string): Promise<void> {
-  const errors = await ipBatchTolerant(net.hostNetns, detachLines(net, pod, ip), GONE);
-  if (errors.length) throw new DatapathError(`removing ${podResources(net, pod).hostVeth}: ${errors.join('; ')}`);
+  const withIP = ip ? { ...pod, ip } : undefined;
+  const links = async () => {
+    const ours = withIP ? await neighIsOurs(net, withIP) : false;
+    const lines = [...detachLines(net, pod, ip), ...(ours && ip ? [`neigh del ${ip} dev ${net.bridgeName}`] : [])];
+    const errors = await ipBatchTolerant(net.hostNetns, lines, GONE);
+    if (errors.length) throw new DatapathError(`removing ${podResources(net, pod).hostVeth}: ${errors.join('; ')}`);
+  };
+  await Promise.all([withIP ? removeAntispoofRule(net, withIP) : Promise.resolve(), links()]);
+}
+
+interface NeighInfo { dst: string; lladdr?: string; state?: string[] }
+
+/** The node's neighbour entry for ip on the bridge (undefined if none). */
+async function bridgeNeigh(net: NodeNetwork, ip: string): Promise<NeighInfo | undefined> {
+  return (await ipJSON<NeighInfo>(net.hostNetns, ['-4', 'neigh', 'show', 'to', ip, 'dev', net.bridgeName])).find((n) => n.dst === ip);
+}
+
+/**
+ * Whether the bridge's neighbour entry for ip carries this pod's MAC: a late DEL must not remove the
+ * entry of a newer pod that got the same IP (its MAC differs).
+ */
+async function neighIsOurs(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName' | 'ip'>): Promise<boolean> {
+  const n = await bridgeNeigh(net, pod.ip).catch(() => undefined);
+  return n?.lladdr === podMACs(pod.containerId, pod.ifName).container;
 }
 
 async function hostLink(ns: Netns, name: string): Promise<LinkInfo | undefined> {
@@ -214,4 +246,10 @@ export async function checkPod(input: NodeNetwork, podInput: PodInterface): Prom
   if (!hostRoutes.some((rt) => rt.dev === net.bridgeName && !rt.gateway && rt.metric === r.metric)) {
     fail(`no route to ${pod.ip}/32 via ${net.bridgeName} (metric ${r.metric}) on the node`);
   }
+  const [neigh, rule] = await Promise.all([bridgeNeigh(net, pod.ip), hasAntispoofRule(net, pod)]);
+  if (neigh?.lladdr !== r.macs.container || !neigh.state?.includes('PERMANENT')) {
+    fail(`the node's neighbour entry for ${pod.ip} on ${net.bridgeName} is not permanent with ${r.macs.container}` +
+      ` (${neigh ? `${neigh.lladdr ?? 'no MAC'} ${(neigh.state ?? []).join(',')}` : 'none'})`);
+  }
+  if (!rule) fail(`no anti-spoofing rule for host veth ${r.hostVeth} (${pod.ip})`);
 }
