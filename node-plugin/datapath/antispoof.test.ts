@@ -17,10 +17,12 @@ import { pingEventually } from './testkit.js';
 const VNET = ['10.30.0.0/16'];
 const POD_SUBNET = '10.30.8.0/22';
 
-async function setUp(t: ExecutionContext, podIPs: string[]) {
+async function setUp(t: ExecutionContext, podIPs: string[], backend: 'nft' | 'legacy' = 'nft') {
   const f: Fabric = await createFabric({ vnetPrefixes: VNET, subnets: ['10.30.0.0/24', POD_SUBNET] });
   t.teardown(() => f.destroy());
   const vm = await f.addVM({ name: 'n1', mac: '00:0d:3a:30:00:04', primaryIP: '10.30.0.4' });
+  // kubelet's hint chain says which backend kube-proxy uses (iptables.ts); nft is the default.
+  if (backend === 'legacy') await runRaw(vm.netns, ['iptables-legacy', '-t', 'mangle', '-N', 'KUBE-IPTABLES-HINT']);
   await f.setNicIPs('n1', podIPs);
   const net = vm.nodeNetwork({ podSubnet: POD_SUBNET });
   await dp.ensureNode(net);
@@ -175,4 +177,23 @@ test('detach, GC and teardown remove the rules and neighbour entries; a re-attac
   for (const b2 of ['nft', 'legacy']) {
     t.false((await runRaw(vm.netns, [`iptables-${b2}-save`])).stdout.includes('PODVNET'), `${b2}: no chains, no jumps`);
   }
+});
+
+test('iptables-legacy node: the same rules drop a spoofed source to a pod and to the node', async (t) => {
+  const { vm, net, pods } = await setUp(t, ['10.30.8.40', '10.30.8.41', '10.30.8.42'], 'legacy');
+  const [a, b, c] = pods as [typeof pods[0], typeof pods[0], typeof pods[0]];
+  t.is((await rawChain(vm.netns, 'legacy')).length, 3, 'the rules are in the legacy tables');
+  t.deepEqual(await rawChain(vm.netns, 'nft'), []);
+  await runRaw(a.ns, ['ip', 'addr', 'add', `${b.spec.ip}/32`, 'dev', 'eth0']);
+  for (const [i, x] of [{ ns: c.ns, ip: c.spec.ip }, { ns: vm.netns, ip: '10.30.0.4' }].entries()) {
+    const sink = udpSink(t, x.ns, 9997);
+    await new Promise((r) => setTimeout(r, 200));
+    const r = await spoofArrives(a.ns, b.spec.ip, a.spec.ip, sink, x.ip, 9997, `legacy${i}`);
+    t.true(r.own, `${x.ip}: own IP gets through`);
+    t.false(r.spoofed, `${x.ip}: spoofed source dropped`);
+  }
+  await dp.detachPod(net, { containerId: a.spec.containerId, ifName: 'eth0', ip: a.spec.ip });
+  t.is((await rawChain(vm.netns, 'legacy')).length, 2);
+  await dp.teardownNode(net);
+  t.false((await runRaw(vm.netns, ['iptables-legacy-save'])).stdout.includes('PODVNET'));
 });
