@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { startWorld, waitFor, waitForQuiet, type World } from './harness.js';
 
 const SPEC = (subnetID: string, over: Record<string, unknown> = {}) => ({
@@ -188,14 +188,19 @@ test('a 429 storm: the subscription pauses for Retry-After and every node still 
   for (const n of w.nodes) t.is(w.nicIPs(n.nodeName).length, 8, `${n.nodeName}: no duplicates`);
 });
 
-test('subnet headroom: adds stop at the free addresses the subnet read showed, before Azure says SubnetIsFull; one subnet read', async (t) => {
+/** Two nodes labelled pool=a in a /27 subnet: 27 usable addresses, the 2 primaries leave 25. */
+async function tinySubnetWorld(t: ExecutionContext) {
   const w = await startWorld({
     scenario: { vnets: [{ name: 'vn', addressPrefixes: ['10.9.0.0/16'], subnets: [{ name: 's', addressPrefix: '10.9.0.0/27' }] }], vms: [{ count: 2 }] },
     nodeLabels: () => ({ pool: 'a' }),
   });
   t.teardown(() => w.close());
-  const subnet = Object.values(w.subnets)[0]!;
   const [a, b] = w.nodes.map((n) => n.nodeName) as [string, string];
+  return { w, subnet: Object.values(w.subnets)[0]!, a, b };
+}
+
+test('subnet headroom: adds stop at the free addresses the subnet read showed, before Azure says SubnetIsFull; one subnet read', async (t) => {
+  const { w, subnet, a, b } = await tinySubnetWorld(t);
   // 32 - 5 reserved = 27 addresses; the 2 primaries leave 25
   await w.createPool('a', SPEC(subnet, { scaling: { batchSize: 16, requestThresholdPercent: 50, releaseThresholdPercent: 150 } }));
   await waitFor('records', async () => (await w.record(a))?.status?.ips.length && (await w.record(b))?.status?.ips.length);
@@ -250,13 +255,7 @@ test('subnet headroom: adds stop at the free addresses the subnet read showed, b
 });
 
 test('SubnetIsFull (someone else took the room): smaller batches, pool condition and event, the subnet read once more', async (t) => {
-  const w = await startWorld({
-    scenario: { vnets: [{ name: 'vn', addressPrefixes: ['10.9.0.0/16'], subnets: [{ name: 's', addressPrefix: '10.9.0.0/27' }] }], vms: [{ count: 2 }] },
-    nodeLabels: () => ({ pool: 'a' }),
-  });
-  t.teardown(() => w.close());
-  const subnet = Object.values(w.subnets)[0]!;
-  const [a, b] = w.nodes.map((n) => n.nodeName) as [string, string];
+  const { w, subnet, a, b } = await tinySubnetWorld(t);
   await w.createPool('a', SPEC(subnet, { scaling: { batchSize: 8, requestThresholdPercent: 50, releaseThresholdPercent: 150 } }));
   await waitFor('records', async () => (await w.record(a))?.status?.ips.length === 8 && (await w.record(b))?.status?.ips.length === 8);
   t.is(w.azure.calls().byKind['subnet.get'], 1);

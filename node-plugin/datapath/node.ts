@@ -96,8 +96,8 @@ async function applyNode(net: NodeNetwork): Promise<void> {
   await removeChains(net, backend === 'nft' ? 'legacy' : 'nft');
 }
 
-/** The pods of this bridge, from the host veths' aliases. */
-async function attachedVeths(net: NodeNetwork): Promise<Array<{ hostVeth: string; containerId: string; ifName: string; ip: string }>> {
+/** The pods of this bridge, from the host veths' aliases (the kernel is the record; see pod.ts listAttachments). */
+export async function attachedVeths(net: NodeNetwork): Promise<Array<{ hostVeth: string; containerId: string; ifName: string; ip: string }>> {
   const veths = await ipJSON<LinkInfo>(net.hostNetns, ['link', 'show', 'type', 'veth']);
   const out: Array<{ hostVeth: string; containerId: string; ifName: string; ip: string }> = [];
   for (const l of veths) {

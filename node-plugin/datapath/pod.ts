@@ -6,7 +6,7 @@
  * its alias records bridge, containerId, ifName and IP.
  */
 import { existsSync } from 'node:fs';
-import { addAntispoofRule, ensureNode, forgetNode, hasAntispoofRule, type LinkInfo, removeAntispoofRule } from './node.js';
+import { addAntispoofRule, attachedVeths, ensureNode, forgetNode, hasAntispoofRule, type LinkInfo, removeAntispoofRule } from './node.js';
 import { ipBatch, ipBatchTolerant, ipJSON, netnsPath, type Netns } from './exec.js';
 import { decodeAlias, podMACs } from './names.js';
 import { attachHostLines, attachHostOnlyLines, attachPodLines, detachLines, podResources } from './plan.js';
@@ -184,14 +184,7 @@ export async function detachPod(input: NodeNetwork, refInput: PodRef): Promise<v
 
 /** Every veth this bridge's pods have on the node (from the kernel, so it survives agent restarts). */
 export async function listAttachments(input: NodeNetwork): Promise<Attachment[]> {
-  const net = parseNodeNetwork(input);
-  const links = await ipJSON<LinkInfo>(net.hostNetns, ['link', 'show', 'type', 'veth']);
-  const out: Attachment[] = [];
-  for (const l of links) {
-    const a = decodeAlias(l.ifalias);
-    if (a && a.bridge === net.bridgeName) out.push({ hostVeth: l.ifname, containerId: a.containerId, ifName: a.ifName, ip: a.ip });
-  }
-  return out;
+  return attachedVeths(parseNodeNetwork(input));
 }
 
 interface AddrInfo { ifname: string; addr_info?: Array<{ family: string; local: string; prefixlen: number }> }
