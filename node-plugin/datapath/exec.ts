@@ -8,6 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import PQueue from 'p-queue';
+import { batchOutcome, DUMP_INTERRUPTED, type RemovalStep } from './kernel-errors.js';
 import { ShellPool } from './shell-pool.js';
 import { DatapathError } from './types.js';
 
@@ -76,7 +77,8 @@ export function ipBatch(ns: Netns, lines: string[]): Promise<string> {
 
 /**
  * `ip -force -batch -`: runs every line even if some fail. Returns the error lines that are not in
- * `tolerated` (e.g. "Cannot find device" when deleting what is already gone).
+ * `tolerated` (e.g. "Cannot find device" when deleting what is already gone). For removals, prefer
+ * ipRemove, which matches "already gone" per line.
  */
 export async function ipBatchTolerant(ns: Netns, lines: string[], tolerated: RegExp[]): Promise<string[]> {
   const r = await runRaw(ns, ['ip', '-force', '-batch', '-'], lines.join('\n') + '\n');
@@ -85,13 +87,44 @@ export async function ipBatchTolerant(ns: Netns, lines: string[], tolerated: Reg
     .filter((l) => l && !/^Command failed/.test(l) && !tolerated.some((re) => re.test(l)));
 }
 
-/** `ip -j ...` parsed; an absent device yields []. */
-export async function ipJSON<T>(ns: Netns, args: string[]): Promise<T[]> {
-  const r = await runRaw(ns, ['ip', '-j', ...args]);
-  if (r.code !== 0) {
-    if (/does not exist|Cannot find device/.test(r.stderr)) return [];
-    throw new DatapathError(`ip -j ${args.join(' ')}: ${r.stderr.trim()}`, `ip -j ${args.join(' ')}`, r.stderr);
+/**
+ * Removes things with one `ip -force -batch` (more only if a `neigh` line that found its entry gone ended
+ * the batch early: the rest is run again). A step whose object is already gone succeeds; every other
+ * failure is returned, naming its line (kernel-errors.ts batchOutcome).
+ */
+export async function ipRemove(ns: Netns, steps: RemovalStep[]): Promise<string[]> {
+  const errors: string[] = [];
+  let rest = steps;
+  while (rest.length) {
+    const r = await runRaw(ns, ['ip', '-force', '-batch', '-'], rest.map((s) => s.line).join('\n') + '\n');
+    const out = batchOutcome(rest, r.stderr, r.code);
+    errors.push(...out.errors);
+    if (out.resumeAt === undefined) break;
+    rest = rest.slice(out.resumeAt);
   }
-  const text = r.stdout.trim();
-  return text ? (JSON.parse(text) as T[]) : [];
+  return errors;
+}
+
+const DUMP_ATTEMPTS = 5;
+const ABSENT = /does not exist|Cannot find device|^RTNETLINK answers: No such device$/m;
+
+/**
+ * `ip -j ...` parsed; an absent device yields [] (including one that vanished between ip's name lookup
+ * and its request). A dump that a concurrent change interrupted ("Dump was interrupted and may be
+ * inconsistent", exit 0 on iproute2 6.1, an error on others) is read again rather than trusted or reported.
+ */
+export async function ipJSON<T>(ns: Netns, args: string[]): Promise<T[]> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await runRaw(ns, ['ip', '-j', ...args]);
+    if (DUMP_INTERRUPTED.test(r.stderr)) {
+      if (attempt < DUMP_ATTEMPTS) continue;
+      throw new DatapathError(`ip -j ${args.join(' ')}: the kernel's dump was interrupted by concurrent changes ${DUMP_ATTEMPTS} times in a row`, `ip -j ${args.join(' ')}`, r.stderr);
+    }
+    if (r.code !== 0) {
+      if (ABSENT.test(r.stderr)) return [];
+      throw new DatapathError(`ip -j ${args.join(' ')}: ${r.stderr.trim()}`, `ip -j ${args.join(' ')}`, r.stderr);
+    }
+    const text = r.stdout.trim();
+    return text ? (JSON.parse(text) as T[]) : [];
+  }
 }

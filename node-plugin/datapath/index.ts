@@ -26,11 +26,12 @@
  *   the node's sysctls are written as files (…/net/...), e.g. /host/proc/sys in an unprivileged container.
  * Inputs are validated with zod: an invalid NodeNetwork / PodInterface throws TypeError naming the field.
  */
-import { ipBatchTolerant, ipJSON } from './exec.js';
+import { ipJSON, ipRemove } from './exec.js';
+import { routeDelStep } from './kernel-errors.js';
 import type { LinkInfo } from './node.js';
 import { listAttachments } from './pod.js';
-import { podMACs, routeMetric } from './names.js';
-import { pruneOrphanAntispoofRules } from './node.js';
+import { routeMetric } from './names.js';
+import { pruneOrphanAntispoofRules, pruneStaleNeighbours } from './node.js';
 import { DatapathError, type NodeNetwork } from './types.js';
 import { IfName, parseNodeNetwork } from './validate.js';
 
@@ -57,28 +58,20 @@ export async function hostInterfaceMTU(ifName: string, hostNetns?: string): Prom
  */
 export async function pruneOrphanRoutes(input: NodeNetwork): Promise<string[]> {
   const net = parseNodeNetwork(input);
+  await pruneOrphanAntispoofRules(net);
+  // Permanent neighbour entries (attachPod pins each pod's IP to its MAC) that no veth claims any more;
+  // live pods' entries that something flushed are pinned again.
+  await pruneStaleNeighbours(net);
   // Routes first, veths second: attachPod sets a veth's alias before it adds the pod's route, and
   // detachPod removes the route before the veth, so a route read here whose veth is missing from the
   // later listing is a true orphan even while ADDs and DELs run (read in parallel, a pod attached in
   // between would have its fresh route taken for an orphan).
-  await pruneOrphanAntispoofRules(net);
-  const [routes, neighs] = await Promise.all([
-    ipJSON<{ dst: string; gateway?: string; metric?: number }>(net.hostNetns, ['-4', 'route', 'show', 'dev', net.bridgeName]),
-    ipJSON<{ dst: string; lladdr?: string; state?: string[] }>(net.hostNetns, ['-4', 'neigh', 'show', 'nud', 'permanent', 'dev', net.bridgeName]),
-  ]);
+  const routes = await ipJSON<{ dst: string; gateway?: string; metric?: number }>(net.hostNetns, ['-4', 'route', 'show', 'dev', net.bridgeName]);
   const attached = await listAttachments(net);
-  // Permanent neighbour entries (attachPod pins each pod's IP to its MAC) that no veth claims any more.
-  const liveNeigh = new Set(attached.map((a) => `${a.ip} ${podMACs(a.containerId, a.ifName).container}`));
-  const staleNeigh = neighs.filter((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n.dst) && !liveNeigh.has(`${n.dst} ${n.lladdr ?? ''}`));
-  if (staleNeigh.length) {
-    const errors = await ipBatchTolerant(net.hostNetns, staleNeigh.map((n) => `neigh del ${n.dst} dev ${net.bridgeName}`), [/No such file/, /RTNETLINK answers: No such/]);
-    if (errors.length) throw new DatapathError(`pruning neighbour entries on ${net.bridgeName}: ${errors.join('; ')}`);
-  }
   const live = new Set(attached.map((a) => `${a.ip}/${routeMetric(a.containerId, a.ifName)}`));
   const orphans = routes.filter((r) => !r.gateway && /^\d+\.\d+\.\d+\.\d+$/.test(r.dst) && !live.has(`${r.dst}/${r.metric ?? 0}`));
   if (!orphans.length) return [];
-  const lines = orphans.map((r) => `route del ${r.dst}/32 dev ${net.bridgeName} metric ${r.metric ?? 0}`);
-  const errors = await ipBatchTolerant(net.hostNetns, lines, [/No such process/]);
+  const errors = await ipRemove(net.hostNetns, orphans.map((r) => routeDelStep(r.dst, net.bridgeName, r.metric ?? 0)));
   if (errors.length) throw new DatapathError(`pruning routes on ${net.bridgeName}: ${errors.join('; ')}`);
   return orphans.map((r) => r.dst);
 }

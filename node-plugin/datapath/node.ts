@@ -4,10 +4,13 @@
  * node are serialized, so concurrent callers never race on iptables or on creating the bridge.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { ipBatch, ipBatchTolerant, ipJSON, run, runRaw, type Netns, netnsPath } from './exec.js';
-import { antispoofRule, bridgeCreateLines, bridgeFixLines, chainRemoveRestore, chainRestore, jumpRules, nodeSysctls } from './plan.js';
+import { ipBatch, ipJSON, ipRemove, run, runRaw, type Netns, netnsPath } from './exec.js';
+import { iptablesChainMissing, iptablesInterrupted, linkDelStep } from './kernel-errors.js';
+import {
+  antispoofRule, bridgeCreateLines, bridgeFixLines, chainRemoveRestore, chainRestore, jumpRules, type NeighEntry, neighbourPlan, nodeSysctls, type PinnedPod,
+} from './plan.js';
 import { type Backend, detectBackend, iptablesCmd, iptablesRestoreCmd } from './iptables.js';
-import { chainNames, decodeAlias, hostVethName } from './names.js';
+import { chainNames, decodeAlias, hostVethName, podMACs } from './names.js';
 import { datapathOptions } from './options.js';
 import { readSysctls, writeSysctls } from './sysctl.js';
 import { DatapathError, type NodeNetwork, type PodInterface } from './types.js';
@@ -77,7 +80,8 @@ async function applyNode(net: NodeNetwork): Promise<void> {
   if (br && br.linkinfo?.info_kind !== 'bridge') {
     throw new DatapathError(`${net.bridgeName} exists and is not a bridge (it is ${br.linkinfo?.info_kind ?? 'a plain device'}): refusing to touch it`);
   }
-  await ipBatch(ns, br ? bridgeFixLines(net) : bridgeCreateLines(net));
+  const bridgeLines = br ? bridgeFixLines(net, br) : bridgeCreateLines(net);
+  if (bridgeLines.length) await ipBatch(ns, bridgeLines);
 
   const root = datapathOptions().procSysRoot;
   await ensureBrNetfilter(ns, root);
@@ -94,6 +98,72 @@ async function applyNode(net: NodeNetwork): Promise<void> {
   }
   // If kube-proxy moved between backends since we last ran, our rules in the other one must go.
   await removeChains(net, backend === 'nft' ? 'legacy' : 'nft');
+  // Every live pod's permanent neighbour entry (anti-ARP-spoofing), re-pinned if anything flushed it: a
+  // carrier loss of the bridge, another program, or a MAC change of the bridge above.
+  await syncNeighbours(net, { listPods: () => livePods(net) });
+}
+
+const detaching = new Set<string>(); // node key + host veth of pods whose detach is under way
+
+/**
+ * Marks a pod as being detached for the duration of `fn`: a resync must not re-pin its neighbour entry
+ * in between (it would outlive the pod), and diagnostics do not count its half-removed state as drift.
+ */
+export async function whileDetaching<T>(net: NodeNetwork, hostVeth: string, fn: () => Promise<T>): Promise<T> {
+  const k = `${nodeKey(net)}\0${hostVeth}`;
+  detaching.add(k);
+  try {
+    return await fn();
+  } finally {
+    detaching.delete(k);
+  }
+}
+
+/** The pods of this bridge that are not being detached, with the MAC their neighbour entry must carry. */
+async function livePods(net: NodeNetwork): Promise<Array<PinnedPod & { hostVeth: string; containerId: string; ifName: string }>> {
+  return (await attachedVeths(net))
+    .filter((p) => !detaching.has(`${nodeKey(net)}\0${p.hostVeth}`))
+    .map((p) => ({ ...p, mac: podMACs(p.containerId, p.ifName).container }));
+}
+
+const bridgeNeighbours = (net: NodeNetwork): Promise<NeighEntry[]> => ipJSON<NeighEntry>(net.hostNetns, ['-4', 'neigh', 'show', 'dev', net.bridgeName]);
+
+/** A failed `neigh` batch whose entry (or bridge) was gone: the table changed under us, so read it again. */
+const NEIGH_GONE = /^RTNETLINK answers: No such file or directory$|^Cannot find device "[^"]+"$|^RTNETLINK answers: No such device$/m;
+const NEIGH_ROUNDS = 4;
+
+/**
+ * Brings the bridge's neighbour entries to what the pods need (plan.ts neighbourPlan); call it under the
+ * node's serialization. The entries are read before the pods (a pod's entry is pinned after its veth is
+ * labelled), so a GC never takes a fresh pod's entry for a stale one. An `ip neigh` failure ends its
+ * batch: if it was an entry (or the bridge) that vanished meanwhile, the table is read again and the rest
+ * done; any other failure is an error.
+ */
+async function syncNeighbours(
+  net: NodeNetwork,
+  want: { listPods?: () => Promise<PinnedPod[]>; unpin?: PinnedPod[]; gcStale?: boolean },
+): Promise<void> {
+  let last = '';
+  for (let round = 0; round < NEIGH_ROUNDS; round++) {
+    const entries = await bridgeNeighbours(net);
+    const pods = want.listPods ? await want.listPods() : undefined;
+    const lines = neighbourPlan(net, { entries, ...(pods ? { pods } : {}), ...(want.unpin ? { unpin: want.unpin } : {}), gcStale: want.gcStale ?? false });
+    if (!lines.length) return;
+    const r = await runRaw(net.hostNetns, ['ip', '-batch', '-'], lines.join('\n') + '\n');
+    if (r.code === 0) return;
+    last = r.stderr.trim();
+    if (!NEIGH_GONE.test(r.stderr)) throw new DatapathError(`neighbour entries on ${net.bridgeName}: ${last}`, 'ip -batch -', r.stderr);
+  }
+  throw new DatapathError(`neighbour entries on ${net.bridgeName} kept changing under ${NEIGH_ROUNDS} attempts: ${last}`);
+}
+
+/**
+ * GC of the bridge's neighbour entries: permanent entries no live pod claims are deleted and live pods'
+ * missing ones pinned again. Serialized with ensureNode and the pods' DEL-time unpinning.
+ */
+export function pruneStaleNeighbours(input: NodeNetwork): Promise<void> {
+  const net = parseNodeNetwork(input);
+  return serialized(net, () => syncNeighbours(net, { listPods: () => livePods(net), gcStale: true }));
 }
 
 /** The pods of this bridge, from the host veths' aliases (the kernel is the record; see pod.ts listAttachments). */
@@ -112,6 +182,7 @@ async function backendFor(net: NodeNetwork): Promise<Backend> {
 }
 
 type RulePod = Pick<PodInterface, 'containerId' | 'ifName' | 'ip'>;
+/** add: the pod's anti-spoofing rule; remove: its rule and (if still its own) its neighbour entry. */
 interface RuleOp { add: boolean; pod: RulePod; done: (e?: unknown) => void }
 const pendingRules = new Map<string, RuleOp[]>(); // node key -> rule changes not yet applied
 
@@ -131,32 +202,70 @@ function queueRuleOp(net: NodeNetwork, add: boolean, pod: RulePod): Promise<void
     void serialized(net, async () => {
       const ops = pendingRules.get(key) ?? [];
       pendingRules.delete(key);
-      try {
-        await applyRuleOps(net, ops);
-        for (const o of ops) o.done();
-      } catch (e) {
-        for (const o of ops) o.done(e);
-      }
+      await applyRuleOps(net, ops);
     });
   });
 }
 
+/** Applies queued pod changes and settles each op (never throws). */
 async function applyRuleOps(net: NodeNetwork, ops: RuleOp[]): Promise<void> {
+  const unpin = ops.filter((o) => !o.add).map((o) => ({ ip: o.pod.ip, mac: podMACs(o.pod.containerId, o.pod.ifName).container }));
+  // The neighbour entries and the rules are independent: both under this one serialized turn.
+  const [rules, neighs] = await Promise.allSettled([
+    applyAntispoofOps(net, ops),
+    unpin.length ? syncNeighbours(net, { unpin }) : Promise.resolve(),
+  ]);
+  // The rules are one transaction for every op; a neighbour failure concerns only the removals.
+  for (const o of ops) {
+    if (rules.status === 'rejected') o.done(rules.reason);
+    else if (!o.add && neighs.status === 'rejected') o.done(neighs.reason);
+    else o.done();
+  }
+}
+
+const RESTORE_ATTEMPTS = 3;
+
+/**
+ * The anti-spoofing rule changes: what is there is read, only what differs is written. If the write
+ * fails, the chain is read again and the difference retried: a rule that other software removed in
+ * between is then simply not removed again; a real error fails every attempt and is thrown.
+ */
+async function applyAntispoofOps(net: NodeNetwork, ops: RuleOp[]): Promise<void> {
   const backend = await backendFor(net);
   const { antispoof } = chainNames(net.bridgeName);
-  const listed = await runRaw(net.hostNetns, [iptablesCmd(backend), '-w', '5', '-t', 'raw', '-S', antispoof]);
-  const present = listed.code === 0 ? ruledPairs(listed.stdout) : new Set<string>();
-  const lines: string[] = [];
-  for (const o of ops) {
-    const k = `${hostVethName(o.pod.containerId, o.pod.ifName)} ${o.pod.ip}/32`;
-    if (o.add && !present.has(k)) { lines.push(`-A ${antispoof} ${antispoofRule(net, o.pod).join(' ')}`); present.add(k); }
-    if (!o.add && present.has(k)) { lines.push(`-D ${antispoof} ${antispoofRule(net, o.pod).join(' ')}`); present.delete(k); }
+  for (let attempt = 1; ; attempt++) {
+    const listing = await listChain(net.hostNetns, backend, 'raw', antispoof);
+    const present = listing === undefined ? new Set<string>() : ruledPairs(listing);
+    const lines: string[] = [];
+    for (const o of ops) {
+      const k = `${hostVethName(o.pod.containerId, o.pod.ifName)} ${o.pod.ip}/32`;
+      if (o.add && !present.has(k)) { lines.push(`-A ${antispoof} ${antispoofRule(net, o.pod).join(' ')}`); present.add(k); }
+      if (!o.add && present.has(k)) { lines.push(`-D ${antispoof} ${antispoofRule(net, o.pod).join(' ')}`); present.delete(k); }
+    }
+    if (!lines.length) return;
+    if (listing === undefined) throw new DatapathError(`iptables chain raw/${antispoof} is missing: run ensureNode`);
+    const r = await runRaw(net.hostNetns, [iptablesRestoreCmd(backend), '-w', '5', '--noflush'], ['*raw', ...lines, 'COMMIT'].join('\n') + '\n');
+    if (r.code === 0) return;
+    if (attempt >= RESTORE_ATTEMPTS) {
+      throw new DatapathError(`${iptablesRestoreCmd(backend)} (raw/${antispoof}): ${r.stderr.trim() || `exit code ${r.code}`}`, iptablesRestoreCmd(backend), r.stderr);
+    }
   }
-  if (!lines.length) return;
-  if (listed.code !== 0 && ops.some((o) => o.add)) {
-    throw new DatapathError(`iptables chain raw/${antispoof} is missing (${listed.stderr.trim()}): run ensureNode`);
+}
+
+/**
+ * `iptables -S <chain>`: the listing, or undefined when the chain does not exist. A listing that lost a
+ * race with a concurrent ruleset change is read again; any other failure (e.g. the xtables lock held
+ * past -w) is an error, not an empty chain.
+ */
+async function listChain(ns: Netns, backend: Backend, table: string, chain: string): Promise<string | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await runRaw(ns, [iptablesCmd(backend), '-w', '5', '-t', table, '-S', chain]);
+    if (r.code === 0) return r.stdout;
+    if (iptablesChainMissing(r.stderr)) return undefined;
+    if (!iptablesInterrupted(r.stderr) || attempt >= RESTORE_ATTEMPTS) {
+      throw new DatapathError(`${iptablesCmd(backend)} -t ${table} -S ${chain}: ${r.stderr.trim() || `exit code ${r.code}`}`, `${iptablesCmd(backend)} -S`, r.stderr);
+    }
   }
-  await run(net.hostNetns, [iptablesRestoreCmd(backend), '-w', '5', '--noflush'], ['*raw', ...lines, 'COMMIT'].join('\n') + '\n');
 }
 
 /** (veth, source) pairs of the DROP rules in an `iptables -S` listing; -S orders a rule's matches its own way. */
@@ -175,8 +284,11 @@ export function addAntispoofRule(net: NodeNetwork, pod: RulePod): Promise<void> 
   return queueRuleOp(net, true, pod);
 }
 
-/** Removes a pod's anti-spoofing rule; a missing rule or chain is fine. */
-export function removeAntispoofRule(net: NodeNetwork, pod: RulePod): Promise<void> {
+/**
+ * Removes a pod's anti-spoofing rule and its neighbour entry (if it still carries the pod's MAC); a rule,
+ * chain or entry that is already gone is fine.
+ */
+export function removePodProtection(net: NodeNetwork, pod: RulePod): Promise<void> {
   return queueRuleOp(net, false, pod);
 }
 
@@ -195,16 +307,22 @@ export function pruneOrphanAntispoofRules(net: NodeNetwork): Promise<string[]> {
   return serialized(net, async () => {
     const backend = await backendFor(net);
     const { antispoof } = chainNames(net.bridgeName);
-    const r = await runRaw(net.hostNetns, [iptablesCmd(backend), '-w', '5', '-t', 'raw', '-S', antispoof]);
-    if (r.code !== 0) return [];
-    const veths = new Set((await ipJSON<LinkInfo>(net.hostNetns, ['link', 'show', 'type', 'veth'])).map((l) => l.ifname));
-    const orphans = r.stdout.split('\n').filter((l) => l.startsWith(`-A ${antispoof} `))
-      .map((l) => ({ line: l, veth: /--physdev-in (\S+)/.exec(l)?.[1] }))
-      .filter((o): o is { line: string; veth: string } => o.veth !== undefined && !veths.has(o.veth));
-    if (!orphans.length) return [];
-    const restore = ['*raw', ...orphans.map((o) => o.line.replace(/^-A /, '-D ')), 'COMMIT'].join('\n') + '\n';
-    await run(net.hostNetns, [iptablesRestoreCmd(backend), '-w', '5', '--noflush'], restore);
-    return orphans.map((o) => o.veth);
+    for (let attempt = 1; ; attempt++) {
+      const listing = await listChain(net.hostNetns, backend, 'raw', antispoof);
+      if (listing === undefined) return [];
+      const veths = new Set((await ipJSON<LinkInfo>(net.hostNetns, ['link', 'show', 'type', 'veth'])).map((l) => l.ifname));
+      const orphans = listing.split('\n').filter((l) => l.startsWith(`-A ${antispoof} `))
+        .map((l) => ({ line: l, veth: /--physdev-in (\S+)/.exec(l)?.[1] }))
+        .filter((o): o is { line: string; veth: string } => o.veth !== undefined && !veths.has(o.veth));
+      if (!orphans.length) return [];
+      const restore = ['*raw', ...orphans.map((o) => o.line.replace(/^-A /, '-D ')), 'COMMIT'].join('\n') + '\n';
+      const r = await runRaw(net.hostNetns, [iptablesRestoreCmd(backend), '-w', '5', '--noflush'], restore);
+      if (r.code === 0) return orphans.map((o) => o.veth);
+      // Read again: another program may have removed some of them meanwhile (a real error fails every time).
+      if (attempt >= RESTORE_ATTEMPTS) {
+        throw new DatapathError(`${iptablesRestoreCmd(backend)} (raw/${antispoof}): ${r.stderr.trim() || `exit code ${r.code}`}`, iptablesRestoreCmd(backend), r.stderr);
+      }
+    }
   });
 }
 
@@ -284,6 +402,8 @@ export interface NodeDiagnostics {
   antispoofChain: boolean;
   /** Host veths of this bridge without their anti-spoofing rule. */
   podsWithoutAntispoof: string[];
+  /** Host veths of this bridge whose IP has no permanent neighbour entry with the pod's MAC on the bridge. */
+  podsWithoutPinnedNeighbour: string[];
   /** All jumps to our chains (nat/POSTROUTING, filter/FORWARD, raw/PREROUTING) are in place. */
   jumps: boolean;
   problems: string[];
@@ -317,8 +437,20 @@ export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnosti
   const srcDump = await runRaw(ns, [iptablesCmd(backend), '-w', '5', '-t', 'raw', '-S', antispoof]);
   const srcRules = srcDump.code === 0 ? srcDump.stdout : undefined;
   const ruled = ruledPairs(srcRules ?? '');
-  const podsWithoutAntispoof = srcRules === undefined ? [] : (await attachedVeths(net))
-    .filter((p) => !ruled.has(`${p.hostVeth} ${p.ip}/32`)).map((p) => p.hostVeth);
+  // Entries first, pods second (as syncNeighbours): a pod's entry is pinned after its veth is labelled.
+  const neighs = br ? await bridgeNeighbours(net) : [];
+  const pods = await livePods(net);
+  const named = (p: (typeof pods)[number]) => `pod ${p.containerId}/${p.ifName} (${p.ip}, ${p.hostVeth})`;
+  const unruled = srcRules === undefined ? [] : pods.filter((p) => !ruled.has(`${p.hostVeth} ${p.ip}/32`));
+  const podsWithoutAntispoof = unruled.map((p) => p.hostVeth);
+  const claims = new Map<string, number>();
+  for (const p of pods) claims.set(p.ip, (claims.get(p.ip) ?? 0) + 1);
+  const unpinned = !br ? [] : pods.filter((p) => {
+    if ((claims.get(p.ip) ?? 0) > 1) return false; // a late DEL and a new pod on one IP: not a drift
+    const e = neighs.find((n) => n.dst === p.ip);
+    return e?.lladdr?.toLowerCase() !== p.mac || !e.state?.includes('PERMANENT');
+  });
+  const podsWithoutPinnedNeighbour = unpinned.map((p) => p.hostVeth);
   const missingJumps: string[] = [];
   for (const j of jumpRules(net)) {
     const chainRuleCount = j.table === 'nat' ? snatRules : j.table === 'filter' ? forwardRules : (srcRules === undefined ? undefined : 0);
@@ -338,6 +470,7 @@ export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnosti
     forwardChain: forwardRules !== undefined,
     antispoofChain: srcRules !== undefined,
     podsWithoutAntispoof,
+    podsWithoutPinnedNeighbour,
     jumps: missingJumps.length === 0,
     problems: [],
   };
@@ -352,8 +485,13 @@ export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnosti
   if (!d.snatChain) d.problems.push(`iptables chain nat/${snat} is missing`);
   if (!d.forwardChain) d.problems.push(`iptables chain filter/${forward} is missing`);
   if (!d.antispoofChain) d.problems.push(`iptables chain raw/${antispoof} is missing: pods may send with other pods' IPs`);
-  if (podsWithoutAntispoof.length) {
-    d.problems.push(`no anti-spoofing rule in raw/${antispoof} for ${podsWithoutAntispoof.join(', ')} (flushed by other software?)`);
+  if (unruled.length) {
+    d.problems.push(`no anti-spoofing rule in raw/${antispoof} for ${unruled.map(named).join(', ')} (flushed by other software?)`);
+  }
+  for (const p of unpinned) {
+    const e = neighs.find((n) => n.dst === p.ip);
+    d.problems.push(`${named(p)}: the node's neighbour entry for ${p.ip} on ${net.bridgeName} is not permanent with ${p.mac}` +
+      ` (${e ? `${e.lladdr ?? 'no MAC'} ${(e.state ?? []).join(',')}` : 'none'}): a neighbour's ARP can divert its traffic until the next resync re-pins it`);
   }
   // Our chains always hold rules (RETURNs, ACCEPTs): an empty one was flushed by other software.
   if (snatRules === 0) d.problems.push(`iptables chain nat/${snat} is empty (flushed by other software?)`);
@@ -374,10 +512,10 @@ export async function teardownNode(input: NodeNetwork): Promise<void> {
     forgetNode(net);
     for (const b of ['nft', 'legacy'] as const) await removeChains(net, b);
     backends.delete(nodeKey(net));
-    const ours = (await attachedVeths(net)).map((l) => `link del dev ${l.hostVeth}`);
+    const ours = (await attachedVeths(net)).map((l) => linkDelStep(l.hostVeth));
     const [br] = await ipJSON<LinkInfo>(ns, ['link', 'show', 'dev', net.bridgeName]);
-    const lines = [...ours, ...(br ? [`link del dev ${net.bridgeName}`] : [])];
-    const errors = lines.length ? await ipBatchTolerant(ns, lines, [/Cannot find device/, /does not exist/]) : [];
+    const steps = [...ours, ...(br ? [linkDelStep(net.bridgeName)] : [])];
+    const errors = steps.length ? await ipRemove(ns, steps) : [];
     if (errors.length) throw new DatapathError(`teardownNode ${net.bridgeName}: ${errors.join('; ')}`);
   });
 }

@@ -4,6 +4,7 @@
  * effectful modules (node.ts, pod.ts) stay thin.
  */
 import { bridgeMAC, chainNames, encodeAlias, hostVethName, podMACs, routeMetric } from './names.js';
+import { linkDelStep, type RemovalStep, routeDelStep } from './kernel-errors.js';
 import type { NodeNetwork, PodInterface } from './types.js';
 
 /** Comments on our jump rules: how `iptables -C/-D` find exactly our rule. */
@@ -119,9 +120,18 @@ export function bridgeCreateLines(net: NodeNetwork): string[] {
   ];
 }
 
-/** Brings an existing bridge back to what we want (MAC, up) without touching its ports. */
-export function bridgeFixLines(net: NodeNetwork): string[] {
-  return [`link set dev ${net.bridgeName} address ${bridgeMAC(net.bridgeName)} up`];
+/**
+ * Brings an existing bridge back to what we want (MAC, up) without touching its ports, changing only
+ * what differs: the kernel answers any MAC set, even to the MAC the bridge already has, by flushing the
+ * bridge's neighbour table, permanent entries included, which would drop every pod's pinned entry
+ * (anti-ARP-spoofing) at each agent start and resync.
+ */
+export function bridgeFixLines(net: NodeNetwork, current: { address: string; flags?: string[] }): string[] {
+  const want = bridgeMAC(net.bridgeName);
+  return [
+    ...(current.address.toLowerCase() !== want ? [`link set dev ${net.bridgeName} address ${want}`] : []),
+    ...(current.flags?.includes('UP') ? [] : [`link set dev ${net.bridgeName} up`]),
+  ];
 }
 
 export function podResources(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>) {
@@ -179,10 +189,59 @@ export function attachHostOnlyLines(net: NodeNetwork, pod: Pick<PodInterface, 'c
   ];
 }
 
-/** Removes a pod's route (by ip and its pod-specific metric) and its veth pair; run with ip -force. */
-export function detachLines(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>, ip: string | undefined): string[] {
+/**
+ * Removes a pod's route (by ip and its pod-specific metric) and its veth pair, each step saying which
+ * errors mean "already gone" (kernel-errors.ts); run with exec.ts ipRemove.
+ */
+export function detachSteps(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>, ip: string | undefined): RemovalStep[] {
   const r = podResources(net, pod);
-  return [...(ip ? [`route del ${ip}/32 dev ${r.bridge} metric ${r.metric}`] : []), `link del dev ${r.hostVeth}`];
+  return [...(ip ? [routeDelStep(ip, r.bridge, r.metric)] : []), linkDelStep(r.hostVeth)];
+}
+
+export function detachLines(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>, ip: string | undefined): string[] {
+  return detachSteps(net, pod, ip).map((s) => s.line);
+}
+
+export interface NeighEntry { dst: string; lladdr?: string; state?: string[] }
+export interface PinnedPod { ip: string; mac: string }
+
+/**
+ * The `neigh` lines that bring the bridge's neighbour entries to what the pods need (pure; node.ts runs
+ * them under the node's serialization):
+ * - `pods` (given on a resync or GC: the live pods from the veths' aliases, minus those being detached):
+ *   each pod's entry is permanent with its MAC, re-pinned if a flush (a MAC set on the bridge, a carrier
+ *   loss, other software) or a spoofed ARP took it. An IP that two live veths claim with different MACs
+ *   (a late DEL racing a new pod) is left as it is: the newer pod's ADD pinned it.
+ * - `unpin` (DEL): the entry is deleted if it still carries that pod's MAC (a newer pod with the same IP
+ *   keeps its own), and only if no live pod claims the IP.
+ * - `gcStale`: permanent IPv4 entries that no live pod claims are deleted (needs `pods`).
+ */
+export function neighbourPlan(net: NodeNetwork, input: { entries: NeighEntry[]; pods?: PinnedPod[]; unpin?: PinnedPod[]; gcStale?: boolean }): string[] {
+  const byIP = new Map(input.entries.map((e) => [e.dst, e]));
+  const claimed = new Map<string, Set<string>>();
+  for (const p of input.pods ?? []) claimed.set(p.ip, (claimed.get(p.ip) ?? new Set()).add(p.mac));
+  const lines: string[] = [];
+  for (const [ip, macs] of claimed) {
+    if (macs.size !== 1) continue;
+    const [mac] = [...macs] as [string];
+    const e = byIP.get(ip);
+    if (e?.lladdr?.toLowerCase() !== mac || !e.state?.includes('PERMANENT')) lines.push(`neigh replace ${ip} lladdr ${mac} dev ${net.bridgeName} nud permanent`);
+  }
+  const deleted = new Set<string>();
+  for (const u of input.unpin ?? []) {
+    const e = byIP.get(u.ip);
+    if (claimed.has(u.ip) || deleted.has(u.ip) || e?.lladdr?.toLowerCase() !== u.mac) continue;
+    lines.push(`neigh del ${u.ip} dev ${net.bridgeName}`);
+    deleted.add(u.ip);
+  }
+  if (input.gcStale && input.pods) {
+    for (const e of input.entries) {
+      if (!/^\d+\.\d+\.\d+\.\d+$/.test(e.dst) || !e.state?.includes('PERMANENT') || claimed.has(e.dst) || deleted.has(e.dst)) continue;
+      lines.push(`neigh del ${e.dst} dev ${net.bridgeName}`);
+      deleted.add(e.dst);
+    }
+  }
+  return lines;
 }
 
 /**

@@ -6,16 +6,17 @@
  * its alias records bridge, containerId, ifName and IP.
  */
 import { existsSync } from 'node:fs';
-import { addAntispoofRule, attachedVeths, ensureNode, forgetNode, hasAntispoofRule, type LinkInfo, removeAntispoofRule } from './node.js';
-import { ipBatch, ipBatchTolerant, ipJSON, netnsPath, type Netns } from './exec.js';
-import { decodeAlias, podMACs } from './names.js';
-import { attachHostLines, attachHostOnlyLines, attachPodLines, detachLines, podResources } from './plan.js';
+import {
+  addAntispoofRule, attachedVeths, ensureNode, forgetNode, hasAntispoofRule, type LinkInfo, removePodProtection, whileDetaching,
+} from './node.js';
+import { ipBatch, ipJSON, ipRemove, netnsPath, type Netns } from './exec.js';
+import { linkDelStep } from './kernel-errors.js';
+import { decodeAlias } from './names.js';
+import { attachHostLines, attachHostOnlyLines, attachPodLines, detachSteps, podResources } from './plan.js';
 import {
   type Attachment, DatapathCheckError, DatapathError, type NodeNetwork, type PodInterface, type PodInterfaceResult, type PodRef,
 } from './types.js';
 import { IfName, parseNodeNetwork, parsePodInterface, parsePodRef } from './validate.js';
-
-const GONE = [/Cannot find device/, /does not exist/, /No such process/, /Cannot assign requested address/];
 
 function resultFor(net: NodeNetwork, pod: PodInterface): PodInterfaceResult {
   const r = podResources(net, pod);
@@ -119,7 +120,7 @@ export async function attachHostVeth(
   } catch (e) {
     if (!exists(e) && !bridgeMissing(e, net)) throw e;
     if (bridgeMissing(e, net)) { forgetNode(net); await ensureNode(net); }
-    const errors = await ipBatchTolerant(net.hostNetns, [`link del dev ${r.hostVeth}`, `link del dev ${peerName}`], GONE);
+    const errors = await ipRemove(net.hostNetns, [linkDelStep(r.hostVeth), linkDelStep(peerName)]);
     if (errors.length) throw new DatapathError(`replacing ${r.hostVeth}/${peerName}: ${errors.join('; ')}`);
     await make();
   }
@@ -127,19 +128,25 @@ export async function attachHostVeth(
 }
 
 /**
- * Removes the pod's route, veth, anti-spoofing rule and (if it is still this pod's) the node's permanent
- * neighbour entry for its IP. The rule is removed alongside the rest: should GC see the rule without its
- * veth in between, it removes the same rule, which is fine (both run under the node's serialization).
+ * Removes the pod's route, veth, anti-spoofing rule and (if it is still this pod's) the node's neighbour
+ * entry for its IP. Whatever is already gone counts as removed, matched per step (kernel-errors.ts): a
+ * concurrent DEL, a runtime that destroyed the namespace, a carrier loss flushing the bridge's table when
+ * its last port goes, someone removing things by hand. The rule and the entry go in the node's serialized
+ * queue (so a resync never re-pins an entry after its pod left), alongside the route and veth: should GC
+ * see the rule without its veth in between, it removes the same rule, which is fine.
  */
 async function removeVeth(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>, ip?: string): Promise<void> {
   const withIP = ip ? { ...pod, ip } : undefined;
-  const links = async () => {
-    const ours = withIP ? await neighIsOurs(net, withIP) : false;
-    const lines = [...detachLines(net, pod, ip), ...(ours && ip ? [`neigh del ${ip} dev ${net.bridgeName}`] : [])];
-    const errors = await ipBatchTolerant(net.hostNetns, lines, GONE);
-    if (errors.length) throw new DatapathError(`removing ${podResources(net, pod).hostVeth}: ${errors.join('; ')}`);
-  };
-  await Promise.all([withIP ? removeAntispoofRule(net, withIP) : Promise.resolve(), links()]);
+  const r = podResources(net, pod);
+  await whileDetaching(net, r.hostVeth, async () => {
+    const links = async () => {
+      const errors = await ipRemove(net.hostNetns, detachSteps(net, pod, ip));
+      if (errors.length) throw new DatapathError(`removing ${r.hostVeth}: ${errors.join('; ')}`);
+    };
+    const [a, b] = await Promise.allSettled([withIP ? removePodProtection(net, withIP) : Promise.resolve(), links()]);
+    if (b.status === 'rejected') throw b.reason;
+    if (a.status === 'rejected') throw a.reason;
+  });
 }
 
 interface NeighInfo { dst: string; lladdr?: string; state?: string[] }
@@ -147,15 +154,6 @@ interface NeighInfo { dst: string; lladdr?: string; state?: string[] }
 /** The node's neighbour entry for ip on the bridge (undefined if none). */
 async function bridgeNeigh(net: NodeNetwork, ip: string): Promise<NeighInfo | undefined> {
   return (await ipJSON<NeighInfo>(net.hostNetns, ['-4', 'neigh', 'show', 'to', ip, 'dev', net.bridgeName])).find((n) => n.dst === ip);
-}
-
-/**
- * Whether the bridge's neighbour entry for ip carries this pod's MAC: a late DEL must not remove the
- * entry of a newer pod that got the same IP (its MAC differs).
- */
-async function neighIsOurs(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName' | 'ip'>): Promise<boolean> {
-  const n = await bridgeNeigh(net, pod.ip).catch(() => undefined);
-  return n?.lladdr === podMACs(pod.containerId, pod.ifName).container;
 }
 
 async function hostLink(ns: Netns, name: string): Promise<LinkInfo | undefined> {
