@@ -51,8 +51,8 @@ export interface BatchOutcome {
   /** Messages that are not "already gone" for the line they belong to (with the line), or unattributable ones. */
   errors: string[];
   /**
-   * Index (0-based) of the first step that did not run because an earlier `neigh` line ended the batch
-   * with an "already gone" error; undefined when every line ran. The caller runs steps from here again.
+   * Index (0-based) of the first step that may not have run because a `neigh` line ended the batch with
+   * an "already gone" error; undefined when every line ran. The caller runs the steps from here again.
    */
   resumeAt?: number;
 }
@@ -60,8 +60,8 @@ export interface BatchOutcome {
 /**
  * Splits `ip -force -batch` stderr into per-line errors and keeps those that are not "already gone" for
  * their own line. A trailing block without `Command failed` comes from a line that ended the process:
- * only `neigh` lines do that, so it belongs to the first `neigh` step after the last reported failure.
- * If no such step exists, the message cannot be attributed and counts as an error.
+ * only `neigh` lines do that, so it belongs to a `neigh` step after the last reported failure. If no
+ * such step exists, the message cannot be attributed and counts as an error.
  */
 export function batchOutcome(steps: readonly RemovalStep[], stderr: string, code: number): BatchOutcome {
   if (code === 0) return { errors: [] };
@@ -84,12 +84,16 @@ export function batchOutcome(steps: readonly RemovalStep[], stderr: string, code
     // Every failure was reported line by line (or ip said nothing): the batch ran to its end.
     return errors.length || lastFailed >= 0 ? { errors } : { errors: [`exit code ${code} without a message`] };
   }
-  const aborted = steps.findIndex((s, i) => i > lastFailed && s.line.startsWith('neigh '));
-  const step = steps[aborted];
-  if (!step) return { errors: [...errors, ...block] };
-  const real = block.filter((m) => !step.gone.some((re) => re.test(m)));
-  if (real.length) return { errors: [...errors, ...real.map((m) => `${step.line}: ${m}`)] };
-  return aborted + 1 < steps.length ? { errors, resumeAt: aborted + 1 } : { errors };
+  // Which neigh line ended the batch is certain only if one follows the last reported failure; with
+  // several, the message must mean "gone" for each of them, and everything from the first of them on
+  // is run again (removal steps are idempotent: what this run removed is gone the next time).
+  const candidates = steps.map((s, i) => ({ s, i })).filter(({ s, i }) => i > lastFailed && s.line.startsWith('neigh '));
+  if (!candidates.length) return { errors: [...errors, ...block] };
+  const owner = candidates.length === 1 ? candidates[0]!.s.line : `one of ${candidates.map((c) => c.s.line).join(' | ')}`;
+  const real = block.filter((m) => !candidates.every(({ s }) => s.gone.some((re) => re.test(m))));
+  if (real.length) return { errors: [...errors, ...real.map((m) => `${owner}: ${m}`)] };
+  const resumeAt = candidates[0]!.i + 1;
+  return resumeAt < steps.length ? { errors, resumeAt } : { errors };
 }
 
 /** `iptables -S <chain>` failed because the chain (or, for legacy, the table) does not exist. */

@@ -1,7 +1,10 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { bridgeMAC, chainNames, decodeAlias, encodeAlias, hostVethName, podMACs, routeMetric, stableMAC } from './names.js';
-import { antispoofRule, attachHostLines, attachPodLines, detachLines, chainRemoveRestore, chainRestore, jumpRules, nodeSysctls, noSnatPrefixes } from './plan.js';
+import {
+  antispoofRule, attachHostLines, attachPodLines, bridgeFixLines, detachLines, chainRemoveRestore, chainRestore, jumpRules, type NeighEntry, neighbourPlan,
+  nodeSysctls, noSnatPrefixes,
+} from './plan.js';
 import type { NodeNetwork } from './types.js';
 import { parseBackend } from './iptables.js';
 import { parseNodeNetwork, parsePodInterface } from './validate.js';
@@ -172,4 +175,68 @@ test('iptables backend: kubelet\'s hint chains win, then the system default; the
   t.is(parseBackend('iptables v1.8.9 (nf_tables)\n'), 'nft');
   t.is(parseBackend('iptables v1.8.9 (nf_tables)\n', 'legacy'), 'legacy');
   t.is(parseBackend(''), 'nft');
+});
+
+test('an existing bridge is changed only where it differs: never a MAC set to the MAC it has (that flushes its neighbour table)', (t) => {
+  const mac = bridgeMAC('podvnet0');
+  t.deepEqual(bridgeFixLines(net, { address: mac, flags: ['BROADCAST', 'UP', 'LOWER_UP'] }), []);
+  t.deepEqual(bridgeFixLines(net, { address: mac.toUpperCase(), flags: ['UP'] }), [], 'case does not matter');
+  t.deepEqual(bridgeFixLines(net, { address: mac, flags: ['BROADCAST'] }), ['link set dev podvnet0 up']);
+  t.deepEqual(bridgeFixLines(net, { address: '02:00:00:00:00:01', flags: ['UP'] }), [`link set dev podvnet0 address ${mac}`]);
+});
+
+/** Applies neigh lines to a model of the bridge's table (what the kernel would hold afterwards). */
+function applyNeigh(entries: NeighEntry[], lines: string[]): Map<string, NeighEntry> {
+  const table = new Map(entries.map((e) => [e.dst, e]));
+  for (const l of lines) {
+    const rep = /^neigh replace (\S+) lladdr (\S+) dev podvnet0 nud permanent$/.exec(l);
+    const del = /^neigh del (\S+) dev podvnet0$/.exec(l);
+    if (rep) table.set(rep[1]!, { dst: rep[1]!, lladdr: rep[2]!, state: ['PERMANENT'] });
+    else if (del) table.delete(del[1]!);
+    else throw new Error(`unexpected line ${l}`);
+  }
+  return table;
+}
+
+test('neighbour plan: live pods re-pinned, a DEL removes only its own entry, GC removes unclaimed permanent entries', (t) => {
+  const macA = podMACs('a', 'eth0').container;
+  const macB = podMACs('b', 'eth0').container;
+  const pods = [{ ip: '10.0.1.10', mac: macA }, { ip: '10.0.1.11', mac: macB }];
+  // Flushed table: both re-pinned; nothing to do once they are.
+  const lines = neighbourPlan(net, { entries: [], pods });
+  t.deepEqual(lines, [`neigh replace 10.0.1.10 lladdr ${macA} dev podvnet0 nud permanent`, `neigh replace 10.0.1.11 lladdr ${macB} dev podvnet0 nud permanent`]);
+  t.deepEqual(neighbourPlan(net, { entries: [...applyNeigh([], lines).values()], pods }), []);
+  // A learned (not permanent) entry with the right MAC, and a spoofer's MAC, are both re-pinned.
+  t.is(neighbourPlan(net, { entries: [{ dst: '10.0.1.10', lladdr: macA, state: ['REACHABLE'] }, { dst: '10.0.1.11', lladdr: macA, state: ['STALE'] }], pods }).length, 2);
+  // DEL: only if the entry still carries the pod's MAC; a dynamic entry with it goes too.
+  t.deepEqual(neighbourPlan(net, { entries: [{ dst: '10.0.1.10', lladdr: macA, state: ['STALE'] }], unpin: [{ ip: '10.0.1.10', mac: macA }] }), ['neigh del 10.0.1.10 dev podvnet0']);
+  t.deepEqual(neighbourPlan(net, { entries: [{ dst: '10.0.1.10', lladdr: macB, state: ['PERMANENT'] }], unpin: [{ ip: '10.0.1.10', mac: macA }] }), [], 'a newer pod\'s entry stays');
+  t.deepEqual(neighbourPlan(net, { entries: [], unpin: [{ ip: '10.0.1.10', mac: macA }] }), [], 'already gone: nothing to do');
+  // An IP two live veths claim (late DEL racing a new pod) is left alone.
+  t.deepEqual(neighbourPlan(net, { entries: [], pods: [{ ip: '10.0.1.10', mac: macA }, { ip: '10.0.1.10', mac: macB }], gcStale: true }), []);
+  // GC: a permanent entry nobody claims goes; a dynamic one (the kernel ages it) and IPv6-looking ones stay.
+  t.deepEqual(neighbourPlan(net, {
+    entries: [{ dst: '10.0.1.99', lladdr: macA, state: ['PERMANENT'] }, { dst: '10.0.1.98', lladdr: macA, state: ['REACHABLE'] }],
+    pods: [], gcStale: true,
+  }), ['neigh del 10.0.1.99 dev podvnet0']);
+});
+
+test('property: after a neighbour plan, every unambiguous live pod is pinned, no live pod\'s entry is deleted, unpinned DEL entries are gone', (t) => {
+  const ip = fc.integer({ min: 10, max: 20 }).map((n) => `10.0.1.${n}`);
+  const pod = fc.tuple(fc.constantFrom('a', 'b', 'c', 'd'), ip).map(([c, i]) => ({ ip: i, mac: podMACs(c, 'eth0').container }));
+  const entry = fc.tuple(ip, fc.constantFrom('a', 'b', 'c', 'x'), fc.constantFrom(['PERMANENT'], ['REACHABLE'], ['STALE'], ['FAILED'])).map(
+    ([i, c, state]): NeighEntry => ({ dst: i, lladdr: podMACs(c, 'eth0').container, state: [...state] }));
+  fc.assert(fc.property(fc.array(entry, { maxLength: 8 }), fc.option(fc.array(pod, { maxLength: 6 }), { nil: undefined }), fc.array(pod, { maxLength: 3 }), fc.boolean(),
+    (rawEntries, pods, unpin, gcStale) => {
+      const entries = [...new Map(rawEntries.map((e) => [e.dst, e])).values()];
+      const after = applyNeigh(entries, neighbourPlan(net, { entries, ...(pods ? { pods } : {}), unpin, gcStale }));
+      const claims = new Map<string, Set<string>>();
+      for (const p of pods ?? []) claims.set(p.ip, (claims.get(p.ip) ?? new Set()).add(p.mac));
+      for (const [i, macs] of claims) {
+        if (macs.size === 1) t.deepEqual(after.get(i), { dst: i, lladdr: [...macs][0], state: ['PERMANENT'] });
+        else t.deepEqual(after.get(i), entries.find((e) => e.dst === i), 'ambiguous: untouched');
+      }
+      for (const u of unpin) if (!claims.has(u.ip)) t.not(after.get(u.ip)?.lladdr, u.mac);
+      if (gcStale && pods) for (const [i, e] of after) if (e.state?.includes('PERMANENT')) t.true(claims.has(i));
+    }));
 });
