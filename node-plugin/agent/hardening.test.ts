@@ -141,6 +141,26 @@ test('/readyz lists node network problems (flushed chain, lost jump); the resync
   t.regex(await metrics(), /^podvnet_agent_node_network_problems 0$/m);
 });
 
+test('/readyz names the pods whose pinned neighbour entry was flushed (anti-ARP-spoofing); the resync re-pins them', async (t) => {
+  t.timeout(60_000);
+  const node = await withNode(t);
+  const agent = await node.startAgent({ resyncIntervalMs: 0 });
+  for (const id of ['pin-a', 'pin-b']) {
+    const add = await node.cni('ADD', { containerId: id, netns: await node.pod(id) });
+    t.is(add.code, 0, add.stdout);
+  }
+  t.deepEqual(await readyz(agent), { status: 200, body: 'ok\n' });
+  await node.fabric.exec('vm1', ['ip', 'neigh', 'flush', 'dev', 'podvnet0', 'nud', 'all']);
+  const broken = await readyz(agent);
+  t.is(broken.status, 503);
+  for (const id of ['pin-a', 'pin-b']) t.regex(broken.body, new RegExp(`pod ${id}/eth0 \\(10\\.40\\.4\\.\\d+, pvn\\w+\\): the node's neighbour entry`));
+  await agent.resyncNode();
+  t.deepEqual(await readyz(agent), { status: 200, body: 'ok\n' });
+  // And the resync itself (ensureNode again on an existing bridge) flushes nothing.
+  await agent.resyncNode();
+  t.deepEqual(await readyz(agent), { status: 200, body: 'ok\n' });
+});
+
 test('the periodic resync (--resync-interval-ms) repairs the node network by itself', async (t) => {
   t.timeout(60_000);
   const node = await withNode(t);
