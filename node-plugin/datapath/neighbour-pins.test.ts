@@ -141,3 +141,33 @@ test('GC (pruneOrphanRoutes) removes an entry no pod claims and re-pins a live p
   await dp.pruneOrphanRoutes(net);
   t.deepEqual(await pinned(vm.netns), expected([a, b]));
 });
+
+test('diagnostics polled while pods are added and deleted report no drift: a pod half made or half removed is not a problem', async (t) => {
+  const ips = Array.from({ length: 30 }, (_, i) => `10.30.9.${10 + i}`);
+  const { f, net } = await setUp(t, []);
+  await f.setNicIPs('n1', ips);
+  let stop = false;
+  const seen: string[] = [];
+  let polls = 0;
+  const poller = (async () => {
+    while (!stop) {
+      const d = await dp.nodeDiagnostics(net);
+      polls++;
+      seen.push(...d.problems);
+    }
+  })();
+  // Churn until the diagnostics have run a good number of times (each takes a while: iptables, sysctls).
+  for (let round = 0, deadline = Date.now() + 60_000; round < 2 || (polls < 8 && Date.now() < deadline); round++) {
+    const specs = await Promise.all(ips.map(async (ip, i) => {
+      const ns = await f.addNetns(`dg${round}-${i}`);
+      return { containerId: `diag-${ns}`, netnsPath: `/run/netns/${ns}`, ifName: 'eth0', ip, prefixLength: 22 } as dp.PodInterface;
+    }));
+    await Promise.all(specs.map((s) => dp.attachPod(net, s)));
+    await Promise.all(specs.map((s) => dp.detachPod(net, { containerId: s.containerId, ifName: 'eth0', ip: s.ip })));
+  }
+  stop = true;
+  await poller;
+  t.log(`${polls} diagnostics polls`);
+  t.true(polls >= 3, `${polls} polls`);
+  t.deepEqual([...new Set(seen)], []);
+});

@@ -103,28 +103,52 @@ async function applyNode(net: NodeNetwork): Promise<void> {
   await syncNeighbours(net, { listPods: () => livePods(net) });
 }
 
-const detaching = new Set<string>(); // node key + host veth of pods whose detach is under way
+/** Pods with an attach or detach under way in this process (node key + host veth -> how many of each). */
+const inFlight = new Map<string, { attach: number; detach: number }>();
+/** When each pod's attach or detach last began or ended, as a sequence number (diagnostics, see below). */
+const lastChange = new Map<string, number>();
+let changeSeq = 0;
+type Change = 'attach' | 'detach';
+
+function noteChange(k: string): void {
+  lastChange.set(k, ++changeSeq);
+  if (lastChange.size > 8192) for (const [key, seq] of lastChange) if (seq < changeSeq - 4096) lastChange.delete(key);
+}
 
 /**
- * Marks a pod as being detached for the duration of `fn`: a resync must not re-pin its neighbour entry
- * in between (it would outlive the pod), and diagnostics do not count its half-removed state as drift.
+ * Marks a pod as being attached or detached for the duration of `fn`. A resync must not re-pin the
+ * neighbour entry of a pod being detached (it would outlive the pod), and diagnostics do not count a pod
+ * half made or half removed as drift (its rule and entry come a moment after its veth, and go with it).
  */
-export async function whileDetaching<T>(net: NodeNetwork, hostVeth: string, fn: () => Promise<T>): Promise<T> {
+export async function whileChanging<T>(net: NodeNetwork, hostVeth: string, change: Change, fn: () => Promise<T>): Promise<T> {
   const k = `${nodeKey(net)}\0${hostVeth}`;
-  detaching.add(k);
+  const c = inFlight.get(k) ?? { attach: 0, detach: 0 };
+  c[change]++;
+  inFlight.set(k, c);
+  noteChange(k);
   try {
     return await fn();
   } finally {
-    detaching.delete(k);
+    c[change]--;
+    if (c.attach === 0 && c.detach === 0) inFlight.delete(k);
+    noteChange(k);
   }
 }
 
+type LivePod = PinnedPod & { hostVeth: string; containerId: string; ifName: string };
+
 /** The pods of this bridge that are not being detached, with the MAC their neighbour entry must carry. */
-async function livePods(net: NodeNetwork): Promise<Array<PinnedPod & { hostVeth: string; containerId: string; ifName: string }>> {
+async function livePods(net: NodeNetwork): Promise<LivePod[]> {
   return (await attachedVeths(net))
-    .filter((p) => !detaching.has(`${nodeKey(net)}\0${p.hostVeth}`))
+    .filter((p) => (inFlight.get(`${nodeKey(net)}\0${p.hostVeth}`)?.detach ?? 0) === 0)
     .map((p) => ({ ...p, mac: podMACs(p.containerId, p.ifName).container }));
 }
+
+/** Whether a pod was attached or detached (or began to be) since `since`, or is being so now. */
+const changedSince = (net: NodeNetwork, hostVeth: string, since: number): boolean => {
+  const k = `${nodeKey(net)}\0${hostVeth}`;
+  return inFlight.has(k) || (lastChange.get(k) ?? 0) > since;
+};
 
 const bridgeNeighbours = (net: NodeNetwork): Promise<NeighEntry[]> => ipJSON<NeighEntry>(net.hostNetns, ['-4', 'neigh', 'show', 'dev', net.bridgeName]);
 
@@ -413,6 +437,10 @@ export interface NodeDiagnostics {
 export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnostics> {
   const net = parseNodeNetwork(input);
   const ns = net.hostNetns;
+  // The pods first, their rules and entries after: a pod listed here that nobody attached or detached
+  // meanwhile (changedSince) must have both; one that changed is not judged on this reading.
+  const since = changeSeq;
+  const listed = await livePods(net);
   const [br] = await ipJSON<LinkInfo>(ns, ['-d', 'link', 'show', 'dev', net.bridgeName]);
   const parpKey = `net/ipv4/conf/${net.bridgeName}/proxy_arp`;
   // A procSysRoot that is not the host's /proc/sys/net is one problem, not three misleading ones.
@@ -437,9 +465,8 @@ export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnosti
   const srcDump = await runRaw(ns, [iptablesCmd(backend), '-w', '5', '-t', 'raw', '-S', antispoof]);
   const srcRules = srcDump.code === 0 ? srcDump.stdout : undefined;
   const ruled = ruledPairs(srcRules ?? '');
-  // Entries first, pods second (as syncNeighbours): a pod's entry is pinned after its veth is labelled.
   const neighs = br ? await bridgeNeighbours(net) : [];
-  const pods = await livePods(net);
+  const pods = listed.filter((p) => !changedSince(net, p.hostVeth, since));
   const named = (p: (typeof pods)[number]) => `pod ${p.containerId}/${p.ifName} (${p.ip}, ${p.hostVeth})`;
   const unruled = srcRules === undefined ? [] : pods.filter((p) => !ruled.has(`${p.hostVeth} ${p.ip}/32`));
   const podsWithoutAntispoof = unruled.map((p) => p.hostVeth);

@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import {
-  addAntispoofRule, attachedVeths, ensureNode, forgetNode, hasAntispoofRule, type LinkInfo, removePodProtection, whileDetaching,
+  addAntispoofRule, attachedVeths, ensureNode, forgetNode, hasAntispoofRule, type LinkInfo, removePodProtection, whileChanging,
 } from './node.js';
 import { ipBatch, ipJSON, ipRemove, netnsPath, type Netns } from './exec.js';
 import { linkDelStep } from './kernel-errors.js';
@@ -40,6 +40,10 @@ const bridgeMissing = (e: unknown, net: NodeNetwork): boolean =>
 export async function attachPod(input: NodeNetwork, podInput: PodInterface): Promise<PodInterfaceResult> {
   const net = parseNodeNetwork(input);
   const pod = parsePodInterface(net, podInput);
+  return whileChanging(net, podResources(net, pod).hostVeth, 'attach', () => attach(net, pod));
+}
+
+async function attach(net: NodeNetwork, pod: PodInterface): Promise<PodInterfaceResult> {
   await ensureNode(net);
   try {
     await create(net, pod);
@@ -110,21 +114,23 @@ export async function attachHostVeth(
   const peerName = IfName.parse(spec.peerName);
   const r = podResources(net, pod);
   if (peerName === r.hostVeth) throw new TypeError(`datapath: peerName ${peerName} collides with the host veth name`);
-  await ensureNode(net);
-  const make = async () => {
-    await ipBatch(net.hostNetns, attachHostOnlyLines(net, pod, peerName));
-    await addAntispoofRule(net, pod);
-  };
-  try {
-    await make();
-  } catch (e) {
-    if (!exists(e) && !bridgeMissing(e, net)) throw e;
-    if (bridgeMissing(e, net)) { forgetNode(net); await ensureNode(net); }
-    const errors = await ipRemove(net.hostNetns, [linkDelStep(r.hostVeth), linkDelStep(peerName)]);
-    if (errors.length) throw new DatapathError(`replacing ${r.hostVeth}/${peerName}: ${errors.join('; ')}`);
-    await make();
-  }
-  return { hostVeth: { name: r.hostVeth, mac: r.macs.host }, peer: { name: peerName, mac: r.macs.container } };
+  return whileChanging(net, r.hostVeth, 'attach', async () => {
+    await ensureNode(net);
+    const make = async () => {
+      await ipBatch(net.hostNetns, attachHostOnlyLines(net, pod, peerName));
+      await addAntispoofRule(net, pod);
+    };
+    try {
+      await make();
+    } catch (e) {
+      if (!exists(e) && !bridgeMissing(e, net)) throw e;
+      if (bridgeMissing(e, net)) { forgetNode(net); await ensureNode(net); }
+      const errors = await ipRemove(net.hostNetns, [linkDelStep(r.hostVeth), linkDelStep(peerName)]);
+      if (errors.length) throw new DatapathError(`replacing ${r.hostVeth}/${peerName}: ${errors.join('; ')}`);
+      await make();
+    }
+    return { hostVeth: { name: r.hostVeth, mac: r.macs.host }, peer: { name: peerName, mac: r.macs.container } };
+  });
 }
 
 /**
@@ -138,7 +144,7 @@ export async function attachHostVeth(
 async function removeVeth(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>, ip?: string): Promise<void> {
   const withIP = ip ? { ...pod, ip } : undefined;
   const r = podResources(net, pod);
-  await whileDetaching(net, r.hostVeth, async () => {
+  await whileChanging(net, r.hostVeth, 'detach', async () => {
     const links = async () => {
       const errors = await ipRemove(net.hostNetns, detachSteps(net, pod, ip));
       if (errors.length) throw new DatapathError(`removing ${r.hostVeth}: ${errors.join('; ')}`);
