@@ -168,12 +168,16 @@ async function syncNeighbours(
   want: { listPods?: () => Promise<PinnedPod[]>; unpin?: PinnedPod[]; gcStale?: boolean },
 ): Promise<void> {
   let last = '';
+  let recheck = want.gcStale === true;
   for (let round = 0; round < NEIGH_ROUNDS; round++) {
     const entries = await bridgeNeighbours(net);
     const pods = want.listPods ? await want.listPods() : undefined;
     const lines = neighbourPlan(net, { entries, ...(pods ? { pods } : {}), ...(want.unpin ? { unpin: want.unpin } : {}), gcStale: want.gcStale ?? false });
     if (!lines.length) return;
     const r = await runRaw(net.hostNetns, ['ip', '-batch', '-'], lines.join('\n') + '\n');
+    // GC deletes by IP: a pod attached (and pinned) on a freed IP between the reading and the delete lost
+    // its entry; one more reading finds it listed now and pins it again.
+    if (r.code === 0 && recheck && round < NEIGH_ROUNDS - 1 && lines.some((l) => l.startsWith('neigh del '))) { recheck = false; continue; }
     if (r.code === 0) return;
     last = r.stderr.trim();
     if (!NEIGH_GONE.test(r.stderr)) throw new DatapathError(`neighbour entries on ${net.bridgeName}: ${last}`, 'ip -batch -', r.stderr);
