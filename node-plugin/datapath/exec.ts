@@ -105,7 +105,9 @@ export async function ipRemove(ns: Netns, steps: RemovalStep[]): Promise<string[
   return errors;
 }
 
-const DUMP_ATTEMPTS = 5;
+/** Reading again right away under constant churn is interrupted again: back off a little, for up to ~2 s. */
+const DUMP_ATTEMPTS = 25;
+const dumpBackoffMs = (attempt: number): number => Math.min(100, 5 * attempt) * (0.5 + Math.random());
 const ABSENT = /does not exist|Cannot find device|^RTNETLINK answers: No such device$/m;
 
 /**
@@ -117,7 +119,7 @@ export async function ipJSON<T>(ns: Netns, args: string[]): Promise<T[]> {
   for (let attempt = 1; ; attempt++) {
     const r = await runRaw(ns, ['ip', '-j', ...args]);
     if (DUMP_INTERRUPTED.test(r.stderr)) {
-      if (attempt < DUMP_ATTEMPTS) continue;
+      if (attempt < DUMP_ATTEMPTS) { await new Promise((res) => setTimeout(res, dumpBackoffMs(attempt))); continue; }
       throw new DatapathError(`ip -j ${args.join(' ')}: the kernel's dump was interrupted by concurrent changes ${DUMP_ATTEMPTS} times in a row`, `ip -j ${args.join(' ')}`, r.stderr);
     }
     if (r.code !== 0) {

@@ -133,3 +133,21 @@ test('many concurrent ADDs and DELs on one node while resyncs and flushes run: e
   t.deepEqual(await leftovers(vm, all), []);
   t.deepEqual((await dp.nodeDiagnostics(net)).problems, []);
 });
+
+test('listings under heavy link churn on the node (dumps interrupted by concurrent changes) are read again, exact and never an error', async (t) => {
+  const { vm, net, newPod } = await setUp(t, 10);
+  const pods = await Promise.all(Array.from({ length: 10 }, async (_, i) => { const p = await newPod(ipOf(i)); await dp.attachPod(net, p.spec); return p; }));
+  // Many other veths make the link dump span several netlink messages; a loop adds and deletes more.
+  await runRaw(vm.netns, ['ip', '-batch', '-'], Array.from({ length: 300 }, (_, i) => `link add zz${i} type veth peer name zy${i}`).join('\n') + '\n');
+  const churn = runRaw(vm.netns, ['sh', '-c', 'end=$(($(date +%s) + 8)); i=0; while [ $(date +%s) -lt $end ]; do ip link add zc$i type veth peer name zd$i; ip link del zc$i; i=$((i+1)); done; echo $i']);
+  const want = pods.map((p) => p.spec.containerId).sort();
+  let reads = 0;
+  const wrong: string[] = [];
+  for (const deadline = Date.now() + 7000; Date.now() < deadline; reads++) {
+    const got = (await dp.listAttachments(net)).map((a) => a.containerId).sort();
+    if (JSON.stringify(got) !== JSON.stringify(want)) wrong.push(`${got.length} pods`);
+  }
+  const churned = (await churn).stdout.trim();
+  t.log(`${reads} listings while ${churned} veths came and went`);
+  t.deepEqual(wrong, []);
+});
