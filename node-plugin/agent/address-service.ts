@@ -88,7 +88,7 @@ export class AgentAddressService implements PodAddressService {
   private pool: PoolSettings | undefined;
   private readonly committer: GroupCommitter;
   private readonly now: () => number;
-  private readonly listeners: Array<() => void> = [];
+  private readonly listeners: Array<(change: { demandRaised: boolean }) => void> = [];
 
   constructor(private readonly opts: AddressServiceOptions) {
     this.now = opts.now ?? Date.now;
@@ -120,13 +120,16 @@ export class AgentAddressService implements PodAddressService {
     };
   }
 
-  /** Called whenever allocations, pending demand or releases change. */
-  onChange(listener: () => void): void {
+  /**
+   * Called whenever allocations, pending demand or releases change; `demandRaised` when a pod just found
+   * no free IP (the controller should hear of it now: a pod is waiting).
+   */
+  onChange(listener: (change: { demandRaised: boolean }) => void): void {
     this.listeners.push(listener);
   }
 
-  private changed(): void {
-    for (const l of this.listeners) l();
+  private changed(demandRaised = false): void {
+    for (const l of this.listeners) l({ demandRaised });
   }
 
   /** A new version of the node's record (and its pool's settings) arrived. */
@@ -191,8 +194,7 @@ export class AgentAddressService implements PodAddressService {
     // Pick and record in one synchronous step: no other acquire can run in between.
     const ip = pickAddress(this.view());
     if (!ip) {
-      this.pending.note(key);
-      this.changed();
+      this.changed(this.pending.note(key));
       const view = this.view();
       const cooling = [...view.cooldown.values()].filter((t) => t > view.now).length;
       throw new NoFreeAddressError(

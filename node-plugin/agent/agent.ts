@@ -128,7 +128,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     },
     onError: (err) => logger.warn({ err: (err as Error).message }, 'writing spec.demand/releasedIPs failed; will retry'),
   });
-  addresses.onChange(() => writer.poke());
+  addresses.onChange((change) => writer.poke(change));
 
   const handler = new CniHandler({ addresses, datapath, logger });
 

@@ -56,6 +56,36 @@ test('specPatch writes only when the values change; the writer coalesces many po
   t.is(written.at(-1), 50);
 });
 
+test('the writer sends a demand increase (a pod waiting) at once, not after the rest of the interval; other changes wait', async (t) => {
+  let pending = 0;
+  let used = 0;
+  const written: Array<{ at: number; pending: number; used: number }> = [];
+  const writer = new CoalescingWriter({
+    minIntervalMs: 3000,
+    urgentIntervalMs: 50,
+    desired: async () => ({ demand: { usedIPs: used, pendingIPs: pending }, releasedIPs: [] }),
+    write: async (p) => {
+      written.push({ at: Date.now(), pending: p.spec.demand.pendingIPs, used: p.spec.demand.usedIPs });
+    },
+  });
+  t.teardown(() => writer.stop());
+  writer.poke();
+  t.true(await until(() => written.length === 1));
+  used = 1; // an ordinary change: waits for the interval
+  writer.poke();
+  await new Promise((r) => setTimeout(r, 100));
+  pending = 1; // a pod found no IP
+  const raised = Date.now();
+  writer.poke({ demandRaised: true });
+  t.true(await until(() => written.length === 2));
+  t.like(written[1], { pending: 1, used: 1 }, 'the urgent write carries everything changed so far');
+  t.true(written[1]!.at - raised < 1500, `written ${written[1]!.at - raised} ms after the demand rose (interval 3000 ms)`);
+  used = 2;
+  writer.poke();
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(written.length, 2, 'an ordinary change after it still waits for the interval');
+});
+
 test('agent with the API emulator: demand and releases written to its own record, status and pool read', async (t) => {
   t.timeout(60_000);
   const { emu, co } = await kubeWithCrds(t);

@@ -23,10 +23,12 @@ export class PendingDemand {
     this.now = o.now ?? Date.now;
   }
 
-  /** A pod found no IP (again): it counts, from now, for one window. */
-  note(key: string): void {
+  /** A pod found no IP (again): it counts, from now, for one window. Returns whether it is new (demand rose). */
+  note(key: string): boolean {
+    const isNew = !this.has(key);
     this.since.set(key, this.now());
     this.schedule();
+    return isNew;
   }
 
   /** The pod got an IP, or is gone (DEL, GC): it no longer counts. Returns whether it did. */
