@@ -71,7 +71,8 @@ export interface ControllerOptions {
   /**
    * Longest wait before retrying after a transient Azure failure (5xx, a failed long-running operation, a
    * dropped connection): the backoff doubles from retryBaseMs up to this, and resets on success. Other
-   * failures (authorization, bad requests) keep doubling up to 5 minutes. Pods wait for IPs meanwhile.
+   * failures (authorization, bad requests) keep doubling up to 5 minutes. Pods wait for IPs meanwhile;
+   * the ARM budget is still kept by the limiter, which holds calls back rather than letting them fail.
    */
   transientRetryMaxMs: number;
 }
@@ -85,7 +86,7 @@ export const DEFAULT_CONTROLLER_OPTIONS: ControllerOptions = {
   subnetNotAllowedBackoffMs: 300_000,
   poolStatusDelayMs: 1000,
   retryBaseMs: 200,
-  transientRetryMaxMs: 1000,
+  transientRetryMaxMs: 500,
 };
 
 const NodeObject = z.looseObject({

@@ -29,6 +29,6 @@ test('six 503s on the NIC PUT delay the next batch by a few seconds, not by a do
   const waited = Date.now() - started;
   t.log(`waited ${waited} ms for the batch after six 503s`);
   t.is(w.azure.calls().faulted, 6);
-  // Backoffs 200, 400, 800 then capped at 1000: 4.4 s nominally (12.6 s uncapped); slack for a loaded machine.
+  // Backoffs 200, 400, then capped at 500: 2.6 s nominally (12.6 s uncapped); slack for a loaded machine.
   t.true(waited < 8000, `waited ${waited} ms`);
 });
