@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
+import { Counter } from 'prom-client';
 import * as datapathModule from '../datapath/index.js';
 import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
 import type { NodeNetwork } from '../datapath/index.js';
@@ -140,6 +141,16 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     logger,
   });
   await delQueue.prepare().catch((err: Error) => logger.warn({ err: err.message }, 'cannot create the DEL queue directory'));
+  new Counter({
+    name: 'podvnet_agent_queued_dels_total',
+    help: 'DELs the CNI executable queued while the agent was unreachable, by what became of them (applied, superseded by a later ADD, rejected as unreadable, failed attempts that are retried).',
+    labelNames: ['result'],
+    registers: [metrics.registry],
+    collect() {
+      this.reset();
+      for (const [result, n] of Object.entries(delQueue.totals)) this.inc({ result }, n);
+    },
+  });
 
   // The node network is set up as soon as it is known, then re-applied periodically (force), so chains
   // flushed by other software (a firewall reload, `iptables -F`) come back without a pod event.

@@ -95,7 +95,7 @@ export class DelQueue {
   private timer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private stopped = false;
-  readonly totals = { applied: 0, superseded: 0, rejected: 0, failures: 0 };
+  readonly totals = { applied: 0, superseded: 0, rejected: 0, failed: 0 };
 
   constructor(private readonly o: DelQueueOptions) {}
 
@@ -213,7 +213,7 @@ export class DelQueue {
       } else {
         logger.warn({ file, containerId: del.containerId, answer: res.stdout }, 'queued DEL failed; will retry');
         report.retrying.push(`${del.containerId}/${del.ifName}`);
-        this.totals.failures++;
+        this.totals.failed++;
       }
     }
     return report;

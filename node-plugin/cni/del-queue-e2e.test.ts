@@ -63,6 +63,8 @@ test('DEL with the agent down: queued by the forwarder (success), applied at sta
   t.deepEqual(await kernelTraces(node, 'queued-pod', ip), ['route', 'neighbour'], 'only what the new pod with this IP needs');
   t.deepEqual(await kernelTraces(node, 'next-pod', ip), ['veth', 'route', 'neighbour', 'anti-spoofing rule']);
   t.is(agent.delQueue.totals.applied, 1);
+  const metrics = await (await fetch(`http://${agent.healthAddress}/metrics`)).text();
+  t.regex(metrics, /podvnet_agent_queued_dels_total\{result="applied"\} 1/);
 });
 
 test('queued DELs that appear while the agent runs are applied; a corrupt one is moved aside; a DEL older than the current ADD is dropped', async (t) => {
