@@ -156,6 +156,7 @@ static int fsync_dir(const char *dir) {
  * crash may leave is garbage the agent removes. Returns 0 and the file's path, or -1 with errno set.
  */
 static int queue_request(const char *dir, const char *req, size_t n, char *where, size_t wlen) {
+  if (dir[0] != '/') { errno = EINVAL; return -1; } /* relative to what? the runtime's cwd is no place */
   if (make_dirs(dir) < 0) return -1;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

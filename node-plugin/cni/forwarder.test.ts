@@ -138,4 +138,7 @@ test('a DEL the agent answers (even with an error or garbage) is not queued; a D
   t.is(r3.code, 1);
   t.is(r3.json.code, 11);
   t.regex(r3.json.msg, /queueing the DEL in .*a-file\/q failed: Not a directory/);
+  const r4 = await invokePlugin(FORWARDER, delEnv, JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 't', agentSocket: path.join(dir, 'none.sock'), delQueueDir: 'relative/q' }));
+  t.is(r4.json.code, 11);
+  t.regex(r4.json.msg, /queueing the DEL in relative\/q failed: Invalid argument/);
 });
