@@ -68,6 +68,13 @@ export interface ControllerOptions {
   /** Delay that folds many record changes into one pool status write. */
   poolStatusDelayMs: number;
   retryBaseMs: number;
+  /**
+   * Longest wait before retrying after a transient Azure failure (5xx, a failed long-running operation, a
+   * dropped connection): the backoff doubles from retryBaseMs up to this, and resets on success. Other
+   * failures (authorization, bad requests) keep doubling up to 5 minutes. Pods wait for IPs meanwhile;
+   * the ARM budget is still kept by the limiter, which holds calls back rather than letting them fail.
+   */
+  transientRetryMaxMs: number;
 }
 
 export const DEFAULT_CONTROLLER_OPTIONS: ControllerOptions = {
@@ -79,6 +86,7 @@ export const DEFAULT_CONTROLLER_OPTIONS: ControllerOptions = {
   subnetNotAllowedBackoffMs: 300_000,
   poolStatusDelayMs: 1000,
   retryBaseMs: 200,
+  transientRetryMaxMs: 500,
 };
 
 const NodeObject = z.looseObject({
@@ -145,6 +153,10 @@ export class Controller {
     this.queue = new WorkQueue((key) => this.dispatch(key), {
       concurrency: this.opts.workers,
       baseDelayMs: this.opts.retryBaseMs,
+      retryDelayMs: (_key, e, failures) =>
+        e instanceof AzureCallError && e.failure.kind === 'Other' && e.failure.retryable
+          ? Math.min(this.opts.transientRetryMaxMs, this.opts.retryBaseMs * 2 ** (failures - 1))
+          : undefined,
       onError: (key, e, ms) => this.log.warn({ key, err: e instanceof Error ? e.message : String(e), retryInMs: ms }, 'reconcile failed'),
     });
   }

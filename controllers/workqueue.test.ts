@@ -63,3 +63,28 @@ test('an earlier delayed add wins; a direct add cancels the delay; stop waits fo
   await q.stop();
   t.is(runs.length, 2, 'j ran at once and stop waited for it');
 });
+
+test('retryDelayMs picks the delay per failure (count resets on success); undefined keeps the default backoff', async (t) => {
+  const seen: Array<[string, number]> = [];
+  let fail = 3;
+  const q = new WorkQueue(async (key) => {
+    if (key === 'short' && fail-- > 0) throw new Error('transient');
+    if (key === 'long') throw new Error('permanent');
+  }, {
+    concurrency: 2,
+    baseDelayMs: 5000,
+    retryDelayMs: (key, e, failures) => {
+      seen.push([key, failures]);
+      return (e as Error).message === 'transient' ? 10 : undefined;
+    },
+  });
+  q.start();
+  q.add('short');
+  q.add('long');
+  for (const deadline = Date.now() + 10_000; seen.filter(([k]) => k === 'short').length < 3 && Date.now() < deadline;) await sleep(10);
+  await sleep(50);
+  t.deepEqual(seen.filter(([k]) => k === 'short').map(([, n]) => n), [1, 2, 3], 'three quick retries, then success');
+  t.deepEqual(seen.filter(([k]) => k === 'long'), [['long', 1]], 'the default backoff (5 s) still applies to the other');
+  t.is(q.scheduled, 1);
+  await q.stop();
+});

@@ -12,6 +12,11 @@ export interface WorkQueueOptions {
   concurrency: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
+  /**
+   * The delay before retrying a key whose run threw for the `failures`th time in a row; undefined: the
+   * default exponential backoff (baseDelayMs doubling, up to maxDelayMs). The count resets on success.
+   */
+  retryDelayMs?: (key: string, error: unknown, failures: number) => number | undefined;
   onError?: (key: string, error: unknown, retryInMs: number) => void;
 }
 
@@ -106,7 +111,7 @@ export class WorkQueue {
       const n = (this.failures.get(key) ?? 0) + 1;
       this.failures.set(key, n);
       const base = this.options.baseDelayMs ?? 200;
-      next = Math.min(this.options.maxDelayMs ?? 300_000, base * 2 ** (n - 1));
+      next = this.options.retryDelayMs?.(key, e, n) ?? Math.min(this.options.maxDelayMs ?? 300_000, base * 2 ** (n - 1));
       this.options.onError?.(key, e, next);
     } finally {
       this.running.delete(key);

@@ -168,6 +168,11 @@ for (const overlay of ['deploy/base', ...OVERLAYS]) {
     t.is(conflist.plugins[0].agentSocket, socketArg);
     const runMount = (agent.volumeMounts as Array<{ name: string; mountPath: string }>).find((m) => socketArg.startsWith(`${m.mountPath}/`))!;
     t.is(volumes.get(runMount.name)?.hostPath?.path + socketArg.slice(runMount.mountPath.length), '/run/podvnet/agent.sock');
+    // A DEL the executable (on the host) queues while the agent is down lands where the agent reads its queue.
+    const queueArg = (agent.args as string[]).find((a) => a.startsWith('--del-queue-dir='))!.slice('--del-queue-dir='.length);
+    t.is(conflist.plugins[0].delQueueDir, queueArg);
+    const queueMount = (agent.volumeMounts as Array<{ name: string; mountPath: string }>).find((m) => m.mountPath === queueArg)!;
+    t.is(volumes.get(queueMount.name)?.hostPath?.path, queueArg, 'the same path on the host and in the agent');
     // The uninstall check looks up the DaemonSet it belongs to.
     t.is(env.get('PODVNET_DAEMONSET_NAME'), ds.metadata.name);
   });

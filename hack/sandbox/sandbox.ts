@@ -172,7 +172,7 @@ export class Sandbox {
         const agent = sandbox.startProcess(`agent-${m.nodeName}`, [path.join(repo, 'node-plugin/agent/main.ts'),
           '--node-name', m.nodeName, '--kubeconfig', kubeconfigAs(`agent-${m.nodeName}`, kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-node', { nodeName: m.nodeName })),
           '--host-netns', vm.netnsPath,
-          '--socket', socket, '--cnm-socket=', '--state-dir', path.join(dir, 'state'), '--metrics-address', '127.0.0.1:0',
+          '--socket', socket, '--cnm-socket=', '--state-dir', path.join(dir, 'state'), '--del-queue-dir', path.join(dir, 'del-queue'), '--metrics-address', '127.0.0.1:0',
           '--cooldown-ms', '1000', '--sync-interval-ms', '200']);
         nodes.push({ name: m.nodeName, azure: m, vm, socket, agent });
       }
@@ -224,7 +224,8 @@ export class Sandbox {
   }
 
   cni(node: SandboxNode, command: 'ADD' | 'DEL' | 'CHECK' | 'STATUS', containerId: string, netns: string): Promise<CniCall> {
-    const conf = { cniVersion: '1.1.0', name: 'podvnet', type: 'podvnet-cni', agentSocket: node.socket };
+    // A DEL while the agent is down is queued in the node's own queue, which its agent applies when back.
+    const conf = { cniVersion: '1.1.0', name: 'podvnet', type: 'podvnet-cni', agentSocket: node.socket, delQueueDir: path.join(path.dirname(node.socket), 'del-queue') };
     return invokePlugin(FORWARDER, {
       CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni',
       CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${containerId};IgnoreUnknown=1`,

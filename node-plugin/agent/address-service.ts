@@ -3,6 +3,7 @@ import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
 import type { ScalingPolicy } from '../../crds/scaling.js';
 import type { NodeNetwork } from '../datapath/index.js';
 import { availableIPs, chooseReleases, pickAddress, pruneCooldown, pruneReleased, type PoolView } from './ipam/policy.js';
+import { PendingDemand } from './ipam/pending.js';
 import { GroupCommitter, type Allocation, type Store, type StoreState } from './ipam/store.js';
 
 /**
@@ -80,18 +81,20 @@ export class AgentAddressService implements PodAddressService {
   private byIP = new Map<string, string>();
   private released = new Set<string>();
   private cooldown = new Map<string, number>();
-  private pending = new Map<string, number>();
+  private readonly pending: PendingDemand;
   private record: NodeIPAllocation | undefined;
   private presence: RecordPresence = 'waiting';
   private lastNetwork: NodeNetwork | undefined;
   private pool: PoolSettings | undefined;
   private readonly committer: GroupCommitter;
   private readonly now: () => number;
-  private readonly listeners: Array<() => void> = [];
+  private readonly listeners: Array<(change: { demandRaised: boolean }) => void> = [];
 
   constructor(private readonly opts: AddressServiceOptions) {
     this.now = opts.now ?? Date.now;
     this.committer = new GroupCommitter(opts.store, () => this.snapshot());
+    // An expired entry lowers the demand: publish it without waiting for another CNI call.
+    this.pending = new PendingDemand({ windowMs: opts.pendingWindowMs ?? 30_000, now: this.now, onExpired: () => this.changed() });
   }
 
   /** Loads the committed state (after Store.lock()). */
@@ -117,13 +120,16 @@ export class AgentAddressService implements PodAddressService {
     };
   }
 
-  /** Called whenever allocations, pending demand or releases change. */
-  onChange(listener: () => void): void {
+  /**
+   * Called whenever allocations, pending demand or releases change; `demandRaised` when a pod just found
+   * no free IP (the controller should hear of it now: a pod is waiting).
+   */
+  onChange(listener: (change: { demandRaised: boolean }) => void): void {
     this.listeners.push(listener);
   }
 
-  private changed(): void {
-    for (const l of this.listeners) l();
+  private changed(demandRaised = false): void {
+    for (const l of this.listeners) l({ demandRaised });
   }
 
   /** A new version of the node's record (and its pool's settings) arrived. */
@@ -188,8 +194,7 @@ export class AgentAddressService implements PodAddressService {
     // Pick and record in one synchronous step: no other acquire can run in between.
     const ip = pickAddress(this.view());
     if (!ip) {
-      this.pending.set(key, this.now());
-      this.changed();
+      this.changed(this.pending.note(key));
       const view = this.view();
       const cooling = [...view.cooldown.values()].filter((t) => t > view.now).length;
       throw new NoFreeAddressError(
@@ -209,7 +214,7 @@ export class AgentAddressService implements PodAddressService {
     };
     this.allocations.set(key, alloc);
     this.byIP.set(ip, key);
-    this.pending.delete(key);
+    this.pending.clear(key);
     this.cooldown.delete(ip);
     this.changed();
     try {
@@ -228,7 +233,7 @@ export class AgentAddressService implements PodAddressService {
 
   async release(owner: Pick<AddressOwner, 'containerId' | 'ifName'>): Promise<void> {
     const key = ownerKey(owner);
-    const hadPending = this.pending.delete(key);
+    const hadPending = this.pending.clear(key);
     const a = this.allocations.get(key);
     if (!a) {
       if (hadPending) this.changed();
@@ -312,10 +317,20 @@ export class AgentAddressService implements PodAddressService {
 
   /** What the agent reports in spec.demand. */
   demand(): { usedIPs: number; pendingIPs: number } {
-    const window = this.opts.pendingWindowMs ?? 30_000;
-    const now = this.now();
-    for (const [key, at] of this.pending) if (now - at > window) this.pending.delete(key);
-    return { usedIPs: this.byIP.size, pendingIPs: Math.min(this.pending.size, 250) };
+    return { usedIPs: this.byIP.size, pendingIPs: Math.min(this.pending.count(), 250) };
+  }
+
+  /** Containers that found no free IP and still count as pending demand (`containerId/ifName`). */
+  pendingKeys(): string[] {
+    return this.pending.keys();
+  }
+
+  /**
+   * The container is gone (DEL, GC) without ever getting an IP: it no longer counts as demand. release()
+   * does this too; this is for callers with no allocation to release.
+   */
+  forgetPending(owner: Pick<AddressOwner, 'containerId' | 'ifName'>): void {
+    if (this.pending.clear(ownerKey(owner))) this.changed();
   }
 
   releasedIPs(): string[] {
@@ -348,8 +363,9 @@ export class AgentAddressService implements PodAddressService {
     return this.releasedIPs();
   }
 
-  /** Waits until everything changed so far is durable (graceful shutdown). */
+  /** Waits until everything changed so far is durable (graceful shutdown); stops the expiry timer. */
   async flush(): Promise<void> {
+    this.pending.close();
     await this.committer.commit();
   }
 }

@@ -122,6 +122,7 @@ test('the agent installs the CNI executable and a conflist that podman-style run
   const conf = JSON.parse(await readFile(path.join(confDir, '10-podvnet.conflist'), 'utf8'));
   t.deepEqual(conf.plugins.map((p: { type: string }) => p.type), ['podvnet-cni', 'portmap']);
   t.is(conf.plugins[0].agentSocket, node.socket);
+  t.is(conf.plugins[0].delQueueDir, path.join(node.dir, 'state', 'del-queue'), 'the executable queues DELs where this agent reads them');
   t.is(conf.name, 'podvnet-test');
   t.deepEqual(await readdir(confDir), ['10-podvnet.conflist'], 'no temporary files left');
   // the installed copy is the real executable: it answers VERSION

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
+import { Counter } from 'prom-client';
 import * as datapathModule from '../datapath/index.js';
 import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
 import type { NodeNetwork } from '../datapath/index.js';
@@ -11,6 +12,7 @@ import { AgentAddressService, type PodAddressService, type PoolSettings } from '
 import { CniHandler, type Datapath } from './cni-handler.js';
 import { listenCniSocket, type CniSocketServer } from './cni-socket.js';
 import type { AgentConfig } from './config.js';
+import { DelQueue } from './del-queue.js';
 import { installCni } from './install.js';
 import { FileStore, type Store } from './ipam/store.js';
 import { createMetrics, startHealthServer, type AgentMetrics, type Readiness } from './metrics.js';
@@ -42,6 +44,8 @@ export interface RunningAgent {
   reconciled: Promise<void>;
   /** What /readyz answers. */
   readiness(): Promise<Readiness>;
+  /** DELs the CNI executable queued while the agent was unreachable. */
+  delQueue: DelQueue;
   /** One round of the periodic node resync (ensureNode with force); resolves when done. */
   resyncNode(): Promise<void>;
   /** SIGTERM behaviour: stop accepting, finish in-flight requests, flush state and spec, release the lock. */
@@ -125,9 +129,28 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     },
     onError: (err) => logger.warn({ err: (err as Error).message }, 'writing spec.demand/releasedIPs failed; will retry'),
   });
-  addresses.onChange(() => writer.poke());
+  addresses.onChange((change) => writer.poke(change));
 
   const handler = new CniHandler({ addresses, datapath, logger });
+
+  // DELs the CNI executable queued while no agent could take them: applied through the normal DEL path.
+  const delQueue = new DelQueue({
+    dir: config.delQueueDir ?? path.join(config.stateDir, 'del-queue'),
+    apply: (env, stdin) => handler.handle(env, stdin),
+    assignedAt: (containerId, ifName) => addresses.allocation({ containerId, ifName })?.assignedAt,
+    logger,
+  });
+  await delQueue.prepare().catch((err: Error) => logger.warn({ err: err.message }, 'cannot create the DEL queue directory'));
+  new Counter({
+    name: 'podvnet_agent_queued_dels_total',
+    help: 'DELs the CNI executable queued while the agent was unreachable, by what became of them (applied, superseded by a later ADD, rejected as unreadable, failed attempts that are retried).',
+    labelNames: ['result'],
+    registers: [metrics.registry],
+    collect() {
+      this.reset();
+      for (const [result, n] of Object.entries(delQueue.totals)) this.inc({ result }, n);
+    },
+  });
 
   // The node network is set up as soon as it is known, then re-applied periodically (force), so chains
   // flushed by other software (a firewall reload, `iptables -F`) come back without a pod event.
@@ -172,11 +195,16 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       };
     };
     try {
-      let input = await observe();
+      // Queued DELs first: they are the runtime telling us those pods are gone, and must land before
+      // any ADD (which waits for this reconciliation) could be given their IPs or names.
+      const queue = await delQueue.applyAll();
+      if (queue.applied || queue.retrying.length || queue.rejected) logger.info({ ...queue }, 'applied the DELs queued while the agent was down');
+      const queuedDels = new Set(queue.retrying);
+      let input = { ...(await observe()), queuedDels };
       // Namespaces deleted a moment ago may still have their veth: give the kernel up to ~2 s.
       for (let i = 0; i < 20 && awaitingVethTeardown(input).length > 0; i++) {
         await new Promise((r) => setTimeout(r, 100));
-        input = await observe();
+        input = { ...(await observe()), queuedDels };
       }
       const { attachments } = input;
       const plan = planReconcile(input);
@@ -210,6 +238,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     }
   };
   await source.start(onUpdate);
+  // Files that appear later (an executable that found the agent gone a moment ago) are applied as they come.
+  delQueue.watch();
+  void delQueue.applyAll();
   const resyncTimer = config.resyncIntervalMs > 0 ? setInterval(() => void resyncNode(true), config.resyncIntervalMs).unref() : undefined;
   const cniSocket: CniSocketServer = await listenCniSocket(config.socket, async (env, stdin) => {
     const started = process.hrtime.bigint();
@@ -231,6 +262,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       confDir: config.cniConfDir || undefined,
       networkName: config.cniNetworkName,
       agentSocket: config.socket,
+      delQueueDir: delQueue.dir,
       mtu: config.mtu,
       portmap: true,
     });
@@ -274,6 +306,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     healthAddress: `${addr.address}:${addr.port}`,
     reconciled,
     readiness,
+    delQueue,
     resyncNode: () => resyncNode(true),
     async close() {
       if (closing) return;
@@ -284,6 +317,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         cniSocket.close(),
         cnmServer?.shutdown ? cnmServer.shutdown() : cnmServer ? new Promise<void>((r) => cnmServer!.close(() => r())) : Promise.resolve(),
       ]);
+      await delQueue.stop();
       await addresses.flush();
       await writer.flush().catch((err: Error) => logger.warn({ err: err.message }, 'final spec write failed'));
       await source.stop();

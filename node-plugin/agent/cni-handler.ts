@@ -156,6 +156,8 @@ export class CniHandler {
   private async del(req: DelRequest): Promise<CniResponse> {
     const { addresses, datapath, logger } = this.deps;
     const alloc = addresses.allocation(req);
+    // A pod that never got an IP (its ADDs found none) is gone: it is no longer pending demand.
+    if (!alloc) addresses.forgetPending(req);
     // The last known network when the record is gone (node left every pool): the pod's DEL must still work.
     const net = addresses.teardownNetwork();
     if (!net) {
@@ -212,6 +214,12 @@ export class CniHandler {
         await datapath.detachPod(net, { containerId: o.containerId, ifName: o.ifName, ...(o.ip ? { ip: o.ip } : {}) });
         removed++;
       });
+    }
+    // Containers waiting for an IP that the runtime no longer lists are gone: no longer pending demand.
+    for (const key of addresses.pendingKeys()) {
+      if (valid.has(key) || this.perPod.busy(key)) continue;
+      const slash = key.lastIndexOf('/');
+      addresses.forgetPending({ containerId: key.slice(0, slash), ifName: key.slice(slash + 1) });
     }
     // /32 routes to pods whose veth vanished without a DEL (the namespace was destroyed under us). Safe
     // while ADDs run: a pod's route is made after its veth (which names it) and removed before it.

@@ -17,6 +17,8 @@ const fields = z
     socket: z.string().regex(/^\//, { message: 'must be an absolute path' }).default('/run/podvnet/agent.sock'),
     cnmSocket: z.string().default('/run/docker/plugins/azure-vnet.sock').describe('empty: no CNM driver'),
     stateDir: z.string().regex(/^\//, { message: 'must be an absolute path' }).default('/var/lib/podvnet'),
+    delQueueDir: z.string().regex(/^\//, { message: 'must be an absolute path' }).optional()
+      .describe("DELs the CNI executable queued while the agent was unreachable; default <stateDir>/del-queue (the executable's default is /var/lib/podvnet/del-queue)"),
     kubeconfig: z.string().optional().describe('kubeconfig file; in-cluster config if neither this nor recordFile is set'),
     recordFile: z.string().optional().describe('read the NodeIPAllocation from this JSON file instead of the API server'),
     hostInterface: z.string().min(1).default('eth0'),

@@ -373,3 +373,18 @@ test('reconcile: an allocation whose namespace is gone but whose veth is still l
   t.true(looks >= 3);
   t.is(agent.addresses.lookup({ containerId: 'dying', ifName: 'eth0' }), undefined, 'freed once its veth was gone');
 });
+
+test('pending demand: DEL and GC of a container that never got an IP take it out of pendingIPs; a valid one stays', async (t) => {
+  const node = await withNode(t, 1);
+  await node.startAgent({ pendingWindowMs: 600_000 });
+  const agent = node.agent!;
+  t.is((await node.cni('ADD', { containerId: 'holder', netns: await node.pod('h') })).code, 0);
+  for (const id of ['w1', 'w2', 'w3']) t.is((await node.cni('ADD', { containerId: id, netns: await node.pod(id) })).json.code, 11);
+  t.is(agent.addresses.demand().pendingIPs, 3);
+  t.is((await node.cni('DEL', { containerId: 'w1', netns: '/run/netns/gone' })).code, 0);
+  t.is(agent.addresses.demand().pendingIPs, 2);
+  const gc = await node.cni('GC', { conf: node.conf({ 'cni.dev/valid-attachments': [{ containerID: 'holder', ifname: 'eth0' }, { containerID: 'w3', ifname: 'eth0' }] }) });
+  t.is(gc.code, 0, gc.stdout);
+  t.deepEqual(agent.addresses.pendingKeys(), ['w3/eth0']);
+  t.deepEqual(agent.addresses.demand(), { usedIPs: 1, pendingIPs: 1 });
+});

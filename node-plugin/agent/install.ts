@@ -10,6 +10,8 @@ import path from 'node:path';
 export interface ConflistOptions {
   networkName: string;
   agentSocket: string;
+  /** Where the executable queues a DEL the agent cannot take (the path as the host sees it). */
+  delQueueDir?: string | undefined;
   mtu?: number | undefined;
   /** Chain portmap after us (hostPort support). */
   portmap: boolean;
@@ -18,6 +20,7 @@ export interface ConflistOptions {
 /** The conflist the runtime reads: our plugin first, then portmap for host ports. */
 export function conflist(o: ConflistOptions): Record<string, unknown> {
   const plugin: Record<string, unknown> = { type: 'podvnet-cni', agentSocket: o.agentSocket };
+  if (o.delQueueDir) plugin.delQueueDir = o.delQueueDir;
   if (o.mtu) plugin.mtu = o.mtu;
   const plugins: Array<Record<string, unknown>> = [plugin];
   if (o.portmap) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });

@@ -56,6 +56,36 @@ test('specPatch writes only when the values change; the writer coalesces many po
   t.is(written.at(-1), 50);
 });
 
+test('the writer sends a demand increase (a pod waiting) at once, not after the rest of the interval; other changes wait', async (t) => {
+  let pending = 0;
+  let used = 0;
+  const written: Array<{ at: number; pending: number; used: number }> = [];
+  const writer = new CoalescingWriter({
+    minIntervalMs: 3000,
+    urgentIntervalMs: 50,
+    desired: async () => ({ demand: { usedIPs: used, pendingIPs: pending }, releasedIPs: [] }),
+    write: async (p) => {
+      written.push({ at: Date.now(), pending: p.spec.demand.pendingIPs, used: p.spec.demand.usedIPs });
+    },
+  });
+  t.teardown(() => writer.stop());
+  writer.poke();
+  t.true(await until(() => written.length === 1));
+  used = 1; // an ordinary change: waits for the interval
+  writer.poke();
+  await new Promise((r) => setTimeout(r, 100));
+  pending = 1; // a pod found no IP
+  const raised = Date.now();
+  writer.poke({ demandRaised: true });
+  t.true(await until(() => written.length === 2));
+  t.like(written[1], { pending: 1, used: 1 }, 'the urgent write carries everything changed so far');
+  t.true(written[1]!.at - raised < 1500, `written ${written[1]!.at - raised} ms after the demand rose (interval 3000 ms)`);
+  used = 2;
+  writer.poke();
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(written.length, 2, 'an ordinary change after it still waits for the interval');
+});
+
 test('agent with the API emulator: demand and releases written to its own record, status and pool read', async (t) => {
   t.timeout(60_000);
   const { emu, co } = await kubeWithCrds(t);
@@ -149,6 +179,66 @@ test('agent with the API emulator: demand and releases written to its own record
   // writes were coalesced: far fewer than the changes made
   const writes = (await agent.metrics.specWrites.get()).values[0]?.value ?? 0;
   t.true(writes > 0 && writes <= 8, `spec writes: ${writes}`);
+  await agent.close();
+  node.agent = undefined;
+});
+
+test('agent with the API emulator: pendingIPs falls back to 0 on its own after churn stops, and at once on DEL', async (t) => {
+  t.timeout(90_000);
+  const { emu, co } = await kubeWithCrds(t);
+  const node = await startTestNode({ podIPCount: 1, startAgent: false });
+  t.teardown(() => node.close());
+  const kubeconfig = path.join(node.dir, 'kubeconfig');
+  await writeFile(kubeconfig, await readFile(emu.kubeconfigPath, 'utf8'));
+  await co.createClusterCustomObject({
+    ...group,
+    plural: 'nodeippools',
+    body: {
+      apiVersion: 'podvnet.io/v1alpha1',
+      kind: 'NodeIPPool',
+      metadata: { name: 'general' },
+      spec: {
+        nodeSelector: {},
+        subnetID: '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/pods',
+        ipsPerNode: { min: 1, max: 250 },
+        scaling: { batchSize: 1, requestThresholdPercent: 50, releaseThresholdPercent: 150 },
+        snat: { enabled: true, excludeCIDRs: [] },
+      },
+    },
+  });
+  const created = (await co.createClusterCustomObject({ ...group, plural: 'nodeipallocations', body: { apiVersion: 'podvnet.io/v1alpha1', kind: 'NodeIPAllocation', metadata: { name: 'vm1' }, spec: { poolName: 'general' } } })) as Record<string, any>;
+  const fileRecord = JSON.parse(await readFile(node.recordPath, 'utf8')).record;
+  await co.replaceClusterCustomObjectStatus({ ...group, plural: 'nodeipallocations', name: 'vm1', body: { ...created, status: fileRecord.status } });
+  const demand = async () => ((await co.getClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'vm1' })) as Record<string, any>).spec.demand;
+
+  const windowMs = 6000;
+  const intervalMs = 100;
+  const agent = await startAgent({ ...node.config, recordFile: undefined, kubeconfig, syncIntervalMs: intervalMs, pendingWindowMs: windowMs }, { logger: pino({ level: 'silent' }) });
+  node.agent = agent;
+  await agent.reconciled;
+  const holder = await node.cni('ADD', { containerId: 'holder', netns: await node.pod('h') });
+  t.is(holder.code, 0, holder.stdout);
+
+  // three pods find the pool empty; one of them retries (it counts once)
+  const netns = await Promise.all(['a', 'b', 'c'].map((n) => node.pod(n)));
+  for (const [i, id] of ['pa', 'pb', 'pc', 'pc'].entries()) {
+    const r = await node.cni('ADD', { containerId: id, netns: netns[Math.min(i, 2)]! });
+    t.is(r.json.code, 11, r.stdout);
+  }
+  t.true(await until(async () => (await demand())?.pendingIPs === 3), JSON.stringify(await demand()));
+
+  // the runtime gives up on two of them: their DELs (no IP ever held) lower the demand now, not at expiry
+  for (const id of ['pb', 'pc']) t.is((await node.cni('DEL', { containerId: id, netns: netns[1]! })).code, 0);
+  const lastCall = Date.now();
+  t.true(await until(async () => (await demand())?.pendingIPs === 1, windowMs - 1000), `DEL cleared the pending entries: ${JSON.stringify(await demand())}`);
+
+  // no further CNI call: the last entry expires by itself and the record follows within window + interval
+  t.true(await until(async () => (await demand())?.pendingIPs === 0, 60_000), JSON.stringify(await demand()));
+  const settledMs = Date.now() - lastCall;
+  t.log(`pendingIPs back to 0 ${settledMs} ms after the last CNI call (window ${windowMs} ms, interval ${intervalMs} ms)`);
+  t.true(settledMs <= windowMs + intervalMs + 5000, `settled after ${settledMs} ms`);
+  t.deepEqual(await demand(), { usedIPs: 1, pendingIPs: 0 });
+  t.is(agent.handler.counts.get('ADD'), 5, 'no ADD was needed to get there');
   await agent.close();
   node.agent = undefined;
 });

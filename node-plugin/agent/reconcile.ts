@@ -5,7 +5,9 @@ import type { Allocation } from './ipam/store.js';
  * (the datapath's attachments) and what the runtime has (which netns paths still exist). An IP is freed
  * only with proof its pod is gone: no attachment of ours remains and its network namespace no longer
  * exists. Attachments the store does not know (a crash between kernel work and the state write, or a lost
- * state file) are adopted, so their IP is never handed out twice.
+ * state file) are adopted, so their IP is never handed out twice. A DEL the per-pod executable queued
+ * while the agent was down (and that could not be applied yet) is proof too: the runtime is done with
+ * that container, so it is freed once nothing of it is left in the kernel, and never adopted.
  */
 
 export interface KernelAttachment {
@@ -22,6 +24,8 @@ export interface ReconcileInput {
   /** IPs the node's NIC holds for pods: an adopted IP must be one of them. */
   poolIPs: readonly string[];
   now: number;
+  /** `containerId/ifName` of DELs still in the queue (node-plugin/agent/del-queue.ts). */
+  queuedDels?: ReadonlySet<string>;
 }
 
 export interface ReconcilePlan {
@@ -40,13 +44,16 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
   const attached = new Map(input.attachments.map((a) => [key(a), a]));
   const plan: ReconcilePlan = { keep: [], free: [], adopt: [], conflicts: [] };
   const heldIPs = new Map<string, string>();
+  const queued = input.queuedDels ?? new Set<string>();
 
   for (const a of input.allocations) {
     const att = attached.get(key(a));
-    if (a.runtime === 'cni' && !att && a.netnsPath && input.netnsExists.get(a.netnsPath) === false) {
+    const netnsGone = a.netnsPath !== undefined && input.netnsExists.get(a.netnsPath) === false;
+    if (a.runtime === 'cni' && !att && (netnsGone || queued.has(key(a)))) {
       plan.free.push(a);
       continue;
     }
+    if (att && queued.has(key(a))) plan.conflicts.push(`${key(a)} has a queued DEL but its interface is still there; the queued DEL is retried`);
     if (att?.ip && att.ip !== a.ip) {
       plan.conflicts.push(`${key(a)} holds ${a.ip} in the store but its interface carries ${att.ip}`);
     }
@@ -57,6 +64,10 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
   const pool = new Set(input.poolIPs);
   for (const att of input.attachments) {
     if (input.allocations.some((a) => key(a) === key(att))) continue;
+    if (queued.has(key(att))) {
+      plan.conflicts.push(`${key(att)} has an interface the store lacks and a queued DEL; not adopted, the queued DEL is retried`);
+      continue;
+    }
     if (!att.ip) {
       plan.conflicts.push(`${key(att)} has an interface but no address the agent knows; GC will remove it`);
       continue;

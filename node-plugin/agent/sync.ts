@@ -57,6 +57,8 @@ export interface CoalescingWriterOptions {
   desired: () => Promise<SpecWrite>;
   write: (patch: { spec: SpecWrite }) => Promise<void>;
   minIntervalMs: number;
+  /** The shorter spacing for writes that raise demand (a pod is waiting); default 100 ms. */
+  urgentIntervalMs?: number;
   /** Whether there is anything to write to (the record exists); while false, nothing is written or retried. */
   enabled?: () => boolean;
   /** Back-off after a failed write. */
@@ -75,6 +77,7 @@ export class CoalescingWriter {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  private urgent = false;
   private stopped = false;
   writes = 0;
 
@@ -91,22 +94,32 @@ export class CoalescingWriter {
     this.poke();
   }
 
-  poke(): void {
+  /**
+   * Something changed. `demandRaised`: a pod is waiting for an IP, so the write goes out now rather than
+   * after the rest of the interval (the controller cannot add IPs before it hears), at most one per
+   * `urgentIntervalMs` and never two at once, so a burst of waiting pods still folds into few writes.
+   */
+  poke(opts: { demandRaised?: boolean } = {}): void {
     if (this.stopped) return;
     if (this.running) {
       this.again = true;
+      this.urgent ||= opts.demandRaised === true;
       return;
     }
-    if (this.timer) return;
+    if (this.timer && !opts.demandRaised) return;
+    if (this.timer) clearTimeout(this.timer);
     const now = (this.o.now ?? Date.now)();
-    const wait = Math.max(0, this.lastAt + this.o.minIntervalMs - now);
+    const interval = opts.demandRaised ? Math.min(this.o.urgentIntervalMs ?? 100, this.o.minIntervalMs) : this.o.minIntervalMs;
+    const wait = Math.max(0, this.lastAt + interval - now);
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.running = this.run().finally(() => {
         this.running = undefined;
         if (this.again) {
+          const demandRaised = this.urgent;
           this.again = false;
-          this.poke();
+          this.urgent = false;
+          this.poke({ demandRaised });
         }
       });
     }, wait);

@@ -160,7 +160,8 @@ export async function startTestNode(o: TestNodeOptions): Promise<TestNode> {
         return `/run/netns/${ns}`;
       },
       conf(extra = {}) {
-        return { cniVersion: '1.1.0', name: 'podvnet', type: 'podvnet-cni', agentSocket: socket, ...extra };
+        // The agent's queue (its default, <state-dir>/del-queue), not the executable's /var/lib/podvnet one.
+        return { cniVersion: '1.1.0', name: 'podvnet', type: 'podvnet-cni', agentSocket: socket, delQueueDir: path.join(dir, 'state', 'del-queue'), ...extra };
       },
       cni(command, c) {
         const env: Record<string, string> = { CNI_COMMAND: command, CNI_PATH: path.dirname(FORWARDER) };

@@ -14,20 +14,33 @@
  * Socket path: the "agentSocket" string field of the configuration, else $PODVNET_AGENT_SOCKET, else
  * /run/podvnet/agent.sock. When the agent cannot be reached or hangs up early, this prints a spec-shaped
  * error with code 11 ("try again later") so the runtime retries.
+ *
+ * Except for DEL: a runtime whose DEL fails keeps the pod sandbox (and its netns and name) until the
+ * agent is back, so a DEL the agent cannot take is queued on disk instead and answered with success. The
+ * request, in the wire format above, is written atomically (temporary file in the same directory, fsync,
+ * rename, fsync of the directory) into the queue directory: the "delQueueDir" field of the configuration,
+ * else $PODVNET_DEL_QUEUE_DIR, else /var/lib/podvnet/del-queue. The agent applies queued DELs when it
+ * starts, before it serves any ADD, and whenever files appear (node-plugin/agent/del-queue.ts). DEL is
+ * idempotent, so one that the agent got but did not answer may safely be applied again from the queue.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "versions.h"
 
 #define DEFAULT_SOCKET "/run/podvnet/agent.sock"
+#define DEFAULT_DEL_QUEUE "/var/lib/podvnet/del-queue"
 #define MAX_STDIN (4 * 1024 * 1024)
 #define REPLY_TIMEOUT_SECONDS 300
 
@@ -115,6 +128,99 @@ static int try_again_later(const char *version, const char *what, const char *pa
   return 1;
 }
 
+/* mkdir -p, 0700: the queue holds requests for the agent alone. */
+static int make_dirs(const char *dir) {
+  char p[PATH_MAX];
+  if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) { errno = ENAMETOOLONG; return -1; }
+  for (char *s = p + 1; *s; s++) {
+    if (*s != '/') continue;
+    *s = '\0';
+    if (mkdir(p, 0700) < 0 && errno != EEXIST) return -1;
+    *s = '/';
+  }
+  if (mkdir(p, 0700) < 0 && errno != EEXIST) return -1;
+  return 0;
+}
+
+static int fsync_dir(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int r = fsync(fd);
+  close(fd);
+  return r;
+}
+
+/*
+ * Writes the request durably into the queue directory: "<seconds>.<nanoseconds>-<pid>-<container>.del",
+ * so names sort by time. Only a complete, fsynced file is ever renamed into place; the ".tmp-" file a
+ * crash may leave is garbage the agent removes. Returns 0 and the file's path, or -1 with errno set.
+ */
+static int queue_request(const char *dir, const char *req, size_t n, char *where, size_t wlen) {
+  if (dir[0] != '/') { errno = EINVAL; return -1; } /* relative to what? the runtime's cwd is no place */
+  if (make_dirs(dir) < 0) return -1;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  char cid[65];
+  const char *c = getenv("CNI_CONTAINERID");
+  size_t i = 0;
+  for (; c && *c && i + 1 < sizeof cid; c++) {
+    char ch = *c;
+    cid[i++] = ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_') ? ch : '_';
+  }
+  cid[i] = '\0';
+  char name[128], tmp[PATH_MAX];
+  snprintf(name, sizeof name, "%lld.%09ld-%d-%s.del", (long long)ts.tv_sec, (long)ts.tv_nsec, (int)getpid(), cid);
+  if (snprintf(where, wlen, "%s/%s", dir, name) >= (int)wlen ||
+      snprintf(tmp, sizeof tmp, "%s/.tmp-%s", dir, name) >= (int)sizeof tmp) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  if (write_all(fd, req, n) < 0 || fsync(fd) < 0) {
+    int e = errno;
+    close(fd);
+    unlink(tmp);
+    errno = e;
+    return -1;
+  }
+  if (close(fd) < 0 || rename(tmp, where) < 0) {
+    int e = errno;
+    unlink(tmp);
+    errno = e;
+    return -1;
+  }
+  return fsync_dir(dir);
+}
+
+struct call {
+  const char *command;
+  const char *version;
+  const char *socket;
+  const char *queue_dir;
+  const char *req;
+  size_t req_len;
+};
+
+/*
+ * The agent could not take the request (not listening, or gone before answering). A DEL is queued and
+ * succeeds (printing nothing, as DEL does); anything else, or a DEL that could not be queued, is code 11.
+ */
+static int agent_unreachable(const struct call *c, const char *what, int err) {
+  if (c->command && strcmp(c->command, "DEL") == 0) {
+    char where[PATH_MAX];
+    if (queue_request(c->queue_dir, c->req, c->req_len, where, sizeof where) == 0) {
+      fprintf(stderr, "podvnet-cni: node agent %s at %s (%s); DEL queued in %s for the agent to apply when it is back\n",
+              what, c->socket, err ? strerror(err) : "no reply", where);
+      return 0;
+    }
+    char why[PATH_MAX + 300];
+    snprintf(why, sizeof why, "%s (%s), and queueing the DEL in %s failed: %s", what, err ? strerror(err) : "no reply", c->queue_dir, strerror(errno));
+    return try_again_later(c->version, why, c->socket, 0);
+  }
+  return try_again_later(c->version, what, c->socket, err);
+}
+
 int main(void) {
   /* An agent that dies mid-request must produce "try again later", not a silent death by SIGPIPE. */
   signal(SIGPIPE, SIG_IGN);
@@ -141,17 +247,14 @@ int main(void) {
     snprintf(path, sizeof path, "%s", env_path && *env_path ? env_path : DEFAULT_SOCKET);
   }
 
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return try_again_later(version, "socket failed", path, errno);
-  struct sockaddr_un addr;
-  memset(&addr, 0, sizeof addr);
-  addr.sun_family = AF_UNIX;
-  memcpy(addr.sun_path, path, strlen(path) + 1);
-  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) return try_again_later(version, "unreachable", path, errno);
-  struct timeval tv = {.tv_sec = REPLY_TIMEOUT_SECONDS, .tv_usec = 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char queue_dir[PATH_MAX];
+  const char *env_queue = getenv("PODVNET_DEL_QUEUE_DIR");
+  if (!json_string_field(in, "delQueueDir", queue_dir, sizeof queue_dir)) {
+    snprintf(queue_dir, sizeof queue_dir, "%s", env_queue && *env_queue ? env_queue : DEFAULT_DEL_QUEUE);
+  }
 
-  /* Build the whole request in one buffer: a single write keeps the per-call cost down. */
+  /* Build the whole request in one buffer: a single write keeps the per-call cost down, and a DEL the
+   * agent cannot take is queued in exactly this form. */
   size_t cap = in_len + 4096, n = 0;
   for (char **e = environ; *e; e++) if (strncmp(*e, "CNI_", 4) == 0) cap += strlen(*e) + 1;
   char *req = malloc(cap);
@@ -168,14 +271,26 @@ int main(void) {
   req[n++] = '\0';
   memcpy(req + n, in, in_len);
   n += in_len;
-  if (write_all(fd, req, n) < 0) return try_again_later(version, "hung up", path, errno);
+  struct call call = {.command = command, .version = version, .socket = path, .queue_dir = queue_dir, .req = req, .req_len = n};
+
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return try_again_later(version, "socket failed", path, errno);
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, path, strlen(path) + 1);
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) return agent_unreachable(&call, "unreachable", errno);
+  struct timeval tv = {.tv_sec = REPLY_TIMEOUT_SECONDS, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+
+  if (write_all(fd, req, n) < 0) return agent_unreachable(&call, "hung up", errno);
   shutdown(fd, SHUT_WR);
 
   size_t out_len = 0;
   char *out = read_all(fd, &out_len, 64 * 1024 * 1024);
-  if (!out) return try_again_later(version, "did not answer", path, errno);
+  if (!out) return agent_unreachable(&call, "did not answer", errno);
   char *nl = memchr(out, '\n', out_len);
-  if (!nl || nl == out) return try_again_later(version, "hung up before answering", path, 0);
+  if (!nl || nl == out) return agent_unreachable(&call, "hung up before answering", 0);
   *nl = '\0';
   char *end = NULL;
   long code = strtol(out, &end, 10);

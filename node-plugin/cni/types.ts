@@ -109,6 +109,8 @@ export const PluginConfig = z.looseObject({
   }),
   type: z.string().min(1),
   agentSocket: z.string().regex(/^\//, { message: 'must be an absolute path' }).optional(),
+  /** Read by the executable only: where it queues a DEL the agent cannot take (README, "The CNI executable"). */
+  delQueueDir: z.string().regex(/^\//, { message: 'must be an absolute path' }).optional(),
   mtu: z.int().min(576).max(9216).optional(),
   dns: DNS.optional(),
   args: z.record(z.string(), z.unknown()).optional(),

@@ -1,0 +1,110 @@
+import test from 'ava';
+import { AgentAddressService, NoFreeAddressError } from '../address-service.js';
+import type { NodeIPAllocation } from '../../../crds/api/nodeipallocation.js';
+import { PendingDemand } from './pending.js';
+import { MemoryStore } from './store.js';
+
+/**
+ * Pending demand must fall back on its own: once churn stops nothing calls the agent again, and a stale
+ * pendingIPs keeps the controller from shrinking the NIC (issue 10, item 1).
+ */
+
+const until = async (cond: () => boolean, ms = 10_000): Promise<boolean> => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return true;
+};
+
+function record(n: number): NodeIPAllocation {
+  return {
+    apiVersion: 'podvnet.io/v1alpha1',
+    kind: 'NodeIPAllocation',
+    metadata: { name: 'node-1' },
+    spec: { poolName: 'p', releasedIPs: [] },
+    status: {
+      nic: { id: 'nic', macAddress: '00:0d:3a:00:00:01', primaryIP: '10.1.0.4', vmID: 'vm' },
+      subnet: { id: 'sub', addressPrefix: '10.1.0.0/16', gatewayIP: '10.1.0.1' },
+      ips: Array.from({ length: n }, (_, i) => ({ ip: `10.1.0.${10 + i}`, ipConfigName: `ipc${i}` })),
+    },
+  };
+}
+const node = { nodeName: 'node-1', bridgeName: 'podvnet0', hostInterface: 'eth0', mtu: 1500 };
+
+test('an entry expires on its own: the owner hears of it at the earliest expiry, with no other call', async (t) => {
+  let expiries = 0;
+  const p = new PendingDemand({ windowMs: 80, onExpired: () => expiries++ });
+  t.teardown(() => p.close());
+  p.note('a/eth0');
+  p.note('b/eth0');
+  t.is(p.count(), 2);
+  const started = Date.now();
+  t.true(await until(() => expiries > 0), 'the expiry timer fired');
+  t.true(Date.now() - started >= 70, 'not before the window');
+  t.is(p.count(), 0);
+  t.is(expiries, 1, 'both expired together: one notice');
+});
+
+test('a retried ADD of the same key counts once and refreshes its window; clear removes it', async (t) => {
+  let now = 0;
+  const p = new PendingDemand({ windowMs: 1000, now: () => now, onExpired: () => undefined });
+  t.teardown(() => p.close());
+  p.note('a/eth0');
+  now = 600;
+  p.note('a/eth0');
+  p.note('b/eth0');
+  t.is(p.count(), 2);
+  now = 1200; // a's first attempt is past its window, its retry is not
+  t.deepEqual(p.keys().sort(), ['a/eth0', 'b/eth0']);
+  t.is(p.nextExpiry(), 1600);
+  t.true(p.clear('b/eth0'));
+  t.false(p.clear('b/eth0'));
+  now = 1600;
+  t.is(p.count(), 0);
+  t.is(p.nextExpiry(), undefined);
+});
+
+test('a refreshed entry keeps counting past the first timer; the notice comes when it really expires', async (t) => {
+  let expiries = 0;
+  const p = new PendingDemand({ windowMs: 100, onExpired: () => expiries++ });
+  t.teardown(() => p.close());
+  p.note('a/eth0');
+  await new Promise((r) => setTimeout(r, 60));
+  p.note('a/eth0'); // retried: now expires ~160 ms after the start
+  await new Promise((r) => setTimeout(r, 60)); // past the first expiry time
+  t.is(p.count(), 1);
+  t.is(expiries, 0);
+  t.true(await until(() => expiries === 1));
+  t.is(p.count(), 0);
+});
+
+test('address service: pending demand falls to zero by itself and tells its listeners (no CNI call needed)', async (t) => {
+  const svc = new AgentAddressService({ store: new MemoryStore(), node, cooldownMs: 0, pendingWindowMs: 100 });
+  t.teardown(() => svc.flush());
+  svc.setRecord(record(1), undefined);
+  await svc.acquire({ containerId: 'a', ifName: 'eth0', runtime: 'cni' });
+  let changes = 0;
+  svc.onChange(() => changes++);
+  for (const c of ['b', 'c', 'c']) await t.throwsAsync(svc.acquire({ containerId: c, ifName: 'eth0', runtime: 'cni' }), { instanceOf: NoFreeAddressError });
+  t.deepEqual(svc.demand(), { usedIPs: 1, pendingIPs: 2 }, 'a retried ADD counts once');
+  const before = changes;
+  t.true(await until(() => changes > before), 'listeners hear of the expiry');
+  t.deepEqual(svc.demand(), { usedIPs: 1, pendingIPs: 0 });
+});
+
+test('address service: forgetting a container that never got an IP lowers the demand at once', async (t) => {
+  const svc = new AgentAddressService({ store: new MemoryStore(), node, cooldownMs: 0, pendingWindowMs: 60_000 });
+  t.teardown(() => svc.flush());
+  svc.setRecord(record(0), undefined);
+  await t.throwsAsync(svc.acquire({ containerId: 'b', ifName: 'eth0', runtime: 'cni' }), { instanceOf: NoFreeAddressError });
+  let changes = 0;
+  svc.onChange(() => changes++);
+  t.deepEqual(svc.pendingKeys(), ['b/eth0']);
+  svc.forgetPending({ containerId: 'b', ifName: 'eth0' });
+  t.is(changes, 1);
+  t.is(svc.demand().pendingIPs, 0);
+  svc.forgetPending({ containerId: 'b', ifName: 'eth0' });
+  t.is(changes, 1, 'nothing changed the second time');
+});
