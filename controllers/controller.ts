@@ -15,7 +15,8 @@ import type { Metrics } from './metrics.js';
 import { hasChanges, nextIpConfigs, planNode, planRelease, poolIpConfigs, type Plan } from './plan.js';
 import { parseProviderID, type MachineRef } from './providerid.js';
 import { choosePool, selectorMatches, type PoolCandidate } from './select.js';
-import { conditionOf, setConditions, summarizePool, type ConditionInput, type RecordSummary } from './status.js';
+import { conditionOf, setConditions, subnetDisplayName, summarizePool, type ConditionInput, type RecordSummary } from './status.js';
+import { PoolGauges, nodeFigures } from './pool-metrics.js';
 import { SubnetHealth } from './subnet-health.js';
 import { WorkQueue, type Result } from './workqueue.js';
 
@@ -133,6 +134,7 @@ export class Controller {
   /** Nodes whose NIC refused ip-configs of their pool's subnet, by node name. */
   private readonly refused = new Map<string, Refusal>();
   private readonly events: EventRecorder;
+  private readonly gauges: PoolGauges;
   private synced = false;
 
   constructor(
@@ -148,6 +150,7 @@ export class Controller {
       baseDelayMs: this.opts.retryBaseMs,
       onError: (key, e, ms) => this.log.warn({ key, err: e instanceof Error ? e.message : String(e), retryInMs: ms }, 'reconcile failed'),
     });
+    this.gauges = new PoolGauges(metrics);
     this.events = new EventRecorder(kube, log, {
       collection: PATHS.events(this.opts.eventNamespace), reportingController: `${API_GROUP}/controller`, reportingInstance: this.opts.instance,
     });
@@ -655,6 +658,7 @@ export class Controller {
     if (!pool) {
       this.metrics.poolNodes.remove({ pool: name });
       for (const state of ['allocated', 'used', 'released']) this.metrics.poolIPs.remove({ pool: name, state });
+      this.gauges.forget(name);
       return {};
     }
     const path = `${PATHS.pools}/${name}`;
@@ -711,6 +715,10 @@ export class Controller {
     this.metrics.poolIPs.set({ pool: name, state: 'allocated' }, summary.allocatedIPs);
     this.metrics.poolIPs.set({ pool: name, state: 'used' }, summary.usedIPs);
     this.metrics.poolIPs.set({ pool: name, state: 'released' }, summary.releasedIPs);
+    const subnetSeen = this.subnets.get(pool.spec.subnetID.toLowerCase());
+    const addressPrefix = mine.find((r) => r.status?.subnet?.addressPrefix)?.status?.subnet?.addressPrefix;
+    this.gauges.set(name, pool.spec.ipsPerNode.max, mine.filter((r) => !r.metadata.deletionTimestamp).map(nodeFigures),
+      { name: subnetDisplayName(pool.spec.subnetID), addressPrefix, free: subnetSeen?.free });
 
     const generation = pool.metadata.generation;
     const old = pool.status ?? {};
@@ -720,6 +728,7 @@ export class Controller {
       allocatedIPs: summary.allocatedIPs,
       usedIPs: summary.usedIPs,
       releasedIPs: summary.releasedIPs,
+      subnet: subnetDisplayName(pool.spec.subnetID),
       conditions: setConditions(old.conditions, summary.conditions, now(), generation),
     };
     if (!sameStatus(old, next)) {
