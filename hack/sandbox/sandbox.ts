@@ -87,6 +87,8 @@ function checkPodSubnet(cidr: string): string {
 export class Sandbox {
   readonly pods = new Map<string, Pod>();
   private readonly children: ChildProcess[] = [];
+  /** host:port of each process's /metrics, from its start-up log line, by process name. */
+  private readonly metricsAt = new Map<string, string>();
   private closing = false;
 
   private constructor(
@@ -253,11 +255,41 @@ export class Sandbox {
     });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
+    // the controller logs `url` ("serving metrics and health"), an agent `health` ("agent started")
+    let pending = '';
+    const scan = (chunk: Buffer) => {
+      pending += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        if (!line.startsWith('{')) continue;
+        try {
+          const j = JSON.parse(line) as { url?: string; health?: string };
+          const at = j.url?.replace(/^https?:\/\//, '') ?? j.health;
+          if (at) { this.metricsAt.set(name, at); child.stdout!.off('data', scan); return; }
+        } catch { /* not a log line */ }
+      }
+    };
+    child.stdout!.on('data', scan);
     child.on('exit', (code, signal) => {
       if (!this.closing) process.stderr.write(`sandbox: ${name} exited (${signal ?? code}); see ${path.join(this.logDir, `${name}.log`)}\n`);
     });
     this.children.push(child);
     return child;
+  }
+
+  /**
+   * Where Prometheus finds each component's /metrics: the controller (job podvnet-controller) and one agent
+   * per node (job podvnet-node, with the node's name as the label `node`, as the PodMonitor relabels it).
+   */
+  async metricsTargets(timeoutMs = 60_000): Promise<Array<{ job: 'podvnet-controller' | 'podvnet-node'; address: string; node?: string }>> {
+    const names = ['controller', ...this.nodes.map((n) => `agent-${n.name}`)];
+    await this.waitFor('every component to serve /metrics', async () => names.every((n) => this.metricsAt.has(n)), timeoutMs);
+    return [
+      { job: 'podvnet-controller', address: this.metricsAt.get('controller')! },
+      ...this.nodes.map((n) => ({ job: 'podvnet-node' as const, address: this.metricsAt.get(`agent-${n.name}`)!, node: n.name })),
+    ];
   }
 
   async close(): Promise<void> {

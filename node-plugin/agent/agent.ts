@@ -13,7 +13,7 @@ import { listenCniSocket, type CniSocketServer } from './cni-socket.js';
 import type { AgentConfig } from './config.js';
 import { installCni } from './install.js';
 import { FileStore, type Store } from './ipam/store.js';
-import { createMetrics, startHealthServer, type AgentMetrics, type Readiness } from './metrics.js';
+import { createMetrics, exportReadiness, startHealthServer, type AgentMetrics, type Readiness } from './metrics.js';
 import { FileRecordSource } from './file-source.js';
 import { awaitingVethTeardown, planReconcile, type ReconcileInput } from './reconcile.js';
 import { CoalescingWriter, writtenSpec, type RecordSource } from './sync.js';
@@ -263,6 +263,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     }
     return { ready: true };
   };
+  exportReadiness(metrics, readiness);
   const health = await startHealthServer(config.metricsAddress, metrics, { live: () => !closing, ready: readiness });
   const addr = health.address() as AddressInfo;
 
