@@ -118,7 +118,8 @@ export function toTable(t: ResourceType, objs: Obj[], listMeta: Obj, includeObje
     const cells = (t.schema ? null : builtinCells(t, o, nowMs))
       ?? [o.metadata.name, ...cols.map((c) => (!t.schema && c.type === 'date' && c.format === 'date-time' ? (jsonPath(o, c.jsonPath)[0] ?? null) : cell(c, o, nowMs)))];
     const row: Obj = { cells };
-    if (includeObject === 'Object') row.object = o;
+    // the whole object, typed as the API server encodes it (kubectl --sort-by decodes these to sort)
+    if (includeObject === 'Object') row.object = { apiVersion: t.group ? `${t.group}/${t.version}` : t.version, kind: t.kind, ...o };
     else if (includeObject !== 'None') row.object = { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata };
     return row;
   });
