@@ -179,7 +179,7 @@ export class Sandbox {
         nodes.push({ name: m.nodeName, azure: m, vm, socket, agent });
       }
       // the agents listen once they have loaded their state; a runtime would not schedule pods before
-      await sandbox.waitFor('every agent\'s CNI socket', async () => nodes.every((n) => existsSync(n.socket)), 60_000);
+      await sandbox.waitFor('every agent\'s CNI socket', async () => nodes.every((n) => existsSync(n.socket)), 180_000);
       return sandbox;
     } catch (e) {
       if (sandbox) await sandbox.close();
