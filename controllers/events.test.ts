@@ -103,14 +103,22 @@ test('recorder against the API emulator: a repeating Warning is one event with a
   rec.nicChanged(record, pool, change());
   rec.nicChanged(record, pool, change({ before: 16, after: 24 }));
   rec.nicChanged({ ...record, name: 'vm-1' }, pool, change({ node: 'vm-1', before: 4, after: 12 }));
+  // a Warning whose text changes within the minute joins the first one's series...
+  rec.record(record, { type: 'Warning', reason: 'AzureError', action: 'Reconcile', note: 'nic.put: 500 (1)' });
+  rec.record(record, { type: 'Warning', reason: 'AzureError', action: 'Reconcile', note: 'nic.put: 500 (2)' });
+  // ...while a Normal event with new content is its own event, however soon after the last
+  rec.record(pool, { type: 'Normal', reason: 'Note', action: 'Tell', note: 'first' });
+  rec.record(pool, { type: 'Normal', reason: 'Note', action: 'Tell', note: 'second' });
   const list = async () => (await client.get<{ items: any[] }>(collection)).items; // eslint-disable-line @typescript-eslint/no-explicit-any
   const events = await waitFor('three events with the series written', async () => {
     const items = await list();
-    return items.length === 4 && items.find((e) => e.reason === 'SubnetFull')?.series?.count === 5 ? items : undefined;
+    return items.length === 7 && items.find((e) => e.reason === 'SubnetFull')?.series?.count === 5 && items.find((e) => e.reason === 'AzureError')?.series?.count === 2 ? items : undefined;
   }, 10_000);
   const by = (kind: string, name: string, reason: string) => events.filter((e) => e.regarding.kind === kind && e.regarding.name === name && e.reason === reason);
   t.is(by('NodeIPAllocation', 'vm-0', 'SubnetFull').length, 1, 'five warnings, one event');
   t.is(by('NodeIPAllocation', 'vm-0', 'SubnetFull')[0].type, 'Warning');
+  t.deepEqual(by('NodeIPAllocation', 'vm-0', 'AzureError').map((e) => e.note), ['nic.put: 500 (1)']);
+  t.deepEqual(by('NodeIPPool', 'general', 'Note').map((e) => e.note).sort(), ['first', 'second']);
   t.is(by('NodeIPAllocation', 'vm-0', 'IPsAdded')[0].note, 'added 16 IPs in 2 NIC writes: 8 → 24 IPs on the NIC; Azure took 2.4 s in all, the longest write 1.2 s');
   t.is(by('NodeIPAllocation', 'vm-1', 'IPsAdded')[0].note, 'added 8 IPs in 1 NIC write: 4 → 12 IPs on the NIC; Azure took 1.2 s');
   t.is(by('NodeIPPool', 'general', 'IPsAdded')[0].note, 'added 24 IPs in 3 NIC writes on 2 nodes (vm-0 8 → 24, vm-1 4 → 12); Azure took 3.6 s in all, the longest write 1.2 s');

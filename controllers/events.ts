@@ -195,7 +195,10 @@ export class EventRecorder {
     const now = this.opts.now();
     const key = `${regarding.kind}/${regarding.name}/${spec.type}/${spec.reason}/${spec.action}`;
     const last = this.written.get(key);
-    if (repeatDecision(last, spec.note, now, this.opts.repeat) === 'series' && last) {
+    // Normal NIC-change events are folded already (one per burst): each says something new, so only a
+    // repeat of the same note joins a series; a Warning's changing text is held to one event a minute.
+    const policy = spec.type === 'Normal' ? { ...this.opts.repeat, minNewEventMs: 0 } : this.opts.repeat;
+    if (repeatDecision(last, spec.note, now, policy) === 'series' && last) {
       last.count++;
       last.lastObservedAt = now;
       last.patchTimer ??= setTimeout(() => this.patchSeries(key, last), Math.max(0, last.patched + this.opts.seriesFlushMs - now)).unref();

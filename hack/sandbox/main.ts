@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Sandbox, SANDBOX_NETWORK, type Pod } from './sandbox.js';
-import { TimelineSampler, controllerMetricsSource } from './timeline-svg.js';
+import { TimelineSampler } from './timeline-svg.js';
 import { cidrContains, parseCIDR } from '../../crds/ipv4.js';
 import { peerAddressSeen, pingEventually, startPeerServer } from '../../node-plugin/datapath/testkit.js';
 
@@ -75,10 +75,9 @@ async function main(): Promise<number> {
     }
 
     step(`A burst of pods on ${n1.name}: the agent raises its demand, the controller adds IPs in batches`);
-    // a picture of it: allocated / target / used / pending per node, from the controller's /metrics
-    const controllerAt = (await sandbox.metricsTargets()).find((x) => x.job === 'podvnet-controller')!.address;
-    const sampler = new TimelineSampler(controllerMetricsSource(controllerAt, 'sandbox'), 250).start();
-    await new Promise((r) => setTimeout(r, 2000));
+    // a picture of it: allocated / target / used / pending per node, from the records the controller works from
+    const sampler = new TimelineSampler(sandbox.recordsSource(), 200).start();
+    await new Promise((r) => setTimeout(r, 1500));
     sampler.mark(`burst: 20 pods on ${n1.name}`);
     const before = (await sandbox.record(n1.name)).status?.ips?.length ?? 0;
     const burst: Pod[] = [];

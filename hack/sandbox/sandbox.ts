@@ -12,6 +12,8 @@ import { Fabric, type SimHost, type SimVM } from '../../node-plugin/datapath/fab
 import { FORWARDER, buildForwarder, invokePlugin, type CniCall } from '../../node-plugin/agent/testing.js';
 import { API_GROUP_VERSION } from '../../crds/api/index.js';
 import { cidrContains, formatCIDR, parseCIDR, type CIDR } from '../../crds/ipv4.js';
+import { KubeClient, PATHS } from '../../controllers/kube.js';
+import type { NodePoint } from './timeline-svg.js';
 
 /**
  * The local sandbox: everything PodVNet is, on one machine, with nothing faked but Azure and the API
@@ -277,6 +279,21 @@ export class Sandbox {
     });
     this.children.push(child);
     return child;
+  }
+
+  /**
+   * A TimelineSampler source: each node's record as the controller works from it, straight from the API
+   * server (status: allocated and target; spec.demand, written by the agent: used and pending).
+   */
+  recordsSource(): () => Promise<Record<string, NodePoint>> {
+    const client = new KubeClient(this.kube.kubeConfig(), 4);
+    return async () => {
+      type Rec = { metadata: { name: string }; spec?: { demand?: { usedIPs?: number; pendingIPs?: number } }; status?: { allocatedIPs?: number; targetIPs?: number } };
+      const list = await client.get<{ items: Rec[] }>(PATHS.records);
+      return Object.fromEntries(list.items.map((r) => [r.metadata.name, {
+        allocated: r.status?.allocatedIPs ?? 0, target: r.status?.targetIPs ?? 0, used: r.spec?.demand?.usedIPs ?? 0, pending: r.spec?.demand?.pendingIPs ?? 0,
+      }]));
+    };
   }
 
   /**
