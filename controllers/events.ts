@@ -75,7 +75,7 @@ export function foldNicChange(pending: NicChanges | undefined, c: NicChange): { 
 const REASONS: Record<Direction, string> = { added: 'IPsAdded', removed: 'IPsReleased', changed: 'IPsChanged' };
 const ACTIONS: Record<Direction, string> = { added: 'AddIPs', removed: 'RemoveIPs', changed: 'UpdateNIC' };
 
-const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
+const seconds = (ms: number) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`);
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 /** What the folded changes say, on the node's record (`scope` 'node') or on its pool ('pool'). */

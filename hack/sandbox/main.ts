@@ -98,11 +98,13 @@ async function main(): Promise<number> {
     console.log(indent(await sandbox.kubectl(['get', 'nodeipallocations'])));
     await new Promise((r) => setTimeout(r, 3000));
     await sampler.stop();
-    const pool = JSON.parse(await sandbox.kubectl(['get', 'nodeippool', 'sandbox', '-o', 'json'])) as { spec: { ipsPerNode: { max: number } } };
+    const pool = JSON.parse(await sandbox.kubectl(['get', 'nodeippool', 'sandbox', '-o', 'json'])) as { spec: { ipsPerNode: { min: number; max: number }; scaling: { batchSize: number; requestThresholdPercent?: number; releaseThresholdPercent?: number } } };
+    const { ipsPerNode, scaling } = pool.spec;
     const dir = path.resolve(sandbox.logDir, '..');
     mkdirSync(dir, { recursive: true });
     timeline = path.join(dir, `timeline-${new Date().toISOString().replace(/[:.]/g, '-')}.svg`);
-    writeFileSync(timeline, sampler.svg({ title: `PodVNet sandbox: IPs per node through a burst of 20 pods on ${n1.name} and its release`, max: pool.spec.ipsPerNode.max }));
+    writeFileSync(timeline, sampler.svg({ title: `PodVNet sandbox: IPs per node through a burst of 20 pods on ${n1.name} and its release`, max: ipsPerNode.max,
+      subtitle: `pool sandbox: ${ipsPerNode.min} to ${ipsPerNode.max} IPs per node, in batches of ${scaling.batchSize}; grows when fewer than ${scaling.requestThresholdPercent ?? '?'}% of a batch are free, gives back above ${scaling.releaseThresholdPercent ?? '?'}%. Sampled every 200 ms from the NodeIPAllocations.` }));
 
     step('What an operator reads: the events of the pool and the records (kubectl get events)');
     await sandbox.waitFor('the release to be told in events', async () =>

@@ -26,6 +26,8 @@ export interface TimelineMark {
 
 export interface TimelineOptions {
   title?: string;
+  /** A line under the title: the pool's policy, what was done. */
+  subtitle?: string;
   /** The pool's ipsPerNode.max: a limit line in every panel. */
   max?: number;
   /** Moments to mark with a vertical line and a label. */
@@ -34,6 +36,8 @@ export interface TimelineOptions {
   nodes?: readonly string[];
   width?: number;
   panelHeight?: number;
+  /** Height of a panel whose node never changed (default a third of panelHeight): the eye goes where things happen. */
+  quietPanelHeight?: number;
 }
 
 export const SERIES = [
@@ -63,17 +67,22 @@ export function timelineSvg(samples: readonly TimelineSample[], o: TimelineOptio
   const right = 20;
   const top = 100;
   const gap = 34;
-  const bottom = 44;
+  const bottom = o.subtitle ? 60 : 44;
   const nodes = o.nodes ?? [...new Set(samples.flatMap((s) => Object.keys(s.nodes)))].sort();
+  const quietH = o.quietPanelHeight ?? Math.round(panelH / 3);
+  const changed = (n: string) => new Set(samples.map((s) => JSON.stringify(s.nodes[n] ?? null))).size > 1;
+  const heights = nodes.map((n) => (changed(n) ? panelH : quietH));
+  const tops = heights.map((_h, i) => heights.slice(0, i).reduce((a, h) => a + h + gap, top));
   const t0 = samples[0]?.t ?? 0;
   const t1 = Math.max(t0 + 1000, samples[samples.length - 1]?.t ?? t0);
   const plotW = width - left - right;
   const x = (t: number) => left + ((t - t0) / (t1 - t0)) * plotW;
-  const height = top + nodes.length * (panelH + gap) - gap + bottom;
+  const height = top + heights.reduce((a, h) => a + h + gap, 0) - (nodes.length ? gap : 0) + bottom;
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`);
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
   out.push(`<text x="${left}" y="22" font-size="16" font-weight="bold">${esc(o.title ?? 'PodVNet: IPs per node over time')}</text>`);
+  if (o.subtitle) out.push(`<text x="${left}" y="${height - 8}" fill="#555" font-size="11">${esc(o.subtitle)}</text>`);
   // legend, wrapped to the width
   const items: Array<{ swatch: (lx: number, ly: number) => string; label: string }> = SERIES.map((s) => ({
     label: s.label,
@@ -99,10 +108,11 @@ export function timelineSvg(samples: readonly TimelineSample[], o: TimelineOptio
 
   const point = (s: TimelineSample, n: string): NodePoint | undefined => s.nodes[n];
   for (const [i, n] of nodes.entries()) {
-    const py = top + i * (panelH + gap);
+    const py = tops[i]!;
+    const panelH = heights[i]!;
     let ymax = o.max ?? 0;
     for (const s of samples) { const p = point(s, n); if (p) ymax = Math.max(ymax, p.allocated, p.target, p.used + p.pending); }
-    const step = niceStep(ymax * 1.1 || 1);
+    const step = niceStep(ymax * 1.1 || 1, Math.max(1, Math.floor(panelH / 36)));
     const yTop = Math.max(step, Math.ceil((ymax * 1.08) / step) * step);
     const y = (v: number) => py + panelH - (v / yTop) * panelH;
     out.push(`<g><title>${esc(n)}</title>`);
@@ -152,7 +162,7 @@ export function timelineSvg(samples: readonly TimelineSample[], o: TimelineOptio
     out.push('</g>');
   }
   // marks across every panel; labels alternate between two rows so neighbours do not overlap
-  const panelsBottom = top + nodes.length * (panelH + gap) - gap;
+  const panelsBottom = top + heights.reduce((a, h) => a + h + gap, 0) - (nodes.length ? gap : 0);
   for (const [k, m] of (o.marks ?? []).entries()) {
     const mx = x(Math.min(Math.max(m.t, t0), t1));
     const ly = top - 8 - (k % 2) * 13;
@@ -166,7 +176,7 @@ export function timelineSvg(samples: readonly TimelineSample[], o: TimelineOptio
     const tx = f(x(t0 + s * 1000));
     out.push(`<line x1="${tx}" y1="${panelsBottom}" x2="${tx}" y2="${panelsBottom + 5}" stroke="#555"/>`, `<text x="${tx}" y="${panelsBottom + 18}" text-anchor="middle" fill="#555">${s}s</text>`);
   }
-  out.push(`<text x="${left + plotW / 2}" y="${panelsBottom + 36}" text-anchor="middle" fill="#555">seconds since the first sample</text>`);
+  out.push(`<text x="${left + plotW / 2}" y="${panelsBottom + 34}" text-anchor="middle" fill="#555">seconds since the first sample</text>`);
   out.push('</svg>');
   return out.join('\n');
 }
