@@ -59,6 +59,17 @@ export function niceStep(max: number, count = 5): number {
   return Math.max(1, Math.round(step));
 }
 
+/** Words into lines of at most `max` characters. */
+function wrap(text: string, max: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const w of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + w.length > max) { lines.push(line); line = w; } else line = line ? `${line} ${w}` : w;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
 /** The SVG document: one panel per node on a shared time axis, a legend, the marks. */
 export function timelineSvg(samples: readonly TimelineSample[], o: TimelineOptions = {}): string {
   const width = o.width ?? 960;
@@ -67,7 +78,8 @@ export function timelineSvg(samples: readonly TimelineSample[], o: TimelineOptio
   const right = 20;
   const top = 100;
   const gap = 34;
-  const bottom = o.subtitle ? 60 : 44;
+  const subtitle = wrap(o.subtitle ?? '', Math.floor((width - left - right) / 6.2));
+  const bottom = 44 + subtitle.length * 14;
   const nodes = o.nodes ?? [...new Set(samples.flatMap((s) => Object.keys(s.nodes)))].sort();
   const quietH = o.quietPanelHeight ?? Math.round(panelH / 3);
   const changed = (n: string) => new Set(samples.map((s) => JSON.stringify(s.nodes[n] ?? null))).size > 1;
@@ -82,7 +94,7 @@ export function timelineSvg(samples: readonly TimelineSample[], o: TimelineOptio
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`);
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
   out.push(`<text x="${left}" y="22" font-size="16" font-weight="bold">${esc(o.title ?? 'PodVNet: IPs per node over time')}</text>`);
-  if (o.subtitle) out.push(`<text x="${left}" y="${height - 8}" fill="#555" font-size="11">${esc(o.subtitle)}</text>`);
+  for (const [k, line] of subtitle.entries()) out.push(`<text x="${left}" y="${height - 8 - (subtitle.length - 1 - k) * 14}" fill="#555" font-size="11">${esc(line)}</text>`);
   // legend, wrapped to the width
   const items: Array<{ swatch: (lx: number, ly: number) => string; label: string }> = SERIES.map((s) => ({
     label: s.label,
