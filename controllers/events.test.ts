@@ -110,7 +110,7 @@ test('recorder against the API emulator: a repeating Warning is one event with a
   rec.record(pool, { type: 'Normal', reason: 'Note', action: 'Tell', note: 'first' });
   rec.record(pool, { type: 'Normal', reason: 'Note', action: 'Tell', note: 'second' });
   const list = async () => (await client.get<{ items: any[] }>(collection)).items; // eslint-disable-line @typescript-eslint/no-explicit-any
-  const events = await waitFor('three events with the series written', async () => {
+  const events = await waitFor('seven events, the series written', async () => {
     const items = await list();
     return items.length === 7 && items.find((e) => e.reason === 'SubnetFull')?.series?.count === 5 && items.find((e) => e.reason === 'AzureError')?.series?.count === 2 ? items : undefined;
   }, 10_000);
