@@ -9,12 +9,14 @@ import { describeIssues } from '../crds/api/validation.js';
 import { ipToInt } from '../crds/ipv4.js';
 import type { AzureAdapter, NodeNic, SubnetDetails } from './azure.js';
 import { AzureCallError } from './azure-errors.js';
+import { EventRecorder, type Regarding } from './events.js';
 import { isConflict, isNotFound, KubeError, PATHS, type KubeClient } from './kube.js';
 import type { Metrics } from './metrics.js';
 import { hasChanges, nextIpConfigs, planNode, planRelease, poolIpConfigs, type Plan } from './plan.js';
 import { parseProviderID, type MachineRef } from './providerid.js';
 import { choosePool, selectorMatches, type PoolCandidate } from './select.js';
-import { conditionOf, setConditions, summarizePool, type ConditionInput, type RecordSummary } from './status.js';
+import { conditionOf, setConditions, subnetDisplayName, summarizePool, type ConditionInput, type RecordSummary } from './status.js';
+import { PoolGauges, nodeFigures } from './pool-metrics.js';
 import { SubnetHealth } from './subnet-health.js';
 import { WorkQueue, type Result } from './workqueue.js';
 
@@ -139,7 +141,8 @@ export class Controller {
   private readonly shortSince = new Map<string, number>();
   /** Nodes whose NIC refused ip-configs of their pool's subnet, by node name. */
   private readonly refused = new Map<string, Refusal>();
-  private readonly recentEvents = new Map<string, number>();
+  private readonly events: EventRecorder;
+  private readonly gauges: PoolGauges;
   private synced = false;
 
   constructor(
@@ -158,6 +161,10 @@ export class Controller {
           ? Math.min(this.opts.transientRetryMaxMs, this.opts.retryBaseMs * 2 ** (failures - 1))
           : undefined,
       onError: (key, e, ms) => this.log.warn({ key, err: e instanceof Error ? e.message : String(e), retryInMs: ms }, 'reconcile failed'),
+    });
+    this.gauges = new PoolGauges(metrics);
+    this.events = new EventRecorder(kube, log, {
+      collection: PATHS.events(this.opts.eventNamespace), reportingController: `${API_GROUP}/controller`, reportingInstance: this.opts.instance,
     });
   }
 
@@ -193,6 +200,7 @@ export class Controller {
   async stop(): Promise<void> {
     this.synced = false;
     await this.queue.stop();
+    await this.events.flush();
     for (const s of this.stoppers) await s().catch(() => {});
   }
 
@@ -342,7 +350,9 @@ export class Controller {
         const nic = await this.azure.getNodeNic(machine, this.nicHints.get(name) ?? record.status?.nic?.id);
         const remove = planRelease(nic.ipConfigs);
         if (remove.length) {
-          await this.azure.writeIpConfigs(nic, nextIpConfigs(nic.ipConfigs, { add: [], remove }, record.status?.subnet?.id ?? ''));
+          const started = Date.now();
+          const after = await this.azure.writeIpConfigs(nic, nextIpConfigs(nic.ipConfigs, { add: [], remove }, record.status?.subnet?.id ?? ''));
+          this.nicChanged(record, this.pools.get(record.spec.poolName), nic, after, 0, remove.length, started);
           this.metrics.ipConfigChanges.inc({ change: 'removed' }, remove.length);
           this.roomMade(this.pools.get(record.spec.poolName)?.spec.subnetID ?? record.status?.subnet?.id ?? '', remove.length);
           this.log.info({ node: name, removed: remove.length }, 'gave ip-configs back');
@@ -508,8 +518,10 @@ export class Controller {
 
     if (hasChanges(plan)) {
       try {
+        const started = Date.now();
         after = await this.azure.writeIpConfigs(nic, nextIpConfigs(nic.ipConfigs, plan, pool.spec.subnetID));
         this.afterWrite(name, pool, plan);
+        this.nicChanged(record, pool, nic, after, plan.add.length, plan.remove.length, started);
         if (plan.add.length) this.refused.delete(name);
         if (plan.deferred > 0 && !noRoom) requeueAfterMs = 1000;
       } catch (e) {
@@ -529,8 +541,9 @@ export class Controller {
           requeueAfterMs = wait;
           if (plan.remove.length) {
             // The removals must not wait for room in the subnet: send them on their own.
+            const started = Date.now();
             after = await this.azure.writeIpConfigs(nic, nextIpConfigs(nic.ipConfigs, { add: [], remove: plan.remove }, pool.spec.subnetID))
-              .then((n) => { this.afterWrite(name, pool, { ...plan, add: [] }); return n; })
+              .then((n) => { this.afterWrite(name, pool, { ...plan, add: [] }); this.nicChanged(record, pool, nic, n, 0, plan.remove.length, started); return n; })
               .catch((e2) => { if (e2 instanceof AzureCallError) return nic; throw e2; });
           }
         } else if (f.kind === 'SubnetNotAllowedOnNIC') {
@@ -657,6 +670,7 @@ export class Controller {
     if (!pool) {
       this.metrics.poolNodes.remove({ pool: name });
       for (const state of ['allocated', 'used', 'released']) this.metrics.poolIPs.remove({ pool: name, state });
+      this.gauges.forget(name);
       return {};
     }
     const path = `${PATHS.pools}/${name}`;
@@ -713,6 +727,10 @@ export class Controller {
     this.metrics.poolIPs.set({ pool: name, state: 'allocated' }, summary.allocatedIPs);
     this.metrics.poolIPs.set({ pool: name, state: 'used' }, summary.usedIPs);
     this.metrics.poolIPs.set({ pool: name, state: 'released' }, summary.releasedIPs);
+    const subnetSeen = this.subnets.get(pool.spec.subnetID.toLowerCase());
+    const addressPrefix = mine.find((r) => r.status?.subnet?.addressPrefix)?.status?.subnet?.addressPrefix;
+    this.gauges.set(name, pool.spec.ipsPerNode.max, mine.filter((r) => !r.metadata.deletionTimestamp).map(nodeFigures),
+      { name: subnetDisplayName(pool.spec.subnetID), addressPrefix, free: subnetSeen?.free });
 
     const generation = pool.metadata.generation;
     const old = pool.status ?? {};
@@ -722,6 +740,7 @@ export class Controller {
       allocatedIPs: summary.allocatedIPs,
       usedIPs: summary.usedIPs,
       releasedIPs: summary.releasedIPs,
+      subnet: subnetDisplayName(pool.spec.subnetID),
       conditions: setConditions(old.conditions, summary.conditions, now(), generation),
     };
     if (!sameStatus(old, next)) {
@@ -733,29 +752,23 @@ export class Controller {
 
   // ---- events ----
 
-  /** An events.k8s.io/v1 Event, at most once a minute per object and reason. */
-  private event(obj: { metadata: { name: string; uid?: string | undefined }; kind?: string; apiVersion?: string }, type: 'Normal' | 'Warning', reason: string, action: string, note: string): void {
-    const kind = (obj as { kind?: string }).kind ?? 'NodeIPAllocation';
-    const k = `${kind}/${obj.metadata.name}/${reason}`;
-    const last = this.recentEvents.get(k);
-    if (last !== undefined && Date.now() - last < 60_000) return;
-    this.recentEvents.set(k, Date.now());
-    if (this.recentEvents.size > 10_000) this.recentEvents.clear();
-    const body = {
-      apiVersion: 'events.k8s.io/v1',
-      kind: 'Event',
-      metadata: { generateName: `${obj.metadata.name}.`, namespace: this.opts.eventNamespace },
-      eventTime: new Date().toISOString().replace(/(\.\d{3})Z$/, '$1000Z'),
-      reportingController: `${API_GROUP}/controller`,
-      reportingInstance: this.opts.instance,
-      action,
-      reason,
-      type,
-      note: note.slice(0, 1024),
-      regarding: { apiVersion: API_GROUP_VERSION, kind, name: obj.metadata.name, uid: obj.metadata.uid },
-    };
-    this.kube.create(PATHS.events(this.opts.eventNamespace), body).catch((e) => this.log.warn({ err: (e as Error).message, reason }, 'could not record event'));
+  /** A Warning (or Normal) event about a pool or record; repeats are counted in one event's series (events.ts). */
+  private event(obj: { metadata: { name: string; uid?: string | undefined }; kind?: string }, type: 'Normal' | 'Warning', reason: string, action: string, note: string): void {
+    this.events.record(regardingOf(obj), { type, reason, action, note });
   }
+
+  /** A NIC write Azure accepted: a Normal event on the record and the pool, folded with the writes around it. */
+  private nicChanged(record: Record_, pool: Pool | undefined, before: NodeNic, after: NodeNic, added: number, removed: number, started: number): void {
+    const subnetId = pool?.spec.subnetID ?? record.status?.subnet?.id ?? '';
+    const count = (n: NodeNic) => poolIpConfigs(n.ipConfigs, subnetId).length;
+    this.events.nicChanged(regardingOf(record), pool && regardingOf(pool), {
+      node: record.metadata.name, before: count(before), after: count(after), added, removed, azureMs: Date.now() - started,
+    });
+  }
+}
+
+function regardingOf(obj: { metadata: { name: string; uid?: string | undefined }; kind?: string }): Regarding {
+  return { apiVersion: API_GROUP_VERSION, kind: obj.kind ?? 'NodeIPAllocation', name: obj.metadata.name, uid: obj.metadata.uid };
 }
 
 function sameStatus(a: unknown, b: unknown): boolean {

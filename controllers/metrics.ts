@@ -31,6 +31,23 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       name: 'podvnet_pool_ips', help: 'IPs of a pool by state: allocated (on NICs), used (by pods), released (awaiting removal).',
       labelNames: ['pool', 'state'] as const, registers: [registry],
     }),
+    nodeIPs: new Gauge({
+      name: 'podvnet_node_ips', help: 'IPs of one node by state: allocated (on its NIC), target (what the scaling policy wants), used (by pods), pending (pods that found none free), released (awaiting removal).',
+      labelNames: ['pool', 'node', 'state'] as const, registers: [registry],
+    }),
+    nodeCapped: new Gauge({
+      name: 'podvnet_node_demand_capped', help: '1 while a node\'s demand exceeds what its pool\'s ipsPerNode.max (or the NIC\'s 256 ip-configs) allow.',
+      labelNames: ['pool', 'node'] as const, registers: [registry],
+    }),
+    poolMaxIPsPerNode: new Gauge({ name: 'podvnet_pool_max_ips_per_node', help: 'The pool\'s ipsPerNode.max.', labelNames: ['pool'] as const, registers: [registry] }),
+    subnetSize: new Gauge({
+      name: 'podvnet_subnet_usable_ips', help: 'Addresses of the pool subnet Azure lets ip-configs use (its size less the 5 Azure keeps).',
+      labelNames: ['pool', 'subnet'] as const, registers: [registry],
+    }),
+    subnetFree: new Gauge({
+      name: 'podvnet_subnet_free_ips', help: 'Free addresses in the pool subnet: the last subnet read, less the adds and plus the removes of this controller since.',
+      labelNames: ['pool', 'subnet'] as const, registers: [registry],
+    }),
     queueDepth: new Gauge({ name: 'podvnet_workqueue_depth', help: 'Keys waiting in the work queue.', registers: [registry] }),
     leader: new Gauge({ name: 'podvnet_leader', help: '1 while this replica holds the leader lease.', registers: [registry] }),
   };

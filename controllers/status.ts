@@ -101,3 +101,9 @@ export function summarizePool(input: PoolSummaryInput): PoolSummary {
     conditions: [ready, exhausted, degraded],
   };
 }
+
+/** `<vnet>/<subnet>` of a subnet's ARM id, for printing (the full id stays in spec.subnetID). */
+export function subnetDisplayName(id: string): string {
+  const m = /\/virtualNetworks\/([^/]+)\/subnets\/([^/]+)\/?$/i.exec(id);
+  return m ? `${m[1]}/${m[2]}` : id;
+}

@@ -74,7 +74,7 @@ export const nodeIPPoolCRD = crd(
     { name: 'Used', type: 'integer', jsonPath: '.status.usedIPs', description: 'IPs held by pods' },
     { name: 'Released', type: 'integer', jsonPath: '.status.releasedIPs', priority: 1 },
     readyColumn(),
-    { name: 'Subnet', type: 'string', jsonPath: '.spec.subnetID', priority: 1 },
+    { name: 'Subnet', type: 'string', jsonPath: '.status.subnet', description: '<vnet>/<subnet>; the full ARM id is spec.subnetID', priority: 1 },
   ],
 );
 

@@ -44,7 +44,7 @@ test('controller Role: create any Lease, read and renew only its own, in its nam
   ]);
   const events = find(objs(), 'Role', 'podvnet-controller-events');
   t.is(events.metadata.namespace, 'default', 'the API server takes events about cluster-scoped objects only in default');
-  t.deepEqual(flatten(events.rules as PolicyRule[]), ['events.k8s.io events create']);
+  t.deepEqual(flatten(events.rules as PolicyRule[]), ['events.k8s.io events create', 'events.k8s.io events patch']);
   t.false(allows(rules, { group: 'coordination.k8s.io', resource: 'leases', verb: 'update', name: 'kube-scheduler' }));
   t.false(allows(rules, { group: 'coordination.k8s.io', resource: 'leases', verb: 'delete', name: 'podvnet-controller' }));
   const dep = find(objs(), 'Deployment', 'podvnet-controller');

@@ -11,6 +11,7 @@ APT_PACKAGES=(
   lua5.1                                      # runs the Argo CD health check as Argo CD does
   gcc libc6-dev make                          # builds the per-pod CNI forwarder
   openssl ca-certificates jq util-linux socat  # emulator certificates, nsenter/flock, traffic probes
+  prometheus                                  # promtool and a real Prometheus: the alert rules and dashboard tests
 )
 
 missing=()

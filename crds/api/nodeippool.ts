@@ -79,6 +79,7 @@ export const NodeIPPoolStatus = z.strictObject({
   allocatedIPs: z.int().min(0).optional().describe('Secondary IPs on the selected nodes\' NICs.'),
   usedIPs: z.int().min(0).optional().describe('IPs held by pods, as the node agents report.'),
   releasedIPs: z.int().min(0).optional().describe('IPs the agents gave back that Azure still holds.'),
+  subnet: z.string().max(160).optional().describe('The pool subnet as <vnet>/<subnet>, for printing; spec.subnetID holds its full ARM id.'),
   conditions: Conditions.optional(),
 });
 export type NodeIPPoolStatus = z.infer<typeof NodeIPPoolStatus>;

@@ -20,6 +20,7 @@ export const KUSTOMIZATIONS = [
   'deploy/examples/nodeippools',
   'deploy/argocd',
   'deploy/argocd/argocd-cm',
+  'deploy/monitoring',
 ] as const;
 export const OVERLAYS = ['deploy/overlays/production', 'deploy/overlays/managed-identity', 'deploy/overlays/dev'] as const;
 

@@ -91,6 +91,7 @@ export function builtinUpdateRules(t: ResourceType, old: Obj, next: Obj): FieldE
     if (stableJSON(next.data ?? {}) !== stableJSON(old.data ?? {})) errs.push(fe.forbidden('data', msg));
     if (t.kind === 'ConfigMap' && stableJSON(next.binaryData ?? {}) !== stableJSON(old.binaryData ?? {})) errs.push(fe.forbidden('binaryData', msg));
   }
+  if (t.kind === 'Event' && t.group === 'events.k8s.io') errs.push(...validateEventUpdate(old, next));
   if (t.kind === 'CustomResourceDefinition' && t.group === 'apiextensions.k8s.io' && old.spec?.scope && next.spec?.scope !== old.spec.scope) {
     errs.push(fe.invalid('spec.scope', next.spec?.scope ?? '', 'field is immutable'));
   }
@@ -164,6 +165,7 @@ export function validateEventCreate(ev: Obj, viaEventsApi: boolean): FieldError[
     if ((ev.message ?? '').length > 1024) errs.push(fe.invalid('message', '', 'can have at most 1024 characters'));
   }
   if (viaEventsApi) {
+    errs.push(...validateEventSeries(ev));
     if (!hasEventTime) errs.push(fe.required('eventTime'));
     if (ev.type !== 'Normal' && ev.type !== 'Warning') errs.push(fe.invalid('type', '', `has invalid value: ${ev.type ?? ''}`));
     // field paths are those of the internal (core) Event the API server validates
@@ -173,4 +175,40 @@ export function validateEventCreate(ev: Obj, viaEventsApi: boolean): FieldError[
     if (ev.source?.component || ev.source?.host) errs.push(fe.invalid('source', '', 'needs to be unset'));
   }
   return errs;
+}
+
+/** validateV1EventSeries: a series counts at least 2 (the first occurrence is the event itself) and says when it was last seen. */
+function validateEventSeries(ev: Obj): FieldError[] {
+  if (!ev.series) return [];
+  const errs: FieldError[] = [];
+  if (!(Number(ev.series.count ?? 0) >= 2)) errs.push(fe.invalid('series.count', '', 'should be at least 2'));
+  if (!ev.series.lastObservedTime) errs.push(fe.required('series.lastObservedTime'));
+  return errs;
+}
+
+/** Fields of the internal Event (core names) that ValidateEventUpdate keeps as they were. */
+const IMMUTABLE_EVENT_FIELDS = ['involvedObject', 'reason', 'message', 'source', 'firstTimestamp', 'lastTimestamp', 'count', 'type', 'eventTime', 'action', 'related', 'reportingComponent', 'reportingInstance'];
+
+/**
+ * ValidateEventUpdate for events.k8s.io/v1 requests (`old` and `next` in the stored core/v1 shape): only the
+ * series may change, and a changed series is validated again. core/v1 updates keep the legacy rules.
+ */
+export function validateEventUpdate(old: Obj, next: Obj): FieldError[] {
+  const errs: FieldError[] = [];
+  if (stableJSON(old.series ?? null) !== stableJSON(next.series ?? null)) errs.push(...validateEventSeries(next));
+  for (const f of IMMUTABLE_EVENT_FIELDS) {
+    // eventTime compares at microsecond precision, as the API server truncates it
+    const [a, b] = f === 'eventTime' ? [microseconds(old.eventTime), microseconds(next.eventTime)] : [old[f], next[f]];
+    if (stableJSON(a ?? null) !== stableJSON(b ?? null)) {
+      errs.push(fe.invalid(f === 'reportingComponent' ? 'reportingController' : f, next[f] ?? '', 'field is immutable'));
+    }
+  }
+  return errs;
+}
+
+function microseconds(t: unknown): string {
+  if (typeof t !== 'string' || !t) return '';
+  const m = /^(.*?)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(t);
+  if (!m) return t;
+  return `${new Date(`${m[1]}${m[3]}`).toISOString().slice(0, 19)}.${(m[2] ?? '').padEnd(6, '0').slice(0, 6)}`;
 }

@@ -255,3 +255,20 @@ const haveRepoManifests = existsSync(`${repo}crds/podvnet.io_nodeippools.yaml`) 
 export type { Reply };
 void readFileSync;
 void widgetsCrd;
+
+t2('kubectl --sort-by: table rows carry whole objects (kind and apiVersion too), so kubectl can sort them', async (t) => {
+  const emu = await withEmulator(t);
+  for (const name of ['b-ns', 'a-ns', 'c-ns']) t.is((await kubectl(emu, ['create', 'namespace', name])).code, 0);
+  const r = await kubectl(emu, ['get', 'namespaces', '--sort-by', '.metadata.name', '-o', 'wide']);
+  t.is(r.code, 0, r.stderr);
+  const names = r.stdout.trim().split('\n').slice(1).map((l) => l.split(/\s+/)[0]);
+  t.deepEqual(names.filter((n) => n!.endsWith('-ns')), ['a-ns', 'b-ns', 'c-ns'], r.stdout);
+  t.regex(r.stdout.split('\n')[0]!, /^NAME\s+STATUS\s+AGE/);
+  // events sort by their own time, as `kubectl get events --sort-by .eventTime` is used
+  const ev = (name: string, time: string) => ({ apiVersion: 'events.k8s.io/v1', kind: 'Event', metadata: { name, namespace: 'default' }, eventTime: time, reportingController: 'x.io/c', reportingInstance: 'i', action: 'A', reason: `R-${name}`, type: 'Normal', note: name, regarding: { kind: 'Node', name: 'n' } });
+  t.is((await kubectl(emu, ['create', '-f', '-'], JSON.stringify(ev('later', '2026-01-01T00:00:09.000000Z')))).code, 0);
+  t.is((await kubectl(emu, ['create', '-f', '-'], JSON.stringify(ev('earlier', '2026-01-01T00:00:01.000000Z')))).code, 0);
+  const events = await kubectl(emu, ['get', 'events', '-n', 'default', '--sort-by', '.eventTime']);
+  t.is(events.code, 0, events.stderr);
+  t.regex(events.stdout, /LAST SEEN\s+TYPE\s+REASON\s+OBJECT\s+MESSAGE\n.*R-earlier.*\n.*R-later/);
+});

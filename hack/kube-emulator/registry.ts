@@ -97,6 +97,8 @@ const defs: Def[] = [
       { name: 'Reason', type: 'string', jsonPath: '.reason' },
       { name: 'Object', type: 'string', jsonPath: '.involvedObject' },
       { name: 'Message', type: 'string', jsonPath: '.message' },
+      { name: 'First Seen', type: 'string', jsonPath: '.firstTimestamp', priority: 1 },
+      { name: 'Count', type: 'integer', jsonPath: '.count', priority: 1 },
     ], fields: eventFields },
   { g: '', v: 'v1', kind: 'ServiceAccount', plural: 'serviceaccounts', ns: true, short: ['sa'], cols: [age] },
   { g: '', v: 'v1', kind: 'Service', plural: 'services', ns: true, short: ['svc'], status: true,

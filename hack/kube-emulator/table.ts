@@ -84,9 +84,12 @@ function builtinCells(t: ResourceType, obj: Obj, nowMs: number): unknown[] | nul
     return t.kind === 'Secret' ? [obj.metadata.name, obj.type ?? 'Opaque', n, age(obj.metadata.creationTimestamp, nowMs)] : [obj.metadata.name, n, age(obj.metadata.creationTimestamp, nowMs)];
   }
   if (t.group === '' && t.kind === 'Event') {
-    const last = obj.series?.lastObservedTime ?? obj.lastTimestamp ?? obj.eventTime ?? obj.metadata.creationTimestamp;
+    // as kubectl's printer: a series gives Last Seen and Count; an events.k8s.io singleton counts 1
+    const first = obj.firstTimestamp ?? obj.eventTime ?? obj.metadata.creationTimestamp;
+    const last = obj.series?.lastObservedTime ?? obj.lastTimestamp ?? first;
+    const count = obj.series?.count ?? (obj.count || 1);
     const io = obj.involvedObject ?? {};
-    return [age(last, nowMs), obj.type ?? '', obj.reason ?? '', `${String(io.kind ?? '').toLowerCase()}/${io.name ?? ''}`, obj.message ?? '', obj.metadata.name];
+    return [age(last, nowMs), obj.type ?? '', obj.reason ?? '', `${String(io.kind ?? '').toLowerCase()}/${io.name ?? ''}`, obj.message ?? '', age(first, nowMs), count, obj.metadata.name];
   }
   if (t.group === 'apps' && t.kind === 'Deployment') {
     return [obj.metadata.name, `${obj.status?.readyReplicas ?? 0}/${obj.spec?.replicas ?? 1}`, obj.status?.availableReplicas ?? 0, age(obj.metadata.creationTimestamp, nowMs)];
@@ -115,7 +118,8 @@ export function toTable(t: ResourceType, objs: Obj[], listMeta: Obj, includeObje
     const cells = (t.schema ? null : builtinCells(t, o, nowMs))
       ?? [o.metadata.name, ...cols.map((c) => (!t.schema && c.type === 'date' && c.format === 'date-time' ? (jsonPath(o, c.jsonPath)[0] ?? null) : cell(c, o, nowMs)))];
     const row: Obj = { cells };
-    if (includeObject === 'Object') row.object = o;
+    // the whole object, typed as the API server encodes it (kubectl --sort-by decodes these to sort)
+    if (includeObject === 'Object') row.object = { apiVersion: t.group ? `${t.group}/${t.version}` : t.version, kind: t.kind, ...o };
     else if (includeObject !== 'None') row.object = { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata };
     return row;
   });

@@ -1,5 +1,8 @@
 import { parseArgs } from 'node:util';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { Sandbox, SANDBOX_NETWORK, type Pod } from './sandbox.js';
+import { TimelineSampler } from './timeline-svg.js';
 import { cidrContains, parseCIDR } from '../../crds/ipv4.js';
 import { peerAddressSeen, pingEventually, startPeerServer } from '../../node-plugin/datapath/testkit.js';
 
@@ -23,6 +26,7 @@ async function main(): Promise<number> {
   const podSubnet = flags['pod-subnet'];
   const sandbox = await Sandbox.start({ vms: Number(flags.vms), scaleSetInstances: Number(flags['scale-set-instances']), podSubnet, say: info });
   let failures = 0;
+  let timeline: string | undefined;
   const expect = (ok: boolean, what: string) => {
     info(`${ok ? '\x1b[32mok\x1b[0m  ' : '\x1b[31mFAIL\x1b[0m'} ${what}`);
     if (!ok) failures++;
@@ -71,6 +75,10 @@ async function main(): Promise<number> {
     }
 
     step(`A burst of pods on ${n1.name}: the agent raises its demand, the controller adds IPs in batches`);
+    // a picture of it: allocated / target / used / pending per node, from the records the controller works from
+    const sampler = new TimelineSampler(sandbox.recordsSource(), 200).start();
+    await new Promise((r) => setTimeout(r, 1500));
+    sampler.mark(`burst: 20 pods on ${n1.name}`);
     const before = (await sandbox.record(n1.name)).status?.ips?.length ?? 0;
     const burst: Pod[] = [];
     for (let i = 0; i < 20; i++) burst.push(await addPodWaiting(sandbox, n1.name, `burst-${i}`));
@@ -80,6 +88,7 @@ async function main(): Promise<number> {
     console.log(indent(await sandbox.kubectl(['get', 'nodeipallocations'])));
 
     step('The burst ends: the agent releases what it does not need, the controller removes exactly those');
+    sampler.mark('the 20 burst pods deleted');
     for (const p of burst) await sandbox.deletePod(p.name);
     await sandbox.waitFor('the node to shrink back', async () => ((await sandbox.record(n1.name)).status?.ips?.length ?? 0) < grown, 60_000);
     const shrunk = (await sandbox.record(n1.name)).status?.ips?.length ?? 0;
@@ -87,6 +96,22 @@ async function main(): Promise<number> {
     expect(shrunk < grown, 'the node\'s pool shrank after release');
     expect(await pingEventually(a.netns, c.ip), 'pods that stayed keep talking');
     console.log(indent(await sandbox.kubectl(['get', 'nodeipallocations'])));
+    await new Promise((r) => setTimeout(r, 3000));
+    await sampler.stop();
+    const pool = JSON.parse(await sandbox.kubectl(['get', 'nodeippool', 'sandbox', '-o', 'json'])) as { spec: { ipsPerNode: { min: number; max: number }; scaling: { batchSize: number; requestThresholdPercent?: number; releaseThresholdPercent?: number } } };
+    const { ipsPerNode, scaling } = pool.spec;
+    const dir = path.resolve(sandbox.logDir, '..');
+    mkdirSync(dir, { recursive: true });
+    timeline = path.join(dir, `timeline-${new Date().toISOString().replace(/[:.]/g, '-')}.svg`);
+    writeFileSync(timeline, sampler.svg({ title: `PodVNet sandbox: IPs per node through a burst of 20 pods on ${n1.name} and its release`, max: ipsPerNode.max,
+      subtitle: `pool sandbox: ${ipsPerNode.min} to ${ipsPerNode.max} IPs per node, in batches of ${scaling.batchSize}; grows when fewer than ${scaling.requestThresholdPercent ?? '?'}% of a batch are free, gives back above ${scaling.releaseThresholdPercent ?? '?'}%. Sampled every 200 ms from the NodeIPAllocations.` }));
+
+    step('What an operator reads: the events of the pool and the records (kubectl get events)');
+    await sandbox.waitFor('the release to be told in events', async () =>
+      (await sandbox.kubectl(['get', 'events', '-n', 'default', '--field-selector', 'reason=IPsReleased', '-o', 'name'])).trim() !== '', 30_000).catch(() => undefined);
+    const events = await sandbox.kubectl(['get', 'events', '-n', 'default', '--sort-by', '.eventTime']);
+    console.log(indent(events));
+    expect(/IPsAdded/.test(events) && /IPsReleased/.test(events), 'the growth and the release are told as Normal events');
 
     step('Least privilege: the controller and the agents ran with their own service accounts (deploy/base RBAC)');
     const denied = sandbox.kube.denials.filter((d) => d.user.startsWith('system:serviceaccount:podvnet-system:'));
@@ -108,6 +133,7 @@ async function main(): Promise<number> {
     step('Cleaning up (every namespace, process and emulator)');
     await sandbox.close();
   }
+  if (timeline) info(`timeline of the burst and the release (allocated / target / used / pending per node): ${timeline}`);
   step(failures === 0 ? 'All good' : `${failures} check(s) failed`);
   return failures === 0 ? 0 : 1;
 }

@@ -12,6 +12,8 @@ import { Fabric, type SimHost, type SimVM } from '../../node-plugin/datapath/fab
 import { FORWARDER, buildForwarder, invokePlugin, type CniCall } from '../../node-plugin/agent/testing.js';
 import { API_GROUP_VERSION } from '../../crds/api/index.js';
 import { cidrContains, formatCIDR, parseCIDR, type CIDR } from '../../crds/ipv4.js';
+import { KubeClient, PATHS } from '../../controllers/kube.js';
+import type { NodePoint } from './timeline-svg.js';
 
 /**
  * The local sandbox: everything PodVNet is, on one machine, with nothing faked but Azure and the API
@@ -87,6 +89,8 @@ function checkPodSubnet(cidr: string): string {
 export class Sandbox {
   readonly pods = new Map<string, Pod>();
   private readonly children: ChildProcess[] = [];
+  /** host:port of each process's /metrics, from its start-up log line, by process name. */
+  private readonly metricsAt = new Map<string, string>();
   private closing = false;
 
   private constructor(
@@ -177,7 +181,7 @@ export class Sandbox {
         nodes.push({ name: m.nodeName, azure: m, vm, socket, agent });
       }
       // the agents listen once they have loaded their state; a runtime would not schedule pods before
-      await sandbox.waitFor('every agent\'s CNI socket', async () => nodes.every((n) => existsSync(n.socket)), 60_000);
+      await sandbox.waitFor('every agent\'s CNI socket', async () => nodes.every((n) => existsSync(n.socket)), 180_000);
       return sandbox;
     } catch (e) {
       if (sandbox) await sandbox.close();
@@ -254,11 +258,56 @@ export class Sandbox {
     });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
+    // the controller logs `url` ("serving metrics and health"), an agent `health` ("agent started")
+    let pending = '';
+    const scan = (chunk: Buffer) => {
+      pending += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        if (!line.startsWith('{')) continue;
+        try {
+          const j = JSON.parse(line) as { url?: string; health?: string };
+          const at = j.url?.replace(/^https?:\/\//, '') ?? j.health;
+          if (at) { this.metricsAt.set(name, at); child.stdout!.off('data', scan); return; }
+        } catch { /* not a log line */ }
+      }
+    };
+    child.stdout!.on('data', scan);
     child.on('exit', (code, signal) => {
       if (!this.closing) process.stderr.write(`sandbox: ${name} exited (${signal ?? code}); see ${path.join(this.logDir, `${name}.log`)}\n`);
     });
     this.children.push(child);
     return child;
+  }
+
+  /**
+   * A TimelineSampler source: each node's record as the controller works from it, straight from the API
+   * server (status: allocated and target; spec.demand, written by the agent: used and pending).
+   */
+  recordsSource(): () => Promise<Record<string, NodePoint>> {
+    const client = new KubeClient(this.kube.kubeConfig(), 4);
+    return async () => {
+      type Rec = { metadata: { name: string }; spec?: { demand?: { usedIPs?: number; pendingIPs?: number } }; status?: { allocatedIPs?: number; targetIPs?: number } };
+      const list = await client.get<{ items: Rec[] }>(PATHS.records);
+      return Object.fromEntries(list.items.map((r) => [r.metadata.name, {
+        allocated: r.status?.allocatedIPs ?? 0, target: r.status?.targetIPs ?? 0, used: r.spec?.demand?.usedIPs ?? 0, pending: r.spec?.demand?.pendingIPs ?? 0,
+      }]));
+    };
+  }
+
+  /**
+   * Where Prometheus finds each component's /metrics: the controller (job podvnet-controller) and one agent
+   * per node (job podvnet-node, with the node's name as the label `node`, as the PodMonitor relabels it).
+   */
+  async metricsTargets(timeoutMs = 60_000): Promise<Array<{ job: 'podvnet-controller' | 'podvnet-node'; address: string; node?: string }>> {
+    const names = ['controller', ...this.nodes.map((n) => `agent-${n.name}`)];
+    await this.waitFor('every component to serve /metrics', async () => names.every((n) => this.metricsAt.has(n)), timeoutMs);
+    return [
+      { job: 'podvnet-controller', address: this.metricsAt.get('controller')! },
+      ...this.nodes.map((n) => ({ job: 'podvnet-node' as const, address: this.metricsAt.get(`agent-${n.name}`)!, node: n.name })),
+    ];
   }
 
   async close(): Promise<void> {

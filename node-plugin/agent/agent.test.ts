@@ -151,4 +151,5 @@ test('STATUS says 51 when the node network cannot be set up, and ADD fails with 
   const ready = await fetch(`http://${host}:${port}/readyz`);
   t.is(ready.status, 503);
   t.regex(await ready.text(), /^not ready: the node network is broken: bridge podvnet0 is missing.*; setting it up failed: host interface nosuch0 does not exist/);
+  t.regex(await (await fetch(`http://${host}:${port}/metrics`)).text(), /^podvnet_agent_ready 0$/m, 'the metric says what /readyz says');
 });

@@ -15,7 +15,7 @@ import type { AgentConfig } from './config.js';
 import { DelQueue } from './del-queue.js';
 import { installCni } from './install.js';
 import { FileStore, type Store } from './ipam/store.js';
-import { createMetrics, startHealthServer, type AgentMetrics, type Readiness } from './metrics.js';
+import { createMetrics, exportReadiness, startHealthServer, type AgentMetrics, type Readiness } from './metrics.js';
 import { FileRecordSource } from './file-source.js';
 import { awaitingVethTeardown, planReconcile, type ReconcileInput } from './reconcile.js';
 import { CoalescingWriter, writtenSpec, type RecordSource } from './sync.js';
@@ -295,6 +295,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     }
     return { ready: true };
   };
+  exportReadiness(metrics, readiness);
   const health = await startHealthServer(config.metricsAddress, metrics, { live: () => !closing, ready: readiness });
   const addr = health.address() as AddressInfo;
 

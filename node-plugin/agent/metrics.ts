@@ -47,6 +47,15 @@ export function createMetrics(addresses: AgentAddressService, nodeProblems?: () 
   };
 }
 
+/** `podvnet_agent_ready`: what /readyz answers, at scrape time (the PodVNetAgentNotReady alert reads it). */
+export function exportReadiness(metrics: AgentMetrics, ready: () => Promise<Readiness>): void {
+  new Gauge({
+    name: 'podvnet_agent_ready', help: '1 while the agent is ready (what /readyz answers): its node network set up and its record served.',
+    registers: [metrics.registry],
+    async collect() { this.set((await ready().catch(() => ({ ready: false }))).ready ? 1 : 0); },
+  });
+}
+
 /** A readiness verdict: `detail` says why not ready, or qualifies a ready answer. */
 export interface Readiness {
   ready: boolean;
