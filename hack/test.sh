@@ -10,6 +10,8 @@ bash hack/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 typecheck_failed=0
 npx tsc --noEmit -p . || { echo "typecheck: FAILED (see above)" >&2; typecheck_failed=1; }
+# the production build (dist/): what the image ships and the sandbox, e2e and benchmarks run
+npm run -s build || { echo "build: FAILED (see above)" >&2; typecheck_failed=$((typecheck_failed + 1)); }
 
 tap=$(mktemp)
 trap 'rm -f "$tap"' EXIT

@@ -12,11 +12,13 @@ import { Fabric, type SimHost, type SimVM } from '../../node-plugin/datapath/fab
 import { FORWARDER, buildForwarder, invokePlugin, type CniCall } from '../../node-plugin/agent/testing.js';
 import { API_GROUP_VERSION } from '../../crds/api/index.js';
 import { cidrContains, formatCIDR, parseCIDR, type CIDR } from '../../crds/ipv4.js';
+import { distPath, ensureBuilt } from '../dist.js';
 
 /**
  * The local sandbox: everything PodVNet is, on one machine, with nothing faked but Azure and the API
  * server. Emulated Azure (HTTPS, the real SDK talks to it) and an emulated Kubernetes API server; the real
- * controller and one real node agent per simulated VM, each a process of its own; simulated VMs as network
+ * controller and one real node agent per simulated VM, each a process of its own running the compiled
+ * JavaScript of dist/ (built first when stale, as `npm run build` does); simulated VMs as network
  * namespaces on a simulated VNet fabric that, like Azure, delivers a packet only to the NIC that holds the
  * IP. The fabric learns which NIC holds which IP from the Azure emulator, as Azure's own SDN would.
  */
@@ -112,6 +114,7 @@ export class Sandbox {
     const logDir = opts.logDir ?? path.join(repo, '.sandbox', 'logs');
     mkdirSync(logDir, { recursive: true });
     await buildForwarder();
+    ensureBuilt(say); // the controller and agents run compiled, as in production
 
     say('starting the Azure ARM emulator (HTTPS, real SDK clients) and the Kubernetes API emulator');
     // Plain Azure refuses ip-configs of two subnets on one NIC (IpConfigurationsOnSameNicCannotUseDifferentSubnets).
@@ -157,7 +160,7 @@ export class Sandbox {
       say(`starting the real controller (leader election off: one replica) as ${PODVNET_NAMESPACE}/podvnet-controller`);
       const caFile = path.join(workDir, 'azure-ca.pem');
       writeFileSync(caFile, azure.ca);
-      sandbox.startProcess('controller', [path.join(repo, 'controllers/main.ts'),
+      sandbox.startProcess('controller', [distPath('controller'),
         '--kubeconfig', kubeconfigAs('controller', kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-controller')),
         '--azure-endpoint', azure.url, '--azure-ca-file', caFile,
         '--credential', 'emulator', '--http-port', '0', '--http-host', '127.0.0.1', '--leader-elect', 'false',
@@ -169,7 +172,7 @@ export class Sandbox {
         const dir = path.join(workDir, m.nodeName);
         mkdirSync(dir, { recursive: true });
         const socket = path.join(dir, 'agent.sock');
-        const agent = sandbox.startProcess(`agent-${m.nodeName}`, [path.join(repo, 'node-plugin/agent/main.ts'),
+        const agent = sandbox.startProcess(`agent-${m.nodeName}`, [distPath('agent'),
           '--node-name', m.nodeName, '--kubeconfig', kubeconfigAs(`agent-${m.nodeName}`, kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-node', { nodeName: m.nodeName })),
           '--host-netns', vm.netnsPath,
           '--socket', socket, '--cnm-socket=', '--state-dir', path.join(dir, 'state'), '--metrics-address', '127.0.0.1:0',
@@ -248,7 +251,7 @@ export class Sandbox {
 
   private startProcess(name: string, args: string[]): ChildProcess {
     const log = createWriteStream(path.join(this.logDir, `${name}.log`));
-    const child = spawn(process.execPath, ['--loader', 'ts-node/esm', '--no-warnings', ...args], {
+    const child = spawn(process.execPath, args, {
       cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PODVNET_LOG_LEVEL: process.env.PODVNET_LOG_LEVEL ?? 'info' },
     });
     child.stdout!.pipe(log);
