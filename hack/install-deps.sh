@@ -10,6 +10,7 @@ APT_PACKAGES=(
   podman docker.io runc busybox-static        # real runtimes driving the CNI plugin and the CNM driver (runc:
                                               # podman runs it, crun refuses hybrid-cgroup machines)
   lua5.1                                      # runs the Argo CD health check as Argo CD does
+  debootstrap                                 # the image's Debian base (hack/image/build.sh), no registry needed
   gcc libc6-dev make                          # builds the per-pod CNI forwarder
   openssl ca-certificates jq util-linux socat  # emulator certificates, nsenter/flock, traffic probes
 )

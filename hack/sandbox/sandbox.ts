@@ -30,7 +30,24 @@ const ACCESS_KINDS = new Set(['Namespace', 'ServiceAccount', 'ClusterRole', 'Clu
 const PODVNET_NAMESPACE = 'podvnet-system';
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
+/**
+ * One component the sandbox starts: the compiled controller or a node agent, with its flags (paths are the
+ * host's), the service account it runs as and the API server. The default launcher runs
+ * `node dist/<command> --kubeconfig <its own> ...args`; a test can run it another way (from the image).
+ */
+export interface ComponentLaunch {
+  name: string;
+  command: 'controller' | 'agent';
+  nodeName?: string;
+  args: string[];
+  serviceAccount: { namespace: string; name: string; token: string };
+  kube: { url: string; caPem?: string };
+  logDir: string;
+}
+
 export interface SandboxOptions {
+  /** Starts a component; returns its process (stopped with SIGTERM by close()). Default: node dist/... */
+  launch?: (l: ComponentLaunch, sandbox: Sandbox) => ChildProcess;
   /** Standalone VMs and scale-set instances (both kinds exercise their own NIC update path). */
   vms?: number;
   scaleSetInstances?: number;
@@ -160,11 +177,16 @@ export class Sandbox {
       say(`starting the real controller (leader election off: one replica) as ${PODVNET_NAMESPACE}/podvnet-controller`);
       const caFile = path.join(workDir, 'azure-ca.pem');
       writeFileSync(caFile, azure.ca);
-      sandbox.startProcess('controller', [distPath('controller'),
-        '--kubeconfig', kubeconfigAs('controller', kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-controller')),
-        '--azure-endpoint', azure.url, '--azure-ca-file', caFile,
-        '--credential', 'emulator', '--http-port', '0', '--http-host', '127.0.0.1', '--leader-elect', 'false',
-        '--event-namespace', 'default', '--poll-interval-ms', '50']);
+      const started = sandbox;
+      const launch = (l: ComponentLaunch): ChildProcess => opts.launch ? opts.launch(l, started)
+        : started.startProcess(l.name, [distPath(l.command), '--kubeconfig', kubeconfigAs(l.name, l.serviceAccount.token), ...l.args]);
+      launch({
+        name: 'controller', command: 'controller', kube: { url: kube.url, caPem: kube.caPem }, logDir,
+        serviceAccount: { namespace: PODVNET_NAMESPACE, name: 'podvnet-controller', token: kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-controller') },
+        args: ['--azure-endpoint', azure.url, '--azure-ca-file', caFile,
+          '--credential', 'emulator', '--http-port', '0', '--http-host', '127.0.0.1', '--leader-elect', 'false',
+          '--event-namespace', 'default', '--poll-interval-ms', '50'],
+      });
 
       say(`starting one node agent per VM (${machines.length}), each driving the datapath inside its VM's namespace, as ${PODVNET_NAMESPACE}/podvnet-node with a token bound to its node`);
       for (const m of machines) {
@@ -172,11 +194,13 @@ export class Sandbox {
         const dir = path.join(workDir, m.nodeName);
         mkdirSync(dir, { recursive: true });
         const socket = path.join(dir, 'agent.sock');
-        const agent = sandbox.startProcess(`agent-${m.nodeName}`, [distPath('agent'),
-          '--node-name', m.nodeName, '--kubeconfig', kubeconfigAs(`agent-${m.nodeName}`, kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-node', { nodeName: m.nodeName })),
-          '--host-netns', vm.netnsPath,
-          '--socket', socket, '--cnm-socket=', '--state-dir', path.join(dir, 'state'), '--metrics-address', '127.0.0.1:0',
-          '--cooldown-ms', '1000', '--sync-interval-ms', '200']);
+        const agent = launch({
+          name: `agent-${m.nodeName}`, command: 'agent', nodeName: m.nodeName, kube: { url: kube.url, caPem: kube.caPem }, logDir,
+          serviceAccount: { namespace: PODVNET_NAMESPACE, name: 'podvnet-node', token: kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-node', { nodeName: m.nodeName }) },
+          args: ['--node-name', m.nodeName, '--host-netns', vm.netnsPath,
+            '--socket', socket, '--cnm-socket=', '--state-dir', path.join(dir, 'state'), '--metrics-address', '127.0.0.1:0',
+            '--cooldown-ms', '1000', '--sync-interval-ms', '200'],
+        });
         nodes.push({ name: m.nodeName, azure: m, vm, socket, agent });
       }
       // the agents listen once they have loaded their state; a runtime would not schedule pods before
@@ -249,9 +273,10 @@ export class Sandbox {
     }
   }
 
-  private startProcess(name: string, args: string[]): ChildProcess {
+  /** Runs a command of its own (`node dist/...`), its output in logDir/<name>.log; close() stops it. */
+  startProcess(name: string, args: string[], command: string = process.execPath): ChildProcess {
     const log = createWriteStream(path.join(this.logDir, `${name}.log`));
-    const child = spawn(process.execPath, args, {
+    const child = spawn(command, args, {
       cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PODVNET_LOG_LEVEL: process.env.PODVNET_LOG_LEVEL ?? 'info' },
     });
     child.stdout!.pipe(log);
