@@ -78,6 +78,21 @@ if [ ! -d "$deps" ]; then
   mv "$tmp/node_modules" "$deps" && rm -rf "$tmp"
 fi
 
+# What a Dockerfile would say, as `docker import --change` instructions. Non-root by default (the
+# controller's Deployment runs as 65532 too); the DaemonSet's containers say runAsUser: 0 for themselves.
+CHANGES=(
+  'ENV NODE_ENV=production'
+  'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin'
+  'WORKDIR /app'
+  'USER 65532:65532'
+  'CMD ["node", "/app/dist/controllers/main.js"]'
+)
+# the key of everything the image is made of; an unchanged one costs no copying
+image_key=$( { echo "$base_key $deps_key $TAG $NODE_VERSION"; cat "$0" package.json node-plugin/cni/bin/podvnet-cni; printf '%s\n' "${CHANGES[@]}";
+  find dist -type f ! -name '*.map' ! -name '.tsbuildinfo' -print0 | sort -z | xargs -0 sha256sum; } | hash)
+image_tar=$cache/podvnet-$image_key.tar
+if [ -f "$image_tar" ]; then say "up to date: $image_tar"; echo "$image_tar"; exit 0; fi
+
 # the image's filesystem: the base, Node.js, the app (root-owned, read-only to the app's user)
 rootfs=$(mktemp -d "$cache/rootfs.XXXXXX")
 trap 'rm -rf "$rootfs"' EXIT
@@ -91,18 +106,6 @@ cp -a "$deps" "$rootfs/app/node_modules"
 install -m 0755 node-plugin/cni/bin/podvnet-cni "$rootfs/app/bin/podvnet-cni"
 chown -R 0:0 "$rootfs/app" && chmod -R go-w,a+rX "$rootfs/app"
 chmod 0755 "$rootfs"   # the image's / (mktemp makes it 0700: no one but root could look up /usr/local/bin/node)
-# What a Dockerfile would say, as `docker import --change` instructions. Non-root by default (the
-# controller's Deployment runs as 65532 too); the DaemonSet's containers say runAsUser: 0 for themselves.
-CHANGES=(
-  'ENV NODE_ENV=production'
-  'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin'
-  'WORKDIR /app'
-  'USER 65532:65532'
-  'CMD ["node", "/app/dist/controllers/main.js"]'
-)
-image_key=$( { echo "$base_key $TAG $NODE_VERSION"; cat "$0"; printf '%s\n' "${CHANGES[@]}"; (cd "$rootfs/app" && find . -type f -print0 | sort -z | xargs -0 sha256sum); } | hash)
-image_tar=$cache/podvnet-$image_key.tar
-if [ -f "$image_tar" ]; then say "up to date: $image_tar"; echo "$image_tar"; exit 0; fi
 
 # a private dockerd (own data root and socket, vfs) imports it and saves it as an image archive
 droot=$(mktemp -d /tmp/podvnet-image-dockerd.XXXXXX)
