@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync, utimesSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, utimesSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -53,7 +53,10 @@ export function ensureBuilt(say: (s: string) => void = () => undefined): void {
   if (!distIsStale()) return;
   say('compiling the controller and agents (npm run build: tsconfig.build.json -> dist/)');
   try {
-    execFileSync(path.join(REPO_ROOT, 'node_modules/.bin/tsc'), ['-p', path.join(REPO_ROOT, 'tsconfig.build.json')], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    // one build at a time (test files run in parallel, and `npm run build` takes the same lock)
+    mkdirSync(DIST, { recursive: true });
+    execFileSync('flock', [path.join(DIST, '.build.lock'), path.join(REPO_ROOT, 'node_modules/.bin/tsc'), '-p', path.join(REPO_ROOT, 'tsconfig.build.json')],
+      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
     const e = err as { stdout?: Buffer; stderr?: Buffer };
     throw new Error(`npm run build failed:\n${String(e.stdout ?? '')}${String(e.stderr ?? '')}`);

@@ -61,7 +61,11 @@ if [ ! -x "$node_bin" ]; then
 fi
 
 # 3. the app
-npm run -s build
+# dist/ (npm run build) unless it is newer than every source it is built from (as hack/dist.ts decides)
+if [ ! -f dist/.tsbuildinfo ] || [ -n "$(find crds controllers node-plugin deploy/cni-install -name '*.ts' -newer dist/.tsbuildinfo | head -1)" ] \
+   || [ -n "$(find tsconfig.json tsconfig.build.json package.json -newer dist/.tsbuildinfo)" ]; then
+  npm run -s build
+fi
 make -s -C node-plugin/cni
 deps_key=$( { cat package.json package-lock.json; sed -n '/^  (cd "$tmp" && npm ci/,/react-native$/p' "$0"; } | hash)
 deps=$cache/node_modules-$deps_key
@@ -89,7 +93,7 @@ CHANGES=(
 )
 # the key of everything the image is made of; an unchanged one costs no copying
 image_key=$( { echo "$base_key $deps_key $TAG $NODE_VERSION"; cat "$0" package.json node-plugin/cni/bin/podvnet-cni; printf '%s\n' "${CHANGES[@]}";
-  find dist -type f ! -name '*.map' ! -name '.tsbuildinfo' -print0 | sort -z | xargs -0 sha256sum; } | hash)
+  find dist -type f ! -name '*.map' ! -name '.tsbuildinfo' ! -name '.build.lock' -print0 | sort -z | xargs -0 sha256sum; } | hash)
 image_tar=$cache/podvnet-$image_key.tar
 if [ -f "$image_tar" ]; then say "up to date: $image_tar"; echo "$image_tar"; exit 0; fi
 
@@ -101,7 +105,7 @@ install -m 0755 "$node_bin" "$rootfs/usr/local/bin/node"
 mkdir -p "$rootfs/app/bin"
 cp package.json "$rootfs/app/"
 cp -r dist "$rootfs/app/dist"
-find "$rootfs/app/dist" \( -name '*.map' -o -name '.tsbuildinfo' \) -delete   # JavaScript only
+find "$rootfs/app/dist" \( -name '*.map' -o -name '.tsbuildinfo' -o -name '.build.lock' \) -delete   # JavaScript only
 cp -a "$deps" "$rootfs/app/node_modules"
 install -m 0755 node-plugin/cni/bin/podvnet-cni "$rootfs/app/bin/podvnet-cni"
 chown -R 0:0 "$rootfs/app" && chmod -R go-w,a+rX "$rootfs/app"
