@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { describeIssues } from '../crds/api/validation.js';
+import { describeSettings, kebabFlag, podvnetEnv, renderHelp } from '../crds/cli-help.js';
 
 /**
  * The controller's settings: command-line flags, each with a PODVNET_* environment fallback, checked with
@@ -19,7 +20,7 @@ const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 export const ConfigSchema = z.strictObject({
-  kubeconfig: z.string().min(1).optional().describe('Path to a kubeconfig; in-cluster config when absent and running in a pod.'),
+  kubeconfig: z.string().min(1).optional().describe('Path to a kubeconfig (else KUBECONFIG); in-cluster config when absent and running in a pod.'),
   azureCloud: z.enum(Object.keys(AZURE_CLOUDS) as [keyof typeof AZURE_CLOUDS]).default('AzurePublicCloud'),
   azureEndpoint: z.url({ protocol: /^https$/, message: 'must be an https URL' }).optional().describe('ARM endpoint override (the emulator).'),
   azureCaFile: z.string().min(1).optional().describe('Extra CA (PEM) to trust for the ARM endpoint.'),
@@ -29,8 +30,8 @@ export const ConfigSchema = z.strictObject({
   httpHost: z.string().default('0.0.0.0'),
   leaderElect: bool.default(true),
   leaseName: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a DNS subdomain name').default('podvnet-controller'),
-  leaseNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').default('kube-system'),
-  identity: z.string().min(1).default(hostname()),
+  leaseNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name').default('kube-system').meta({ helpDefault: 'POD_NAMESPACE, else kube-system' }),
+  identity: z.string().min(1).default(hostname()).meta({ helpDefault: 'POD_NAME, else the host name' }),
   eventNamespace: z.string().min(1).optional(),
   workers: int(1, 1024).default(32),
   resyncSeconds: int(10, 86_400).default(600),
@@ -80,5 +81,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   return r.data;
 }
 
+/** `--help`: every flag with its allowed values, environment variable and default, from ConfigSchema. */
 export const flagHelp = (): string =>
-  KEYS.map((k) => `  --${kebab(k)}  (env ${envName(k)})${ConfigSchema.shape[k].description ? `  ${ConfigSchema.shape[k].description}` : ''}`).join('\n');
+  renderHelp('podvnet controller: keeps each selected node\'s NIC ip-configs in step with its NodeIPPool', 'node dist/controllers/main.js [--flag value | --flag=value]...',
+    describeSettings(ConfigSchema.shape, { flag: kebabFlag, env: podvnetEnv }),
+    ['Flags win over the environment. Kubernetes conventions come below both: KUBECONFIG, POD_NAME (identity), POD_NAMESPACE (lease namespace).']);

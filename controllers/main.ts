@@ -169,7 +169,7 @@ const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) =
 if (isMain) {
   const args = process.argv.slice(2);
   if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write(`podvnet controller\n\n${flagHelp()}\n`);
+    process.stdout.write(flagHelp());
     process.exit(0);
   }
   run(args, process.env).then((r) => {

@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   iproute2 iptables ebtables kmod procps      # datapath: netlink via ip, SNAT, MAC/ARP rules, modprobe, sysctl
   containernetworking-plugins                 # reference bridge/host-local to compare against, portmap to chain
-  podman docker.io busybox-static             # real runtimes driving the CNI plugin and the CNM driver
+  podman docker.io runc busybox-static        # real runtimes driving the CNI plugin and the CNM driver (runc:
+                                              # podman runs it, crun refuses hybrid-cgroup machines)
   lua5.1                                      # runs the Argo CD health check as Argo CD does
+  debootstrap                                 # the image's Debian base (hack/image/build.sh), no registry needed
   gcc libc6-dev make                          # builds the per-pod CNI forwarder
   openssl ca-certificates jq util-linux socat  # emulator certificates, nsenter/flock, traffic probes
   prometheus                                  # promtool and a real Prometheus: the alert rules and dashboard tests

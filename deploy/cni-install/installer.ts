@@ -3,6 +3,7 @@ import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { describeIssues } from '../../crds/api/validation.js';
+import { describeSettings, renderHelp } from '../../crds/cli-help.js';
 import { decideOnStop, type DaemonSetLookup, type StopDecision } from './decide.js';
 import { installFile, removeFile } from './files.js';
 
@@ -14,13 +15,13 @@ import { installFile, removeFile } from './files.js';
 
 const absolute = z.string().regex(/^\//, { message: 'must be an absolute path' });
 export const InstallerConfig = z.strictObject({
-  binarySource: absolute.describe('PODVNET_CNI_BINARY_SOURCE: the podvnet-cni executable in the image'),
-  binDir: absolute.describe('PODVNET_CNI_BIN_DIR: the host\'s /opt/cni/bin, mounted'),
-  configSource: absolute.describe('PODVNET_CNI_CONFIG_SOURCE: the conflist from the ConfigMap'),
-  confDir: absolute.describe('PODVNET_CNI_CONF_DIR: the host\'s /etc/cni/net.d, mounted'),
-  daemonSetName: z.string().min(1).describe('PODVNET_DAEMONSET_NAME'),
-  namespace: z.string().min(1).describe('POD_NAMESPACE'),
-  recheckSeconds: z.coerce.number().int().min(1).max(3600).default(30).describe('PODVNET_CNI_RECHECK_SECONDS'),
+  binarySource: absolute.describe('the podvnet-cni executable in the image'),
+  binDir: absolute.describe('the host\'s /opt/cni/bin, mounted'),
+  configSource: absolute.describe('the conflist from the ConfigMap'),
+  confDir: absolute.describe('the host\'s /etc/cni/net.d, mounted'),
+  daemonSetName: z.string().min(1).describe('this DaemonSet: on SIGTERM, its absence means PodVNet is being uninstalled'),
+  namespace: z.string().min(1).describe('the namespace of this pod and its DaemonSet (downward API)'),
+  recheckSeconds: z.coerce.number().int().min(1).max(3600).default(30).describe('how often to check that the installed files are still there and unchanged'),
 });
 export type InstallerConfig = z.infer<typeof InstallerConfig>;
 
@@ -33,6 +34,13 @@ const ENV_NAMES: Record<keyof InstallerConfig, string> = {
   namespace: 'POD_NAMESPACE',
   recheckSeconds: 'PODVNET_CNI_RECHECK_SECONDS',
 };
+
+/** `--help`: the environment the installer reads, with allowed values and defaults, from InstallerConfig. */
+export const installerHelp = (): string =>
+  renderHelp('podvnet cni-installer: installs podvnet-cni and its conflist on the node; removes them only on uninstall',
+    'node dist/deploy/cni-install/main.js   (configured by the environment only)',
+    describeSettings(InstallerConfig.shape, { env: (k) => ENV_NAMES[k as keyof InstallerConfig] }),
+    ['The API server is found as in any pod (KUBERNETES_SERVICE_HOST/PORT and the service account token).']);
 
 export function parseInstallerConfig(env: Record<string, string | undefined>): InstallerConfig {
   const raw = Object.fromEntries(Object.entries(ENV_NAMES).map(([key, name]) => [key, env[name]]));

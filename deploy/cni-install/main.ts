@@ -1,9 +1,13 @@
 import { pino } from 'pino';
-import { parseInstallerConfig, startInstaller, type RunningInstaller } from './installer.js';
+import { installerHelp, parseInstallerConfig, startInstaller, type RunningInstaller } from './installer.js';
 import { daemonSetLookup, resolveTarget } from './kube.js';
 
 /** Entry point of the DaemonSet's cni-installer container (configuration: environment, see installer.ts). */
 
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  process.stdout.write(installerHelp());
+  process.exit(0);
+}
 const logger = pino({ base: { component: 'podvnet-cni-installer' } });
 let installer: RunningInstaller | undefined;
 let signalled: string | undefined;

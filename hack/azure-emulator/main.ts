@@ -6,24 +6,34 @@ import { pino } from 'pino';
 import { AzureEmulator, type EmulatorOptions } from './server.js';
 import { readScenario, type ScenarioResult } from './scenario.js';
 import { configPatchSchema } from './config.js';
+import { describeSettings, renderHelp } from '../../crds/cli-help.js';
 
 const log = pino({ name: 'azure-emulator' }, pino.destination(2));
 
 const flags = z.object({
-  port: z.coerce.number().int().min(0).max(65535).default(0),
+  port: z.coerce.number().int().min(0).max(65535).default(0).describe('ARM endpoint port (HTTPS); 0: any free port'),
   host: z.string().default('127.0.0.1'),
-  'admin-port': z.coerce.number().int().min(0).max(65535).optional(),
-  scenario: z.string().optional(),
-  mode: z.enum(['sync', 'async']).optional(),
-  'async-ms': z.coerce.number().int().min(0).optional(),
-  'latency-ms': z.coerce.number().int().min(0).optional(),
-  'no-throttling': z.boolean().optional(),
-  /** JSON config patch, as the admin endpoint takes. */
-  config: z.string().optional(),
-  'print-nodes': z.boolean().optional(),
+  'admin-port': z.coerce.number().int().min(0).max(65535).optional().describe('also serve the admin API over plain HTTP on this port'),
+  scenario: z.string().optional().describe('VNets, VMs and scale sets to create: a YAML/JSON file or inline YAML'),
+  mode: z.enum(['sync', 'async']).optional().describe('long-running operations complete at once or later (config default: async)'),
+  'async-ms': z.coerce.number().int().min(0).optional().describe('how long an async operation runs'),
+  'latency-ms': z.coerce.number().int().min(0).optional().describe('added to every response'),
+  'no-throttling': z.boolean().optional().describe('turn off the ARM read/write budgets (429s)'),
+  config: z.string().optional().describe('JSON config patch, as the admin endpoint takes'),
+  'print-nodes': z.boolean().optional().describe('list every node (VM or scale-set instance) in the JSON line'),
 });
 
+const help = (): string =>
+  renderHelp('azure-emulator: an Azure ARM emulator (HTTPS) the real @azure/arm-network and arm-compute clients talk to',
+    'node --loader ts-node/esm hack/azure-emulator/main.ts [--flag value]...',
+    describeSettings(flags.shape, { flag: (k) => `--${k}` }),
+    ['No environment variables: flags only. Prints one JSON line {url, caPath, adminUrl, ...} and serves until SIGINT/SIGTERM.']);
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(help());
+    process.exit(0);
+  }
   const { values } = parseArgs({
     options: {
       port: { type: 'string' }, host: { type: 'string' }, 'admin-port': { type: 'string' }, scenario: { type: 'string' },

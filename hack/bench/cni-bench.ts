@@ -6,18 +6,15 @@
  *
  * Reports ADD and DEL latency (p50/p99, sequential), 250-way concurrent ADD and DEL wall time, the cost
  * of starting each executable (VERSION), and the agent's RSS idle and with 250 pods. The agent runs as
- * its own process from compiled JavaScript (as in production), not under ts-node. Needs root.
+ * its own process from the compiled JavaScript of dist/ (npm run build, as in production), not under ts-node. Needs root.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { z } from 'zod';
 import * as datapath from '../../node-plugin/datapath/index.js';
-import { FORWARDER, REPO_ROOT, invokePlugin, startTestNode, type CniCall, type TestNode } from '../../node-plugin/agent/testing.js';
-
-const exec = promisify(execFile);
+import { distPath, ensureBuilt } from '../dist.js';
+import { FORWARDER, invokePlugin, startTestNode, type CniCall, type TestNode } from '../../node-plugin/agent/testing.js';
 
 const Args = z.object({
   pods: z.coerce.number().int().min(1).max(250).default(250),
@@ -42,25 +39,6 @@ function percentile(values: number[], p: number): number {
 }
 
 const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
-
-/** Compiles the agent to JavaScript in a temporary directory, as it would ship. */
-async function compileAgent(): Promise<{ dir: string; main: string }> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'podvnet-bench-js-'));
-  const tsconfig = path.join(dir, 'tsconfig.json');
-  await writeFile(tsconfig, JSON.stringify({
-    extends: path.join(REPO_ROOT, 'tsconfig.json'),
-    compilerOptions: { outDir: path.join(dir, 'out'), rootDir: REPO_ROOT, sourceMap: false, noEmitOnError: false, typeRoots: [path.join(REPO_ROOT, 'node_modules/@types')] },
-    files: [path.join(REPO_ROOT, 'node-plugin/agent/main.ts')],
-    include: [],
-  }));
-  await exec(path.join(REPO_ROOT, 'node_modules/.bin/tsc'), ['-p', tsconfig]).catch((err: { stdout?: string }) => {
-    // type errors elsewhere in the tree do not stop emit; only a missing output matters
-    if (err.stdout) process.stderr.write(`tsc reported (emitted anyway):\n${err.stdout.split('\n').slice(0, 5).join('\n')}\n`);
-  });
-  await writeFile(path.join(dir, 'out/package.json'), '{"type":"module"}');
-  await symlink(path.join(REPO_ROOT, 'node_modules'), path.join(dir, 'out/node_modules'));
-  return { dir, main: path.join(dir, 'out/node-plugin/agent/main.js') };
-}
 
 function rssKiB(pid: number): Promise<number> {
   return readFile(`/proc/${pid}/status`, 'utf8').then((s) => Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? NaN));
@@ -89,12 +67,12 @@ function must(r: CniCall, what: string): CniCall {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const compiled = await compileAgent();
+  ensureBuilt((m) => console.log(m));
   const node = await startTestNode({ podIPCount: 250, startAgent: false });
   let agent: ChildProcess | undefined;
   try {
     const c = node.config;
-    agent = spawn(process.execPath, [compiled.main,
+    agent = spawn(process.execPath, [distPath('agent'),
       `--node-name=${c.nodeName}`, `--socket=${c.socket}`, '--cnm-socket=', `--state-dir=${c.stateDir}`, `--record-file=${c.recordFile}`,
       `--host-interface=${c.hostInterface}`, `--host-netns=${c.hostNetns}`, '--cooldown-ms=0', '--sync-interval-ms=1000',
       '--metrics-address=127.0.0.1:0', '--log-level=warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -228,7 +206,6 @@ async function main(): Promise<void> {
     agent?.kill('SIGTERM');
     if (agent) await new Promise((r) => agent!.once('exit', r));
     await node.close();
-    await rm(compiled.dir, { recursive: true, force: true });
   }
 }
 

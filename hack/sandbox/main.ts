@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
+import { describeSettings, renderHelp } from '../../crds/cli-help.js';
 import { Sandbox, SANDBOX_NETWORK, type Pod } from './sandbox.js';
 import { TimelineSampler } from './timeline-svg.js';
 import { cidrContains, parseCIDR } from '../../crds/ipv4.js';
@@ -13,9 +15,27 @@ import { peerAddressSeen, pingEventually, startPeerServer } from '../../node-plu
  * 10.240.16.0/20) gives pods addresses of a second subnet of the VNet, not of the nodes' subnet.
  */
 
-const { values: flags } = parseArgs({
-  options: { keep: { type: 'boolean', default: false }, 'pod-subnet': { type: 'string' }, vms: { type: 'string', default: '2' }, 'scale-set-instances': { type: 'string', default: '1' } },
+const Flags = z.strictObject({
+  keep: z.boolean().default(false).describe('leave it running (until Ctrl-C) with a kubeconfig to poke at it'),
+  'pod-subnet': z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'must be a CIDR such as 10.240.16.0/20').optional()
+    .describe('give pods addresses of a second subnet of the VNet, not of the nodes\' subnet'),
+  vms: z.coerce.number().int().min(2).max(64).default(2).describe('standalone VMs (nodes)'),
+  'scale-set-instances': z.coerce.number().int().min(0).max(64).default(1).describe('scale-set instances (nodes)'),
 });
+
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  process.stdout.write(renderHelp('sandbox: emulated Azure and API server, the compiled controller and node agents, simulated VMs; shows pods getting VNet IPs',
+    'bash hack/sandbox.sh [--flag value]...', describeSettings(Flags.shape, { flag: (k) => `--${k}` }), ['No environment variables: flags only. Run as root.']));
+  process.exit(0);
+}
+const parsedFlags = Flags.safeParse(parseArgs({
+  options: { keep: { type: 'boolean' }, 'pod-subnet': { type: 'string' }, vms: { type: 'string' }, 'scale-set-instances': { type: 'string' } },
+}).values);
+if (!parsedFlags.success) {
+  process.stderr.write(`sandbox: ${parsedFlags.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}\n`);
+  process.exit(2);
+}
+const flags = parsedFlags.data;
 
 const step = (s: string) => console.log(`\n\x1b[1m== ${s}\x1b[0m`);
 const info = (s: string) => console.log(`   ${s}`);
@@ -24,7 +44,7 @@ const indent = (text: string) => text.trimEnd().split('\n').map((l) => `   ${l}`
 async function main(): Promise<number> {
   step('Starting the sandbox');
   const podSubnet = flags['pod-subnet'];
-  const sandbox = await Sandbox.start({ vms: Number(flags.vms), scaleSetInstances: Number(flags['scale-set-instances']), podSubnet, say: info });
+  const sandbox = await Sandbox.start({ vms: flags.vms, scaleSetInstances: flags['scale-set-instances'], podSubnet, say: info });
   let failures = 0;
   let timeline: string | undefined;
   const expect = (ok: boolean, what: string) => {

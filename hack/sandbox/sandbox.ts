@@ -14,11 +14,13 @@ import { API_GROUP_VERSION } from '../../crds/api/index.js';
 import { cidrContains, formatCIDR, parseCIDR, type CIDR } from '../../crds/ipv4.js';
 import { KubeClient, PATHS } from '../../controllers/kube.js';
 import type { NodePoint } from './timeline-svg.js';
+import { distPath, ensureBuilt } from '../dist.js';
 
 /**
  * The local sandbox: everything PodVNet is, on one machine, with nothing faked but Azure and the API
  * server. Emulated Azure (HTTPS, the real SDK talks to it) and an emulated Kubernetes API server; the real
- * controller and one real node agent per simulated VM, each a process of its own; simulated VMs as network
+ * controller and one real node agent per simulated VM, each a process of its own running the compiled
+ * JavaScript of dist/ (built first when stale, as `npm run build` does); simulated VMs as network
  * namespaces on a simulated VNet fabric that, like Azure, delivers a packet only to the NIC that holds the
  * IP. The fabric learns which NIC holds which IP from the Azure emulator, as Azure's own SDN would.
  */
@@ -30,7 +32,24 @@ const ACCESS_KINDS = new Set(['Namespace', 'ServiceAccount', 'ClusterRole', 'Clu
 const PODVNET_NAMESPACE = 'podvnet-system';
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
+/**
+ * One component the sandbox starts: the compiled controller or a node agent, with its flags (paths are the
+ * host's), the service account it runs as and the API server. The default launcher runs
+ * `node dist/<command> --kubeconfig <its own> ...args`; a test can run it another way (from the image).
+ */
+export interface ComponentLaunch {
+  name: string;
+  command: 'controller' | 'agent';
+  nodeName?: string;
+  args: string[];
+  serviceAccount: { namespace: string; name: string; token: string };
+  kube: { url: string; caPem?: string };
+  logDir: string;
+}
+
 export interface SandboxOptions {
+  /** Starts a component; returns its process (stopped with SIGTERM by close()). Default: node dist/... */
+  launch?: (l: ComponentLaunch, sandbox: Sandbox) => ChildProcess;
   /** Standalone VMs and scale-set instances (both kinds exercise their own NIC update path). */
   vms?: number;
   scaleSetInstances?: number;
@@ -116,6 +135,7 @@ export class Sandbox {
     const logDir = opts.logDir ?? path.join(repo, '.sandbox', 'logs');
     mkdirSync(logDir, { recursive: true });
     await buildForwarder();
+    ensureBuilt(say); // the controller and agents run compiled, as in production
 
     say('starting the Azure ARM emulator (HTTPS, real SDK clients) and the Kubernetes API emulator');
     // Plain Azure refuses ip-configs of two subnets on one NIC (IpConfigurationsOnSameNicCannotUseDifferentSubnets).
@@ -161,11 +181,16 @@ export class Sandbox {
       say(`starting the real controller (leader election off: one replica) as ${PODVNET_NAMESPACE}/podvnet-controller`);
       const caFile = path.join(workDir, 'azure-ca.pem');
       writeFileSync(caFile, azure.ca);
-      sandbox.startProcess('controller', [path.join(repo, 'controllers/main.ts'),
-        '--kubeconfig', kubeconfigAs('controller', kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-controller')),
-        '--azure-endpoint', azure.url, '--azure-ca-file', caFile,
-        '--credential', 'emulator', '--http-port', '0', '--http-host', '127.0.0.1', '--leader-elect', 'false',
-        '--event-namespace', 'default', '--poll-interval-ms', '50']);
+      const started = sandbox;
+      const launch = (l: ComponentLaunch): ChildProcess => opts.launch ? opts.launch(l, started)
+        : started.startProcess(l.name, [distPath(l.command), '--kubeconfig', kubeconfigAs(l.name, l.serviceAccount.token), ...l.args]);
+      launch({
+        name: 'controller', command: 'controller', kube: { url: kube.url, caPem: kube.caPem }, logDir,
+        serviceAccount: { namespace: PODVNET_NAMESPACE, name: 'podvnet-controller', token: kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-controller') },
+        args: ['--azure-endpoint', azure.url, '--azure-ca-file', caFile,
+          '--credential', 'emulator', '--http-port', '0', '--http-host', '127.0.0.1', '--leader-elect', 'false',
+          '--event-namespace', 'default', '--poll-interval-ms', '50'],
+      });
 
       say(`starting one node agent per VM (${machines.length}), each driving the datapath inside its VM's namespace, as ${PODVNET_NAMESPACE}/podvnet-node with a token bound to its node`);
       for (const m of machines) {
@@ -173,11 +198,13 @@ export class Sandbox {
         const dir = path.join(workDir, m.nodeName);
         mkdirSync(dir, { recursive: true });
         const socket = path.join(dir, 'agent.sock');
-        const agent = sandbox.startProcess(`agent-${m.nodeName}`, [path.join(repo, 'node-plugin/agent/main.ts'),
-          '--node-name', m.nodeName, '--kubeconfig', kubeconfigAs(`agent-${m.nodeName}`, kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-node', { nodeName: m.nodeName })),
-          '--host-netns', vm.netnsPath,
-          '--socket', socket, '--cnm-socket=', '--state-dir', path.join(dir, 'state'), '--del-queue-dir', path.join(dir, 'del-queue'), '--metrics-address', '127.0.0.1:0',
-          '--cooldown-ms', '1000', '--sync-interval-ms', '200']);
+        const agent = launch({
+          name: `agent-${m.nodeName}`, command: 'agent', nodeName: m.nodeName, kube: { url: kube.url, caPem: kube.caPem }, logDir,
+          serviceAccount: { namespace: PODVNET_NAMESPACE, name: 'podvnet-node', token: kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-node', { nodeName: m.nodeName }) },
+          args: ['--node-name', m.nodeName, '--host-netns', vm.netnsPath,
+            '--socket', socket, '--cnm-socket=', '--state-dir', path.join(dir, 'state'), '--del-queue-dir', path.join(dir, 'del-queue'), '--metrics-address', '127.0.0.1:0',
+            '--cooldown-ms', '1000', '--sync-interval-ms', '200'],
+        });
         nodes.push({ name: m.nodeName, azure: m, vm, socket, agent });
       }
       // the agents listen once they have loaded their state; a runtime would not schedule pods before
@@ -251,9 +278,10 @@ export class Sandbox {
     }
   }
 
-  private startProcess(name: string, args: string[]): ChildProcess {
+  /** Runs a command of its own (`node dist/...`), its output in logDir/<name>.log; close() stops it. */
+  startProcess(name: string, args: string[], command: string = process.execPath): ChildProcess {
     const log = createWriteStream(path.join(this.logDir, `${name}.log`));
-    const child = spawn(process.execPath, ['--loader', 'ts-node/esm', '--no-warnings', ...args], {
+    const child = spawn(command, args, {
       cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PODVNET_LOG_LEVEL: process.env.PODVNET_LOG_LEVEL ?? 'info' },
     });
     child.stdout!.pipe(log);

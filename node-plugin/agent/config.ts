@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { describeIssues } from '../../crds/api/validation.js';
+import { describeSettings, kebabFlag, podvnetEnv, renderHelp } from '../../crds/cli-help.js';
 
 /**
  * The agent's configuration: command-line flags (`--node-name=n1` or `--node-name n1`), each with a
@@ -68,3 +69,11 @@ export function parseAgentConfig(argv: readonly string[], env: Record<string, st
   if (!parsed.success) throw new Error(`invalid agent configuration: ${describeIssues(parsed.error)}`);
   return parsed.data;
 }
+
+/** `--help`: every flag with its allowed values, environment variable and default, from the schema above. */
+export const agentHelp = (): string =>
+  renderHelp('podvnet-agent: the node agent (pod IPs from the node\'s pool, the datapath, the CNI socket, the Docker CNM driver)',
+    'node dist/node-plugin/agent/main.js --node-name NAME [--flag value | --flag=value]...',
+    describeSettings(fields.shape, { flag: kebabFlag, env: podvnetEnv }), ['Flags win over the environment.']);
+
+export const wantsHelp = (argv: readonly string[]): boolean => argv.includes('--help') || argv.includes('-h');

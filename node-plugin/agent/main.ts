@@ -1,13 +1,17 @@
 import { pino } from 'pino';
 import { configureDatapath } from '../datapath/index.js';
 import { startAgent } from './agent.js';
-import { parseAgentConfig } from './config.js';
+import { agentHelp, parseAgentConfig, wantsHelp } from './config.js';
 
 /**
  * `node --loader ts-node/esm node-plugin/agent/main.ts --node-name=$NODE_NAME [flags]`: the node agent.
  * SIGTERM and SIGINT shut it down gracefully; a second signal exits at once.
  */
 
+if (wantsHelp(process.argv.slice(2))) {
+  process.stdout.write(agentHelp());
+  process.exit(0);
+}
 let config;
 try {
   config = parseAgentConfig(process.argv.slice(2), process.env);

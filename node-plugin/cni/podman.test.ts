@@ -8,17 +8,23 @@ import { FORWARDER, startTestNode } from '../agent/testing.js';
 /**
  * A real container runtime: podman (CNI backend) runs a busybox container whose network comes from our
  * plugin. Everything podman needs is test-owned: a containers.conf (via CONTAINERS_CONF, so the system's
- * is not touched) with network_backend = "cni", the lowered ulimits this sandbox needs, our conflist
+ * is not touched) with network_backend = "cni", runc as the OCI runtime (crun refuses hybrid-cgroup machines),
+ * the lowered ulimits this sandbox needs, our conflist
  * directory and plugin directory, and separate image storage. The image is imported from
  * busybox-static's /bin/busybox. Needs root, podman and busybox-static.
  */
 
 const exec = promisify(execFile);
 const hasPodman = spawnSync('podman', ['--version']).status === 0;
+const hasRunc = spawnSync('runc', ['--version']).status === 0;
 
 test('podman runs a busybox container that gets its VNet IP through podvnet-cni, and DEL frees it', async (t) => {
   if (!hasPodman) {
     t.fail('podman is not installed (apt-get install podman)');
+    return;
+  }
+  if (!hasRunc) {
+    t.fail('runc is not installed (apt-get install runc; docker.io brings it)');
     return;
   }
   t.timeout(90_000);
@@ -33,6 +39,10 @@ test('podman runs a busybox container that gets its VNet IP through podvnet-cni,
     [
       '[containers]',
       'default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]',
+      // runc, not podman's default crun: crun refuses to start containers on hybrid-cgroup machines
+      // (cgroup v1 controllers plus a cgroup2 mount with a controller left on it); runc comes with docker.io
+      '[engine]',
+      'runtime = "runc"',
       '[network]',
       'network_backend = "cni"',
       `cni_plugin_dirs = ["${path.dirname(FORWARDER)}", "/usr/lib/cni"]`,
