@@ -59,7 +59,13 @@ export function runIn(netnsPath: string, argv: string[]): Promise<{ code: number
   });
 }
 
-export async function startStandaloneHost(opts: { mode: 'static' | 'managed'; secondaryIPs: number; agentArgs?: string[] }): Promise<StandaloneHost | string> {
+export async function startStandaloneHost(opts: {
+  mode: 'static' | 'managed';
+  secondaryIPs: number;
+  agentArgs?: string[];
+  /** false: no agent process (the test installs the Docker managed plugin instead). */
+  agentProcess?: boolean;
+}): Promise<StandaloneHost | string> {
   if (process.getuid?.() !== 0) return 'not root (the test makes network namespaces and runs dockerd)';
   if (!findDockerd()) return 'dockerd is not installed: apt-get install docker.io';
   const dir = mkdtempSync(join(tmpdir(), 'pvsa-'));
@@ -127,7 +133,7 @@ export async function startStandaloneHost(opts: { mode: 'static' | 'managed'; se
       }
     };
     undo.push(() => stopAgent());
-    await startAgent();
+    if (opts.agentProcess !== false) await startAgent();
 
     let docker: DockerDaemon;
     try {
