@@ -20,6 +20,7 @@ const run = promisify(execFile);
 const repo = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
 test('the azure-vnet managed plugin: docker plugin create/enable, then the seed\'s network create and run', async (t) => {
+  t.timeout(20 * 60_000); // building the rootfs compiles the tree and copies node_modules: minutes on a loaded machine
   const h = await startStandaloneHost({ mode: 'static', secondaryIPs: 2, agentProcess: false });
   if (typeof h === 'string') {
     t.log(`SKIPPED: ${h}`);

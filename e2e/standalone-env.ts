@@ -65,6 +65,8 @@ export async function startStandaloneHost(opts: {
   agentArgs?: string[];
   /** false: no agent process (the test installs the Docker managed plugin instead). */
   agentProcess?: boolean;
+  /** The plugin name (default: azure-vnet-s<random>, so parallel runs do not collide). */
+  pluginName?: string;
 }): Promise<StandaloneHost | string> {
   if (process.getuid?.() !== 0) return 'not root (the test makes network namespaces and runs dockerd)';
   if (!findDockerd()) return 'dockerd is not installed: apt-get install docker.io';
@@ -95,7 +97,7 @@ export async function startStandaloneHost(opts: {
     const stopImds = await emu.serveVm({ netnsPath: vm.netnsPath, resourceId: node.resourceId });
     undo.push(stopImds);
 
-    const plugin = `azure-vnet-s${randomBytes(4).toString('hex')}`;
+    const plugin = opts.pluginName ?? `azure-vnet-s${randomBytes(4).toString('hex')}`;
     const cnmSocket = join(dir, 'cnm.sock');
     await writePluginSpec({ name: plugin, socketPath: cnmSocket });
     undo.push(() => removePluginSpec({ name: plugin }));

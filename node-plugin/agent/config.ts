@@ -64,6 +64,11 @@ export type AgentConfig = z.infer<typeof AgentConfig>;
 const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const envName = (key: string) => `PODVNET_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 
+/** Every PODVNET_* variable the agent reads. */
+export function agentEnvNames(): string[] {
+  return Object.keys(fields.shape).map(envName);
+}
+
 export function parseAgentConfig(argv: readonly string[], env: Record<string, string | undefined>): AgentConfig {
   const keys = Object.keys(fields.shape);
   const raw: Record<string, unknown> = {};
