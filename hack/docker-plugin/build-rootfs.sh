@@ -44,7 +44,7 @@ copy_with_libs() {
   done
   return 0
 }
-for b in /usr/bin/node /usr/sbin/ip /usr/bin/nsenter /usr/sbin/xtables-nft-multi /usr/sbin/xtables-legacy-multi; do copy_with_libs "$b"; done
+for b in /usr/bin/node /usr/sbin/ip /usr/bin/nsenter /usr/bin/flock /usr/bin/unshare /usr/sbin/xtables-nft-multi /usr/sbin/xtables-legacy-multi; do copy_with_libs "$b"; done
 for l in iptables-nft iptables-nft-restore iptables-nft-save; do ln -sf xtables-nft-multi "$rootfs/usr/sbin/$l"; done
 for l in iptables-legacy iptables-legacy-restore iptables-legacy-save; do ln -sf xtables-legacy-multi "$rootfs/usr/sbin/$l"; done
 ln -sf xtables-nft-multi "$rootfs/usr/sbin/iptables"
@@ -56,7 +56,7 @@ for lib in /usr/lib/x86_64-linux-gnu/xtables/*.so; do
 done
 busybox=$(command -v busybox || echo /bin/busybox)
 cp "$busybox" "$rootfs/bin/busybox"
-for a in sh tee grep cat printf; do ln -sf busybox "$rootfs/bin/$a"; done
+for a in sh tee grep cat printf true; do ln -sf busybox "$rootfs/bin/$a"; done
 mkdir -p "$rootfs/usr/bin" && ln -sf /bin/sh "$rootfs/usr/bin/sh"
 echo 'root:x:0:0:root:/root:/bin/sh' > "$rootfs/etc/passwd"
 echo "build-rootfs: $(du -sh "$rootfs" | cut -f1) in $rootfs"
