@@ -40,7 +40,8 @@ test('the azure-vnet managed plugin: docker plugin create/enable, then the seed\
     await d(['plugin', 'enable', name]);
     const inspect = JSON.parse(await d(['plugin', 'inspect', name]))[0];
     t.true(inspect.Enabled);
-    t.deepEqual(inspect.Config.Interface.Types.map((x: { Capability: string }) => x.Capability).sort(), ['ipamdriver', 'networkdriver']);
+    t.regex(JSON.stringify(inspect.Config.Interface.Types), /networkdriver/);
+    t.regex(JSON.stringify(inspect.Config.Interface.Types), /ipamdriver/);
 
     await d(['network', 'create', `--driver=${name}`, `--ipam-driver=${name}`, `--subnet=${SA_SUBNET}`, 'azure']);
     await d(['run', '-d', '--name', 'c1', '--net=azure', SA_IMAGE, 'sleep', '600']);

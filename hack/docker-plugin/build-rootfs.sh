@@ -2,7 +2,7 @@
 # Builds the Docker managed plugin's directory from this machine, no registry and no base image:
 #   <out>/config.json   (hack/docker-plugin/config.json)
 #   <out>/rootfs/       node, the compiled agent (/app/dist), its production node_modules, and what the
-#                       datapath execs (ip, iptables-nft/-legacy, nsenter, busybox for sh/tee), with their
+#                       datapath execs (ip, iptables-nft/-legacy, nsenter, flock, dash, coreutils), with their
 #                       shared libraries.
 # Then: docker plugin create podvnet/azure-vnet <out> && docker plugin enable podvnet/azure-vnet
 #
@@ -54,9 +54,9 @@ cp -a /usr/lib/x86_64-linux-gnu/xtables "$rootfs/usr/lib/x86_64-linux-gnu/"
 for lib in /usr/lib/x86_64-linux-gnu/xtables/*.so; do
   ldd "$lib" 2>/dev/null | awk '/=>/ {print $3}' | while read -r dep; do [ -e "$rootfs$dep" ] || { mkdir -p "$rootfs$(dirname "$dep")"; cp -aL "$dep" "$rootfs$dep"; }; done || true
 done
-busybox=$(command -v busybox || echo /bin/busybox)
-cp "$busybox" "$rootfs/bin/busybox"
-for a in sh tee grep cat printf true; do ln -sf busybox "$rootfs/bin/$a"; done
-mkdir -p "$rootfs/usr/bin" && ln -sf /bin/sh "$rootfs/usr/bin/sh"
+# A plain POSIX shell (dash) and coreutils, not busybox: busybox's sh runs its own `ip` applet before PATH.
+for b in /bin/dash /usr/bin/tee /usr/bin/cat /usr/bin/grep /usr/bin/true /usr/bin/printf /usr/bin/mkdir; do copy_with_libs "$b"; done
+ln -sf dash "$rootfs/bin/sh"
+for b in tee cat grep true printf mkdir; do [ -e "$rootfs/bin/$b" ] || ln -sf "/usr/bin/$b" "$rootfs/bin/$b"; done
 echo 'root:x:0:0:root:/root:/bin/sh' > "$rootfs/etc/passwd"
 echo "build-rootfs: $(du -sh "$rootfs" | cut -f1) in $rootfs"
