@@ -64,7 +64,7 @@ async function staticMode(): Promise<void> {
     const full = await d(['run', '--rm', '--net=azure', SA_IMAGE, 'true']);
     expect(full.code !== 0 && /no free IP/.test(full.stderr) && !/No address returned/.test(full.stderr), 'the error says what happened and what to do');
     step('az network nic ip-config create ... (through ARM): the agent sees it through IMDS');
-    const added = await h.addIpConfig('IPConfig3');
+    const added = await h.addIpConfig('IPConfig4');
     info(`added ${added}`);
     expect(await untilStarted(h, 'web3'), 'the next docker run works');
     expect((await ipOf(h, 'web3')) === added, `web3 got the new address ${added}`);
