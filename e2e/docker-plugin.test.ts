@@ -43,7 +43,10 @@ test('the azure-vnet managed plugin: docker plugin create/enable, then the seed\
     t.regex(JSON.stringify(inspect.Config.Interface.Types), /networkdriver/);
     t.regex(JSON.stringify(inspect.Config.Interface.Types), /ipamdriver/);
 
-    await d(['network', 'create', `--driver=${name}`, `--ipam-driver=${name}`, `--subnet=${SA_SUBNET}`, 'azure']);
+    // libnetwork finds a managed plugin's drivers by the full reference, tag included.
+    const plain = await h.docker.cli(['network', 'create', `--driver=${name}`, `--ipam-driver=${name}`, `--subnet=${SA_SUBNET}`, 'azure']);
+    t.log(`network create without the tag: exit ${plain.code} ${plain.stderr.trim()}`);
+    if (plain.code !== 0) await d(['network', 'create', `--driver=${name}:latest`, `--ipam-driver=${name}:latest`, `--subnet=${SA_SUBNET}`, 'azure']);
     await d(['run', '-d', '--name', 'c1', '--net=azure', SA_IMAGE, 'sleep', '600']);
     const ip = (await d(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', 'c1'])).trim();
     t.true(h.nicSecondaryIPs().includes(ip), `${ip} is one of the NIC's secondary IPs (${h.nicSecondaryIPs().join(', ')})`);
