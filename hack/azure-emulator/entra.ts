@@ -44,6 +44,14 @@ export class EntraTokens {
     return undefined;
   }
 
+  /** A new bearer token for this client (or managed identity), counted and accepted by ARM until it expires. */
+  issue(clientId: string, lifetimeSeconds: number): string {
+    const token = randomBytes(24).toString('base64url');
+    this.issued.set(token, Date.now() + lifetimeSeconds * 1000);
+    this.byClient.set(clientId, (this.byClient.get(clientId) ?? 0) + 1);
+    return token;
+  }
+
   isIssued(token: string): boolean {
     const exp = this.issued.get(token);
     return exp !== undefined && exp > Date.now();
@@ -65,9 +73,7 @@ export class EntraTokens {
     const known = Object.keys(opts.clients).length > 0;
     if (known && !(clientId in opts.clients)) return fail(400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory.`);
     if (known && secret && opts.clients[clientId] !== secret) return fail(401, 'invalid_client', 7000215, 'Invalid client secret provided.');
-    const token = randomBytes(24).toString('base64url');
-    this.issued.set(token, Date.now() + opts.tokenLifetimeSeconds * 1000);
-    this.byClient.set(clientId, (this.byClient.get(clientId) ?? 0) + 1);
+    const token = this.issue(clientId, opts.tokenLifetimeSeconds);
     return {
       status: 200,
       body: { token_type: 'Bearer', expires_in: opts.tokenLifetimeSeconds, ext_expires_in: opts.tokenLifetimeSeconds, access_token: token },

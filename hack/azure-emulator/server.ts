@@ -17,6 +17,9 @@ import { TokenBucket } from './throttle.js';
 import { generateSelfSignedCert, type TlsMaterial } from './tls.js';
 import { loadScenario, scenarioSchema, type ScenarioInput, type ScenarioResult } from './scenario.js';
 import { EntraTokens } from './entra.js';
+import { imdsReply, type ImdsMachine } from './imds.js';
+import { ipInNetns, listenInNetns } from './netns-listen.js';
+import type { Server as NetServer } from 'node:net';
 import { desiredFromNicPut, desiredFromVmssNicConfig, nicPutSchema, parseBody, vmssVmPutSchema } from './wire.js';
 
 export interface EmulatorOptions {
@@ -87,6 +90,8 @@ export class AzureEmulator {
   private readonly routes: Route[];
   private server!: Server;
   private adminServer: Server | undefined;
+  /** Listeners inside simulated VMs (IMDS, the ARM endpoint), closed with the emulator. */
+  private readonly vmListeners = new Set<NetServer>();
   private tmpDir!: string;
   /** https://127.0.0.1:<port> */
   url = '';
@@ -139,8 +144,69 @@ export class AzureEmulator {
       s.close(() => resolve());
       s.closeAllConnections();
     });
+    for (const l of this.vmListeners) l.close();
+    this.vmListeners.clear();
     await Promise.all([closeOne(this.server), closeOne(this.adminServer)]);
     rmSync(this.tmpDir, { recursive: true, force: true });
+  }
+
+  // ---- inside a simulated VM ----
+
+  /**
+   * Serves one VM inside its network namespace (`netnsPath`), as Azure does and nowhere else: the
+   * Instance Metadata Service at http://169.254.169.254 (added to the namespace's loopback) for the VM
+   * or scale-set instance `resourceId` (its NICs as they are now, tokens for its managed identity), and
+   * this emulator's ARM endpoint at the same URL as outside (`emu.url`, https://127.0.0.1:<port>), the
+   * stand-in for the VM's way out to management.azure.com. Returns a function that stops both.
+   */
+  async serveVm(opts: { netnsPath: string; resourceId: string; imdsPort?: number }): Promise<() => void> {
+    await ipInNetns(opts.netnsPath, ['link', 'set', 'lo', 'up']);
+    await ipInNetns(opts.netnsPath, ['addr', 'replace', '169.254.169.254/32', 'dev', 'lo']);
+    const armPort = (this.server.address() as AddressInfo).port;
+    const [imds, arm] = await listenInNetns(opts.netnsPath, [{ host: '169.254.169.254', port: opts.imdsPort ?? 80 }, { host: '127.0.0.1', port: armPort }]);
+    const imdsHttp = createHttpServer((req, res) => {
+      const reply = imdsReply(
+        { method: req.method ?? 'GET', url: new URL(req.url ?? '/', 'http://169.254.169.254'), headers: req.headers },
+        this.imdsMachine(opts.resourceId),
+        (resource) => this.managedIdentityToken(opts.resourceId, resource),
+      );
+      this.countKind(reply.status === 200 && req.url?.includes('/identity/') ? 'imds.token' : 'imds.get');
+      const json = JSON.stringify(reply.body);
+      res.writeHead(reply.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json), server: 'IMDS/150.870.65.1854' });
+      res.end(json);
+      req.resume();
+    });
+    for (const [listener, server] of [[imds!, imdsHttp], [arm!, this.server]] as const) {
+      listener.on('connection', (socket) => server.emit('connection', socket));
+      this.vmListeners.add(listener);
+    }
+    return () => {
+      for (const l of [imds!, arm!]) {
+        l.close();
+        this.vmListeners.delete(l);
+      }
+      imdsHttp.closeAllConnections();
+    };
+  }
+
+  private imdsMachine(resourceId: string): ImdsMachine | undefined {
+    const k = key(resourceId);
+    const vm = this.state.vms.get(k);
+    if (vm) {
+      return { resourceId: vm.id, name: vm.name, computerName: vm.computerName, subscriptionId: vm.subscriptionId, resourceGroup: vm.resourceGroup,
+        location: vm.location, vmId: vm.vmId, vmSize: vm.vmSize, nics: vm.nics };
+    }
+    const inst = this.state.instances.get(k);
+    if (!inst) return undefined;
+    const ss = inst.scaleSet;
+    return { resourceId: inst.id, name: `${ss.name}_${inst.instanceId}`, computerName: inst.computerName, subscriptionId: ss.subscriptionId,
+      resourceGroup: ss.resourceGroup, location: ss.location, vmId: inst.vmId, vmSize: ss.vmSize, nics: inst.nics };
+  }
+
+  /** The VM's system-assigned identity: its client id is the VM's vmId. */
+  private managedIdentityToken(resourceId: string, _resource: string): { token: string; clientId: string; expiresInSeconds: number } {
+    const clientId = this.imdsMachine(resourceId)?.vmId ?? resourceId;
+    return { token: this.entra.issue(clientId, this.cfg.tokenLifetimeSeconds), clientId, expiresInSeconds: this.cfg.tokenLifetimeSeconds };
   }
 
   // ---- fault injection and inspection (also served under /_emulator) ----

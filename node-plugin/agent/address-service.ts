@@ -65,6 +65,11 @@ export interface AddressServiceOptions {
   cooldownMs: number;
   /** How long a pod that found no free IP counts as pending demand. */
   pendingWindowMs?: number;
+  /**
+   * What to tell a pod or container that found no free IP, after the numbers (default: the controller
+   * is adding a batch; check the NodeIPPool). Standalone mode says what applies there.
+   */
+  noFreeIPAdvice?: string;
   now?: () => number;
 }
 
@@ -200,8 +205,9 @@ export class AgentAddressService implements PodAddressService {
       throw new NoFreeAddressError(
         `no free VNet IP on node ${this.opts.node.nodeName}: ${this.byIP.size} of ${view.poolIPs.length - this.released.size} in use` +
           (cooling ? `, ${cooling} cooling down after release` : '') +
-          `; demand raised to ${this.demand().usedIPs + this.demand().pendingIPs}, the controller will add a batch of secondary IPs to the NIC. ` +
-          'Retry shortly; if this persists, check the NodeIPPool (ipsPerNode.max) and the free space of its subnet.',
+          `; demand raised to ${this.demand().usedIPs + this.demand().pendingIPs}, ` +
+          (this.opts.noFreeIPAdvice ??
+            'the controller will add a batch of secondary IPs to the NIC. Retry shortly; if this persists, check the NodeIPPool (ipsPerNode.max) and the free space of its subnet.'),
       );
     }
     const alloc: Allocation = {

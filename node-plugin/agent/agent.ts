@@ -97,6 +97,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     node: { nodeName: config.nodeName, bridgeName: config.bridge, hostInterface: config.hostInterface, mtu, hostNetns: config.hostNetns },
     cooldownMs: config.cooldownMs,
     pendingWindowMs: config.pendingWindowMs,
+    noFreeIPAdvice: config.standalone === 'off' ? undefined : (await import('./standalone.js')).standaloneNoFreeIPAdvice(config),
   });
   addresses.restore(state);
   const metrics = createMetrics(addresses, async () => {
@@ -108,6 +109,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   let source: RecordSource;
   if (deps.source) source = deps.source;
   else if (config.recordFile) source = new FileRecordSource(config.recordFile, logger);
+  else if (config.standalone !== 'off') source = await (await import('./standalone.js')).standaloneSource(config, logger);
   else {
     // The Kubernetes client is loaded only when used: it is most of the agent's memory.
     const [{ KubeConfig }, { KubeRecordSource }] = await Promise.all([import('@kubernetes/client-node'), import('./record-source.js')]);

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { z } from 'zod';
 import { describeIssues } from '../../crds/api/validation.js';
 import { describeSettings, kebabFlag, podvnetEnv, renderHelp } from '../../crds/cli-help.js';
@@ -41,12 +42,35 @@ const fields = z
     cniBinary: z.string().default('').describe('the podvnet-cni executable to install; default: the one built beside this source'),
     cniNetworkName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/).default('podvnet'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // ---- standalone mode: a plain Docker host on an Azure VM, no API server ----
+    standalone: z.enum(['off', 'static', 'managed']).default('off')
+      .describe('static: pod IPs are the secondary IPs IMDS lists on the VM\'s NIC; managed: the agent adds and removes them itself with the VM\'s managed identity'),
+    vnetPrefixes: z.string().default('10.0.0.0/8,172.16.0.0/12,192.168.0.0/16')
+      .refine((v) => v.split(',').every((c) => /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(c.trim())), { message: 'must be comma-separated IPv4 CIDRs' })
+      .describe('static mode: destinations reached without SNAT (IMDS does not tell the VNet\'s address space)'),
+    imdsIntervalMs: num(5000, 100).describe('static mode: re-read IMDS this often'),
+    azureEndpoint: z.string().url().default('https://management.azure.com').describe('managed mode: the ARM endpoint'),
+    azureCaFile: z.string().optional().describe('managed mode: extra CA to trust for ARM (the emulator)'),
+    managedIdentityClientId: z.string().optional().describe('managed mode: a user-assigned identity; default: the VM\'s system-assigned one'),
+    subnetId: z.string().optional().describe('managed mode: the subnet pod IPs come from; default: the NIC\'s primary subnet'),
+    ipsMin: num(0),
+    ipsMax: num(250, 1),
+    batchSize: num(16, 1),
+    requestThresholdPercent: num(50, 1),
+    releaseThresholdPercent: num(150, 2),
+    warmIps: z.coerce.number().int().min(0).optional(),
+    azureResyncMs: num(30_000, 100).describe('managed mode: re-read the NIC this often without a change of demand'),
   });
 export const AgentConfig = fields.refine((c) => !(c.kubeconfig && c.recordFile), { message: 'give either kubeconfig or recordFile, not both' });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
 const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const envName = (key: string) => `PODVNET_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+
+/** Every PODVNET_* variable the agent reads. */
+export function agentEnvNames(): string[] {
+  return Object.keys(fields.shape).map(envName);
+}
 
 export function parseAgentConfig(argv: readonly string[], env: Record<string, string | undefined>): AgentConfig {
   const keys = Object.keys(fields.shape);
@@ -65,6 +89,8 @@ export function parseAgentConfig(argv: readonly string[], env: Record<string, st
     if (value === undefined) throw new Error(`flag ${arg} needs a value`);
     raw[name] = value;
   }
+  // A standalone node is named after its host, as Azure names the VM's computer.
+  if (raw.standalone !== undefined && raw.standalone !== 'off' && raw.nodeName === undefined) raw.nodeName = hostname();
   const parsed = AgentConfig.safeParse(raw);
   if (!parsed.success) throw new Error(`invalid agent configuration: ${describeIssues(parsed.error)}`);
   return parsed.data;

@@ -165,7 +165,8 @@ export interface NoFreeAddressContext {
 export function noFreeAddressMessage(ctx: NoFreeAddressContext): string {
   const cause = ctx.cause.trim().replace(/\.$/, '');
   const head = `azure-vnet: no free IP for this container: every secondary IP in this node's pool (subnet ${ctx.pool}) is in use`;
-  if (/NodeIPPool/.test(cause)) return `${head}: ${cause}.`;
+  // The agent's own advice (a cluster's NodeIPPool, or what to do on a standalone host) is not doubled.
+  if (/NodeIPPool|if this persists/.test(cause)) return `${head}: ${cause}.`;
   return (
     `${head}${cause ? ` (${cause})` : ''}. The node agent has raised its demand and the PodVNet controller adds IPs to ` +
     'the node\'s NIC in batches: retry in a few seconds. If it keeps failing, check the NodeIPPool\'s max IPs per node ' +
