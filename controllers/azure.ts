@@ -209,7 +209,7 @@ export class ArmAdapter implements AzureAdapter {
         if (failure.kind === 'Throttled') this.limiter.pause(subscriptionId, failure.retryAfterMs);
         throw new AzureCallError(failure, operation);
       }
-    });
+    }, { networkWrite: kind === 'write' && operation.startsWith('nic.') });
   }
 
   async getNodeNic(machine: MachineRef, nicId?: string): Promise<NodeNic> {
