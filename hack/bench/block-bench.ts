@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { BLOCK_SIZE, MAX_PODS_PER_NODE } from '../../crds/api/group.js';
 import { EmulatorState, AZURE_MAX_PRIVATE_IPS_PER_VNET, type DesiredIpConfig } from '../azure-emulator/state.js';
 import { AzureError } from '../azure-emulator/errors.js';
-import { ARM_DEFAULT_LIMITS, NETWORK_RP_WRITE_LIMITS, SlidingWindow, TokenBucket } from '../azure-emulator/throttle.js';
+import { writeBoundSeconds } from './write-budget.js';
 import { planNode, nextIpConfigs, type IpConfigView } from '../../controllers/plan.js';
 import { planBlocks, nextBlockIpConfigs } from '../../controllers/block-plan.js';
 import { pickBlockAddress } from '../../node-plugin/agent/ipam/block-policy.js';
@@ -140,28 +140,10 @@ function oneNode(mode: Mode, arrival: 'at once' | 'one by one') {
 // ---- 3. converge N nodes from zero ----
 
 function converge(nodes: number, writesPerNode: number) {
-  let now = 0;
-  const clock = () => now;
-  const arm = new TokenBucket(ARM_DEFAULT_LIMITS.writes, clock);
-  const nrp = new SlidingWindow(NETWORK_RP_WRITE_LIMITS, clock);
   const total = nodes * writesPerNode;
-  for (let w = 0; w < total; w++) {
-    // The limiter's rule: wait for the Network RP window, then for an ARM token.
-    for (;;) {
-      const r = nrp.take();
-      if (r.ok) break;
-      now += r.retryAfterMs;
-    }
-    for (;;) {
-      const r = arm.take();
-      if (r.ok) break;
-      now += r.retryAfterMs;
-    }
-  }
-  const armBound = Math.max(0, (total - ARM_DEFAULT_LIMITS.writes.capacity) / ARM_DEFAULT_LIMITS.writes.refillPerSecond);
-  const nrpBound = Math.max(0, Math.ceil(total / NETWORK_RP_WRITE_LIMITS.limit) - 1) * NETWORK_RP_WRITE_LIMITS.windowSeconds;
-  // Each budget alone, and both together: the schedule's last write is the bound with both in force.
-  return { nodes, writesPerNode, writes: total, armAloneSeconds: armBound, networkRpAloneSeconds: nrpBound, boundBothSeconds: Math.round(now) / 1000 };
+  const b = writeBoundSeconds(total);
+  // Each budget alone, and both together: the earliest time the last write may go with both in force.
+  return { nodes, writesPerNode, writes: total, armAloneSeconds: b.armAloneSeconds, networkRpAloneSeconds: b.networkRpAloneSeconds, boundBothSeconds: b.bothSeconds };
 }
 
 console.log('# 1. pods that fit in one VNet (limit 65,536 private IPs; a /28 block counts once; each node\'s primary counts too)');
