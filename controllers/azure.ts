@@ -4,6 +4,7 @@ import { ComputeManagementClient, type VirtualMachineScaleSetVM } from '@azure/a
 import { z } from 'zod';
 import { describeIssues } from '../crds/api/validation.js';
 import { azureGateway, parseCIDR } from '../crds/ipv4.js';
+import { BLOCK_IP_CONFIGS_MARKER, blockPrefixPolicy } from './block-wire.js';
 import { AzureCallError, classify, type AzureFailure, type RawAzureError } from './azure-errors.js';
 import type { ArmLimiter, CallKind } from './limiter.js';
 import type { IpConfigView } from './plan.js';
@@ -65,6 +66,7 @@ const armNic = z.looseObject({
   ipConfigurations: z.array(z.looseObject({
     name: z.string(),
     privateIPAddress: z.string().optional(),
+    privateIPAddressPrefixLength: z.number().int().nullish(),
     primary: z.boolean().optional(),
     subnet: z.looseObject({ id: z.string().optional() }).optional(),
   })).default([]),
@@ -166,6 +168,7 @@ export function armClientFactory(credential: TokenCredential, opts: ClientOption
       const network = new NetworkManagementClient(credential, subscriptionId, common);
       network.pipeline.addPolicy(ifMatchPolicy() as never);
       const compute = new ComputeManagementClient(credential, subscriptionId, common);
+      compute.pipeline.addPolicy(blockPrefixPolicy() as never);
       c = { network, compute };
       cache.set(k, c);
     }
@@ -176,8 +179,10 @@ export function armClientFactory(credential: TokenCredential, opts: ClientOption
 const sameId = (a: string | undefined, b: string | undefined) => !!a && !!b && a.toLowerCase() === b.toLowerCase();
 const sameNames = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
 
-function viewOf(c: { name: string; privateIPAddress?: string | undefined; primary?: boolean | undefined; subnet?: { id?: string | undefined } | undefined }): IpConfigView {
-  return { name: c.name, privateIPAddress: c.privateIPAddress, primary: c.primary === true, subnetId: c.subnet?.id };
+function viewOf(c: { name: string; privateIPAddress?: string | undefined; privateIPAddressPrefixLength?: number | null | undefined; primary?: boolean | undefined; subnet?: { id?: string | undefined } | undefined }): IpConfigView {
+  const view: IpConfigView = { name: c.name, privateIPAddress: c.privateIPAddress, primary: c.primary === true, subnetId: c.subnet?.id };
+  if (typeof c.privateIPAddressPrefixLength === 'number') view.prefixLength = c.privateIPAddressPrefixLength;
+  return view;
 }
 
 export class ArmAdapter implements AzureAdapter {
@@ -209,7 +214,7 @@ export class ArmAdapter implements AzureAdapter {
         if (failure.kind === 'Throttled') this.limiter.pause(subscriptionId, failure.retryAfterMs);
         throw new AzureCallError(failure, operation);
       }
-    });
+    }, { networkWrite: kind === 'write' && operation.startsWith('nic.') });
   }
 
   async getNodeNic(machine: MachineRef, nicId?: string): Promise<NodeNic> {
@@ -380,6 +385,7 @@ export class ArmAdapter implements AzureAdapter {
         privateIPAllocationMethod: 'Dynamic',
         privateIPAddressVersion: 'IPv4',
         subnet: { id: c.subnetId },
+        ...(c.prefixLength === undefined ? {} : { privateIPAddressPrefixLength: c.prefixLength }),
       });
     const id = parseArmId(nic.nicId);
     const body: NetworkInterface = { ...current, ipConfigurations };
@@ -408,8 +414,11 @@ export class ArmAdapter implements AzureAdapter {
     target.ipConfigurations = next.map((c) =>
       byName.get(c.name.toLowerCase()) ?? { name: c.name, primary: false, privateIPAddressVersion: 'IPv4', subnet: { id: c.subnetId } });
     this.lastWrite.set(nic.nicId.toLowerCase(), Date.now());
+    // arm-compute drops privateIPAddressPrefixLength: blockPrefixPolicy puts it back for the names listed.
+    const blockNames = next.filter((c) => c.prefixLength !== undefined).map((c) => c.name);
+    const requestOptions = blockNames.length > 0 ? { requestOptions: { headers: { [BLOCK_IP_CONFIGS_MARKER]: blockNames.join(',') } } } : {};
     await this.call(m.subscriptionId, 'write', 'vmssvm.put', () =>
-      compute.virtualMachineScaleSetVMs.update(m.resourceGroup, m.scaleSet, m.instanceId, vm, { ifMatch: nic.etag, updateIntervalInMs: this.pollIntervalMs }) as unknown as Promise<VirtualMachineScaleSetVM>);
+      compute.virtualMachineScaleSetVMs.update(m.resourceGroup, m.scaleSet, m.instanceId, vm, { ifMatch: nic.etag, updateIntervalInMs: this.pollIntervalMs, ...requestOptions }) as unknown as Promise<VirtualMachineScaleSetVM>);
     // The instance model carries no addresses: read the NIC back. The instance's new ETag is read with
     // the model at the next round, so the object returned here is for status, not for another write.
     const { network } = this.clients(m.subscriptionId);

@@ -445,6 +445,14 @@ export class Controller {
       return {};
     }
 
+    if (pool.spec.allocation === 'Block') {
+      // Block mode's planner (block-plan.ts) is not wired in yet: serving the pool as Individual would put
+      // single ip-configs where the pool asked for /28s, so nothing is written and the record says why.
+      const message = `NodeIPPool ${pool.metadata.name} asks for allocation Block, which this controller does not serve yet; no ip-configs are written to the node's NIC`;
+      await this.writeStatus(record, { conditions: [{ type: 'Ready', status: 'False', reason: 'BlockModeNotServed', message }] }, generation);
+      return { requeueAfterMs: this.opts.resyncMs };
+    }
+
     const refusal = this.refused.get(name);
     if (refusal && refusal.subnetId.toLowerCase() !== pool.spec.subnetID.toLowerCase()) this.refused.delete(name);
     else if (refusal && Date.now() < refusal.until) {

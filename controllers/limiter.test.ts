@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ArmLimiter } from './limiter.js';
+import { ArmLimiter, NETWORK_RP_WRITE_BUDGET, Window } from './limiter.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -76,4 +76,40 @@ test('concurrency bounds calls in flight', async (t) => {
     inFlight--;
   })));
   t.is(max, 3);
+});
+
+test('Network RP writes keep to their own window beside the write bucket; other writes and reads do not count', async (t) => {
+  const clock = manualClock();
+  const l = new ArmLimiter({
+    concurrency: 50, writes: { capacity: 100, refillPerSecond: 100 }, reads: { capacity: 100, refillPerSecond: 100 },
+    networkWrites: { limit: 3, windowSeconds: 60 }, now: clock.now,
+  });
+  let nicPuts = 0;
+  let vmssPuts = 0;
+  const all = Promise.all(Array.from({ length: 5 }, () => l.run('sub', 'write', async () => { nicPuts++; }, { networkWrite: true })));
+  t.true(await settles(() => nicPuts >= 3));
+  t.is(nicPuts, 3, 'three in the window, not one more while no time passes');
+  for (let i = 0; i < 10; i++) void l.run('sub', 'write', async () => { vmssPuts++; });
+  t.true(await settles(() => vmssPuts >= 10), 'Compute writes are not held by the Network RP window');
+  t.is(nicPuts, 3);
+  clock.advance(59_000);
+  await sleep(1200);
+  t.is(nicPuts, 3, 'still inside the window');
+  clock.advance(1_000);
+  t.true(await settles(() => nicPuts >= 5, 5000));
+  await all;
+  t.is(nicPuts, 5);
+});
+
+test('the Network RP window: 1,000 per 300 s by default, a sliding window exact to the limit', (t) => {
+  t.deepEqual(NETWORK_RP_WRITE_BUDGET, { limit: 1000, windowSeconds: 300 });
+  let now = 0;
+  const w = new Window({ limit: 2, windowSeconds: 10 }, () => now);
+  t.is(w.take(), 0);
+  now = 4_000;
+  t.is(w.take(), 0);
+  t.is(w.take(), 6_000, 'the first write leaves the window at 10 s');
+  now = 10_000;
+  t.is(w.take(), 0);
+  t.is(w.take(), 4_000, 'the second (4 s) leaves at 14 s');
 });

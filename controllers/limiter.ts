@@ -5,6 +5,9 @@ import PQueue from 'p-queue';
  * token buckets for reads and writes (ARM: 200 writes burst + 10/s, 250 reads + 25/s), a p-queue per
  * subscription and kind bounding calls in flight, and a pause of the whole subscription when ARM
  * throttles us anyway (another writer spent the budget): nothing starts until Retry-After has passed.
+ * Writes to Microsoft.Network (NIC PUTs) also keep to the Network resource provider's own limit, 1,000
+ * writes in any 5 minutes (per subscription and region; kept per subscription here, which is the
+ * stricter reading when a subscription spans regions): a sliding window beside the write bucket.
  */
 
 export interface BucketLimits {
@@ -17,11 +20,38 @@ export const ARM_READ_BUDGET: BucketLimits = { capacity: 250, refillPerSecond: 2
 
 export type CallKind = 'read' | 'write';
 
+export interface WindowLimits {
+  limit: number;
+  windowSeconds: number;
+}
+
+export const NETWORK_RP_WRITE_BUDGET: WindowLimits = { limit: 1000, windowSeconds: 300 };
+
 export interface LimiterOptions {
   concurrency: number;
   writes: BucketLimits;
   reads: BucketLimits;
+  /** The Network RP's write window; NETWORK_RP_WRITE_BUDGET when absent. */
+  networkWrites?: WindowLimits;
   now?: () => number;
+}
+
+/** At most `limit` calls started in any `windowSeconds`. */
+export class Window {
+  private readonly times: number[] = [];
+  constructor(private readonly limits: WindowLimits, private readonly now: () => number) {}
+
+  /** 0 when a call may start now (and counts it), else how long until one may. */
+  take(): number {
+    const t = this.now();
+    const windowMs = this.limits.windowSeconds * 1000;
+    while (this.times.length > 0 && this.times[0]! <= t - windowMs) this.times.shift();
+    if (this.times.length < this.limits.limit) {
+      this.times.push(t);
+      return 0;
+    }
+    return Math.max(1, this.times[this.times.length - this.limits.limit]! + windowMs - t);
+  }
 }
 
 class Bucket {
@@ -63,6 +93,7 @@ interface Lane {
 interface Subscription {
   read: Lane;
   write: Lane;
+  networkWrites: Window;
   pausedUntil: number;
 }
 
@@ -84,17 +115,33 @@ export class ArmLimiter {
     let s = this.subs.get(k);
     if (!s) {
       const lane = (limits: BucketLimits): Lane => ({ queue: new PQueue({ concurrency: this.options.concurrency }), bucket: new Bucket(limits, this.now) });
-      s = { read: lane(this.options.reads), write: lane(this.options.writes), pausedUntil: 0 };
+      s = {
+        read: lane(this.options.reads), write: lane(this.options.writes),
+        networkWrites: new Window(this.options.networkWrites ?? NETWORK_RP_WRITE_BUDGET, this.now), pausedUntil: 0,
+      };
       this.subs.set(k, s);
     }
     return s;
   }
 
-  /** Runs `fn` once the subscription is not paused and a token of `kind` is available. */
-  run<T>(subscriptionId: string, kind: CallKind, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` once the subscription is not paused and a token of `kind` is available; a Network RP write
+   * (`networkWrite`) also waits for room in the Network RP's window.
+   */
+  run<T>(subscriptionId: string, kind: CallKind, fn: () => Promise<T>, opts: { networkWrite?: boolean } = {}): Promise<T> {
     const s = this.sub(subscriptionId);
     const lane = s[kind];
     return lane.queue.add(async () => {
+      if (kind === 'write' && opts.networkWrite === true) {
+        for (;;) {
+          const wait = s.networkWrites.take();
+          if (wait === 0) break;
+          // Look again at least every second: a pause or another clock may change the answer.
+          const nap = Math.min(wait, 1000);
+          this.waitedMs += nap;
+          await sleep(nap);
+        }
+      }
       for (;;) {
         const paused = s.pausedUntil - this.now();
         if (paused > 0) {

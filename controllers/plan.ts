@@ -22,6 +22,8 @@ export interface IpConfigView {
   privateIPAddress?: string | undefined;
   primary: boolean;
   subnetId?: string | undefined;
+  /** Set for a block ip-config (privateIPAddressPrefixLength): privateIPAddress is then "a.b.c.d/28". */
+  prefixLength?: number | undefined;
 }
 
 export interface Demand {

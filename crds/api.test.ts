@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import {
   NodeIPAllocationSpec,
+  NodeIPAllocationStatus,
   NodeIPPool,
   NodeIPPoolSpec,
   describeIssues,
@@ -24,6 +25,7 @@ test('a minimal pool gets every default filled in', (t) => {
   t.deepEqual(spec, {
     nodeSelector: {},
     subnetID: SUBNET,
+    allocation: 'Individual',
     ipsPerNode: { min: 0, max: 250 },
     scaling: { batchSize: 16, requestThresholdPercent: 50, releaseThresholdPercent: 150 },
     snat: { enabled: true, excludeCIDRs: [] },
@@ -120,4 +122,42 @@ test('the CRDs are structural: every object and array says its type and no addit
     t.deepEqual(crd.spec.versions[0].subresources, { status: {} });
     walk(crd.spec.versions[0].schema.openAPIV3Schema, file);
   }
+});
+
+test('Block mode: min, max and batchSize count whole /28 blocks, each refused with its own message', (t) => {
+  const block = (extra: Record<string, unknown>) => specErrors({ nodeSelector: {}, subnetID: SUBNET, allocation: 'Block', ...extra });
+  t.is(block({}), '', 'the defaults (min 0, max 250, batch 16) are whole blocks');
+  t.is(block({ ipsPerNode: { min: 32, max: 128 }, scaling: { batchSize: 32 } }), '');
+  t.is(block({ ipsPerNode: { min: 10 } }),
+    'spec: with allocation Block, ipsPerNode.min counts addresses in whole /28 blocks: it must be a multiple of 16');
+  t.is(block({ ipsPerNode: { max: 100 } }),
+    'spec: with allocation Block, ipsPerNode.max counts addresses in whole /28 blocks: it must be a multiple of 16, or 250 (the pod limit, which takes 16 blocks)');
+  t.is(block({ scaling: { batchSize: 8 } }),
+    'spec: with allocation Block, scaling.batchSize counts addresses in whole /28 blocks: it must be a multiple of 16');
+  // The same numbers are fine for Individual pools.
+  t.is(specErrors({ nodeSelector: {}, subnetID: SUBNET, ipsPerNode: { min: 10, max: 100 }, scaling: { batchSize: 8 } }), '');
+});
+
+test('Block mode: an unknown mode is refused, and the fallback is only for Block pools', (t) => {
+  t.regex(specErrors({ nodeSelector: {}, subnetID: SUBNET, allocation: 'Prefix' }), /^spec\.allocation: Invalid option: expected one of "Individual"\|"Block"$/);
+  t.is(specErrors({ nodeSelector: {}, subnetID: SUBNET, fallbackToIndividual: true }), 'spec: fallbackToIndividual applies only to allocation Block');
+  t.is(specErrors({ nodeSelector: {}, subnetID: SUBNET, allocation: 'Block', fallbackToIndividual: true }), '');
+});
+
+test('transition rules: allocation is immutable', (t) => {
+  const before = NodeIPPoolSpec.parse({ nodeSelector: {}, subnetID: SUBNET });
+  const after = { ...before, allocation: 'Block' as const };
+  t.deepEqual(transitionViolations(nodeIPPoolSpecRules, after, before), ['allocation is immutable: create a new pool (on another subnet) to change the mode']);
+});
+
+test('a node record accepts only aligned /28 blocks in releasedBlocks and status.blocks', (t) => {
+  t.true(NodeIPAllocationSpec.safeParse({ poolName: 'p', releasedBlocks: ['10.0.0.16/28'] }).success);
+  for (const bad of ['10.0.0.8/28', '10.0.0.16/27', '10.0.0.16']) {
+    const r = NodeIPAllocationSpec.safeParse({ poolName: 'p', releasedBlocks: [bad] });
+    t.false(r.success, bad);
+  }
+  const r = NodeIPAllocationSpec.safeParse({ poolName: 'p', releasedBlocks: ['10.0.0.8/28'] });
+  t.is(describeIssues(r.error!, 'spec'), 'spec.releasedBlocks.0: must be a /28 block such as 10.1.2.16/28, its first address aligned to 16');
+  const status = NodeIPAllocationStatus.safeParse({ blocks: [{ prefix: '10.0.1.0/28', ipConfigName: 'podvnet-b1' }], allocatedBlocks: 1, allocatedIPs: 16 });
+  t.true(status.success);
 });

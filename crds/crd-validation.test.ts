@@ -42,6 +42,7 @@ test('the API server fills in every default of a minimal pool', async (t) => {
   t.deepEqual(got.spec, {
     nodeSelector: {},
     subnetID: SUBNET,
+    allocation: 'Individual',
     ipsPerNode: { min: 0, max: 250 },
     scaling: { batchSize: 16, requestThresholdPercent: 50, releaseThresholdPercent: 150 },
     snat: { enabled: true, excludeCIDRs: [] },
@@ -58,6 +59,11 @@ test('the CRD schema refuses what zod refuses, with the same messages', async (t
     ['batch-too-big', { scaling: { batchSize: 300 } }, /spec\.scaling\.batchSize: Invalid value: 300: spec\.scaling\.batchSize in body should be less than or equal to 250/],
     ['batch-over-max', { ipsPerNode: { max: 8 } }, /spec: Invalid value: "object": scaling\.batchSize must not exceed ipsPerNode\.max/],
     ['selector', { nodeSelector: { matchExpressions: [{ key: 'pool', operator: 'In' }] } }, /In and NotIn need at least one value/],
+    ['block-min', { allocation: 'Block', ipsPerNode: { min: 10 } }, /spec: Invalid value: "object": with allocation Block, ipsPerNode\.min counts addresses in whole \/28 blocks: it must be a multiple of 16/],
+    ['block-max', { allocation: 'Block', ipsPerNode: { max: 100 } }, /with allocation Block, ipsPerNode\.max counts addresses in whole \/28 blocks: it must be a multiple of 16, or 250/],
+    ['block-batch', { allocation: 'Block', scaling: { batchSize: 8 } }, /with allocation Block, scaling\.batchSize counts addresses in whole \/28 blocks/],
+    ['block-mode', { allocation: 'Prefix' }, /spec\.allocation: Unsupported value: "Prefix"/],
+    ['fallback-individual', { fallbackToIndividual: true }, /fallbackToIndividual applies only to allocation Block/],
   ];
   for (const [name, spec, message] of cases) {
     const r = await kubectl(emu, ['apply', '-f', '-'], pool(name, spec));
@@ -75,4 +81,16 @@ test('subnetID is immutable once the pool exists', async (t) => {
   const r = await kubectl(emu, ['apply', '-f', '-'], pool('fixed', { subnetID: SUBNET.replace(/pods$/, 'pods2') }));
   t.not(r.code, 0);
   t.regex(r.stderr, /subnetID is immutable: create a new pool for another subnet/);
+});
+
+test('allocation is immutable once the pool exists, and a Block pool with whole blocks is accepted', async (t) => {
+  const emu = await withCRDs(t);
+  t.is((await kubectl(emu, ['apply', '-f', '-'], pool('blocky', { allocation: 'Block', ipsPerNode: { min: 16, max: 240 } }))).code, 0);
+  const r = await kubectl(emu, ['apply', '-f', '-'], pool('blocky', { allocation: 'Individual', ipsPerNode: { min: 16, max: 240 } }));
+  t.not(r.code, 0);
+  t.regex(r.stderr, /allocation is immutable: create a new pool \(on another subnet\) to change the mode/);
+  // A pool that does not name its mode is Individual.
+  t.is((await kubectl(emu, ['apply', '-f', '-'], pool('plain', {}))).code, 0);
+  const got = JSON.parse((await kubectl(emu, ['get', 'nipp', 'plain', '-o', 'json'])).stdout);
+  t.is(got.spec.allocation, 'Individual');
 });

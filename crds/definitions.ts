@@ -70,6 +70,8 @@ export const nodeIPPoolCRD = crd(
   NodeIPPoolStatus,
   [
     { name: 'Nodes', type: 'integer', jsonPath: '.status.nodes' },
+    { name: 'Mode', type: 'string', jsonPath: '.spec.allocation' },
+    { name: 'Blocks', type: 'integer', jsonPath: '.status.allocatedBlocks', description: '/28 blocks on the nodes\' NICs (Block mode)' },
     { name: 'Allocated', type: 'integer', jsonPath: '.status.allocatedIPs', description: 'Secondary IPs on the nodes\' NICs' },
     { name: 'Used', type: 'integer', jsonPath: '.status.usedIPs', description: 'IPs held by pods' },
     { name: 'Released', type: 'integer', jsonPath: '.status.releasedIPs', priority: 1 },
@@ -84,6 +86,7 @@ export const nodeIPAllocationCRD = crd(
   NodeIPAllocationStatus,
   [
     { name: 'Pool', type: 'string', jsonPath: '.spec.poolName' },
+    { name: 'Blocks', type: 'integer', jsonPath: '.status.allocatedBlocks', description: '/28 blocks on the NIC (Block mode)' },
     { name: 'Allocated', type: 'integer', jsonPath: '.status.allocatedIPs' },
     { name: 'Target', type: 'integer', jsonPath: '.status.targetIPs' },
     { name: 'Used', type: 'integer', jsonPath: '.spec.demand.usedIPs' },

@@ -14,3 +14,9 @@ export const AGENT_FIELD_MANAGER = 'podvnet-agent';
 /** Azure's limits that bound every policy decision. */
 export const AZURE_MAX_IP_CONFIGS_PER_NIC = 256;
 export const MAX_PODS_PER_NODE = 250;
+
+/** Block mode: each secondary ip-config carries a /28 (privateIPAddressPrefixLength), 16 addresses. */
+export const BLOCK_PREFIX_LENGTH = 28;
+export const BLOCK_SIZE = 2 ** (32 - BLOCK_PREFIX_LENGTH);
+/** Blocks a node needs to reach MAX_PODS_PER_NODE addresses (250 pods take 16 blocks of 16). */
+export const MAX_BLOCKS_PER_NODE = Math.ceil(MAX_PODS_PER_NODE / BLOCK_SIZE);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { API_GROUP_VERSION, AZURE_MAX_IP_CONFIGS_PER_NIC, MAX_PODS_PER_NODE } from './group.js';
+import { API_GROUP_VERSION, AZURE_MAX_IP_CONFIGS_PER_NIC, BLOCK_PREFIX_LENGTH, MAX_PODS_PER_NODE } from './group.js';
 import { withRules, type CrossFieldRule } from './rules.js';
 import { Conditions, IPv4Address, IPv4CIDR, ObjectMeta } from './common.js';
 
@@ -10,7 +10,18 @@ import { Conditions, IPv4Address, IPv4CIDR, ObjectMeta } from './common.js';
  * - the controller writes status: what Azure really has on the node's NIC.
  * Release is a handshake: the agent lists IPs it has stopped handing out; the controller removes only
  * those from the NIC; once an IP is gone from status.ips the agent drops it from releasedIPs.
+ * In Block mode the same handshake works per /28: the agent lists a block in releasedBlocks only when no
+ * pod holds any of its addresses, and the controller removes only listed blocks.
  */
+
+export const BLOCK_CIDR_MESSAGE = `must be a /${BLOCK_PREFIX_LENGTH} block such as 10.1.2.16/${BLOCK_PREFIX_LENGTH}, its first address aligned to ${2 ** (32 - BLOCK_PREFIX_LENGTH)}`;
+const BLOCK_STEP = 2 ** (32 - BLOCK_PREFIX_LENGTH);
+const ALIGNED_LAST_OCTET = Array.from({ length: 256 / BLOCK_STEP }, (_, i) => i * BLOCK_STEP).join('|');
+const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+/** A /28 with its host bits clear, as a pattern so the CRD schema refuses what zod refuses. */
+export const BLOCK_CIDR_PATTERN = `^${OCTET}(\\.${OCTET}){2}\\.(${ALIGNED_LAST_OCTET})/${BLOCK_PREFIX_LENGTH}$`;
+/** What Azure answers in privateIPAddress for a block ip-config: 10.1.2.16/28. */
+export const BlockCIDR = z.string().regex(new RegExp(BLOCK_CIDR_PATTERN), { message: BLOCK_CIDR_MESSAGE });
 
 export const Demand = z.strictObject({
   usedIPs: z.int().min(0).max(AZURE_MAX_IP_CONFIGS_PER_NIC).describe('IPs held by pods on the node.'),
@@ -28,6 +39,12 @@ const nodeIPAllocationSpecFields = z.strictObject({
     .default([])
     .meta({ 'x-kubernetes-list-type': 'set' })
     .describe('IPs the agent will not hand out again; the controller may remove them from the NIC.'),
+  releasedBlocks: z
+    .array(BlockCIDR)
+    .max(AZURE_MAX_IP_CONFIGS_PER_NIC)
+    .optional()
+    .meta({ 'x-kubernetes-list-type': 'set' })
+    .describe('Block mode: /28 blocks none of whose addresses a pod holds or will be given; the controller may remove them.'),
 });
 
 export const nodeIPAllocationSpecRules: ReadonlyArray<CrossFieldRule<z.output<typeof nodeIPAllocationSpecFields>>> = [
@@ -46,6 +63,12 @@ export const AllocatedIP = z.strictObject({
   ipConfigName: z.string().min(1).max(80).describe('The NIC ip-configuration that holds the IP.'),
 });
 export type AllocatedIP = z.infer<typeof AllocatedIP>;
+
+export const AllocatedBlock = z.strictObject({
+  prefix: BlockCIDR,
+  ipConfigName: z.string().min(1).max(80).describe('The NIC ip-configuration that holds the block.'),
+});
+export type AllocatedBlock = z.infer<typeof AllocatedBlock>;
 
 export const NicInfo = z.strictObject({
   id: z.string().min(1).describe('ARM id of the node\'s NIC.'),
@@ -69,7 +92,11 @@ export const NodeIPAllocationStatus = z.strictObject({
   ips: z.array(AllocatedIP).max(AZURE_MAX_IP_CONFIGS_PER_NIC).default([])
     .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['ip'] })
     .describe('Secondary IPs Azure holds for pods on this node.'),
-  allocatedIPs: z.int().min(0).optional().describe('The number of entries in ips.'),
+  blocks: z.array(AllocatedBlock).max(AZURE_MAX_IP_CONFIGS_PER_NIC).optional()
+    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['prefix'] })
+    .describe('Block mode: the /28 blocks Azure holds for pods on this node, each one ip-config.'),
+  allocatedBlocks: z.int().min(0).optional().describe('Block mode: the number of entries in blocks.'),
+  allocatedIPs: z.int().min(0).optional().describe('The number of entries in ips, or in Block mode the addresses of all blocks.'),
   targetIPs: z.int().min(0).optional().describe('How many IPs the controller is steering towards.'),
   conditions: Conditions.optional(),
 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { API_GROUP_VERSION, MAX_PODS_PER_NODE } from './group.js';
+import { API_GROUP_VERSION, BLOCK_SIZE, MAX_PODS_PER_NODE } from './group.js';
 import { withRules, type CrossFieldRule } from './rules.js';
 import { Conditions, IPv4CIDR, LabelSelector, ObjectMeta, SubnetID } from './common.js';
 
@@ -47,9 +47,23 @@ export const SNAT = z.strictObject({
     .describe('More destinations reached without SNAT: peered VNets, on-premises ranges.'),
 });
 
+export const ALLOCATION_MODES = ['Individual', 'Block'] as const;
+export type AllocationMode = (typeof ALLOCATION_MODES)[number];
+
 const nodeIPPoolSpecFields = z.strictObject({
   nodeSelector: LabelSelector.describe('Nodes this pool serves; {} selects every node.'),
   subnetID: SubnetID,
+  allocation: z.enum(ALLOCATION_MODES).default('Individual')
+    .describe(
+      'Individual: one secondary ip-config per pod IP. Block: each ip-config carries a /28 prefix ' +
+      `(${BLOCK_SIZE} addresses, counted once against the VNet's private-IP limit); ipsPerNode and ` +
+      'scaling.batchSize then count addresses in whole blocks. Immutable; one mode per subnet across pools.',
+    ),
+  fallbackToIndividual: z.boolean().optional()
+    .describe(
+      'Block mode only: when the subnet has free addresses but no free aligned /28, add single ' +
+      'ip-configs instead. Off by default: a fallback keeps the subnet fragmented.',
+    ),
   ipsPerNode: IPsPerNode.prefault({}),
   scaling: Scaling.prefault({}),
   snat: SNAT.prefault({}),
@@ -66,12 +80,39 @@ export const nodeIPPoolSpecRules: ReadonlyArray<CrossFieldRule<z.output<typeof n
     message: 'scaling.batchSize must not exceed ipsPerNode.max',
     check: (s) => s.scaling.batchSize <= s.ipsPerNode.max,
   },
+  {
+    cel: 'self.allocation == oldSelf.allocation',
+    message: 'allocation is immutable: create a new pool (on another subnet) to change the mode',
+    checkTransition: (self, old) => self.allocation === old.allocation,
+  },
+  {
+    cel: `self.allocation != 'Block' || self.ipsPerNode.min % ${BLOCK_SIZE} == 0`,
+    message: `with allocation Block, ipsPerNode.min counts addresses in whole /28 blocks: it must be a multiple of ${BLOCK_SIZE}`,
+    check: (s) => s.allocation !== 'Block' || s.ipsPerNode.min % BLOCK_SIZE === 0,
+  },
+  {
+    cel: `self.allocation != 'Block' || self.ipsPerNode.max % ${BLOCK_SIZE} == 0 || self.ipsPerNode.max == ${MAX_PODS_PER_NODE}`,
+    message:
+      `with allocation Block, ipsPerNode.max counts addresses in whole /28 blocks: it must be a multiple of ${BLOCK_SIZE}, ` +
+      `or ${MAX_PODS_PER_NODE} (the pod limit, which takes ${Math.ceil(MAX_PODS_PER_NODE / BLOCK_SIZE)} blocks)`,
+    check: (s) => s.allocation !== 'Block' || s.ipsPerNode.max % BLOCK_SIZE === 0 || s.ipsPerNode.max === MAX_PODS_PER_NODE,
+  },
+  {
+    cel: `self.allocation != 'Block' || self.scaling.batchSize % ${BLOCK_SIZE} == 0`,
+    message: `with allocation Block, scaling.batchSize counts addresses in whole /28 blocks: it must be a multiple of ${BLOCK_SIZE}`,
+    check: (s) => s.allocation !== 'Block' || s.scaling.batchSize % BLOCK_SIZE === 0,
+  },
+  {
+    cel: "self.allocation == 'Block' || !has(self.fallbackToIndividual) || !self.fallbackToIndividual",
+    message: 'fallbackToIndividual applies only to allocation Block',
+    check: (s) => s.allocation === 'Block' || s.fallbackToIndividual !== true,
+  },
 ];
 
 export const NodeIPPoolSpec = withRules(nodeIPPoolSpecFields, nodeIPPoolSpecRules);
 export type NodeIPPoolSpec = z.infer<typeof NodeIPPoolSpec>;
 
-export const NODE_IP_POOL_CONDITIONS = ['Ready', 'SubnetExhausted', 'Degraded'] as const;
+export const NODE_IP_POOL_CONDITIONS = ['Ready', 'SubnetExhausted', 'Degraded', 'AllocationModeConflict'] as const;
 
 export const NodeIPPoolStatus = z.strictObject({
   observedGeneration: z.int().min(0).optional(),
@@ -80,6 +121,7 @@ export const NodeIPPoolStatus = z.strictObject({
   usedIPs: z.int().min(0).optional().describe('IPs held by pods, as the node agents report.'),
   releasedIPs: z.int().min(0).optional().describe('IPs the agents gave back that Azure still holds.'),
   subnet: z.string().max(160).optional().describe('The pool subnet as <vnet>/<subnet>, for printing; spec.subnetID holds its full ARM id.'),
+  allocatedBlocks: z.int().min(0).optional().describe('Block mode: /28 blocks on the selected nodes\' NICs.'),
   conditions: Conditions.optional(),
 });
 export type NodeIPPoolStatus = z.infer<typeof NodeIPPoolStatus>;

@@ -36,6 +36,8 @@ export class AddressPool {
   private readonly words: Uint32Array;
   private readonly fullWords: Uint32Array;
   private summaryHint = 0;
+  /** No aligned 16-address block starts below this word's first half (a hint, lowered on release). */
+  private blockHint = 0;
   private taken = 0;
 
   constructor(cidrText: string) {
@@ -92,6 +94,53 @@ export class AddressPool {
     return undefined;
   }
 
+  /**
+   * Takes the lowest free aligned block of `size` addresses (a power of two, 16 for a /28, at most 32),
+   * or undefined when none is free: a subnet can have free addresses and still no free aligned block.
+   * The first block holds the reserved .0-.3 and the last the broadcast address, so neither is ever free.
+   */
+  takeLowestBlock(size: number): number | undefined {
+    if (size < 1 || size > 32 || (size & (size - 1)) !== 0) throw new Error(`block size ${size} is not a power of two up to 32`);
+    const mask = size === 32 ? 0xffffffff : ((2 ** size) - 1);
+    const perWord = 32 / size;
+    for (let w = this.blockHint; w < this.words.length; w++) {
+      const word = this.words[w]!;
+      if (word === 0xffffffff) continue;
+      for (let k = 0; k < perWord; k++) {
+        if (((word >>> (k * size)) & mask) !== 0) continue;
+        const offset = w * 32 + k * size;
+        if (offset + size > this.cidr.size) return undefined;
+        this.blockHint = w;
+        for (let i = 0; i < size; i++) this.setBit(offset + i);
+        return this.cidr.base + offset;
+      }
+    }
+    this.blockHint = this.words.length;
+    return undefined;
+  }
+
+  /** Takes every address of [first, first+size); false (taking none) if any is outside or taken. */
+  takeRange(first: number, size: number): boolean {
+    for (let i = 0; i < size; i++) if (!this.contains(first + i) || this.isTaken(first + i)) return false;
+    for (let i = 0; i < size; i++) this.setBit(first + i - this.cidr.base);
+    return true;
+  }
+
+  releaseRange(first: number, size: number): void {
+    for (let i = 0; i < size; i++) this.release(first + i);
+  }
+
+  /** Free aligned blocks of `size` addresses (a full scan: for conditions and tests, not the hot path). */
+  freeBlocks(size: number): number {
+    let n = 0;
+    for (let offset = 0; offset + size <= this.cidr.size; offset += size) {
+      let free = true;
+      for (let i = 0; i < size && free; i++) if (this.isTaken(this.cidr.base + offset + i)) free = false;
+      if (free) n++;
+    }
+    return n;
+  }
+
   release(ip: number): void {
     if (!this.contains(ip) || this.isReserved(ip) || !this.isTaken(ip)) return;
     const offset = ip - this.cidr.base;
@@ -100,6 +149,7 @@ export class AddressPool {
     const s = w >>> 5;
     this.fullWords[s] = this.fullWords[s]! & ~(1 << (w & 31));
     if (s < this.summaryHint) this.summaryHint = s;
+    if (w < this.blockHint) this.blockHint = w;
     this.taken--;
   }
 

@@ -1,6 +1,6 @@
 // Runtime settings and fault rules, parsed with zod (library callers, admin endpoint, command line).
 import { z } from 'zod';
-import { ARM_DEFAULT_LIMITS } from './throttle.js';
+import { ARM_DEFAULT_LIMITS, NETWORK_RP_WRITE_LIMITS } from './throttle.js';
 
 const bucket = z.object({ capacity: z.number().int().min(1), refillPerSecond: z.number().min(0) });
 
@@ -13,6 +13,13 @@ export const configSchema = z.object({
   latencyMs: z.number().int().min(0),
   latencyByKind: z.record(z.string(), z.number().int().min(0)),
   throttling: z.object({ enabled: z.boolean(), reads: bucket, writes: bucket }),
+  /**
+   * The Network RP's write limit per subscription and region (1,000 per 300 s), counted for
+   * Microsoft.Network writes only and applied when throttling is enabled.
+   */
+  networkWriteLimit: z.object({ enabled: z.boolean(), limit: z.number().int().min(1), windowSeconds: z.number().int().min(1) }),
+  /** Azure: 65,536 private IPs per virtual network; an ip-config with a /28 prefix counts once. */
+  maxPrivateIpsPerVnet: z.number().int().min(1),
   requireAuth: z.boolean(),
   /** Only bearer tokens issued by the emulator's Entra token endpoint are accepted (implies requireAuth). */
   requireIssuedToken: z.boolean(),
@@ -36,6 +43,8 @@ export const defaultConfig = (): EmulatorConfig => ({
   latencyMs: 0,
   latencyByKind: {},
   throttling: { enabled: true, reads: { ...ARM_DEFAULT_LIMITS.reads }, writes: { ...ARM_DEFAULT_LIMITS.writes } },
+  networkWriteLimit: { enabled: true, ...NETWORK_RP_WRITE_LIMITS },
+  maxPrivateIpsPerVnet: 65_536,
   requireAuth: true,
   requireIssuedToken: false,
   entraClients: {},
@@ -49,6 +58,7 @@ export const defaultConfig = (): EmulatorConfig => ({
 
 export const configPatchSchema = configSchema.extend({
   throttling: z.object({ enabled: z.boolean(), reads: bucket, writes: bucket }).partial(),
+  networkWriteLimit: z.object({ enabled: z.boolean(), limit: z.number().int().min(1), windowSeconds: z.number().int().min(1) }).partial(),
 }).partial().strict();
 export type EmulatorConfigPatch = z.infer<typeof configPatchSchema>;
 

@@ -18,6 +18,16 @@ export class AzureError extends Error {
   }
 }
 
+/**
+ * Emulator's choices: the codes Azure uses for these are not in public docs (or not found in them here);
+ * each is a 400 that no retry fixes, with a message saying which rule was broken.
+ */
+export const PREFIX_ON_PRIMARY_CODE = 'PrivateIPAddressPrefixNotAllowedOnPrimaryIpConfiguration';
+export const PREFIX_WITH_PUBLIC_IP_CODE = 'PrivateIPAddressPrefixNotAllowedWithPublicIPAddress';
+export const PREFIX_LENGTH_UNSUPPORTED_CODE = 'InvalidPrivateIPAddressPrefixLength';
+export const VNET_PRIVATE_IP_LIMIT_CODE = 'PrivateIPAddressesPerVirtualNetworkLimitReached';
+export const NETWORK_RP_THROTTLED_CODE = 'TooManyRequests';
+
 /** Emulator's choice: the code Azure uses for more ip-configs than a NIC allows is not in public docs. */
 export const IP_CONFIG_LIMIT_CODE = 'NetworkInterfaceIpConfigurationCountExceedsLimit';
 
@@ -78,6 +88,25 @@ export const errors = {
   throttled: (kind: 'read' | 'write', sub: string, retryAfterSeconds: number) =>
     new AzureError(429, 'SubscriptionRequestsThrottled',
       `Number of '${kind}' requests for subscription '${sub}' actor 'podvnet-emulator' exceeded. Please try again after '${retryAfterSeconds}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling for additional information.`,
+      [], { 'Retry-After': String(retryAfterSeconds) }),
+  prefixOnPrimary: (ipConfigId: string) =>
+    new AzureError(400, PREFIX_ON_PRIMARY_CODE,
+      `IP configuration ${ipConfigId} is primary: a private IP address prefix (privateIPAddressPrefixLength) is allowed only on secondary IP configurations.`),
+  prefixWithPublicIp: (ipConfigId: string) =>
+    new AzureError(400, PREFIX_WITH_PUBLIC_IP_CODE,
+      `IP configuration ${ipConfigId} has a private IP address prefix and a public IP address: an IP configuration with privateIPAddressPrefixLength cannot have a public IP address.`),
+  unsupportedPrefixLength: (ipConfigId: string, length: number) =>
+    new AzureError(400, PREFIX_LENGTH_UNSUPPORTED_CODE,
+      `IP configuration ${ipConfigId} asks for privateIPAddressPrefixLength ${length}; the supported IPv4 prefix length is 28.`),
+  prefixNotDynamic: (ipConfigId: string) =>
+    new AzureError(400, 'InvalidParameter',
+      `IP configuration ${ipConfigId}: a private IP address prefix must use privateIPAllocationMethod Dynamic (static prefixes are not emulated).`),
+  vnetPrivateIpLimit: (vnetId: string, nicId: string, used: number, adding: number, limit: number) =>
+    new AzureError(400, VNET_PRIVATE_IP_LIMIT_CODE,
+      `Network interface ${nicId} would add ${adding} private IP addresses to virtual network ${vnetId}, which has ${used} of its limit of ${limit} (a private IP address prefix counts as one).`),
+  networkThrottled: (sub: string, location: string, retryAfterSeconds: number, limit: number, windowSeconds: number) =>
+    new AzureError(429, NETWORK_RP_THROTTLED_CODE,
+      `Too many write requests to Microsoft.Network for subscription '${sub}' in region '${location}': the limit is ${limit} per ${windowSeconds} seconds. Retry after ${retryAfterSeconds} seconds.`,
       [], { 'Retry-After': String(retryAfterSeconds) }),
   nicInUse: (nicId: string, vmId: string) =>
     new AzureError(400, 'NicInUse', `Network Interface ${nicId} is used by existing resource ${vmId}. In order to delete the network interface, it must be dissociated from the resource.`),

@@ -14,6 +14,8 @@ export function renderIpConfig(nic: Nic, c: IpConfig): Record<string, unknown> {
       subnet: { id: c.subnet.id },
       primary: c.primary,
       privateIPAddressVersion: 'IPv4',
+      // A block answers "10.1.2.16/28" in privateIPAddress and its length here (NIC API 2023-11-01+).
+      ...(c.prefixLength === undefined ? {} : { privateIPAddressPrefixLength: c.prefixLength }),
     },
   };
 }
@@ -124,7 +126,10 @@ function networkProfileConfiguration(instance: ScaleSetInstance): Record<string,
         dnsSettings: { dnsServers: [] },
         ipConfigurations: nic.ipConfigs.map((c) => ({
           name: c.name,
-          properties: { subnet: { id: c.subnet.id }, primary: c.primary, privateIPAddressVersion: 'IPv4' },
+          properties: {
+            subnet: { id: c.subnet.id }, primary: c.primary, privateIPAddressVersion: 'IPv4',
+            ...(c.prefixLength === undefined ? {} : { privateIPAddressPrefixLength: c.prefixLength }),
+          },
         })),
       },
     })),

@@ -11,9 +11,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { AzureError, errors } from './errors.js';
 import { configPatchSchema, defaultConfig, faultSchema, type EmulatorConfig, type EmulatorConfigPatch, type FaultRule, type FaultRuleInput } from './config.js';
-import { EmulatorState, key, type IpChangeEvent, type IpConfig, type IpOwner, type Nic, type ScaleSetInstance } from './state.js';
+import { EmulatorState, ids, key, type IpChangeEvent, type IpConfig, type IpOwner, type Nic, type ScaleSetInstance } from './state.js';
 import { computeEtag, renderIpConfig, renderNic, renderScaleSet, renderScaleSetVm, renderSubnet, renderVm, renderVnet } from './render.js';
-import { TokenBucket } from './throttle.js';
+import { SlidingWindow, TokenBucket } from './throttle.js';
 import { generateSelfSignedCert, type TlsMaterial } from './tls.js';
 import { loadScenario, scenarioSchema, type ScenarioInput, type ScenarioResult } from './scenario.js';
 import { EntraTokens } from './entra.js';
@@ -66,6 +66,8 @@ export interface CallCounts {
   /** By request kind, e.g. 'nic.put', 'vmssvm.get', 'operation.get'. */
   byKind: Record<string, number>;
   throttled: number;
+  /** Of those, refused by the Network RP's write limit rather than ARM's buckets. */
+  networkThrottled?: number;
   faulted: number;
   total: number;
 }
@@ -82,6 +84,8 @@ export class AzureEmulator {
   private cfg: EmulatorConfig;
   private readonly faults: Array<FaultRule & { id: string; remaining: number }> = [];
   private readonly buckets = new Map<string, { reads: TokenBucket; writes: TokenBucket }>();
+  /** The Network RP's write windows, by subscription and region. */
+  private readonly networkWindows = new Map<string, SlidingWindow>();
   private readonly operations = new Map<string, OperationRecord>();
   private readonly pending = new Map<string, { timer: NodeJS.Timeout; complete: () => void }>();
   /** The emulated Entra ID token endpoint (/<tenant>/oauth2/v2.0/token). */
@@ -108,6 +112,7 @@ export class AzureEmulator {
     this.state = new EmulatorState({
       maxIpConfigsPerNic: config.maxIpConfigsPerNic,
       allowMultipleSubnetsPerNic: config.allowMultipleSubnetsPerNic,
+      maxPrivateIpsPerVnet: config.maxPrivateIpsPerVnet,
     });
     this.routes = this.buildRoutes();
   }
@@ -215,9 +220,15 @@ export class AzureEmulator {
 
   configure(patch: EmulatorConfigPatch): EmulatorConfig {
     const p = configPatchSchema.parse(patch);
-    const { throttling, ...rest } = p;
-    this.cfg = { ...this.cfg, ...rest, throttling: { ...this.cfg.throttling, ...(throttling ?? {}) } };
+    const { throttling, networkWriteLimit, ...rest } = p;
+    this.cfg = {
+      ...this.cfg, ...rest,
+      throttling: { ...this.cfg.throttling, ...(throttling ?? {}) },
+      networkWriteLimit: { ...this.cfg.networkWriteLimit, ...(networkWriteLimit ?? {}) },
+    };
     this.state.options.maxIpConfigsPerNic = this.cfg.maxIpConfigsPerNic;
+    this.state.options.maxPrivateIpsPerVnet = this.cfg.maxPrivateIpsPerVnet;
+    for (const w of this.networkWindows.values()) w.setLimits(this.cfg.networkWriteLimit);
     this.state.options.allowMultipleSubnetsPerNic = this.cfg.allowMultipleSubnetsPerNic;
     for (const b of this.buckets.values()) {
       b.reads.setLimits(this.cfg.throttling.reads);
@@ -246,7 +257,7 @@ export class AzureEmulator {
   resetCalls(): void { this.counts = { byKind: {}, throttled: 0, faulted: 0, total: 0 }; }
 
   /** Refills every throttling bucket (new buckets start full). */
-  resetThrottling(): void { this.buckets.clear(); }
+  resetThrottling(): void { this.buckets.clear(); this.networkWindows.clear(); }
 
   loadScenario(input: ScenarioInput): ScenarioResult { return loadScenario(this.state, input); }
 
@@ -372,6 +383,14 @@ export class AzureEmulator {
       const e = errors.throttled(write ? 'write' : 'read', sub, Math.max(1, Math.ceil(throttle.retryAfterMs / 1000)));
       return errorReply(e, throttle.headers);
     }
+    if (write && route.pattern.includes('microsoft.network')) {
+      const nrp = this.takeNetworkWrite(sub, params.rg);
+      if (nrp) {
+        this.counts.throttled++;
+        this.counts.networkThrottled = (this.counts.networkThrottled ?? 0) + 1;
+        return errorReply(nrp, throttle.headers);
+      }
+    }
     const fault = this.takeFault(route.kind, ctx);
     if (fault && fault.as === 'response') {
       this.counts.faulted++;
@@ -393,6 +412,19 @@ export class AzureEmulator {
   private countKind(kind: string): void {
     this.counts.total++;
     this.counts.byKind[kind] = (this.counts.byKind[kind] ?? 0) + 1;
+  }
+
+  /** The Network RP's window for the subscription and the resource group's region: an error when spent. */
+  private takeNetworkWrite(sub: string, rg: string | undefined): AzureError | undefined {
+    const lim = this.cfg.networkWriteLimit;
+    if (!this.cfg.throttling.enabled || !lim.enabled) return undefined;
+    const location = (rg && this.state.resourceGroups.get(key(ids.rg(sub, rg)))?.location) || 'unknown';
+    const k = `${sub.toLowerCase()}/${location.toLowerCase()}`;
+    let w = this.networkWindows.get(k);
+    if (!w) { w = new SlidingWindow(lim); this.networkWindows.set(k, w); }
+    const r = w.take();
+    if (r.ok) return undefined;
+    return errors.networkThrottled(sub, location, Math.max(1, Math.ceil(r.retryAfterMs / 1000)), lim.limit, lim.windowSeconds);
   }
 
   private takeToken(sub: string, write: boolean): { ok: boolean; retryAfterMs: number; headers: Record<string, string> } {

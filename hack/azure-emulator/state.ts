@@ -10,6 +10,8 @@ export interface ResourceGroup { subscriptionId: string; name: string; location:
 export interface Vnet {
   id: string; key: string; name: string; subscriptionId: string; resourceGroup: string; location: string;
   addressPrefixes: string[]; subnets: Map<string, Subnet>; etag: string; resourceGuid: string;
+  /** Private IPs counted against the VNet's limit: an ip-config counts once, a /28 block too. */
+  privateIps: number;
 }
 
 export interface Subnet {
@@ -20,8 +22,14 @@ export type AllocationMethod = 'Static' | 'Dynamic';
 
 export interface IpConfig {
   readonly name: string;
+  /** The address, or for a block its prefix as Azure shows it: "10.1.2.16/28". */
   readonly privateIPAddress: string;
+  /** The address, or a block's first address. */
   readonly ip: number;
+  /** Addresses held: 1, or 16 for a /28 block. */
+  readonly size: number;
+  /** Set for a block ip-config (privateIPAddressPrefixLength). */
+  readonly prefixLength?: number;
   readonly allocation: AllocationMethod;
   readonly subnet: Subnet;
   readonly primary: boolean;
@@ -70,6 +78,10 @@ export interface DesiredIpConfig {
   subnetId?: string;
   primary?: boolean;
   version?: string;
+  /** privateIPAddressPrefixLength: ask for a block instead of one address. */
+  prefixLength?: number;
+  /** The ip-config names a public IP address. */
+  publicIp?: boolean;
 }
 
 export interface IpChangeEvent {
@@ -84,7 +96,16 @@ export interface IpOwner {
 export interface StateOptions {
   maxIpConfigsPerNic: number;
   allowMultipleSubnetsPerNic: boolean;
+  /** Azure: 65,536 private IP addresses per virtual network; a /28 block counts once. */
+  maxPrivateIpsPerVnet?: number;
 }
+
+export const AZURE_MAX_PRIVATE_IPS_PER_VNET = 65_536;
+/** The prefix lengths Azure accepts in privateIPAddressPrefixLength for IPv4 (block allocation uses /28). */
+export const SUPPORTED_BLOCK_PREFIX_LENGTHS: readonly number[] = [28];
+
+const releaseCfg = (c: IpConfig): void => { c.subnet.pool.releaseRange(c.ip, c.size); };
+const takeCfg = (c: IpConfig): boolean => c.subnet.pool.takeRange(c.ip, c.size);
 
 export const key = (id: string): string => id.toLowerCase().replace(/\/+$/, '');
 
@@ -112,6 +133,8 @@ export class EmulatorState extends EventEmitter {
   readonly scaleSets = new Map<string, ScaleSet>();
   readonly instances = new Map<string, ScaleSetInstance>();
   private readonly ipIndex = new Map<string, { nic: Nic; cfg: IpConfig }>();
+  /** Block ip-configs by their first address, so every address of a block finds its NIC. */
+  private readonly blockIndex = new Map<number, { nic: Nic; cfg: IpConfig }>();
   private macCounter = 0;
 
   constructor(readonly options: StateOptions) { super(); }
@@ -147,7 +170,7 @@ export class EmulatorState extends EventEmitter {
     });
     const vnet: Vnet = {
       id, key: key(id), name, subscriptionId, resourceGroup: rg, location, addressPrefixes,
-      subnets: new Map(), etag: newNetworkEtag(), resourceGuid: randomUUID(),
+      subnets: new Map(), etag: newNetworkEtag(), resourceGuid: randomUUID(), privateIps: 0,
     };
     for (const s of subnets) {
       const c = parseCidr(s.addressPrefix);
@@ -259,11 +282,11 @@ export class EmulatorState extends EventEmitter {
   /** Puts back ip-configs saved before a write (a failed long-running operation). */
   restoreIpConfigs(nic: Nic, previous: readonly IpConfig[]): void {
     const keep = new Set(previous.map((c) => c.ip));
-    for (const c of nic.ipConfigs) if (!keep.has(c.ip)) c.subnet.pool.release(c.ip);
+    for (const c of nic.ipConfigs) if (!keep.has(c.ip)) releaseCfg(c);
     const restored: IpConfig[] = [];
     const current = new Set(nic.ipConfigs.map((c) => c.ip));
     for (const c of previous) {
-      if (current.has(c.ip) || c.subnet.pool.take(c.ip)) restored.push(c);
+      if (current.has(c.ip) || takeCfg(c)) restored.push(c);
       // else: someone else took the address meanwhile; that ip-config is lost, as a failed NIC would be.
     }
     this.commitIpConfigs(nic, restored);
@@ -271,7 +294,7 @@ export class EmulatorState extends EventEmitter {
 
   deleteNic(nic: Nic): void {
     if (nic.virtualMachineId) throw errors.nicInUse(nic.id, nic.virtualMachineId);
-    for (const c of nic.ipConfigs) c.subnet.pool.release(c.ip);
+    for (const c of nic.ipConfigs) releaseCfg(c);
     this.commitIpConfigs(nic, []);
     this.nics.delete(nic.key);
   }
@@ -299,13 +322,26 @@ export class EmulatorState extends EventEmitter {
       }
       return subnet;
     });
-    if (!this.options.allowMultipleSubnetsPerNic && new Set(subnets).size > 1) throw errors.differentSubnets(nicId);
+    const wantsBlock = desired.some((d) => d.prefixLength !== undefined);
+    // Block ip-configs: never the primary, never with a public IP, and the whole NIC in one subnet.
+    desired.forEach((d, i) => {
+      if (d.prefixLength === undefined) return;
+      const cfgId = `${nicId}/ipConfigurations/${d.name}`;
+      if (!SUPPORTED_BLOCK_PREFIX_LENGTHS.includes(d.prefixLength)) throw errors.unsupportedPrefixLength(cfgId, d.prefixLength);
+      if (d.primary === true || (implicitPrimary && i === 0)) throw errors.prefixOnPrimary(cfgId);
+      if (d.publicIp) throw errors.prefixWithPublicIp(cfgId);
+      if (d.allocation !== 'Dynamic') throw errors.prefixNotDynamic(cfgId);
+    });
+    if ((wantsBlock || !this.options.allowMultipleSubnetsPerNic) && new Set(subnets).size > 1) throw errors.differentSubnets(nicId);
+    this.checkVnetLimit(nic, nicId, subnets);
 
     const old = nic?.ipConfigs ?? [];
     const oldByName = new Map(old.map((c) => [c.name.toLowerCase(), c]));
     const keptAddress: Array<number | undefined> = desired.map((d, i) => {
       const o = oldByName.get(d.name.toLowerCase());
       if (!o || o.subnet !== subnets[i]) return undefined;
+      // A block stays a block and a single address a single address; switching kinds allocates anew.
+      if ((d.prefixLength ?? 0) !== (o.prefixLength ?? 0)) return undefined;
       if (d.allocation === 'Dynamic') return o.ip;
       return d.privateIPAddress !== undefined && parseIPv4(d.privateIPAddress) === o.ip ? o.ip : undefined;
     });
@@ -316,7 +352,7 @@ export class EmulatorState extends EventEmitter {
       throw e;
     };
     for (const o of old) {
-      if (!kept.has(o.ip)) { o.subnet.pool.release(o.ip); undo.push(() => o.subnet.pool.take(o.ip)); }
+      if (!kept.has(o.ip)) { releaseCfg(o); undo.push(() => takeCfg(o)); }
     }
     const result: Array<number | undefined> = [...keptAddress];
     desired.forEach((d, i) => {
@@ -334,34 +370,62 @@ export class EmulatorState extends EventEmitter {
       undo.push(() => subnet.pool.release(ip));
       result[i] = ip;
     });
-    const dynamicNeeded = desired.filter((d, i) => result[i] === undefined && d.allocation === 'Dynamic').length;
-    let stillNeeded = dynamicNeeded;
-    desired.forEach((d, i) => {
-      if (result[i] !== undefined) return;
+    const sizeOf = (d: DesiredIpConfig): number => (d.prefixLength === undefined ? 1 : 2 ** (32 - d.prefixLength));
+    // Blocks first: they need aligned room, single addresses fit anywhere. Azure refuses a subnet with
+    // free addresses but no free aligned block as it refuses a full one (SubnetIsFull).
+    let stillNeeded = desired.reduce((n, d, i) => n + (result[i] === undefined && d.allocation === 'Dynamic' ? sizeOf(d) : 0), 0);
+    const order = desired.map((_, i) => i).sort((a, b) => sizeOf(desired[b]!) - sizeOf(desired[a]!));
+    for (const i of order) {
+      const d = desired[i]!;
+      if (result[i] !== undefined) continue;
       const subnet = subnets[i]!;
-      const ip = subnet.pool.takeLowest();
-      if (ip === undefined) return fail(errors.subnetIsFull(subnet.name, subnet.addressPrefix, stillNeeded));
-      undo.push(() => subnet.pool.release(ip));
+      const size = sizeOf(d);
+      const ip = size === 1 ? subnet.pool.takeLowest() : subnet.pool.takeLowestBlock(size);
+      if (ip === undefined) fail(errors.subnetIsFull(subnet.name, subnet.addressPrefix, stillNeeded));
+      undo.push(() => subnet.pool.releaseRange(ip!, size));
       result[i] = ip;
-      stillNeeded--;
+      stillNeeded -= size;
+    }
+    return desired.map((d, i) => {
+      const cfg: IpConfig = {
+        name: d.name,
+        ip: result[i]!,
+        size: sizeOf(d),
+        privateIPAddress: d.prefixLength === undefined ? formatIPv4(result[i]!) : `${formatIPv4(result[i]!)}/${d.prefixLength}`,
+        allocation: d.allocation,
+        subnet: subnets[i]!,
+        primary: d.primary ?? implicitPrimary,
+        ...(d.prefixLength === undefined ? {} : { prefixLength: d.prefixLength }),
+      };
+      return cfg;
     });
-    return desired.map((d, i) => ({
-      name: d.name,
-      ip: result[i]!,
-      privateIPAddress: formatIPv4(result[i]!),
-      allocation: d.allocation,
-      subnet: subnets[i]!,
-      primary: d.primary ?? implicitPrimary,
-    }));
+  }
+
+  /** The VNet's private-IP limit: every ip-config counts once, a /28 block as one. */
+  private checkVnetLimit(nic: Nic | undefined, nicId: string, subnets: readonly Subnet[]): void {
+    const limit = this.options.maxPrivateIpsPerVnet ?? AZURE_MAX_PRIVATE_IPS_PER_VNET;
+    const delta = new Map<Vnet, number>();
+    for (const c of nic?.ipConfigs ?? []) delta.set(c.subnet.vnet, (delta.get(c.subnet.vnet) ?? 0) - 1);
+    for (const sn of subnets) delta.set(sn.vnet, (delta.get(sn.vnet) ?? 0) + 1);
+    for (const [vnet, d] of delta) {
+      if (d > 0 && vnet.privateIps + d > limit) throw errors.vnetPrivateIpLimit(vnet.id, nicId, vnet.privateIps, d, limit);
+    }
   }
 
   private commitIpConfigs(nic: Nic, next: IpConfig[]): void {
     const before = new Set(nic.ipConfigs.map((c) => c.privateIPAddress));
     const after = new Set(next.map((c) => c.privateIPAddress));
     for (const c of nic.ipConfigs) {
-      if (!after.has(c.privateIPAddress) && this.ipIndex.get(c.privateIPAddress)?.nic === nic) this.ipIndex.delete(c.privateIPAddress);
+      c.subnet.vnet.privateIps--;
+      if (after.has(c.privateIPAddress)) continue;
+      if (this.ipIndex.get(c.privateIPAddress)?.nic === nic) this.ipIndex.delete(c.privateIPAddress);
+      if (c.size > 1 && this.blockIndex.get(c.ip)?.nic === nic) this.blockIndex.delete(c.ip);
     }
-    for (const c of next) this.ipIndex.set(c.privateIPAddress, { nic, cfg: c });
+    for (const c of next) {
+      c.subnet.vnet.privateIps++;
+      this.ipIndex.set(c.privateIPAddress, { nic, cfg: c });
+      if (c.size > 1) this.blockIndex.set(c.ip, { nic, cfg: c });
+    }
     nic.ipConfigs = next;
     nic.etag = newNetworkEtag();
     const added = [...after].filter((ip) => !before.has(ip));
@@ -375,10 +439,23 @@ export class EmulatorState extends EventEmitter {
 
   // ---- queries ----
 
+  /** The NIC holding `ip`: as an address of its own, or as one of the 16 of a block (the fabric delivers both). */
   ipOwner(ip: string): IpOwner | undefined {
-    const hit = this.ipIndex.get(ip);
+    const hit = this.ipIndex.get(ip) ?? this.blockOf(ip);
     if (!hit) return undefined;
     return ownerOf(hit.nic, hit.cfg);
+  }
+
+  private blockOf(ip: string): { nic: Nic; cfg: IpConfig } | undefined {
+    if (this.blockIndex.size === 0) return undefined;
+    const n = parseIPv4(ip);
+    if (n === undefined) return undefined;
+    for (const len of SUPPORTED_BLOCK_PREFIX_LENGTHS) {
+      const size = 2 ** (32 - len);
+      const hit = this.blockIndex.get(n - (n % size));
+      if (hit) return hit;
+    }
+    return undefined;
   }
 
   /**
@@ -389,7 +466,8 @@ export class EmulatorState extends EventEmitter {
   subnetIpConfigIds(subnet: Subnet): string[] {
     const out: string[] = [];
     subnet.pool.forEachAllocated((ip) => {
-      const hit = this.ipIndex.get(formatIPv4(ip));
+      // A block is one ip-config, listed once at its first address.
+      const hit = this.ipIndex.get(formatIPv4(ip)) ?? this.blockIndex.get(ip);
       if (hit && hit.cfg.subnet === subnet) out.push(`${hit.nic.id}/ipConfigurations/${hit.cfg.name}`);
     });
     return out;

@@ -41,3 +41,33 @@ export class TokenBucket {
     this.tokens = Math.min(this.limits.capacity, this.tokens + elapsed * this.limits.refillPerSecond);
   }
 }
+
+/**
+ * The Network resource provider's own write limit, on top of ARM's buckets: at most `limit` writes in any
+ * `windowSeconds` (Azure: 1,000 per 5 minutes per subscription and region). A sliding window, exact to the
+ * stated limit: a token bucket of the same rate would let 2,000 through in the first five minutes.
+ */
+export interface WindowLimits { limit: number; windowSeconds: number }
+
+export const NETWORK_RP_WRITE_LIMITS: WindowLimits = { limit: 1000, windowSeconds: 300 };
+
+export class SlidingWindow {
+  /** Times of the writes let through, oldest first (a ring would do; a window holds at most `limit`). */
+  private readonly times: number[] = [];
+  constructor(private limits: WindowLimits, private readonly now: () => number = Date.now) {}
+
+  setLimits(limits: WindowLimits): void { this.limits = limits; }
+
+  take(): TakeResult {
+    const t = this.now();
+    const windowMs = this.limits.windowSeconds * 1000;
+    while (this.times.length > 0 && this.times[0]! <= t - windowMs) this.times.shift();
+    if (this.times.length < this.limits.limit) {
+      this.times.push(t);
+      return { ok: true, remaining: this.limits.limit - this.times.length, retryAfterMs: 0 };
+    }
+    // The oldest write in the window leaves it at times[k] + window, where k makes room for one more.
+    const k = this.times.length - this.limits.limit;
+    return { ok: false, remaining: 0, retryAfterMs: Math.max(1, this.times[k]! + windowMs - t) };
+  }
+}

@@ -21,6 +21,8 @@ const nicIpConfig = z.looseObject({
     subnet: subResource.optional(),
     primary: z.boolean().nullish(),
     privateIPAddressVersion: z.string().nullish(),
+    privateIPAddressPrefixLength: z.number().int().nullish(),
+    publicIPAddress: subResource.nullish(),
   }).optional(),
 });
 
@@ -40,6 +42,9 @@ const vmssIpConfig = z.looseObject({
     subnet: subResource.optional(),
     primary: z.boolean().nullish(),
     privateIPAddressVersion: z.string().nullish(),
+    /** Compute API 2026-07-02 and later: the scale-set VM model carries the block size. */
+    privateIPAddressPrefixLength: z.number().int().nullish(),
+    publicIPAddressConfiguration: z.looseObject({}).nullish(),
   }).optional(),
 });
 
@@ -74,6 +79,8 @@ export function desiredFromNicPut(body: z.infer<typeof nicPutSchema>): DesiredIp
     if (p.subnet?.id) d.subnetId = p.subnet.id;
     if (p.primary !== undefined && p.primary !== null) d.primary = p.primary;
     if (p.privateIPAddressVersion) d.version = p.privateIPAddressVersion;
+    if (typeof p.privateIPAddressPrefixLength === 'number') d.prefixLength = p.privateIPAddressPrefixLength;
+    if (p.publicIPAddress) d.publicIp = true;
     return d;
   });
 }
@@ -85,6 +92,8 @@ export function desiredFromVmssNicConfig(ipConfigs: Array<z.infer<typeof vmssIpC
     if (p.subnet?.id) d.subnetId = p.subnet.id;
     if (p.primary !== undefined && p.primary !== null) d.primary = p.primary;
     if (p.privateIPAddressVersion) d.version = p.privateIPAddressVersion;
+    if (typeof p.privateIPAddressPrefixLength === 'number') d.prefixLength = p.privateIPAddressPrefixLength;
+    if (p.publicIPAddressConfiguration) d.publicIp = true;
     return d;
   });
 }

@@ -70,3 +70,19 @@ test('removeVM and destroy leave no namespaces behind', async (t) => {
   await f.destroy();
   t.deepEqual(readdirSync('/run/netns').filter((n) => n.startsWith(`${f.prefix}-`)), []);
 });
+
+test('a block ip-config: the fabric delivers every address of the /28 to the NIC holding it, and none once it is gone', async (t) => {
+  const f = await createFabric(opts);
+  t.teardown(() => f.destroy());
+  const a = await f.addVM({ name: 'a', mac: '00:0d:3a:00:00:0a', primaryIP: '10.60.0.4' });
+  const b = await f.addVM({ name: 'b', mac: '00:0d:3a:00:00:0b', primaryIP: '10.60.4.4' });
+  for (const ip of ['10.60.4.16', '10.60.4.23', '10.60.4.31']) await f.exec(b.netns, ['ip', 'addr', 'add', `${ip}/32`, 'dev', 'lo']);
+  await f.exec(b.netns, ['ip', 'addr', 'add', '10.60.4.32/32', 'dev', 'lo']);
+  await f.setNicIPs('b', ['10.60.4.16/28']);
+  t.is(f.nicIPs('b').length, 16);
+  for (const ip of ['10.60.4.16', '10.60.4.23', '10.60.4.31']) t.true(await pingEventually(a.netns, ip), ip);
+  t.false(await ping(a.netns, '10.60.4.32'), 'the next block is not b\'s');
+  await t.throwsAsync(f.setNicIPs('a', ['10.60.4.20']), { message: /already on b's NIC/ });
+  await f.setNicIPs('b', []);
+  t.false(await ping(a.netns, '10.60.4.23'));
+});

@@ -20,7 +20,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { azureGateway, cidrContains, parseCIDR } from '../../crds/ipv4.js';
+import { azureGateway, cidrContains, intToIp, parseCIDR } from '../../crds/ipv4.js';
 import { ipBatch, ipBatchTolerant, run, runRaw } from './exec.js';
 import type { NodeNetwork } from './types.js';
 
@@ -170,14 +170,16 @@ export class Fabric {
   }
 
   /**
-   * The NIC's secondary ip-configs, as Azure has them now (the primary IP is implicit). The fabric
-   * delivers exactly these IPs to the VM from now on. An IP held by another NIC is refused, as by Azure.
+   * The NIC's secondary ip-configs, as Azure has them now (the primary IP is implicit): addresses, or
+   * blocks as Azure shows them ("10.1.2.16/28"), whose every address the fabric delivers to the NIC, as
+   * Azure does for a block ip-config. The fabric delivers exactly these IPs to the VM from now on. An IP
+   * held by another NIC is refused, as by Azure.
    */
   async setNicIPs(vmName: string, ips: string[]): Promise<void> {
     await this.serial(async () => {
       const port = this.ports.get(vmName);
       if (!port?.vm) throw new Error(`fabric-sim: no VM ${vmName}`);
-      const want = new Set(ips.filter((ip) => ip !== port.vm!.primaryIP));
+      const want = new Set(expandBlocks(ips).filter((ip) => ip !== port.vm!.primaryIP));
       for (const ip of want) {
         if (!this.vnetPrefixes.some((p) => cidrContains(parseCIDR(p), ip))) throw new Error(`fabric-sim: ${ip} is outside the VNet`);
         for (const [name, other] of this.ports) {
@@ -287,3 +289,12 @@ async function ipBatchTolerantLines(ns: string, lines: string[]): Promise<void> 
 }
 
 export const createFabric = (opts: FabricOptions): Promise<Fabric> => Fabric.create(opts);
+
+/** Addresses as they are; each block ("a.b.c.d/28") as every address in it. */
+export function expandBlocks(entries: readonly string[]): string[] {
+  return entries.flatMap((e) => {
+    if (!e.includes('/')) return [e];
+    const c = parseCIDR(e);
+    return Array.from({ length: c.size }, (_, i) => intToIp(c.network + i));
+  });
+}

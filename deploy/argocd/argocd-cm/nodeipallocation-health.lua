@@ -4,10 +4,11 @@
 --   Progressing: no status yet, status for an older generation, or Ready=False while IPs are being added.
 --   Degraded:    Ready=False for a reason that waiting does not fix (no NIC, bad providerID, full subnet,
 --                a NIC that may not hold ip-configs of the pool's subnet next to its own,
---                an Azure error that is not a race: authorization, a bad request, an outage).
+--                an Azure error that is not a race: authorization, a bad request, an outage,
+--                a Block pool this controller version does not serve yet).
 --   Healthy:     Ready=True.
 local hs = {}
-local permanent = { NICNotFound = true, InvalidProviderID = true, SubnetFull = true, AzureError = true, SubnetNotAllowedOnNIC = true }
+local permanent = { NICNotFound = true, InvalidProviderID = true, SubnetFull = true, AzureError = true, SubnetNotAllowedOnNIC = true, BlockModeNotServed = true }
 
 local generation = 0
 if obj.metadata ~= nil and obj.metadata.generation ~= nil then generation = obj.metadata.generation end
