@@ -51,7 +51,60 @@ export interface SandboxNode {
   azure: ScenarioNode;
   vm: SimVM;
   socket: string;
-  agent: ChildProcess;
+  /** The node agent's process; kill() and start() it to simulate a crash and a restart. */
+  agent: SandboxProcess;
+  /** The agent's --state-dir (its allocations.json). */
+  stateDir: string;
+}
+
+/**
+ * A component the sandbox runs as a process of its own (the controller, each node agent), with a handle to
+ * crash it (SIGKILL) and start it again with the same arguments, as a DaemonSet or Deployment would.
+ */
+export class SandboxProcess {
+  private current: ChildProcess;
+  private expectingExit = false;
+  /** How many times it was started (1 after the sandbox starts). */
+  starts = 0;
+
+  constructor(readonly name: string, private readonly spawnIt: () => ChildProcess, private readonly logFile: string, private readonly quiet: () => boolean) {
+    this.current = this.launch();
+  }
+
+  get child(): ChildProcess { return this.current; }
+  get pid(): number | undefined { return this.current.pid; }
+  get running(): boolean { return this.current.exitCode === null && this.current.signalCode === null; }
+
+  /** Sends `signal` (SIGKILL: a crash) and resolves once the process has exited. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (!this.running) return;
+    this.expectingExit = true;
+    const exited = new Promise<void>((resolve) => this.current.once('exit', () => resolve()));
+    this.current.kill(signal);
+    await exited;
+  }
+
+  /** Starts it again with the same arguments (it must have exited). */
+  start(): void {
+    if (this.running) throw new Error(`sandbox: ${this.name} is still running (pid ${this.pid})`);
+    this.current = this.launch();
+  }
+
+  /** SIGTERM, then SIGKILL after 10 s: a graceful stop. */
+  stop(): Promise<void> {
+    this.expectingExit = true;
+    return stopChild(this.current);
+  }
+
+  private launch(): ChildProcess {
+    const child = this.spawnIt();
+    this.starts++;
+    this.expectingExit = false;
+    child.on('exit', (code, signal) => {
+      if (!this.quiet() && !this.expectingExit) process.stderr.write(`sandbox: ${this.name} exited (${signal ?? code}); see ${this.logFile}\n`);
+    });
+    return child;
+  }
 }
 
 export interface Pod {
@@ -86,8 +139,10 @@ function checkPodSubnet(cidr: string): string {
 
 export class Sandbox {
   readonly pods = new Map<string, Pod>();
-  private readonly children: ChildProcess[] = [];
+  private readonly processes: SandboxProcess[] = [];
   private closing = false;
+  /** The controller's process (leader election off: the only replica). */
+  controller!: SandboxProcess;
 
   private constructor(
     readonly azure: AzureEmulator,
@@ -157,7 +212,7 @@ export class Sandbox {
       say(`starting the real controller (leader election off: one replica) as ${PODVNET_NAMESPACE}/podvnet-controller`);
       const caFile = path.join(workDir, 'azure-ca.pem');
       writeFileSync(caFile, azure.ca);
-      sandbox.startProcess('controller', [path.join(repo, 'controllers/main.ts'),
+      sandbox.controller = sandbox.startProcess('controller', [path.join(repo, 'controllers/main.ts'),
         '--kubeconfig', kubeconfigAs('controller', kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-controller')),
         '--azure-endpoint', azure.url, '--azure-ca-file', caFile,
         '--credential', 'emulator', '--http-port', '0', '--http-host', '127.0.0.1', '--leader-elect', 'false',
@@ -174,7 +229,7 @@ export class Sandbox {
           '--host-netns', vm.netnsPath,
           '--socket', socket, '--cnm-socket=', '--state-dir', path.join(dir, 'state'), '--metrics-address', '127.0.0.1:0',
           '--cooldown-ms', '1000', '--sync-interval-ms', '200']);
-        nodes.push({ name: m.nodeName, azure: m, vm, socket, agent });
+        nodes.push({ name: m.nodeName, azure: m, vm, socket, agent, stateDir: path.join(dir, 'state') });
       }
       // the agents listen once they have loaded their state; a runtime would not schedule pods before
       await sandbox.waitFor('every agent\'s CNI socket', async () => nodes.every((n) => existsSync(n.socket)), 60_000);
@@ -223,12 +278,18 @@ export class Sandbox {
     this.pods.delete(podName);
   }
 
-  cni(node: SandboxNode, command: 'ADD' | 'DEL' | 'CHECK' | 'STATUS', containerId: string, netns: string): Promise<CniCall> {
+  /**
+   * One CNI call through the real forwarder. `podName` defaults to the container ID (a runtime retrying a
+   * pod makes a new sandbox, so a new container ID, for the same pod name). With `deadlineMs` the plugin is
+   * SIGKILLed when it runs longer (exit code 137), as a runtime's own timeout would.
+   */
+  cni(node: SandboxNode, command: 'ADD' | 'DEL' | 'CHECK' | 'STATUS', containerId: string, netns: string, opts: { podName?: string; deadlineMs?: number } = {}): Promise<CniCall> {
     const conf = { cniVersion: '1.1.0', name: 'podvnet', type: 'podvnet-cni', agentSocket: node.socket };
+    const wrap = opts.deadlineMs === undefined ? [] : ['timeout', '-s', 'KILL', `${Math.ceil(opts.deadlineMs / 1000)}`];
     return invokePlugin(FORWARDER, {
       CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni',
-      CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${containerId};IgnoreUnknown=1`,
-    }, JSON.stringify(conf));
+      CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${opts.podName ?? containerId};IgnoreUnknown=1`,
+    }, JSON.stringify(conf), {}, wrap);
   }
 
   /** The node's record as the API server has it. */
@@ -246,25 +307,27 @@ export class Sandbox {
     }
   }
 
-  private startProcess(name: string, args: string[]): ChildProcess {
-    const log = createWriteStream(path.join(this.logDir, `${name}.log`));
-    const child = spawn(process.execPath, ['--loader', 'ts-node/esm', '--no-warnings', ...args], {
-      cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PODVNET_LOG_LEVEL: process.env.PODVNET_LOG_LEVEL ?? 'info' },
-    });
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
-    child.on('exit', (code, signal) => {
-      if (!this.closing) process.stderr.write(`sandbox: ${name} exited (${signal ?? code}); see ${path.join(this.logDir, `${name}.log`)}\n`);
-    });
-    this.children.push(child);
-    return child;
+  private startProcess(name: string, args: string[]): SandboxProcess {
+    const logFile = path.join(this.logDir, `${name}.log`);
+    // appended to, so a restarted process's log follows its predecessor's
+    const log = createWriteStream(logFile);
+    const p = new SandboxProcess(name, () => {
+      const child = spawn(process.execPath, ['--loader', 'ts-node/esm', '--no-warnings', ...args], {
+        cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PODVNET_LOG_LEVEL: process.env.PODVNET_LOG_LEVEL ?? 'info' },
+      });
+      child.stdout!.pipe(log, { end: false });
+      child.stderr!.pipe(log, { end: false });
+      return child;
+    }, logFile, () => this.closing);
+    this.processes.push(p);
+    return p;
   }
 
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     for (const pod of [...this.pods.values()]) await this.deletePod(pod.name).catch(() => undefined);
-    await Promise.all(this.children.map((c) => stopChild(c)));
+    await Promise.all(this.processes.map((p) => p.stop()));
     this.stopFabricSync();
     await this.fabric.destroy();
     await this.kube.close();
