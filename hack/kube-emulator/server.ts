@@ -22,6 +22,10 @@ export interface Fault {
   message?: string;
   retryAfterSeconds?: number;
   times?: number;
+  /** Instead of a count: every matching request fails until this many ms have passed (an outage). */
+  forMs?: number;
+  /** Set when injected with forMs: when the outage ends. */
+  until?: number;
 }
 
 /** A request authorization refused: its attributes and the 403 message. */
@@ -156,10 +160,13 @@ export class Handler {
   };
 
   private takeFault(method: string, path: string): Fault | undefined {
+    const now = Date.now();
+    for (let k = this.faults.length - 1; k >= 0; k--) if (this.faults[k]!.until !== undefined && this.faults[k]!.until! <= now) this.faults.splice(k, 1);
     const i = this.faults.findIndex((f) => (!f.method || f.method.toUpperCase() === method)
       && (!f.path || (typeof f.path === 'string' ? f.path === path : f.path.test(path))));
     if (i < 0) return undefined;
     const f = this.faults[i]!;
+    if (f.until !== undefined) return f;
     const left = (f.times ?? 1) - 1;
     if (left <= 0) this.faults.splice(i, 1); else f.times = left;
     return f;

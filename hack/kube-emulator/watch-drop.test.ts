@@ -69,3 +69,33 @@ test('an informer re-lists and re-watches across repeated drops while objects ar
   t.true(await until(() => inf.list().length === written), `the informer caught up: ${inf.list().length} of ${written}`);
   t.deepEqual(uncaught.map(String), []);
 });
+
+test('restart(downMs): watches end, requests are 503 for the outage, old resourceVersions are 410 Gone after it', async (t) => {
+  const emu = await withEmulator(t);
+  const before = await call(emu, 'GET', '/api/v1/nodes');
+  const w = openWatch(emu, `/api/v1/nodes?watch=true&resourceVersion=${before.json.metadata.resourceVersion}`);
+  await emu.api.create(emu.api.type('', 'v1', 'nodes'), '', node('a'), {});
+  await w.next(1);
+  emu.restart(2000);
+  t.true(await until(() => w.ended), 'the watch ended');
+  const down = await call(emu, 'GET', '/api/v1/nodes');
+  t.is(down.status, 503);
+  t.is(down.json.reason, 'ServiceUnavailable');
+  await new Promise((r) => setTimeout(r, 2100));
+  const up = await call(emu, 'GET', '/api/v1/nodes');
+  t.is(up.status, 200, 'back after downMs');
+  const old = openWatch(emu, `/api/v1/nodes?watch=true&resourceVersion=${before.json.metadata.resourceVersion}`);
+  const ev = await old.next(1);
+  t.is(ev[0].type, 'ERROR');
+  t.is(ev[0].object.code, 410);
+});
+
+test('a fault with forMs fails every matching request until it expires', async (t) => {
+  const emu = await withEmulator(t);
+  emu.injectFault({ path: '/api/v1/nodes', code: 429, retryAfterSeconds: 1, forMs: 2000 });
+  t.is((await call(emu, 'GET', '/api/v1/nodes')).status, 429);
+  t.is((await call(emu, 'GET', '/api/v1/nodes')).status, 429, 'not used up by one request');
+  t.is((await call(emu, 'GET', '/api/v1/namespaces')).status, 200, 'other paths are served');
+  await new Promise((r) => setTimeout(r, 2100));
+  t.is((await call(emu, 'GET', '/api/v1/nodes')).status, 200);
+});
