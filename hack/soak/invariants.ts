@@ -84,7 +84,8 @@ export function checkLive(input: {
     }
     const n = k.neighbours.find((x) => x.ip === p.ip);
     if (!n || !n.permanent || n.mac?.toLowerCase() !== p.mac.toLowerCase()) {
-      out.push({ kind: 'antispoof-neighbour-missing', detail: `${p.node}: the neighbour entry for ${p.name}'s ${p.ip} on the bridge is ${n ? `${n.permanent ? 'permanent' : 'not permanent'} with ${n.mac ?? 'no MAC'}` : 'missing'}, not permanent with ${p.mac}` });
+      const is = n ? `${n.permanent ? 'permanent' : 'not permanent'}, ${n.mac ? `with ${n.mac}` : 'with no MAC'}` : 'missing';
+      out.push({ kind: 'antispoof-neighbour-missing', detail: `${p.node}: the neighbour entry for ${p.name}'s ${p.ip} on the bridge is ${is}; it must be permanent with ${p.mac}` });
     }
   }
   return out;
