@@ -145,5 +145,16 @@ async function crash(p: SandboxProcess, downMs: number, sleep: (ms: number) => P
   try { await run; } finally { crashing.delete(p); }
 }
 
+/**
+ * The next fault: a class first (process crash, API server, Azure: a third each), then a kind in it, so a
+ * class with many kinds is not drawn more often; a class with an episode under way gives way to crashes.
+ */
+export function pickFault(rng: Prng, azureBusy: boolean, kubeBusy: boolean): FaultKind {
+  let cls = rng.pick(['process', 'kube', 'azure'] as const);
+  if ((cls === 'azure' && azureBusy) || (cls === 'kube' && kubeBusy)) cls = 'process';
+  const kinds = FAULT_KINDS.filter((k) => (cls === 'azure' ? isAzureFault(k) : cls === 'kube' ? isKubeFault(k) : !isAzureFault(k) && !isKubeFault(k)));
+  return rng.pick(kinds);
+}
+
 export const isAzureFault = (k: FaultKind): boolean => k.startsWith('azure-');
 export const isKubeFault = (k: FaultKind): boolean => k.startsWith('kube-');

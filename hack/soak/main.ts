@@ -24,10 +24,20 @@ const summaries: string[] = [];
 for (const seed of seeds) {
   const replay = `npm run soak -- --seed ${seed} --minutes ${values.minutes}${values['no-faults'] ? ' --no-faults' : ''}`;
   console.log(`soak: seed ${seed} (replay: ${replay})`);
-  const r = await runSoak({
-    seed, durationMs: minutes * 60_000, faults: !values['no-faults'], settleTimeoutMs: Number(values['settle-seconds']) * 1000,
-    log: (l) => { if (values.verbose || l.startsWith('VIOLATION') || l.startsWith('soak:')) console.log(l); },
-  });
+  let r;
+  try {
+    r = await runSoak({
+      seed, durationMs: minutes * 60_000, faults: !values['no-faults'], settleTimeoutMs: Number(values['settle-seconds']) * 1000,
+      log: (l) => { if (values.verbose || l.startsWith('VIOLATION') || l.startsWith('soak:')) console.log(l); },
+    });
+  } catch (e) {
+    // not a verdict on PodVNet: the sandbox could not be run (e.g. a machine too loaded to start it)
+    const line = `soak seed ${seed}: ERROR, could not run: ${(e as Error).message}`;
+    console.log(`${line}\n  replay: ${replay}`);
+    summaries.push(line);
+    failed++;
+    continue;
+  }
   const lines = summarize(r, replay);
   console.log(lines.join('\n'));
   summaries.push(lines[0]!);

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { Sandbox, type SandboxNode } from '../sandbox/sandbox.js';
 import { hostVethName, podMACs } from '../../node-plugin/datapath/names.js';
 import { ping } from '../../node-plugin/datapath/testkit.js';
-import { FAULT_KINDS, isAzureFault, isKubeFault, runFault, type FaultEpisode, type FaultKind } from './faults.js';
+import { isAzureFault, isKubeFault, pickFault, runFault, type FaultEpisode, type FaultKind } from './faults.js';
 import { checkLive, checkSettled, cniOutcome, percentile, type LivePod, type Violation, type ViolationKind } from './invariants.js';
 import { agentState, ipOwners, kernelView, recordDemand } from './observe.js';
 import { Prng } from './prng.js';
@@ -101,7 +101,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   log(`soak: seed ${o.seed}, ${Math.round(o.durationMs / 1000)} s of churn, faults ${o.faults ? 'on' : 'off'}; logs in ${logDir}`);
 
   const sandbox = await Sandbox.start({
-    vms: o.vms, scaleSetInstances: o.scaleSetInstances, logDir,
+    vms: o.vms, scaleSetInstances: o.scaleSetInstances, logDir, startTimeoutMs: 180_000,
     pool: { ipsPerNode: { min: o.poolMinimum, max: o.poolMaximum }, scaling: { batchSize: o.batchSize, requestThresholdPercent: 50, releaseThresholdPercent: 150 } },
   });
   const t0 = Date.now();
@@ -254,8 +254,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       while (Date.now() < churnEnd - 5000) {
         await sleep(faultRng.int(Math.round(o.meanFaultGapMs / 2), Math.round(o.meanFaultGapMs * 1.5)));
         if (Date.now() >= churnEnd - 5000) break;
-        const choices = FAULT_KINDS.filter((k) => !(isAzureFault(k) && azureBusy) && !(isKubeFault(k) && kubeBusy));
-        const kind = faultRng.pick(choices);
+        const kind = pickFault(faultRng, azureBusy, kubeBusy);
         const ep: FaultEpisode = { kind, what: kind, startedAt: Date.now() };
         episodes.push(ep);
         faultCounts[kind] = (faultCounts[kind] ?? 0) + 1;
