@@ -9,7 +9,7 @@ import { runSoak } from './soak.js';
  * while the soak looks), as a double hand-out of one IP would leave it. Root only (network namespaces).
  */
 test.serial('a duplicate allocation planted into an agent\'s state is reported as duplicate-ip, naming the IP and both holders', async (t) => {
-  t.timeout(300_000);
+  t.timeout(600_000);
   let planted: { node: string; ip: string; holder: string } | undefined;
   const r = await runSoak({
     seed: 11, durationMs: 25_000, faults: false, settleTimeoutMs: 30_000,
