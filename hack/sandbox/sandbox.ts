@@ -44,7 +44,7 @@ export interface SandboxOptions {
   logDir?: string;
   /** Called for each step worth telling a person about. */
   say?: (line: string) => void;
-  /** How long the agents have to start listening (default 60 s; more on a loaded machine). */
+  /** How long the agents have to start listening (default 180 s: on a loaded 2-core machine an agent takes up to a minute to import its Kubernetes client under ts-node). */
   startTimeoutMs?: number;
 }
 
@@ -234,7 +234,7 @@ export class Sandbox {
         nodes.push({ name: m.nodeName, azure: m, vm, socket, agent, stateDir: path.join(dir, 'state') });
       }
       // the agents listen once they have loaded their state; a runtime would not schedule pods before
-      await sandbox.waitFor('every agent\'s CNI socket', async () => nodes.every((n) => existsSync(n.socket)), opts.startTimeoutMs ?? 60_000);
+      await sandbox.waitFor('every agent\'s CNI socket', async () => nodes.every((n) => existsSync(n.socket)), opts.startTimeoutMs ?? 180_000);
       return sandbox;
     } catch (e) {
       if (sandbox) await sandbox.close();
