@@ -4,7 +4,7 @@ import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync,
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Sandbox, type ComponentLaunch } from '../hack/sandbox/sandbox.js';
+import { Sandbox, type ComponentLaunch, type SandboxProcess } from '../hack/sandbox/sandbox.js';
 import { build, find } from '../deploy/lib/manifests.js';
 import { pingEventually } from '../node-plugin/datapath/testkit.js';
 import { cidrContains, parseCIDR } from '../crds/ipv4.js';
@@ -126,7 +126,7 @@ test.serial('the controller and the agent run from the image with the manifests\
   const containers: Record<string, { container: string; ready: RegExp; log: string }> = {};
   const waits: Promise<void>[] = [];
 
-  const launch = (l: ComponentLaunch, sandbox: Sandbox): ChildProcess => {
+  const launch = (l: ComponentLaunch, sandbox: Sandbox): SandboxProcess => {
     const dir = path.join(work, l.name);
     const sa = path.join(dir, 'serviceaccount');
     mkdirSync(sa, { recursive: true, mode: 0o755 });

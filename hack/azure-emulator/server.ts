@@ -127,14 +127,14 @@ export class AzureEmulator {
     writeFileSync(emu.caPath, emu.ca);
     if (opts.scenario) emu.loadScenario(opts.scenario);
     const host = opts.host ?? '127.0.0.1';
-    emu.server = createHttpsServer({ key: emu.tls.key, cert: emu.tls.cert, keepAlive: true }, (req, res) => { void emu.handle(req, res, false); });
+    emu.server = createHttpsServer({ key: emu.tls.key, cert: emu.tls.cert, keepAlive: true }, (req, res) => { emu.serve(req, res, false); });
     // Node closes idle keep-alive sockets after 5 s, racing clients that reuse them (ECONNRESET); ARM keeps them longer.
     emu.server.keepAliveTimeout = 120_000;
     emu.server.headersTimeout = 121_000;
     await listen(emu.server, opts.port ?? 0, host);
     emu.url = `https://${hostForUrl(host)}:${(emu.server.address() as AddressInfo).port}`;
     if (opts.adminHttpPort !== undefined) {
-      emu.adminServer = createHttpServer((req, res) => { void emu.handle(req, res, true); });
+      emu.adminServer = createHttpServer((req, res) => { emu.serve(req, res, true); });
       await listen(emu.adminServer, opts.adminHttpPort, host);
       emu.adminUrl = `http://${hostForUrl(host)}:${(emu.adminServer.address() as AddressInfo).port}`;
     }
@@ -296,6 +296,15 @@ export class AzureEmulator {
   }
 
   // ---- request pipeline ----
+
+  /**
+   * A request's whole life; nothing it throws may escape into the hosting process (an unhandled rejection
+   * ends a Node process): a reply that cannot be written, e.g. to a client already gone, ends that socket.
+   */
+  private serve(req: IncomingMessage, res: ServerResponse, adminOnly: boolean): void {
+    res.on('error', () => res.destroy());
+    this.handle(req, res, adminOnly).catch(() => res.destroy());
+  }
 
   private async handle(req: IncomingMessage, res: ServerResponse, adminOnly: boolean): Promise<void> {
     const requestId = randomUUID();

@@ -73,7 +73,9 @@ export interface KubeEmulator {
   api: Api;
   /** Ends every open watch stream from the server side (as an API server restart would). */
   dropWatches(): void;
-  /** Scripts failures: the next `times` (default 1) matching requests get the error, e.g. 429 with Retry-After. */
+  /** Simulates a restart: drops every watch, compacts the history (old resourceVersions are 410 Gone), answers 503 for downMs. */
+  restart(downMs: number): void;
+  /** Scripts failures: the next `times` (default 1) matching requests get the error, e.g. 429 with Retry-After; with forMs, every matching request for that long. */
   injectFault(fault: Fault): void;
   /** Removes all scripted failures not yet used. */
   clearFaults(): void;
@@ -139,7 +141,14 @@ export async function startKubeEmulator(options: EmulatorOptions = {}): Promise<
   return {
     url, token, caPem, kubeconfigPath, api, store,
     dropWatches: () => handler.closeWatches(),
-    injectFault: (f: Fault) => { handler.faults.push({ ...f }); },
+    injectFault: (f: Fault) => { handler.faults.push({ ...f, ...(f.forMs !== undefined ? { until: Date.now() + f.forMs } : {}) }); },
+    restart(downMs: number) {
+      // what clients of a restarting API server see: every watch ends, the history is gone (a watch from
+      // an old resourceVersion is 410 Gone), and every request is 503 until it is back
+      handler.faults.push({ code: 503, message: 'the API server is restarting', until: Date.now() + downMs });
+      handler.closeWatches();
+      store.compact(store.currentRV());
+    },
     clearFaults: () => { handler.faults.length = 0; },
     denials: handler.denials,
     kubeConfig(as?: string) {

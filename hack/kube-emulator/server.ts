@@ -22,6 +22,10 @@ export interface Fault {
   message?: string;
   retryAfterSeconds?: number;
   times?: number;
+  /** Instead of a count: every matching request fails until this many ms have passed (an outage). */
+  forMs?: number;
+  /** Set when injected with forMs: when the outage ends. */
+  until?: number;
 }
 
 /** A request authorization refused: its attributes and the 403 message. */
@@ -133,7 +137,8 @@ function writeOptions(q: URLSearchParams, subresource: string | undefined): Writ
 }
 
 export class Handler {
-  private watches = new Set<ServerResponse>();
+  /** Open watch streams, each with the function that ends it (and detaches it from the store at once). */
+  private watches = new Map<ServerResponse, () => void>();
   readonly faults: Fault[] = [];
   /** Requests refused by authorization (the latest 10,000), for tests of least privilege. */
   readonly denials: Denial[] = [];
@@ -142,7 +147,7 @@ export class Handler {
   constructor(private readonly api: Api, private readonly opts: ServerOptions) {}
 
   closeWatches(): void {
-    for (const w of this.watches) w.end();
+    for (const end of [...this.watches.values()]) end();
     this.watches.clear();
   }
 
@@ -155,10 +160,13 @@ export class Handler {
   };
 
   private takeFault(method: string, path: string): Fault | undefined {
+    const now = Date.now();
+    for (let k = this.faults.length - 1; k >= 0; k--) if (this.faults[k]!.until !== undefined && this.faults[k]!.until! <= now) this.faults.splice(k, 1);
     const i = this.faults.findIndex((f) => (!f.method || f.method.toUpperCase() === method)
       && (!f.path || (typeof f.path === 'string' ? f.path === path : f.path.test(path))));
     if (i < 0) return undefined;
     const f = this.faults[i]!;
+    if (f.until !== undefined) return f;
     const left = (f.times ?? 1) - 1;
     if (left <= 0) this.faults.splice(i, 1); else f.times = left;
     return f;
@@ -494,8 +502,30 @@ export class Handler {
       res.end(`${JSON.stringify({ type: 'ERROR', object: st })}\n`);
       return;
     }
-    this.watches.add(res);
-    const write = (s: string): void => { res.write(`${s}\n`); };
+    // An ended stream is inert: ending it detaches it from the store and its timers in the same tick, and
+    // every write checks first. (A stream ended by dropWatches stays subscribed until its 'close' event; a
+    // store event in between used to write after end, an uncaught 'error' that took the hosting process down.)
+    let ended = false;
+    const timers: NodeJS.Timeout[] = [];
+    let unsubscribe = (): void => undefined;
+    const detach = (): void => {
+      unsubscribe();
+      for (const tm of timers) clearInterval(tm);
+      this.watches.delete(res);
+    };
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      detach();
+      if (!res.writableEnded && !res.destroyed) res.end();
+    };
+    const write = (s: string): void => {
+      if (ended || res.writableEnded || res.destroyed) return;
+      res.write(`${s}\n`);
+    };
+    // a client gone mid-write (EPIPE, ECONNRESET) ends the stream; it is not the host's error
+    res.on('error', end);
+    this.watches.set(res, end);
     const forward = (e: StoreEvent): void => {
       if (!inScope(e)) return;
       const type = this.api.watchEventType(t, sel, e);
@@ -512,23 +542,19 @@ export class Handler {
     const unsubscribeObjects = store.subscribe(t.bucket, forward);
     // a custom resource's watches end when its CRD goes away
     const unsubscribeCrd = t.crdName
-      ? store.subscribe('apiextensions.k8s.io/customresourcedefinitions', (e) => { if (e.type === 'DELETED' && e.obj.metadata.name === t.crdName) res.end(); })
+      ? store.subscribe('apiextensions.k8s.io/customresourcedefinitions', (e) => { if (e.type === 'DELETED' && e.obj.metadata.name === t.crdName) end(); })
       : () => true;
-    const unsubscribe = (): void => { unsubscribeObjects(); unsubscribeCrd(); };
-    const timers: NodeJS.Timeout[] = [];
+    unsubscribe = (): void => { unsubscribeObjects(); unsubscribeCrd(); };
+    if (ended) { detach(); return; }
     if (bookmarks) {
       timers.push(setInterval(() => {
         write(JSON.stringify({ type: 'BOOKMARK', object: { kind: t.kind, apiVersion: apiVersionOf(t), metadata: { resourceVersion: String(store.currentRV()) } } }));
       }, this.opts.bookmarkIntervalMs));
     }
-    if (timeoutSec > 0) timers.push(setTimeout(() => res.end(), timeoutSec * 1000));
-    const cleanup = (): void => {
-      unsubscribe();
-      for (const tm of timers) clearInterval(tm);
-      this.watches.delete(res);
-    };
-    res.on('close', cleanup);
-    req.on('close', cleanup);
+    if (timeoutSec > 0) timers.push(setTimeout(end, timeoutSec * 1000));
+    const closed = (): void => { ended = true; detach(); };
+    res.on('close', closed);
+    req.on('close', closed);
   }
 }
 

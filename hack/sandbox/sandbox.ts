@@ -49,7 +49,7 @@ export interface ComponentLaunch {
 
 export interface SandboxOptions {
   /** Starts a component; returns its process (stopped with SIGTERM by close()). Default: node dist/... */
-  launch?: (l: ComponentLaunch, sandbox: Sandbox) => ChildProcess;
+  launch?: (l: ComponentLaunch, sandbox: Sandbox) => SandboxProcess;
   /** Standalone VMs and scale-set instances (both kinds exercise their own NIC update path). */
   vms?: number;
   scaleSetInstances?: number;
@@ -65,6 +65,8 @@ export interface SandboxOptions {
   logDir?: string;
   /** Called for each step worth telling a person about. */
   say?: (line: string) => void;
+  /** How long the agents have to start listening (default 180 s: on a loaded 2-core machine an agent takes up to a minute to import its Kubernetes client under ts-node). */
+  startTimeoutMs?: number;
 }
 
 export interface SandboxNode {
@@ -72,7 +74,60 @@ export interface SandboxNode {
   azure: ScenarioNode;
   vm: SimVM;
   socket: string;
-  agent: ChildProcess;
+  /** The node agent's process; kill() and start() it to simulate a crash and a restart. */
+  agent: SandboxProcess;
+  /** The agent's --state-dir (its allocations.json). */
+  stateDir: string;
+}
+
+/**
+ * A component the sandbox runs as a process of its own (the controller, each node agent), with a handle to
+ * crash it (SIGKILL) and start it again with the same arguments, as a DaemonSet or Deployment would.
+ */
+export class SandboxProcess {
+  private current: ChildProcess;
+  private expectingExit = false;
+  /** How many times it was started (1 after the sandbox starts). */
+  starts = 0;
+
+  constructor(readonly name: string, private readonly spawnIt: () => ChildProcess, private readonly logFile: string, private readonly quiet: () => boolean) {
+    this.current = this.launch();
+  }
+
+  get child(): ChildProcess { return this.current; }
+  get pid(): number | undefined { return this.current.pid; }
+  get running(): boolean { return this.current.exitCode === null && this.current.signalCode === null; }
+
+  /** Sends `signal` (SIGKILL: a crash) and resolves once the process has exited. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (!this.running) return;
+    this.expectingExit = true;
+    const exited = new Promise<void>((resolve) => this.current.once('exit', () => resolve()));
+    this.current.kill(signal);
+    await exited;
+  }
+
+  /** Starts it again with the same arguments (it must have exited). */
+  start(): void {
+    if (this.running) throw new Error(`sandbox: ${this.name} is still running (pid ${this.pid})`);
+    this.current = this.launch();
+  }
+
+  /** SIGTERM, then SIGKILL after 10 s: a graceful stop. */
+  stop(): Promise<void> {
+    this.expectingExit = true;
+    return stopChild(this.current);
+  }
+
+  private launch(): ChildProcess {
+    const child = this.spawnIt();
+    this.starts++;
+    this.expectingExit = false;
+    child.on('exit', (code, signal) => {
+      if (!this.quiet() && !this.expectingExit) process.stderr.write(`sandbox: ${this.name} exited (${signal ?? code}); see ${this.logFile}\n`);
+    });
+    return child;
+  }
 }
 
 export interface Pod {
@@ -107,10 +162,12 @@ function checkPodSubnet(cidr: string): string {
 
 export class Sandbox {
   readonly pods = new Map<string, Pod>();
-  private readonly children: ChildProcess[] = [];
+  private readonly processes: SandboxProcess[] = [];
   /** host:port of each process's /metrics, from its start-up log line, by process name. */
   private readonly metricsAt = new Map<string, string>();
   private closing = false;
+  /** The controller's process (leader election off: the only replica). */
+  controller!: SandboxProcess;
 
   private constructor(
     readonly azure: AzureEmulator,
@@ -182,9 +239,9 @@ export class Sandbox {
       const caFile = path.join(workDir, 'azure-ca.pem');
       writeFileSync(caFile, azure.ca);
       const started = sandbox;
-      const launch = (l: ComponentLaunch): ChildProcess => opts.launch ? opts.launch(l, started)
+      const launch = (l: ComponentLaunch): SandboxProcess => opts.launch ? opts.launch(l, started)
         : started.startProcess(l.name, [distPath(l.command), '--kubeconfig', kubeconfigAs(l.name, l.serviceAccount.token), ...l.args]);
-      launch({
+      sandbox.controller = launch({
         name: 'controller', command: 'controller', kube: { url: kube.url, caPem: kube.caPem }, logDir,
         serviceAccount: { namespace: PODVNET_NAMESPACE, name: 'podvnet-controller', token: kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-controller') },
         args: ['--azure-endpoint', azure.url, '--azure-ca-file', caFile,
@@ -205,10 +262,10 @@ export class Sandbox {
             '--socket', socket, '--cnm-socket=', '--state-dir', path.join(dir, 'state'), '--del-queue-dir', path.join(dir, 'del-queue'), '--metrics-address', '127.0.0.1:0',
             '--cooldown-ms', '1000', '--sync-interval-ms', '200'],
         });
-        nodes.push({ name: m.nodeName, azure: m, vm, socket, agent });
+        nodes.push({ name: m.nodeName, azure: m, vm, socket, agent, stateDir: path.join(dir, 'state') });
       }
       // the agents listen once they have loaded their state; a runtime would not schedule pods before
-      await sandbox.waitFor('every agent\'s CNI socket', async () => nodes.every((n) => existsSync(n.socket)), 180_000);
+      await sandbox.waitFor('every agent\'s CNI socket', async () => nodes.every((n) => existsSync(n.socket)), opts.startTimeoutMs ?? 180_000);
       return sandbox;
     } catch (e) {
       if (sandbox) await sandbox.close();
@@ -254,13 +311,19 @@ export class Sandbox {
     this.pods.delete(podName);
   }
 
-  cni(node: SandboxNode, command: 'ADD' | 'DEL' | 'CHECK' | 'STATUS', containerId: string, netns: string): Promise<CniCall> {
+  /**
+   * One CNI call through the real forwarder. `podName` defaults to the container ID (a runtime retrying a
+   * pod makes a new sandbox, so a new container ID, for the same pod name). With `deadlineMs` the plugin is
+   * SIGKILLed when it runs longer (exit code 137), as a runtime's own timeout would.
+   */
+  cni(node: SandboxNode, command: 'ADD' | 'DEL' | 'CHECK' | 'STATUS', containerId: string, netns: string, opts: { podName?: string; deadlineMs?: number } = {}): Promise<CniCall> {
     // A DEL while the agent is down is queued in the node's own queue, which its agent applies when back.
     const conf = { cniVersion: '1.1.0', name: 'podvnet', type: 'podvnet-cni', agentSocket: node.socket, delQueueDir: path.join(path.dirname(node.socket), 'del-queue') };
+    const wrap = opts.deadlineMs === undefined ? [] : ['timeout', '-s', 'KILL', `${Math.ceil(opts.deadlineMs / 1000)}`];
     return invokePlugin(FORWARDER, {
       CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni',
-      CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${containerId};IgnoreUnknown=1`,
-    }, JSON.stringify(conf));
+      CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${opts.podName ?? containerId};IgnoreUnknown=1`,
+    }, JSON.stringify(conf), {}, wrap);
   }
 
   /** The node's record as the API server has it. */
@@ -278,15 +341,29 @@ export class Sandbox {
     }
   }
 
-  /** Runs a command of its own (`node dist/...`), its output in logDir/<name>.log; close() stops it. */
-  startProcess(name: string, args: string[], command: string = process.execPath): ChildProcess {
-    const log = createWriteStream(path.join(this.logDir, `${name}.log`));
-    const child = spawn(command, args, {
-      cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PODVNET_LOG_LEVEL: process.env.PODVNET_LOG_LEVEL ?? 'info' },
-    });
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
-    // the controller logs `url` ("serving metrics and health"), an agent `health` ("agent started")
+  /**
+   * Runs a command of its own (`node dist/...`, or a launcher's `docker run`), its output appended to
+   * logDir/<name>.log (one stream for every start, so a restarted process's log follows its predecessor's);
+   * close() stops it.
+   */
+  startProcess(name: string, args: string[], command: string = process.execPath): SandboxProcess {
+    const logFile = path.join(this.logDir, `${name}.log`);
+    const log = createWriteStream(logFile);
+    const p = new SandboxProcess(name, () => {
+      const child = spawn(command, args, {
+        cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PODVNET_LOG_LEVEL: process.env.PODVNET_LOG_LEVEL ?? 'info' },
+      });
+      child.stdout!.pipe(log, { end: false });
+      child.stderr!.pipe(log, { end: false });
+      this.watchMetricsAddress(name, child);
+      return child;
+    }, logFile, () => this.closing);
+    this.processes.push(p);
+    return p;
+  }
+
+  /** The controller logs `url` ("serving metrics and health"), an agent `health` ("agent started"). */
+  private watchMetricsAddress(name: string, child: ChildProcess): void {
     let pending = '';
     const scan = (chunk: Buffer) => {
       pending += chunk.toString('utf8');
@@ -303,11 +380,6 @@ export class Sandbox {
       }
     };
     child.stdout!.on('data', scan);
-    child.on('exit', (code, signal) => {
-      if (!this.closing) process.stderr.write(`sandbox: ${name} exited (${signal ?? code}); see ${path.join(this.logDir, `${name}.log`)}\n`);
-    });
-    this.children.push(child);
-    return child;
   }
 
   /**
@@ -342,7 +414,7 @@ export class Sandbox {
     if (this.closing) return;
     this.closing = true;
     for (const pod of [...this.pods.values()]) await this.deletePod(pod.name).catch(() => undefined);
-    await Promise.all(this.children.map((c) => stopChild(c)));
+    await Promise.all(this.processes.map((p) => p.stop()));
     this.stopFabricSync();
     await this.fabric.destroy();
     await this.kube.close();
