@@ -30,7 +30,7 @@ test('the controller: non-root 65532, no capabilities, read-only root, no privil
 test('the agent: root with NET_ADMIN, NET_RAW, SYS_ADMIN only; the declared host paths, remapped where asked', (t) => {
   const r = podDockerRun({
     podSpec: node, container: 'agent', image: 'img', name: 'a', fieldValues,
-    hostPathMap: { '/run/podvnet': '/tmp/x/run', '/var/lib/podvnet': '/tmp/x/state' }, extraArgs: ['--metrics-address', '127.0.0.1:0'],
+    hostPathMap: { '/run/podvnet': '/tmp/x/run', '/var/lib/podvnet': '/tmp/x/state', '/var/lib/podvnet/del-queue': '/tmp/x/del-queue' }, extraArgs: ['--metrics-address', '127.0.0.1:0'],
   });
   const a = r.args.join(' ');
   t.is(r.user, '0');
@@ -38,11 +38,12 @@ test('the agent: root with NET_ADMIN, NET_RAW, SYS_ADMIN only; the declared host
   t.true(a.includes('--cap-drop ALL'));
   t.true(a.includes('--mount type=bind,source=/tmp/x/run,target=/run/podvnet'));
   t.true(a.includes('--mount type=bind,source=/tmp/x/state,target=/var/lib/podvnet'));
+  t.true(a.includes('--mount type=bind,source=/tmp/x/del-queue,target=/var/lib/podvnet/del-queue'));
   t.true(a.includes('--mount type=bind,source=/var/run/netns,target=/var/run/netns,bind-propagation=rslave'));
   t.true(a.includes('--mount type=bind,source=/proc/sys/net,target=/host/proc/sys/net'));
   t.true(a.includes('--mount type=tmpfs,target=/tmp,tmpfs-size=16777216'));
   t.true(a.includes(`--memory ${256 * 1024 * 1024}`));
-  t.deepEqual(r.prepare, { dirs: ['/tmp/x/run', '/tmp/x/state', '/var/run/netns'], files: ['/run/xtables.lock'] });
+  t.deepEqual(r.prepare, { dirs: ['/tmp/x/run', '/tmp/x/state', '/tmp/x/del-queue', '/var/run/netns'], files: ['/run/xtables.lock'] });
   t.true(a.includes('--node-name=n1'));
   t.true(a.endsWith('--metrics-address=10.0.0.4:9464 --metrics-address 127.0.0.1:0'));
 });
