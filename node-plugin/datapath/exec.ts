@@ -30,15 +30,25 @@ const spawnSlots = new PQueue({ concurrency: 24 });
 const pool = new ShellPool({ max: 16, keepIdle: 2, idleMs: 5_000, timeoutMs: 60_000 });
 const useSpawn = process.env.PODVNET_EXEC === 'spawn';
 
+/** Called after every command with its argv (without the nsenter prefix) and how long it took; for benchmarks. */
+export type CommandObserver = (argv: readonly string[], startedMs: number, ms: number) => void;
+let observer: CommandObserver | undefined;
+export function observeCommands(fn: CommandObserver | undefined): void {
+  observer = fn;
+}
+
 /** Runs argv (in `ns` if given); resolves with the exit code instead of throwing. */
 export function runRaw(ns: Netns, argv: string[], input?: string): Promise<RunResult> {
   const full = ns === undefined ? argv : ['nsenter', `--net=${netnsPath(ns)}`, '--', ...argv];
-  if (!useSpawn) {
-    return pool.run(full, input).catch((e: Error) => {
+  const p = !useSpawn
+    ? pool.run(full, input).catch((e: Error) => {
       throw new DatapathError(`cannot run ${full.join(' ')}: ${e.message}`, full.join(' '));
-    });
-  }
-  return spawnRaw(full, input);
+    })
+    : spawnRaw(full, input);
+  if (!observer) return p;
+  const seen = observer;
+  const t0 = performance.now();
+  return p.finally(() => seen(argv, t0, performance.now() - t0));
 }
 
 function spawnRaw(full: string[], input?: string): Promise<RunResult> {
