@@ -1,6 +1,6 @@
 # PodVNet image: the controller, the node agent, the CNI installer and the podvnet-cni binary.
 #   docker build -t ghcr.io/podvnet/podvnet:v0.1.0 .
-# Commands (set by deploy/base): node /app/dist/controllers/main.js, node /app/dist/node-plugin/agent/main.js,
+# Commands (set by deploy/base): node /app/dist/controllers/main.js, node --max-semi-space-size=1 /app/dist/node-plugin/agent/main.js,
 # node /app/dist/deploy/cni-install/main.js; the CNI plugin the installer copies is /app/bin/podvnet-cni.
 
 FROM node:20-bookworm-slim AS build
