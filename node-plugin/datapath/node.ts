@@ -81,15 +81,31 @@ export async function ensureNode(input: NodeNetwork, opts: { force?: boolean } =
   const key = nodeKey(net);
   const want = nodeFingerprint(net);
   if (!opts.force && done.get(key) === want) return;
+  // The read-only probes (which backend kube-proxy uses; whether the other backend still holds chains of
+  // ours) run before this turn in the node's queue, not in it: pod rule changes queued behind a periodic
+  // resync then wait for less (about 8 fewer processes). A probe that fails is simply made again inside.
+  const probes = probeBackends(net);
   await serialized(net, async () => {
     if (!opts.force && done.get(key) === want) return;
     done.delete(key);
-    await applyNode(net);
+    await applyNode(net, await probes);
     done.set(key, want);
   });
 }
 
-async function applyNode(net: NodeNetwork): Promise<void> {
+interface BackendProbes { backend?: Backend; otherHasChains?: boolean }
+
+async function probeBackends(net: NodeNetwork): Promise<BackendProbes> {
+  try {
+    const backend = await detectBackend(net.hostNetns);
+    const otherHasChains = await hasChains(net, backend === 'nft' ? 'legacy' : 'nft');
+    return { backend, otherHasChains };
+  } catch {
+    return {};
+  }
+}
+
+async function applyNode(net: NodeNetwork, probes: BackendProbes = {}): Promise<void> {
   const ns: Netns = net.hostNetns;
   if (net.hostNetns !== undefined && !existsSync(netnsPath(net.hostNetns))) {
     throw new DatapathError(`node network namespace ${net.hostNetns} does not exist`);
@@ -113,7 +129,7 @@ async function applyNode(net: NodeNetwork): Promise<void> {
   await ensureBrNetfilter(ns, root);
   await writeSysctls(ns, root, nodeSysctls(net));
 
-  const backend = await detectBackend(ns);
+  const backend = probes.backend ?? await detectBackend(ns);
   backends.set(nodeKey(net), backend);
   // The anti-spoofing chain is rebuilt with a rule for every pod attached now: pod rules are added and
   // removed under the same per-node serialization, so none is lost to a concurrent rebuild.
@@ -126,7 +142,7 @@ async function applyNode(net: NodeNetwork): Promise<void> {
     if (present.code !== 0) await run(ns, [iptablesCmd(backend), '-w', '5', '-t', j.table, '-A', j.chain, ...j.spec]);
   }
   // If kube-proxy moved between backends since we last ran, our rules in the other one must go.
-  await removeChains(net, backend === 'nft' ? 'legacy' : 'nft');
+  if (probes.otherHasChains !== false || probes.backend !== backend) await removeChains(net, backend === 'nft' ? 'legacy' : 'nft');
   // Every live pod's permanent neighbour entry (anti-ARP-spoofing), re-pinned if anything flushed it: a
   // carrier loss of the bridge, another program, or a MAC change of the bridge above.
   await syncNeighbours(net, { listPods: () => livePods(net) });
@@ -461,16 +477,21 @@ async function ensureBrNetfilter(ns: Netns, root: string): Promise<void> {
   );
 }
 
+/** Whether one backend holds any of our chains (a backend that does not work here holds none). */
+async function hasChains(net: NodeNetwork, backend: Backend): Promise<boolean> {
+  const { snat, forward, antispoof } = chainNames(net.bridgeName);
+  const has = async (table: string, chain: string) =>
+    (await runRaw(net.hostNetns, [iptablesCmd(backend), '-w', '5', '-t', table, '-S', chain])).code === 0;
+  return (await has('nat', snat)) || (await has('filter', forward)) || (await has('raw', antispoof));
+}
+
 /**
  * Removes our jump rules and chains from one backend, if they are there. A backend that does not work
  * here (no legacy tables in this kernel) has nothing of ours, so its errors are ignored.
  */
 async function removeChains(net: NodeNetwork, backend: Backend): Promise<void> {
   const ns = net.hostNetns;
-  const { snat, forward, antispoof } = chainNames(net.bridgeName);
-  const has = async (table: string, chain: string) =>
-    (await runRaw(ns, [iptablesCmd(backend), '-w', '5', '-t', table, '-S', chain])).code === 0;
-  if (!(await has('nat', snat)) && !(await has('filter', forward)) && !(await has('raw', antispoof))) return;
+  if (!(await hasChains(net, backend))) return;
   for (const j of jumpRules(net)) {
     // -D removes one copy per call; loop in case a crash ever left two.
     for (let i = 0; i < 10; i++) {
