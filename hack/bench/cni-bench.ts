@@ -9,12 +9,20 @@
  * its own process from the compiled JavaScript of dist/ (npm run build, as in production), not under ts-node. Needs root.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import * as datapath from '../../node-plugin/datapath/index.js';
 import { distPath, ensureBuilt } from '../dist.js';
-import { FORWARDER, invokePlugin, startTestNode, type CniCall, type TestNode } from '../../node-plugin/agent/testing.js';
+import { FORWARDER, REPO_ROOT, invokePlugin, startTestNode, type CniCall, type TestNode } from '../../node-plugin/agent/testing.js';
+
+/** The node flags of the agent's command in deploy/base/node/daemonset.yaml, read from there. */
+const AGENT_NODE_FLAGS: string[] = (() => {
+  const m = /command: \[("node"[^\]]*agent\/main\.js")\]/.exec(readFileSync(path.join(REPO_ROOT, 'deploy/base/node/daemonset.yaml'), 'utf8'));
+  const argv = m ? (JSON.parse(`[${m[1]}]`) as string[]) : [];
+  return argv.filter((a) => a.startsWith('--'));
+})();
 
 const Args = z.object({
   pods: z.coerce.number().int().min(1).max(250).default(250),
@@ -72,7 +80,8 @@ async function main(): Promise<void> {
   let agent: ChildProcess | undefined;
   try {
     const c = node.config;
-    agent = spawn(process.execPath, [distPath('agent'),
+    // With the V8 flags deploy/base/node/daemonset.yaml runs it with.
+    agent = spawn(process.execPath, [...AGENT_NODE_FLAGS, distPath('agent'),
       `--node-name=${c.nodeName}`, `--socket=${c.socket}`, '--cnm-socket=', `--state-dir=${c.stateDir}`, `--record-file=${c.recordFile}`,
       `--host-interface=${c.hostInterface}`, `--host-netns=${c.hostNetns}`, '--cooldown-ms=0', '--sync-interval-ms=1000',
       '--metrics-address=127.0.0.1:0', '--log-level=warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -200,7 +209,7 @@ async function main(): Promise<void> {
     }
     console.log('ratio = podvnet / reference (lower is better); ratio* = against the reference minus the wrapper cost (latencies only)');
     console.log(`datapath alone (in-process, no executable or agent): ${args.pods}-way attach ${fmt(results.datapath!.concurrent_add_wall!)}, detach ${fmt(results.datapath!.concurrent_del_wall!)}`);
-    console.log(`\nagent RSS: ${(rssIdle / 1024).toFixed(1)} MiB idle, ${ours.agent_rss_mib_with_pods!.toFixed(1)} MiB with ${args.pods} pods (compiled JS, node ${process.version})`);
+    console.log(`\nagent RSS: ${(rssIdle / 1024).toFixed(1)} MiB idle, ${ours.agent_rss_mib_with_pods!.toFixed(1)} MiB with ${args.pods} pods (compiled JS, node ${process.version}${AGENT_NODE_FLAGS.length ? ` ${AGENT_NODE_FLAGS.join(' ')}` : ''})`);
     if (args.json) await writeFile(args.json, JSON.stringify({ results, wrapperP50: wrapP50, rssIdleMiB: rssIdle / 1024 }, null, 2));
   } finally {
     agent?.kill('SIGTERM');

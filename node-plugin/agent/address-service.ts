@@ -187,13 +187,27 @@ export class AgentAddressService implements PodAddressService {
   }
 
   async acquire(owner: AddressOwner): Promise<AssignedAddress> {
+    const { address, durable } = this.reserve(owner);
+    await durable;
+    return address;
+  }
+
+  /**
+   * Picks and records an IP at once (in memory: no other caller can get it) and returns it with
+   * `durable`, which settles when the allocation is committed. For a caller that does the kernel work
+   * meanwhile and reports success only once both are done (CNI ADD): the fsync is then off the critical
+   * path, and a crash in between leaves an attachment labelled with the IP, which start-up reconciliation
+   * adopts (reconcile.ts), so the IP is never handed out twice. If the commit fails, the allocation is
+   * undone (unless changed meanwhile) and `durable` rejects. Throws as acquire does when there is no IP.
+   */
+  reserve(owner: AddressOwner): { address: AssignedAddress; durable: Promise<void> } {
     const key = ownerKey(owner);
     const facts = this.subnetFacts();
     const existing = this.allocations.get(key);
     if (existing) {
       if (!facts) throw new PoolNotReadyError(this.notReadyReason());
-      await this.committer.commit(); // it may have been recorded by a call still writing
-      return { ip: existing.ip, ...facts };
+      // it may have been recorded by a call still writing
+      return { address: { ip: existing.ip, ...facts }, durable: this.committer.commit() };
     }
     if (!facts || !this.record?.status?.nic) throw new PoolNotReadyError(this.notReadyReason());
     // Pick and record in one synchronous step: no other acquire can run in between.
@@ -223,9 +237,7 @@ export class AgentAddressService implements PodAddressService {
     this.pending.clear(key);
     this.cooldown.delete(ip);
     this.changed();
-    try {
-      await this.committer.commit();
-    } catch (err) {
+    const durable = this.committer.commit().catch((err: unknown) => {
       // Not durable: do not hand it out. Undo only if nobody changed it meanwhile.
       if (this.allocations.get(key) === alloc) {
         this.allocations.delete(key);
@@ -233,8 +245,8 @@ export class AgentAddressService implements PodAddressService {
         this.changed();
       }
       throw err;
-    }
-    return { ip, ...facts };
+    });
+    return { address: { ip, ...facts }, durable };
   }
 
   async release(owner: Pick<AddressOwner, 'containerId' | 'ifName'>): Promise<void> {
@@ -250,6 +262,42 @@ export class AgentAddressService implements PodAddressService {
     if (this.opts.cooldownMs > 0) this.cooldown.set(a.ip, this.now() + this.opts.cooldownMs);
     this.changed();
     await this.committer.commit();
+  }
+
+  /**
+   * Releases the owner's IP once `teardown` (the kernel work of a DEL) has succeeded, committing the
+   * release while the teardown runs instead of after it. Until the teardown is done the IP stays taken
+   * in memory (nobody gets it while its veth and route may still exist); a crash in between leaves at
+   * worst an attachment the store no longer lists, which start-up reconciliation adopts and a retried DEL
+   * or GC removes. If the teardown fails the allocation is put back (and committed) and its error thrown.
+   */
+  async releaseWith(owner: Pick<AddressOwner, 'containerId' | 'ifName'>, teardown: () => Promise<void>): Promise<void> {
+    const key = ownerKey(owner);
+    const a = this.allocations.get(key);
+    if (!a) {
+      await teardown();
+      await this.release(owner); // clears pending demand, as release does
+      return;
+    }
+    this.pending.clear(key);
+    this.allocations.delete(key); // out of the committed state; byIP keeps the IP taken until the teardown is done
+    const committed = this.committer.commit();
+    const [work, commit] = await Promise.allSettled([teardown(), committed]);
+    if (work.status === 'rejected') {
+      if (!this.allocations.has(key) && this.byIP.get(a.ip) === key) {
+        this.allocations.set(key, a);
+        await this.committer.commit().catch(() => undefined);
+      }
+      throw work.reason;
+    }
+    if (this.byIP.get(a.ip) === key && !this.allocations.has(key)) {
+      this.byIP.delete(a.ip);
+      if (this.opts.cooldownMs > 0) this.cooldown.set(a.ip, this.now() + this.opts.cooldownMs);
+    }
+    this.changed();
+    if (commit.status === 'rejected') {
+      await this.committer.commit(); // the release must be durable before the DEL is acknowledged
+    }
   }
 
   lookup(owner: Pick<AddressOwner, 'containerId' | 'ifName'>): AssignedAddress | undefined {

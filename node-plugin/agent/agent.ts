@@ -13,7 +13,6 @@ import { CniHandler, type Datapath } from './cni-handler.js';
 import { listenCniSocket, type CniSocketServer } from './cni-socket.js';
 import type { AgentConfig } from './config.js';
 import { DelQueue } from './del-queue.js';
-import { installCni } from './install.js';
 import { FileStore, type Store } from './ipam/store.js';
 import { createMetrics, exportReadiness, startHealthServer, type AgentMetrics, type Readiness } from './metrics.js';
 import { FileRecordSource } from './file-source.js';
@@ -258,6 +257,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   logger.info({ socket: config.socket }, 'CNI socket listening');
   // The conflist goes in only once the socket answers, so the runtime never sees a network it cannot use.
   if (config.cniBinDir || config.cniConfDir) {
+    const { installCni } = await import('./install.js'); // only where the agent installs the plugin itself
     const written = await installCni({
       binarySource: config.cniBinary || fileURLToPath(new URL('../cni/bin/podvnet-cni', import.meta.url)),
       binDir: config.cniBinDir || undefined,

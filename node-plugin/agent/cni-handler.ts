@@ -128,12 +128,16 @@ export class CniHandler {
     const net = this.network();
     const { addresses, datapath, logger } = this.deps;
     const owner = { containerId: req.containerId, ifName: req.ifName, runtime: 'cni' as const, netnsPath: req.netns };
-    const addr = await addresses.acquire(owner);
+    // The allocation's commit (an fsync) runs alongside the kernel work; the ADD succeeds only once both
+    // are done. A crash in between leaves a veth labelled with the IP, which start-up reconciliation adopts.
+    const { address: addr, durable } = addresses.reserve(owner);
+    durable.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
     let attached;
     try {
       await this.ensureNode(net);
       const mtu = req.config.mtu ?? net.mtu;
       attached = await datapath.attachPod({ ...net, mtu }, { containerId: req.containerId, netnsPath: req.netns, ifName: req.ifName, ip: addr.ip, prefixLength: addr.prefixLength });
+      await durable;
     } catch (err) {
       logger.warn({ containerId: req.containerId, ip: addr.ip, err: (err as Error).message }, 'ADD failed; undoing');
       await datapath.detachPod(net, { containerId: req.containerId, ifName: req.ifName, netnsPath: req.netns, ip: addr.ip }).catch(() => undefined);
@@ -165,11 +169,14 @@ export class CniHandler {
       throw new CniError(CniErrorCode.TryAgainLater, `cannot tear down safely (the node network is not known yet): ${addresses.notReadyReason()}`);
     }
     const netnsPath = req.netns ?? alloc?.netnsPath;
-    await datapath.detachPod(net, { containerId: req.containerId, ifName: req.ifName, ...(netnsPath ? { netnsPath } : {}), ...(alloc ? { ip: alloc.ip } : {}) });
-    if (alloc) {
-      await addresses.release(req);
-      logger.info({ containerId: req.containerId, ifName: req.ifName, ip: alloc.ip }, 'pod detached');
+    const detach = () => datapath.detachPod(net, { containerId: req.containerId, ifName: req.ifName, ...(netnsPath ? { netnsPath } : {}), ...(alloc ? { ip: alloc.ip } : {}) });
+    if (!alloc) {
+      await detach();
+      return EMPTY_SUCCESS;
     }
+    // The release is committed while the kernel work runs; the IP is free for others only once it is done.
+    await addresses.releaseWith(req, detach);
+    logger.info({ containerId: req.containerId, ifName: req.ifName, ip: alloc.ip }, 'pod detached');
     return EMPTY_SUCCESS;
   }
 

@@ -7,7 +7,6 @@
  * Commands run through a small pool of long-lived shells (shell-pool.ts), not one Node spawn each.
  */
 import { spawn } from 'node:child_process';
-import PQueue from 'p-queue';
 import { batchOutcome, DUMP_INTERRUPTED, type RemovalStep } from './kernel-errors.js';
 import { ShellPool } from './shell-pool.js';
 import { DatapathError } from './types.js';
@@ -21,7 +20,9 @@ export function netnsPath(ns: string): string {
 
 export interface RunResult { stdout: string; stderr: string; code: number }
 
-const spawnSlots = new PQueue({ concurrency: 24 });
+/** At most 24 spawned commands at once (PODVNET_EXEC=spawn only: p-queue is loaded only then, to spare the agent's memory). */
+let spawnSlots: Promise<{ add<T>(fn: () => Promise<T>): Promise<T> }> | undefined;
+const slots = () => (spawnSlots ??= import('p-queue').then(({ default: PQueue }) => new PQueue({ concurrency: 24 })));
 
 /**
  * Commands go through a pool of long-lived shells (see shell-pool.ts: forking Node per command costs
@@ -30,19 +31,29 @@ const spawnSlots = new PQueue({ concurrency: 24 });
 const pool = new ShellPool({ max: 16, keepIdle: 2, idleMs: 5_000, timeoutMs: 60_000 });
 const useSpawn = process.env.PODVNET_EXEC === 'spawn';
 
+/** Called after every command with its argv (without the nsenter prefix) and how long it took; for benchmarks. */
+export type CommandObserver = (argv: readonly string[], startedMs: number, ms: number) => void;
+let observer: CommandObserver | undefined;
+export function observeCommands(fn: CommandObserver | undefined): void {
+  observer = fn;
+}
+
 /** Runs argv (in `ns` if given); resolves with the exit code instead of throwing. */
 export function runRaw(ns: Netns, argv: string[], input?: string): Promise<RunResult> {
   const full = ns === undefined ? argv : ['nsenter', `--net=${netnsPath(ns)}`, '--', ...argv];
-  if (!useSpawn) {
-    return pool.run(full, input).catch((e: Error) => {
+  const p = !useSpawn
+    ? pool.run(full, input).catch((e: Error) => {
       throw new DatapathError(`cannot run ${full.join(' ')}: ${e.message}`, full.join(' '));
-    });
-  }
-  return spawnRaw(full, input);
+    })
+    : spawnRaw(full, input);
+  if (!observer) return p;
+  const seen = observer;
+  const t0 = performance.now();
+  return p.finally(() => seen(argv, t0, performance.now() - t0));
 }
 
 function spawnRaw(full: string[], input?: string): Promise<RunResult> {
-  return spawnSlots.add(() => new Promise<RunResult>((resolve, reject) => {
+  return slots().then((q) => q.add(() => new Promise<RunResult>((resolve, reject) => {
     const child = spawn(full[0]!, full.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -56,7 +67,7 @@ function spawnRaw(full: string[], input?: string): Promise<RunResult> {
     }));
     child.stdin.on('error', () => { /* the child may exit before reading stdin; its exit code tells */ });
     child.stdin.end(input ?? '');
-  }));
+  })));
 }
 
 /** Runs argv and throws DatapathError (with the tool's own message) on a non-zero exit. */

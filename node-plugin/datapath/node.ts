@@ -26,6 +26,32 @@ const nodeKey = (net: NodeNetwork): string => `${net.hostNetns ?? ''}\0${net.bri
 const done = new Map<string, string>();            // node key -> JSON of the NodeNetwork last applied
 const tails = new Map<string, Promise<unknown>>(); // node key -> last queued node-wide operation
 const backends = new Map<string, Backend>();       // node key -> iptables backend ensureNode programmed
+/**
+ * node key -> the (veth, source) pairs of raw/PODVNET-SRC as this process last wrote or read them. It lets
+ * a batch of rule changes skip reading the chain (`iptables -S`, a whole process and, on nft, a ruleset
+ * dump) when nothing is surprising: an add of a rule not known, a removal of one known. Anything else
+ * (a retried ADD, a removal of a rule this process never saw, a write that failed because the chain
+ * changed under us) reads the chain as before and starts the model again from that reading.
+ */
+const knownRules = new Map<string, Set<string>>();
+/**
+ * node key -> IP -> the MAC this process last pinned for it on the bridge. A DEL whose pod's entry is
+ * known to be its own deletes it without reading the neighbour table first; otherwise the table is read.
+ */
+const knownPins = new Map<string, Map<string, string>>();
+
+/** Records the `neigh replace|del` lines of a batch that succeeded (pod.ts's ADD batch, syncNeighbours). */
+export function notePins(net: NodeNetwork, lines: readonly string[]): void {
+  const key = nodeKey(net);
+  let pins = knownPins.get(key);
+  for (const l of lines) {
+    const m = /^neigh (replace|del) (\S+)(?: lladdr (\S+))?/.exec(l);
+    if (!m) continue;
+    if (!pins) knownPins.set(key, (pins = new Map()));
+    if (m[1] === 'replace' && m[3]) pins.set(m[2]!, m[3].toLowerCase());
+    else pins.delete(m[2]!);
+  }
+}
 
 /** Serializes node-wide work (bridge, sysctls, iptables) per node namespace + bridge. */
 export function serialized<T>(net: NodeNetwork, fn: () => Promise<T>): Promise<T> {
@@ -55,15 +81,31 @@ export async function ensureNode(input: NodeNetwork, opts: { force?: boolean } =
   const key = nodeKey(net);
   const want = nodeFingerprint(net);
   if (!opts.force && done.get(key) === want) return;
+  // The read-only probes (which backend kube-proxy uses; whether the other backend still holds chains of
+  // ours) run before this turn in the node's queue, not in it: pod rule changes queued behind a periodic
+  // resync then wait for less (about 8 fewer processes). A probe that fails is simply made again inside.
+  const probes = probeBackends(net);
   await serialized(net, async () => {
     if (!opts.force && done.get(key) === want) return;
     done.delete(key);
-    await applyNode(net);
+    await applyNode(net, await probes);
     done.set(key, want);
   });
 }
 
-async function applyNode(net: NodeNetwork): Promise<void> {
+interface BackendProbes { backend?: Backend; otherHasChains?: boolean }
+
+async function probeBackends(net: NodeNetwork): Promise<BackendProbes> {
+  try {
+    const backend = await detectBackend(net.hostNetns);
+    const otherHasChains = await hasChains(net, backend === 'nft' ? 'legacy' : 'nft');
+    return { backend, otherHasChains };
+  } catch {
+    return {};
+  }
+}
+
+async function applyNode(net: NodeNetwork, probes: BackendProbes = {}): Promise<void> {
   const ns: Netns = net.hostNetns;
   if (net.hostNetns !== undefined && !existsSync(netnsPath(net.hostNetns))) {
     throw new DatapathError(`node network namespace ${net.hostNetns} does not exist`);
@@ -87,17 +129,20 @@ async function applyNode(net: NodeNetwork): Promise<void> {
   await ensureBrNetfilter(ns, root);
   await writeSysctls(ns, root, nodeSysctls(net));
 
-  const backend = await detectBackend(ns);
+  const backend = probes.backend ?? await detectBackend(ns);
   backends.set(nodeKey(net), backend);
   // The anti-spoofing chain is rebuilt with a rule for every pod attached now: pod rules are added and
   // removed under the same per-node serialization, so none is lost to a concurrent rebuild.
-  await run(ns, [iptablesRestoreCmd(backend), '-w', '5', '--noflush'], chainRestore(net, await attachedVeths(net)));
+  const podsNow = await attachedVeths(net);
+  knownRules.delete(nodeKey(net));
+  await run(ns, [iptablesRestoreCmd(backend), '-w', '5', '--noflush'], chainRestore(net, podsNow));
+  knownRules.set(nodeKey(net), new Set(podsNow.map((p) => `${p.hostVeth} ${p.ip}/32`)));
   for (const j of jumpRules(net)) {
     const present = await runRaw(ns, [iptablesCmd(backend), '-w', '5', '-t', j.table, '-C', j.chain, ...j.spec]);
     if (present.code !== 0) await run(ns, [iptablesCmd(backend), '-w', '5', '-t', j.table, '-A', j.chain, ...j.spec]);
   }
   // If kube-proxy moved between backends since we last ran, our rules in the other one must go.
-  await removeChains(net, backend === 'nft' ? 'legacy' : 'nft');
+  if (probes.otherHasChains !== false || probes.backend !== backend) await removeChains(net, backend === 'nft' ? 'legacy' : 'nft');
   // Every live pod's permanent neighbour entry (anti-ARP-spoofing), re-pinned if anything flushed it: a
   // carrier loss of the bridge, another program, or a MAC change of the bridge above.
   await syncNeighbours(net, { listPods: () => livePods(net) });
@@ -175,6 +220,8 @@ async function syncNeighbours(
     const lines = neighbourPlan(net, { entries, ...(pods ? { pods } : {}), ...(want.unpin ? { unpin: want.unpin } : {}), gcStale: want.gcStale ?? false });
     if (!lines.length) return;
     const r = await runRaw(net.hostNetns, ['ip', '-batch', '-'], lines.join('\n') + '\n');
+    if (r.code === 0) notePins(net, lines);
+    else knownPins.delete(nodeKey(net)); // part of it ran: read the table next time
     // GC deletes by IP: a pod attached (and pinned) on a freed IP between the reading and the delete lost
     // its entry; one more reading finds it listed now and pins it again.
     if (r.code === 0 && recheck && round < NEIGH_ROUNDS - 1 && lines.some((l) => l.startsWith('neigh del '))) { recheck = false; continue; }
@@ -241,7 +288,7 @@ async function applyRuleOps(net: NodeNetwork, ops: RuleOp[]): Promise<void> {
   // The neighbour entries and the rules are independent: both under this one serialized turn.
   const [rules, neighs] = await Promise.allSettled([
     applyAntispoofOps(net, ops),
-    unpin.length ? syncNeighbours(net, { unpin }) : Promise.resolve(),
+    unpin.length ? unpinNeighbours(net, unpin) : Promise.resolve(),
   ]);
   // The rules are one transaction for every op; a neighbour failure concerns only the removals.
   for (const o of ops) {
@@ -249,6 +296,33 @@ async function applyRuleOps(net: NodeNetwork, ops: RuleOp[]): Promise<void> {
     else if (!o.add && neighs.status === 'rejected') o.done(neighs.reason);
     else o.done();
   }
+}
+
+/**
+ * Removes the pods' neighbour entries, each only if it still carries the pod's MAC. Entries this process
+ * pinned itself with that MAC (and nobody re-pinned since, as far as it knows) are deleted straight away
+ * in one `ip -batch`; the others, or all of them if that batch fails (an entry flushed meanwhile), go
+ * through syncNeighbours, which reads the table first.
+ */
+async function unpinNeighbours(net: NodeNetwork, unpin: PinnedPod[]): Promise<void> {
+  const pins = knownPins.get(nodeKey(net));
+  const seen = new Set<string>();
+  const direct = unpin.filter((u) => {
+    const ours = pins?.get(u.ip) === u.mac && !seen.has(u.ip);
+    seen.add(u.ip);
+    return ours;
+  });
+  const rest = unpin.filter((u) => !direct.includes(u));
+  if (direct.length) {
+    const lines = direct.map((u) => `neigh del ${u.ip} dev ${net.bridgeName}`);
+    const r = await runRaw(net.hostNetns, ['ip', '-batch', '-'], lines.join('\n') + '\n');
+    if (r.code === 0) notePins(net, lines);
+    else {
+      knownPins.delete(nodeKey(net));
+      rest.push(...direct);
+    }
+  }
+  if (rest.length) await syncNeighbours(net, { unpin: rest });
 }
 
 const RESTORE_ATTEMPTS = 3;
@@ -260,20 +334,28 @@ const RESTORE_ATTEMPTS = 3;
  */
 async function applyAntispoofOps(net: NodeNetwork, ops: RuleOp[]): Promise<void> {
   const backend = await backendFor(net);
+  const key = nodeKey(net);
   const { antispoof } = chainNames(net.bridgeName);
+  const pair = (o: RuleOp) => `${hostVethName(o.pod.containerId, o.pod.ifName)} ${o.pod.ip}/32`;
   for (let attempt = 1; ; attempt++) {
-    const listing = await listChain(net.hostNetns, backend, 'raw', antispoof);
-    const present = listing === undefined ? new Set<string>() : ruledPairs(listing);
+    // The chain is read unless the model covers every op without surprise (see knownRules).
+    const known = attempt === 1 ? knownRules.get(key) : undefined;
+    const trusted = known !== undefined && ops.every((o) => o.add !== known.has(pair(o)));
+    knownRules.delete(key); // unknown until this write is known to have landed
+    const listing = trusted ? '' : await listChain(net.hostNetns, backend, 'raw', antispoof);
+    const present = trusted ? new Set(known) : listing === undefined ? new Set<string>() : ruledPairs(listing);
     const lines: string[] = [];
     for (const o of ops) {
-      const k = `${hostVethName(o.pod.containerId, o.pod.ifName)} ${o.pod.ip}/32`;
+      const k = pair(o);
       if (o.add && !present.has(k)) { lines.push(`-A ${antispoof} ${antispoofRule(net, o.pod).join(' ')}`); present.add(k); }
       if (!o.add && present.has(k)) { lines.push(`-D ${antispoof} ${antispoofRule(net, o.pod).join(' ')}`); present.delete(k); }
     }
-    if (!lines.length) return;
+    if (!lines.length) { if (listing !== undefined) knownRules.set(key, present); return; }
     if (listing === undefined) throw new DatapathError(`iptables chain raw/${antispoof} is missing: run ensureNode`);
     const r = await runRaw(net.hostNetns, [iptablesRestoreCmd(backend), '-w', '5', '--noflush'], ['*raw', ...lines, 'COMMIT'].join('\n') + '\n');
-    if (r.code === 0) return;
+    if (r.code === 0) { knownRules.set(key, present); return; }
+    // A trusted model that was wrong (the chain was flushed or changed by others) costs one more round.
+    if (trusted) { attempt--; continue; }
     if (attempt >= RESTORE_ATTEMPTS) {
       throw new DatapathError(`${iptablesRestoreCmd(backend)} (raw/${antispoof}): ${r.stderr.trim() || `exit code ${r.code}`}`, iptablesRestoreCmd(backend), r.stderr);
     }
@@ -344,6 +426,7 @@ export function pruneOrphanAntispoofRules(net: NodeNetwork): Promise<string[]> {
         .filter((o): o is { line: string; veth: string } => o.veth !== undefined && !veths.has(o.veth));
       if (!orphans.length) return [];
       const restore = ['*raw', ...orphans.map((o) => o.line.replace(/^-A /, '-D ')), 'COMMIT'].join('\n') + '\n';
+      knownRules.delete(nodeKey(net)); // the next batch reads the chain
       const r = await runRaw(net.hostNetns, [iptablesRestoreCmd(backend), '-w', '5', '--noflush'], restore);
       if (r.code === 0) return orphans.map((o) => o.veth);
       // Read again: another program may have removed some of them meanwhile (a real error fails every time).
@@ -394,16 +477,21 @@ async function ensureBrNetfilter(ns: Netns, root: string): Promise<void> {
   );
 }
 
+/** Whether one backend holds any of our chains (a backend that does not work here holds none). */
+async function hasChains(net: NodeNetwork, backend: Backend): Promise<boolean> {
+  const { snat, forward, antispoof } = chainNames(net.bridgeName);
+  const has = async (table: string, chain: string) =>
+    (await runRaw(net.hostNetns, [iptablesCmd(backend), '-w', '5', '-t', table, '-S', chain])).code === 0;
+  return (await has('nat', snat)) || (await has('filter', forward)) || (await has('raw', antispoof));
+}
+
 /**
  * Removes our jump rules and chains from one backend, if they are there. A backend that does not work
  * here (no legacy tables in this kernel) has nothing of ours, so its errors are ignored.
  */
 async function removeChains(net: NodeNetwork, backend: Backend): Promise<void> {
   const ns = net.hostNetns;
-  const { snat, forward, antispoof } = chainNames(net.bridgeName);
-  const has = async (table: string, chain: string) =>
-    (await runRaw(ns, [iptablesCmd(backend), '-w', '5', '-t', table, '-S', chain])).code === 0;
-  if (!(await has('nat', snat)) && !(await has('filter', forward)) && !(await has('raw', antispoof))) return;
+  if (!(await hasChains(net, backend))) return;
   for (const j of jumpRules(net)) {
     // -D removes one copy per call; loop in case a crash ever left two.
     for (let i = 0; i < 10; i++) {
@@ -459,7 +547,9 @@ export async function nodeDiagnostics(input: NodeNetwork): Promise<NodeDiagnosti
   const fwd = values['net/ipv4/ip_forward'];
   const parp = values[parpKey];
   const { snat, forward, antispoof } = chainNames(net.bridgeName);
-  const backend = await detectBackend(ns);
+  // The backend ensureNode programmed (detected once per ensureNode, not per probe); detected here only
+  // if this process has not set the node up.
+  const backend = await backendFor(net);
   /** The chain's rule count, or undefined when the chain does not exist. */
   const chainRules = async (table: string, chain: string): Promise<number | undefined> => {
     const r = await runRaw(ns, [iptablesCmd(backend), '-w', '5', '-t', table, '-S', chain]);
@@ -541,6 +631,8 @@ export async function teardownNode(input: NodeNetwork): Promise<void> {
   const ns = net.hostNetns;
   await serialized(net, async () => {
     forgetNode(net);
+    knownRules.delete(nodeKey(net));
+    knownPins.delete(nodeKey(net));
     for (const b of ['nft', 'legacy'] as const) await removeChains(net, b);
     backends.delete(nodeKey(net));
     const ours = (await attachedVeths(net)).map((l) => linkDelStep(l.hostVeth));

@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import {
-  addAntispoofRule, attachedVeths, ensureNode, forgetNode, hasAntispoofRule, type LinkInfo, removePodProtection, whileChanging,
+  addAntispoofRule, attachedVeths, ensureNode, forgetNode, hasAntispoofRule, type LinkInfo, notePins, removePodProtection, whileChanging,
 } from './node.js';
 import { ipBatch, ipJSON, ipRemove, netnsPath, type Netns } from './exec.js';
 import { linkDelStep } from './kernel-errors.js';
@@ -73,8 +73,10 @@ async function attach(net: NodeNetwork, pod: PodInterface): Promise<PodInterface
 }
 
 async function create(net: NodeNetwork, pod: PodInterface): Promise<void> {
+  const hostLines = attachHostLines(net, pod);
   try {
-    await ipBatch(net.hostNetns, attachHostLines(net, pod));
+    await ipBatch(net.hostNetns, hostLines);
+    notePins(net, hostLines);
   } catch (e) {
     // A later line failed after the veth was made: take it away again. ("File exists" on the first
     // line is an earlier attempt's veth, which attachPod inspects before deciding.)
@@ -117,7 +119,9 @@ export async function attachHostVeth(
   return whileChanging(net, r.hostVeth, 'attach', async () => {
     await ensureNode(net);
     const make = async () => {
-      await ipBatch(net.hostNetns, attachHostOnlyLines(net, pod, peerName));
+      const hostLines = attachHostOnlyLines(net, pod, peerName);
+      await ipBatch(net.hostNetns, hostLines);
+      notePins(net, hostLines);
       await addAntispoofRule(net, pod);
     };
     try {

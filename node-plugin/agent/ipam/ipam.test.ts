@@ -145,6 +145,84 @@ test('acknowledged acquire survives a crash: committed before it resolves', asyn
   t.deepEqual(a, { ip: '10.1.0.10', prefixLength: 16, gateway: '10.1.0.1' });
 });
 
+/** A MemoryStore whose writes wait while `held`, and can be made to fail. */
+class GatedStore extends MemoryStore {
+  held = true;
+  failNext = false;
+  private gates: Array<() => void> = [];
+  override async write(state: Parameters<MemoryStore['write']>[0]): Promise<void> {
+    if (this.held) await new Promise<void>((r) => this.gates.push(r));
+    if (this.failNext) { this.failNext = false; throw new Error('disk full'); }
+    await super.write(state);
+  }
+  letThrough(): void {
+    this.held = false;
+    for (const g of this.gates.splice(0)) g();
+  }
+}
+
+test('reserve: the IP is taken at once and committed alongside the caller\'s work', async (t) => {
+  const store = new GatedStore();
+  const svc = new AgentAddressService({ store, node, cooldownMs: 0 });
+  svc.restore(await store.lock());
+  svc.setRecord(record(2), undefined);
+  const a = svc.reserve({ containerId: 'a', ifName: 'eth0', runtime: 'cni' });
+  t.is(a.address.ip, '10.1.0.10');
+  const b = svc.reserve({ containerId: 'b', ifName: 'eth0', runtime: 'cni' });
+  t.is(b.address.ip, '10.1.0.11'); // nobody else gets it meanwhile ...
+  await new Promise((r) => setTimeout(r, 20));
+  t.deepEqual(store.committed.allocations, []); // ... although it is not durable yet
+  store.letThrough();
+  await Promise.all([a.durable, b.durable]);
+  t.deepEqual(store.committed.allocations.map((x) => x.ip).sort(), ['10.1.0.10', '10.1.0.11']);
+  t.throws(() => svc.reserve({ containerId: 'c', ifName: 'eth0', runtime: 'cni' }), { instanceOf: NoFreeAddressError });
+});
+
+test('reserve: a commit failure rejects durable and frees the IP again', async (t) => {
+  const store = new GatedStore();
+  store.held = false;
+  const svc = new AgentAddressService({ store, node, cooldownMs: 0 });
+  svc.restore(await store.lock());
+  svc.setRecord(record(1), undefined);
+  await svc.flush();
+  store.failNext = true;
+  const a = svc.reserve({ containerId: 'a', ifName: 'eth0', runtime: 'cni' });
+  await t.throwsAsync(a.durable, { message: 'disk full' });
+  t.is(svc.allocation({ containerId: 'a', ifName: 'eth0' }), undefined);
+  t.is(svc.freeCount(), 1);
+});
+
+test('releaseWith: released durably during the teardown, reusable only after it; a failed teardown keeps the IP', async (t) => {
+  const store = new MemoryStore();
+  const svc = new AgentAddressService({ store, node, cooldownMs: 0 });
+  svc.restore(await store.lock());
+  svc.setRecord(record(1), undefined);
+  const owner = { containerId: 'a', ifName: 'eth0', runtime: 'cni' as const };
+  const a = await svc.acquire(owner);
+  let finish!: () => void;
+  const releasing = svc.releaseWith(owner, () => new Promise<void>((r) => (finish = r)));
+  while (!finish) await new Promise((r) => setImmediate(r));
+  // The release is committed while the teardown still runs ...
+  for (const deadline = Date.now() + 10_000; store.committed.allocations.length && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 5));
+  t.deepEqual(store.committed.allocations, []);
+  // ... but the IP is not free for another pod until it is done.
+  t.is(svc.freeCount(), 0);
+  t.throws(() => svc.reserve({ containerId: 'b', ifName: 'eth0', runtime: 'cni' }), { instanceOf: NoFreeAddressError });
+  finish();
+  await releasing;
+  t.is((await svc.acquire({ containerId: 'b', ifName: 'eth0', runtime: 'cni' })).ip, a.ip);
+
+  // A teardown that fails leaves the allocation (and the committed state) as it was.
+  await t.throwsAsync(svc.releaseWith({ containerId: 'b', ifName: 'eth0' }, async () => { throw new Error('veth busy'); }), { message: 'veth busy' });
+  t.is(svc.allocation({ containerId: 'b', ifName: 'eth0' })?.ip, a.ip);
+  t.deepEqual(store.committed.allocations.map((x) => x.ip), [a.ip]);
+  t.is(svc.freeCount(), 0);
+  // Without an allocation it is the teardown alone.
+  let ran = false;
+  await svc.releaseWith({ containerId: 'zz', ifName: 'eth0' }, async () => { ran = true; });
+  t.true(ran);
+});
+
 test('acquire is idempotent per owner; release is idempotent; cooldown delays reuse', async (t) => {
   let now = 0;
   const svc = new AgentAddressService({ store: new MemoryStore(), node, cooldownMs: 1000, now: () => now });
