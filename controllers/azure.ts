@@ -4,6 +4,7 @@ import { ComputeManagementClient, type VirtualMachineScaleSetVM } from '@azure/a
 import { z } from 'zod';
 import { describeIssues } from '../crds/api/validation.js';
 import { azureGateway, parseCIDR } from '../crds/ipv4.js';
+import { blockHeadroom } from './block-headroom.js';
 import { BLOCK_IP_CONFIGS_MARKER, blockPrefixPolicy } from './block-wire.js';
 import { AzureCallError, classify, type AzureFailure, type RawAzureError } from './azure-errors.js';
 import type { ArmLimiter, CallKind } from './limiter.js';
@@ -36,6 +37,8 @@ export interface SubnetDetails {
   vnetAddressPrefixes: string[];
   /** Addresses nobody holds: size - 5 reserved - ip-configs in the subnet (Azure lists every one). */
   freeIPs?: number | undefined;
+  /** Free aligned /28 blocks (an estimate: block-headroom.ts); our block ip-configs count 16 addresses each in freeIPs. */
+  freeBlocks?: number | undefined;
   /** Why freeIPs is unknown: the subnet read was refused (a role without subnets/read). */
   headroomUnknown?: string | undefined;
 }
@@ -461,7 +464,7 @@ export class ArmAdapter implements AzureAdapter {
       addressPrefix: subnet.addressPrefix,
       gatewayIP: azureGateway(cidr),
       vnetAddressPrefixes,
-      freeIPs: Math.max(0, cidr.size - AZURE_RESERVED_PER_SUBNET - subnet.ipConfigurations.length),
+      ...blockHeadroom(cidr.size, subnet.ipConfigurations.map((c) => String((c as { id?: unknown } | null)?.id ?? ''))),
     };
   }
 
