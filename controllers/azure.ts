@@ -48,7 +48,8 @@ export interface AzureAdapter {
   getNodeNic(machine: MachineRef, nicId?: string): Promise<NodeNic>;
   /** One write: the NIC's ip-configs become `next`, guarded by If-Match on `nic.etag`. Returns the NIC after. */
   writeIpConfigs(nic: NodeNic, next: readonly IpConfigView[]): Promise<NodeNic>;
-  getSubnet(subnetId: string): Promise<SubnetDetails>;
+  /** `blocks`: also count the headroom in /28 blocks (freeBlocks), for a Block pool's subnet. */
+  getSubnet(subnetId: string, opts?: { blocks?: boolean }): Promise<SubnetDetails>;
 }
 
 /** Calls as they happen, for metrics and logs: operation, kind, outcome, duration. */
@@ -431,7 +432,7 @@ export class ArmAdapter implements AzureAdapter {
     return this.toNodeNic(m, after, '', undefined);
   }
 
-  async getSubnet(subnetId: string): Promise<SubnetDetails> {
+  async getSubnet(subnetId: string, opts: { blocks?: boolean } = {}): Promise<SubnetDetails> {
     const id = parseArmId(subnetId);
     const [vnetName, subnetName] = id.names;
     const { network } = this.clients(id.subscriptionId);
@@ -464,7 +465,9 @@ export class ArmAdapter implements AzureAdapter {
       addressPrefix: subnet.addressPrefix,
       gatewayIP: azureGateway(cidr),
       vnetAddressPrefixes,
-      ...blockHeadroom(cidr.size, subnet.ipConfigurations.map((c) => String((c as { id?: unknown } | null)?.id ?? ''))),
+      ...(opts.blocks
+        ? blockHeadroom(cidr.size, subnet.ipConfigurations.map((c) => String((c as { id?: unknown } | null)?.id ?? '')))
+        : { freeIPs: Math.max(0, cidr.size - AZURE_RESERVED_PER_SUBNET - subnet.ipConfigurations.length) }),
     };
   }
 

@@ -424,11 +424,11 @@ export class Controller {
    * The pool subnet, read once per subnetCacheMs however many nodes ask at the same time (a subnet GET
    * lists every ip-config in it: in a big subnet, megabytes). SubnetIsFull drops the entry sooner.
    */
-  private subnet(id: string): SubnetEntry {
+  private subnet(id: string, blocks = false): SubnetEntry {
     const k = id.toLowerCase();
     const hit = this.subnets.get(k);
     if (hit && Date.now() - hit.at < (this.opts.subnetCacheMs ?? this.opts.resyncMs)) return hit;
-    const details = this.azure.getSubnet(id);
+    const details = this.azure.getSubnet(id, blocks ? { blocks: true } : undefined);
     const entry: SubnetEntry = { at: Date.now(), details };
     this.subnets.set(k, entry);
     details.catch(() => { if (this.subnets.get(k) === entry) this.subnets.delete(k); });
@@ -473,7 +473,7 @@ export class Controller {
 
     let subnet: SubnetDetails;
     let nic: NodeNic;
-    const subnetEntry = this.subnet(pool.spec.subnetID);
+    const subnetEntry = this.subnet(pool.spec.subnetID, pool.spec.allocation === 'Block');
     try {
       subnet = await subnetEntry.details;
       nic = await this.azure.getNodeNic(machine, this.nicHints.get(name) ?? record.status?.nic?.id);
