@@ -70,6 +70,8 @@ for (const kind of ['vm', 'vmss'] as const) {
     const pool = await waitFor('pool status in blocks', async () => { const p = await w.pool('a'); return p?.status?.allocatedBlocks === 2 ? p : undefined; });
     t.like(pool.status, { nodes: 1, allocatedIPs: 32, usedIPs: 3 });
     t.like(pool.status!.conditions!.find((c) => c.type === 'AllocationModeConflict'), { status: 'False' });
+    const told = await waitFor('the release told in blocks', async () => (await events(w)).items.find((e) => e.reason === 'IPsReleased' && e.regarding.kind === 'NodeIPAllocation'));
+    t.regex(told.note, /removed 2 released \/28 blocks in 1 NIC write: 4 → 2 blocks on the NIC/);
   });
 }
 

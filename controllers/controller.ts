@@ -939,6 +939,7 @@ export class Controller {
     const count = (n: NodeNic) => poolIpConfigs(n.ipConfigs, subnetId).length;
     this.events.nicChanged(regardingOf(record), pool && regardingOf(pool), {
       node: record.metadata.name, before: count(before), after: count(after), added, removed, azureMs: Date.now() - started,
+      ...(pool?.spec.allocation === 'Block' ? { unit: 'block' as const } : {}),
     });
   }
 }
