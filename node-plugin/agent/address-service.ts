@@ -175,6 +175,12 @@ export class AgentAddressService implements PodAddressService {
     return (status?.ips ?? []).map((i) => i.ip).filter((ip) => ip !== primary);
   }
 
+  /** Every address a pod on this node may hold: the single IPs and, in Block mode, the addresses of the blocks. */
+  podAddresses(): string[] {
+    const primary = this.record?.status?.nic?.primaryIP;
+    return [...this.poolIPs(), ...blockAddresses(this.blocks()).filter((ip) => ip !== primary)];
+  }
+
   /** The node's /28 blocks (status.blocks), lowest first. */
   blocks(): string[] {
     return (this.record?.status?.blocks ?? []).map((b) => b.prefix);

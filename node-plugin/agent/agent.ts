@@ -196,7 +196,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         allocations,
         attachments,
         netnsExists: new Map(allocations.filter((a) => a.netnsPath).map((a) => [a.netnsPath!, netnsExists(a.netnsPath!)])),
-        poolIPs: addresses.poolIPs(),
+        // Block mode: an attachment with an address of one of the node's blocks is adopted too.
+        poolIPs: addresses.podAddresses(),
         now: Date.now(),
       };
     };
