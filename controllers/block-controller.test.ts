@@ -1,5 +1,6 @@
 import test from 'ava';
 import { startWorld, waitFor, waitForQuiet, type World } from './harness.js';
+import { parseIPv4 } from '../hack/azure-emulator/address-pool.js';
 
 /** Block pools served end to end: the real controller, the ARM SDK, the Azure and kube emulators. */
 
@@ -134,4 +135,29 @@ test('a subnet with free addresses but no aligned /28: the record and pool say s
   t.deepEqual(f.status!.blocks, []);
   t.true(w.nicIPs(node).every((ip) => !ip.includes('/')));
   t.regex(f.status!.conditions!.find((x) => x.type === 'SubnetExhausted')!.message, /adding single ip-configs instead/);
+});
+
+test('Azure says SubnetIsFull while the subnet has free addresses: read as fragmentation (NoAlignedBlock), not as a full subnet', async (t) => {
+  const scenario = {
+    vnets: [{ name: 'vnet', addressPrefixes: ['10.0.0.0/8'], subnets: [{ name: 'frag', addressPrefix: '10.7.0.0/24' }] }],
+    vms: [{ count: 1, subnet: 'frag' }],
+  };
+  const w = await startWorld({ scenario, nodeLabels: () => ({ pool: 'a' }) });
+  t.teardown(() => w.close());
+  const subnet = w.subnets['vnet/frag']!;
+  // Someone else holds one address in each of the 14 inner /28s: no ip-config the subnet GET lists, so only
+  // Azure's answer can tell that no block fits.
+  const pool = w.azure.state.subnets.get(subnet.toLowerCase())!.pool;
+  for (let k = 1; k < 15; k++) t.true(pool.take(parseIPv4(`10.7.0.${k * 16 + 8}`)!));
+  await w.createPool('a', SPEC(subnet));
+  const node = w.nodes[0]!.nodeName;
+  const r = await waitFor('the fragmentation condition', async () => {
+    const x = await w.record(node);
+    return x?.status?.conditions?.find((c) => c.type === 'SubnetExhausted' && c.reason === 'NoAlignedBlock') ? x : undefined;
+  });
+  t.regex(r.status!.conditions!.find((c) => c.type === 'SubnetExhausted')!.message, /has \d+ free addresses but no free aligned \/28 block fits/);
+  t.is(r.status!.conditions!.find((c) => c.type === 'Ready')!.reason, 'NoAlignedBlock');
+  t.true((w.azure.calls().byKind['nic.put'] ?? 0) >= 1, 'Azure was asked and refused');
+  t.deepEqual(w.nicIPs(node), []);
+  await waitFor('a Warning on the pool', async () => (await events(w)).items.some((e) => e.reason === 'NoAlignedBlock' && e.regarding.kind === 'NodeIPPool'));
 });

@@ -649,6 +649,8 @@ export class Controller {
     if ((plan.addBlocks.length > 0 || plan.deferredBlocks > 0) && !this.shortSince.has(name)) this.shortSince.set(name, Date.now());
 
     let fragmented = plan.fragmented ? subnetEntry.free ?? 0 : undefined;
+    /** Blocks Azure refused for want of an aligned /28 (with free addresses left): still wanted. */
+    let refusedBlocks = 0;
     const fallback = pool.spec.fallbackToIndividual === true;
     let after = nic;
     let requeueAfterMs: number | undefined = this.opts.resyncMs;
@@ -685,8 +687,10 @@ export class Controller {
           const freeLeft = subnetEntry.free ?? 0;
           this.forgetSubnet(subnetId, subnetEntry);
           const wait = health.onFull(Math.max(1, plan.addBlocks.length), f.message);
-          if (freeLeft > 0) fragmented = freeLeft;
-          else {
+          if (freeLeft > 0) {
+            fragmented = freeLeft;
+            refusedBlocks = plan.addBlocks.length;
+          } else {
             this.event(record, 'Warning', 'SubnetIsFull', 'AddBlocks', `Azure has no room for ${plan.addBlocks.length} more /28 blocks in ${subnetId}: ${f.message}`);
             ready = { type: 'Ready', status: 'False', reason: 'SubnetFull', message: f.message };
           }
@@ -732,8 +736,8 @@ export class Controller {
       conditions.push({ type: 'SubnetExhausted', status: 'False', reason: 'BlocksFit', message: `the blocks this node wants fit in subnet ${subnetId}` });
     }
     const blocksNow = poolBlocks(after.ipConfigs, subnetId).length;
-    ready ??= fragmented !== undefined && !fallback && plan.deferredBlocks > 0
-      ? { type: 'Ready', status: 'False', reason: 'NoAlignedBlock', message: `${blocksNow} blocks held, ${plan.deferredBlocks} more wanted: ${conditions[0]!.message}` }
+    ready ??= fragmented !== undefined && !fallback && plan.deferredBlocks + refusedBlocks > 0
+      ? { type: 'Ready', status: 'False', reason: 'NoAlignedBlock', message: `${blocksNow} blocks held, ${plan.deferredBlocks + refusedBlocks} more wanted: ${conditions[0]!.message}` }
       : plan.deferredBlocks > 0
         ? { type: 'Ready', status: 'False', reason: 'Growing', message: `adding ${plan.addBlocks.length} blocks now, ${plan.deferredBlocks} more once the subnet allows` }
         : plan.capped
