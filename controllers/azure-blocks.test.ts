@@ -38,3 +38,15 @@ for (const kind of ['vm', 'vmss'] as const) {
     t.deepEqual(blockPrefixes(last.ipConfigs, subnet), [blocks[0]!]);
   });
 }
+
+test('subnet headroom in blocks: a block ip-config takes 16 addresses and one aligned /28', async (t) => {
+  const { azure, subnet, vm } = await setup(t);
+  const before = await azure.getSubnet(subnet, { blocks: true });
+  const nic = await azure.getNodeNic(vm);
+  const plan = planBlocks({ spec: spec(subnet), nic: nic.ipConfigs, releasedBlocks: [] });
+  await azure.writeIpConfigs(nic, nextBlockIpConfigs(nic.ipConfigs, plan, subnet));
+  const after = await azure.getSubnet(subnet, { blocks: true });
+  t.is(before.freeIPs! - after.freeIPs!, 16 * plan.addBlocks.length);
+  t.is(before.freeBlocks! - after.freeBlocks!, plan.addBlocks.length);
+  t.is((await azure.getSubnet(subnet)).freeBlocks, undefined, 'asked for addresses only: no block count');
+});

@@ -4,6 +4,7 @@ import { ComputeManagementClient, type VirtualMachineScaleSetVM } from '@azure/a
 import { z } from 'zod';
 import { describeIssues } from '../crds/api/validation.js';
 import { azureGateway, parseCIDR } from '../crds/ipv4.js';
+import { blockHeadroom } from './block-headroom.js';
 import { BLOCK_IP_CONFIGS_MARKER, blockPrefixPolicy } from './block-wire.js';
 import { AzureCallError, classify, type AzureFailure, type RawAzureError } from './azure-errors.js';
 import type { ArmLimiter, CallKind } from './limiter.js';
@@ -36,6 +37,8 @@ export interface SubnetDetails {
   vnetAddressPrefixes: string[];
   /** Addresses nobody holds: size - 5 reserved - ip-configs in the subnet (Azure lists every one). */
   freeIPs?: number | undefined;
+  /** Free aligned /28 blocks (an estimate: block-headroom.ts); our block ip-configs count 16 addresses each in freeIPs. */
+  freeBlocks?: number | undefined;
   /** Why freeIPs is unknown: the subnet read was refused (a role without subnets/read). */
   headroomUnknown?: string | undefined;
 }
@@ -45,7 +48,8 @@ export interface AzureAdapter {
   getNodeNic(machine: MachineRef, nicId?: string): Promise<NodeNic>;
   /** One write: the NIC's ip-configs become `next`, guarded by If-Match on `nic.etag`. Returns the NIC after. */
   writeIpConfigs(nic: NodeNic, next: readonly IpConfigView[]): Promise<NodeNic>;
-  getSubnet(subnetId: string): Promise<SubnetDetails>;
+  /** `blocks`: also count the headroom in /28 blocks (freeBlocks), for a Block pool's subnet. */
+  getSubnet(subnetId: string, opts?: { blocks?: boolean }): Promise<SubnetDetails>;
 }
 
 /** Calls as they happen, for metrics and logs: operation, kind, outcome, duration. */
@@ -428,7 +432,7 @@ export class ArmAdapter implements AzureAdapter {
     return this.toNodeNic(m, after, '', undefined);
   }
 
-  async getSubnet(subnetId: string): Promise<SubnetDetails> {
+  async getSubnet(subnetId: string, opts: { blocks?: boolean } = {}): Promise<SubnetDetails> {
     const id = parseArmId(subnetId);
     const [vnetName, subnetName] = id.names;
     const { network } = this.clients(id.subscriptionId);
@@ -461,7 +465,9 @@ export class ArmAdapter implements AzureAdapter {
       addressPrefix: subnet.addressPrefix,
       gatewayIP: azureGateway(cidr),
       vnetAddressPrefixes,
-      freeIPs: Math.max(0, cidr.size - AZURE_RESERVED_PER_SUBNET - subnet.ipConfigurations.length),
+      ...(opts.blocks
+        ? blockHeadroom(cidr.size, subnet.ipConfigurations.map((c) => String((c as { id?: unknown } | null)?.id ?? '')))
+        : { freeIPs: Math.max(0, cidr.size - AZURE_RESERVED_PER_SUBNET - subnet.ipConfigurations.length) }),
     };
   }
 

@@ -555,18 +555,3 @@ test('a refused pool subnet is tried again after a doubling backoff, and served 
   t.is(ok.status!.ips.length, 8);
   t.true(w.nicIPs(n).every((ip) => ip.startsWith('10.241.')));
 });
-
-test('a Block pool is not served as Individual: no NIC write, and the record says why', async (t) => {
-  const w = await startWorld({ scenario: { vms: [{ count: 1 }] }, nodeLabels: () => ({ pool: 'a' }) });
-  t.teardown(() => w.close());
-  const subnet = Object.values(w.subnets)[0]!;
-  await w.createPool('a', SPEC(subnet, { allocation: 'Block', ipsPerNode: { min: 0, max: 64 }, scaling: { batchSize: 16 } }));
-  const node = w.nodes[0]!.nodeName;
-  const r = await waitFor('the record to say Block is not served', async () => {
-    const rec = await w.record(node);
-    return rec?.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'BlockModeNotServed') ? rec : undefined;
-  });
-  t.regex(r.status!.conditions!.find((c) => c.type === 'Ready')!.message, /asks for allocation Block, which this controller does not serve yet/);
-  t.is(writes(w), 0);
-  t.deepEqual(w.nicIPs(node), []);
-});

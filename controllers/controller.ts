@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import {
-  API_GROUP, API_GROUP_VERSION, NodeIPAllocation, NodeIPPool, ObjectMeta, POOL_LABEL, RELEASE_FINALIZER,
+  API_GROUP, API_GROUP_VERSION, BLOCK_SIZE, NodeIPAllocation, NodeIPPool, ObjectMeta, POOL_LABEL, RELEASE_FINALIZER,
   type NodeIPAllocationStatus,
 } from '../crds/api/index.js';
 import { describeIssues } from '../crds/api/validation.js';
@@ -14,6 +14,8 @@ import { isConflict, isNotFound, KubeError, PATHS, type KubeClient } from './kub
 import type { Metrics } from './metrics.js';
 import { hasChanges, nextIpConfigs, planNode, planRelease, poolIpConfigs, type Plan } from './plan.js';
 import { parseProviderID, type MachineRef } from './providerid.js';
+import { isBlock, nextBlockIpConfigs, planBlocks, poolBlocks } from './block-plan.js';
+import { fragmentedCondition, modeConflictCondition, modeConflicts, type PoolModeView } from './block-conditions.js';
 import { choosePool, selectorMatches, type PoolCandidate } from './select.js';
 import { conditionOf, setConditions, subnetDisplayName, summarizePool, type ConditionInput, type RecordSummary } from './status.js';
 import { PoolGauges, nodeFigures } from './pool-metrics.js';
@@ -44,6 +46,10 @@ interface SubnetEntry {
   details: Promise<SubnetDetails>;
   /** Set from the read when it lands; then lowered by each add we plan, raised by each remove. */
   free?: number;
+  /** Free aligned /28s by the same count (Block pools). */
+  freeBlocks?: number;
+  /** The subnet had free addresses but no aligned /28 for a Block pool: since when, and what to say. */
+  fragmented?: { since: number; message: string };
   /** When our count first reached zero (for the pool's SubnetExhausted condition). */
   noRoomSince?: number;
   /** The read could not tell the headroom, and that was said once. */
@@ -354,7 +360,8 @@ export class Controller {
           const after = await this.azure.writeIpConfigs(nic, nextIpConfigs(nic.ipConfigs, { add: [], remove }, record.status?.subnet?.id ?? ''));
           this.nicChanged(record, this.pools.get(record.spec.poolName), nic, after, 0, remove.length, started);
           this.metrics.ipConfigChanges.inc({ change: 'removed' }, remove.length);
-          this.roomMade(this.pools.get(record.spec.poolName)?.spec.subnetID ?? record.status?.subnet?.id ?? '', remove.length);
+          const blocksGone = nic.ipConfigs.filter((c) => remove.includes(c.name) && isBlock(c)).length;
+          this.roomMade(this.pools.get(record.spec.poolName)?.spec.subnetID ?? record.status?.subnet?.id ?? '', remove.length + blocksGone * (BLOCK_SIZE - 1), blocksGone);
           this.log.info({ node: name, removed: remove.length }, 'gave ip-configs back');
         }
       } catch (e) {
@@ -380,9 +387,11 @@ export class Controller {
   }
 
   /** Addresses went back to a subnet: nodes waiting for room there try again now, not at their backoff. */
-  private roomMade(subnetId: string, count: number): void {
+  private roomMade(subnetId: string, count: number, blocks = 0): void {
     if (count <= 0) return;
     const entry = this.subnets.get(subnetId.toLowerCase());
+    if (entry?.freeBlocks !== undefined) entry.freeBlocks += blocks;
+    if (entry && blocks > 0) entry.fragmented = undefined;
     const h = this.health.get(subnetId.toLowerCase());
     const noRoom = entry?.free !== undefined && entry.free <= 0;
     if (entry?.free !== undefined) {
@@ -397,7 +406,7 @@ export class Controller {
     for (const r of this.records.list()) {
       if (wake <= 0) break;
       const reason = conditionOf(r.status?.conditions, 'Ready')?.reason;
-      if ((reason === 'SubnetFull' || reason === 'Growing') && this.pools.get(r.spec.poolName)?.spec.subnetID.toLowerCase() === subnetId.toLowerCase()) {
+      if ((reason === 'SubnetFull' || reason === 'Growing' || reason === 'NoAlignedBlock') && this.pools.get(r.spec.poolName)?.spec.subnetID.toLowerCase() === subnetId.toLowerCase()) {
         this.queue.add(`node/${r.metadata.name}`);
         wake--;
       }
@@ -415,11 +424,11 @@ export class Controller {
    * The pool subnet, read once per subnetCacheMs however many nodes ask at the same time (a subnet GET
    * lists every ip-config in it: in a big subnet, megabytes). SubnetIsFull drops the entry sooner.
    */
-  private subnet(id: string): SubnetEntry {
+  private subnet(id: string, blocks = false): SubnetEntry {
     const k = id.toLowerCase();
     const hit = this.subnets.get(k);
     if (hit && Date.now() - hit.at < (this.opts.subnetCacheMs ?? this.opts.resyncMs)) return hit;
-    const details = this.azure.getSubnet(id);
+    const details = this.azure.getSubnet(id, blocks ? { blocks: true } : undefined);
     const entry: SubnetEntry = { at: Date.now(), details };
     this.subnets.set(k, entry);
     details.catch(() => { if (this.subnets.get(k) === entry) this.subnets.delete(k); });
@@ -445,11 +454,12 @@ export class Controller {
       return {};
     }
 
-    if (pool.spec.allocation === 'Block') {
-      // Block mode's planner (block-plan.ts) is not wired in yet: serving the pool as Individual would put
-      // single ip-configs where the pool asked for /28s, so nothing is written and the record says why.
-      const message = `NodeIPPool ${pool.metadata.name} asks for allocation Block, which this controller does not serve yet; no ip-configs are written to the node's NIC`;
-      await this.writeStatus(record, { conditions: [{ type: 'Ready', status: 'False', reason: 'BlockModeNotServed', message }] }, generation);
+    const conflict = modeConflicts(this.poolModes()).get(pool.metadata.name);
+    if (conflict) {
+      // One mode per subnet: the later pool is not served (its singles would leave no aligned /28, or its
+      // blocks would take what the earlier pool's nodes grow into). The pool round says so with an event.
+      const c = modeConflictCondition(conflict, pool.spec.allocation);
+      await this.writeStatus(record, { conditions: [{ type: 'Ready', status: 'False', reason: 'AllocationModeConflict', message: c.message }] }, generation);
       return { requeueAfterMs: this.opts.resyncMs };
     }
 
@@ -463,7 +473,7 @@ export class Controller {
 
     let subnet: SubnetDetails;
     let nic: NodeNic;
-    const subnetEntry = this.subnet(pool.spec.subnetID);
+    const subnetEntry = this.subnet(pool.spec.subnetID, pool.spec.allocation === 'Block');
     try {
       subnet = await subnetEntry.details;
       nic = await this.azure.getNodeNic(machine, this.nicHints.get(name) ?? record.status?.nic?.id);
@@ -490,6 +500,8 @@ export class Controller {
       this.log.warn({ pool: pool.metadata.name, problem: subnet.headroomUnknown }, 'subnet headroom unknown; Azure\'s SubnetIsFull is the only limit');
       this.event(pool, 'Warning', 'SubnetReadFailed', 'ReadSubnet', subnet.headroomUnknown);
     }
+    subnetEntry.freeBlocks ??= subnet.freeBlocks;
+    if (pool.spec.allocation === 'Block') return this.syncBlocks(record, pool, machine, nic, subnet, subnetEntry, generation);
     const plan = planNode({
       spec: pool.spec,
       nic: nic.ipConfigs,
@@ -602,6 +614,153 @@ export class Controller {
     return r;
   }
 
+  private poolModes(): PoolModeView[] {
+    return this.pools.list().filter((p) => !p.metadata.deletionTimestamp).map((p) => ({
+      name: p.metadata.name, subnetID: p.spec.subnetID, allocation: p.spec.allocation ?? 'Individual', creationTimestamp: p.metadata.creationTimestamp,
+    }));
+  }
+
+  /**
+   * The steady-state round for a node of a Block pool: block-plan.ts decides in whole /28s, one NIC write
+   * carries every add and remove, only blocks the agent listed in releasedBlocks leave the NIC, and the
+   * subnet's headroom is counted in blocks. A subnet with free addresses but no aligned /28 is reported
+   * (SubnetExhausted/NoAlignedBlock and a Warning), not papered over unless the pool opted into fallback.
+   */
+  private async syncBlocks(record: Record_, pool: Pool, machine: MachineRef, nic: NodeNic, subnet: SubnetDetails, subnetEntry: SubnetEntry, generation: number | undefined): Promise<Result> {
+    const name = record.metadata.name;
+    const subnetId = pool.spec.subnetID;
+    const health = this.healthOf(subnetId);
+    const plan = planBlocks({
+      spec: pool.spec,
+      nic: nic.ipConfigs,
+      releasedBlocks: record.spec.releasedBlocks ?? [],
+      releasedIPs: record.spec.releasedIPs,
+      demand: record.spec.demand,
+      subnetFreeBlocks: subnetEntry.freeBlocks,
+      subnetFree: subnetEntry.free,
+      maxAdds: health.maxAdds,
+    });
+    const removedBlocks = plan.remove.filter((n) => nic.ipConfigs.some((c) => c.name === n && isBlock(c))).length;
+    const removedAddresses = removedBlocks * BLOCK_SIZE + (plan.remove.length - removedBlocks);
+    const addedAddresses = plan.addBlocks.length * BLOCK_SIZE + plan.addSingles.length;
+    // Reserve before any await, so nodes planning meanwhile do not count the same blocks.
+    if (subnetEntry.free !== undefined) subnetEntry.free = Math.max(0, subnetEntry.free - addedAddresses);
+    if (subnetEntry.freeBlocks !== undefined) subnetEntry.freeBlocks = Math.max(0, subnetEntry.freeBlocks - plan.addBlocks.length);
+    if ((plan.addBlocks.length > 0 || plan.deferredBlocks > 0) && !this.shortSince.has(name)) this.shortSince.set(name, Date.now());
+
+    let fragmented = plan.fragmented ? subnetEntry.free ?? 0 : undefined;
+    /** Blocks Azure refused for want of an aligned /28 (with free addresses left): still wanted. */
+    let refusedBlocks = 0;
+    const fallback = pool.spec.fallbackToIndividual === true;
+    let after = nic;
+    let requeueAfterMs: number | undefined = this.opts.resyncMs;
+    let ready: ConditionInput | undefined;
+    const changes = plan.addBlocks.length + plan.addSingles.length + plan.remove.length;
+    if (changes > 0) {
+      try {
+        const started = Date.now();
+        after = await this.azure.writeIpConfigs(nic, nextBlockIpConfigs(nic.ipConfigs, plan, subnetId));
+        const added = plan.addBlocks.length + plan.addSingles.length;
+        if (added) {
+          this.metrics.ipConfigChanges.inc({ change: 'added' }, added);
+          health.onAdded(plan.addBlocks.length, Math.max(1, pool.spec.scaling.batchSize / BLOCK_SIZE));
+          if (plan.deferredBlocks === 0 && this.shortSince.has(name)) {
+            this.metrics.allocationSeconds.observe((Date.now() - this.shortSince.get(name)!) / 1000);
+            this.shortSince.delete(name);
+          }
+          this.refused.delete(name);
+        }
+        if (plan.remove.length) {
+          this.metrics.ipConfigChanges.inc({ change: 'removed' }, plan.remove.length);
+          this.roomMade(subnetId, removedAddresses, removedBlocks);
+        }
+        this.nicChanged(record, pool, nic, after, added, plan.remove.length, started);
+        this.log.info({ node: name, pool: pool.metadata.name, addedBlocks: plan.addBlocks.length, addedSingles: plan.addSingles.length, removed: plan.remove.length, targetBlocks: plan.targetBlocks, reason: plan.reason }, 'updated NIC');
+        if (plan.deferredBlocks > 0 && !plan.fragmented) requeueAfterMs = 1000;
+      } catch (e) {
+        if (subnetEntry.free !== undefined) subnetEntry.free += addedAddresses;
+        if (subnetEntry.freeBlocks !== undefined) subnetEntry.freeBlocks += plan.addBlocks.length;
+        if (!(e instanceof AzureCallError)) throw e;
+        const f = e.failure;
+        if (f.kind === 'SubnetFull') {
+          // Azure found no free aligned /28. With addresses left by our count, that is fragmentation.
+          const freeLeft = subnetEntry.free ?? 0;
+          this.forgetSubnet(subnetId, subnetEntry);
+          const wait = health.onFull(Math.max(1, plan.addBlocks.length), f.message);
+          if (freeLeft > 0) {
+            fragmented = freeLeft;
+            refusedBlocks = plan.addBlocks.length;
+          } else {
+            this.event(record, 'Warning', 'SubnetIsFull', 'AddBlocks', `Azure has no room for ${plan.addBlocks.length} more /28 blocks in ${subnetId}: ${f.message}`);
+            ready = { type: 'Ready', status: 'False', reason: 'SubnetFull', message: f.message };
+          }
+          this.poolSoon(pool.metadata.name);
+          requeueAfterMs = wait;
+          if (plan.remove.length) {
+            // Released blocks must not wait for room in the subnet: send the removals on their own.
+            const started = Date.now();
+            after = await this.azure.writeIpConfigs(nic, nextBlockIpConfigs(nic.ipConfigs, { addBlocks: [], addSingles: [], remove: plan.remove }, subnetId))
+              .then((n) => { this.roomMade(subnetId, removedAddresses, removedBlocks); this.nicChanged(record, pool, nic, n, 0, plan.remove.length, started); return n; })
+              .catch((e2) => { if (e2 instanceof AzureCallError) return nic; throw e2; });
+          }
+        } else if (f.kind === 'SubnetNotAllowedOnNIC') {
+          const r = this.refuse(name, nic, pool, f.message);
+          this.event(record, 'Warning', 'SubnetNotAllowedOnNIC', 'AddBlocks', r.message);
+          this.poolSoon(pool.metadata.name);
+          ready = { type: 'Ready', status: 'False', reason: 'SubnetNotAllowedOnNIC', message: r.message };
+          requeueAfterMs = r.until - Date.now();
+        } else if (f.kind === 'NotFound') {
+          this.event(record, 'Warning', 'NICNotFound', 'AddBlocks', f.message);
+          ready = { type: 'Ready', status: 'False', reason: 'NICNotFound', message: f.message };
+          this.nicHints.delete(name);
+          requeueAfterMs = 60_000;
+        } else {
+          return this.azureFailed(record, e);
+        }
+      }
+    }
+
+    const conditions: ConditionInput[] = [];
+    if (fragmented !== undefined) {
+      const c = fragmentedCondition(subnetId, fragmented, fallback);
+      conditions.push(c);
+      if (!subnetEntry.fragmented) {
+        this.event(pool, 'Warning', 'NoAlignedBlock', 'AddBlocks', c.message);
+      }
+      const current = this.subnets.get(subnetId.toLowerCase()) ?? subnetEntry;
+      current.fragmented ??= { since: Date.now(), message: c.message };
+      this.event(record, 'Warning', 'NoAlignedBlock', 'AddBlocks', c.message);
+      this.poolSoon(pool.metadata.name);
+      requeueAfterMs = Math.min(requeueAfterMs ?? this.opts.resyncMs, this.opts.subnetFullBackoffMs);
+    } else {
+      conditions.push({ type: 'SubnetExhausted', status: 'False', reason: 'BlocksFit', message: `the blocks this node wants fit in subnet ${subnetId}` });
+    }
+    const blocksNow = poolBlocks(after.ipConfigs, subnetId).length;
+    ready ??= fragmented !== undefined && !fallback && plan.deferredBlocks + refusedBlocks > 0
+      ? { type: 'Ready', status: 'False', reason: 'NoAlignedBlock', message: `${blocksNow} blocks held, ${plan.deferredBlocks + refusedBlocks} more wanted: ${conditions[0]!.message}` }
+      : plan.deferredBlocks > 0
+        ? { type: 'Ready', status: 'False', reason: 'Growing', message: `adding ${plan.addBlocks.length} blocks now, ${plan.deferredBlocks} more once the subnet allows` }
+        : plan.capped
+          ? { type: 'Ready', status: 'True', reason: 'AtLimit', message: `demand exceeds the ${plan.targetBlocks} blocks that ipsPerNode.max and the NIC allow` }
+          : { type: 'Ready', status: 'True', reason: 'Synced', message: `${blocksNow} blocks (${plan.usableAfter} usable addresses), target ${plan.targetBlocks} blocks` };
+    conditions.unshift(ready);
+
+    await this.writeStatus(record, {
+      nic: { id: after.nicId, macAddress: after.macAddress, primaryIP: after.primaryIP, vmID: machine.id },
+      subnet: { id: subnet.id, addressPrefix: subnet.addressPrefix, gatewayIP: subnet.gatewayIP },
+      vnetAddressPrefixes: subnet.vnetAddressPrefixes,
+      // Fallback single ip-configs (only with fallbackToIndividual): addresses outside any block.
+      ips: poolIpConfigs(after.ipConfigs, subnetId).filter((c) => !isBlock(c) && c.privateIPAddress)
+        .map((c) => ({ ip: c.privateIPAddress!, ipConfigName: c.name })).sort(sortIPs),
+      blocks: poolBlocks(after.ipConfigs, subnetId).filter((c) => c.privateIPAddress)
+        .map((c) => ({ prefix: c.privateIPAddress!, ipConfigName: c.name }))
+        .sort((a, b) => ipToInt(a.prefix.split('/')[0]!) - ipToInt(b.prefix.split('/')[0]!)),
+      targetIPs: plan.targetBlocks * BLOCK_SIZE,
+      conditions,
+    }, generation);
+    return { requeueAfterMs };
+  }
+
   private noRoomMessage(subnetId: string): string {
     return `no free addresses left in ${subnetId} (by the last subnet read and this controller's changes since)`;
   }
@@ -663,7 +822,8 @@ export class Controller {
       ips: fields.ips ?? old.ips ?? [],
       conditions: setConditions(old.conditions, fields.conditions, now(), generation),
     };
-    next.allocatedIPs = next.ips.length;
+    next.allocatedIPs = next.ips.length + (next.blocks?.length ?? 0) * BLOCK_SIZE;
+    if (next.blocks !== undefined) next.allocatedBlocks = next.blocks.length;
     if (generation !== undefined) next.observedGeneration = generation;
     if (sameStatus(old, next)) return;
     // No resourceVersion precondition: status is the controller's alone and says what Azure has; the agent's
@@ -718,13 +878,17 @@ export class Controller {
         name: r.metadata.name,
         allocated: r.status?.allocatedIPs ?? r.status?.ips.length ?? 0,
         used: r.spec.demand?.usedIPs ?? 0,
-        released: r.spec.releasedIPs.filter((ip) => onNic.has(ip)).length,
+        released: r.spec.releasedIPs.filter((ip) => onNic.has(ip)).length
+          + (r.spec.releasedBlocks ?? []).filter((b) => (r.status?.blocks ?? []).some((x) => x.prefix === b)).length * BLOCK_SIZE,
         ready: ready?.status === 'True',
         reason: ready?.status === 'True' ? undefined : ready?.reason ?? 'Pending',
       };
     });
     // Out of room by our count matters only while a node of this pool is kept short by it.
-    const exhausted = this.health.get(pool.spec.subnetID.toLowerCase())?.exhausted
+    const block = pool.spec.allocation === 'Block';
+    const fragmented = block ? mine.map((r) => conditionOf(r.status?.conditions, 'SubnetExhausted')).find((c) => c?.status === 'True' && c.reason === 'NoAlignedBlock') : undefined;
+    const exhausted = (fragmented ? { message: fragmented.message, reason: fragmented.reason } : undefined)
+      ?? this.health.get(pool.spec.subnetID.toLowerCase())?.exhausted
       ?? (summaries.some((r) => r.reason === 'SubnetFull') ? this.noRoom(pool.spec.subnetID) : undefined);
     const summary = summarizePool({ records: summaries, lostNodes, subnetExhausted: exhausted });
     if (lostNodes.length) {
@@ -740,8 +904,15 @@ export class Controller {
     this.gauges.set(name, pool.spec.ipsPerNode.max, mine.filter((r) => !r.metadata.deletionTimestamp).map(nodeFigures),
       { name: subnetDisplayName(pool.spec.subnetID), addressPrefix, free: subnetSeen?.free });
 
+    const conflict = modeConflicts(this.poolModes()).get(name);
+    if (conflict) {
+      this.event(pool, 'Warning', 'AllocationModeConflict', 'Select', modeConflictCondition(conflict, pool.spec.allocation ?? 'Individual').message);
+    }
     const generation = pool.metadata.generation;
     const old = pool.status ?? {};
+    // Said on Block pools, on pools in conflict, and until a conflict a pool had is said to be over.
+    const modeCondition = block || conflict || conditionOf(old.conditions, 'AllocationModeConflict')
+      ? [modeConflictCondition(conflict, pool.spec.allocation ?? 'Individual')] : [];
     const next = {
       observedGeneration: generation,
       nodes: summary.nodes,
@@ -749,7 +920,8 @@ export class Controller {
       usedIPs: summary.usedIPs,
       releasedIPs: summary.releasedIPs,
       subnet: subnetDisplayName(pool.spec.subnetID),
-      conditions: setConditions(old.conditions, summary.conditions, now(), generation),
+      allocatedBlocks: block ? mine.filter((r) => !r.metadata.deletionTimestamp).reduce((a, r) => a + (r.status?.allocatedBlocks ?? 0), 0) : undefined,
+      conditions: setConditions(old.conditions, [...summary.conditions, ...modeCondition], now(), generation),
     };
     if (!sameStatus(old, next)) {
       await this.kube.mergePatch(`${path}/status`, { status: next });
@@ -771,6 +943,7 @@ export class Controller {
     const count = (n: NodeNic) => poolIpConfigs(n.ipConfigs, subnetId).length;
     this.events.nicChanged(regardingOf(record), pool && regardingOf(pool), {
       node: record.metadata.name, before: count(before), after: count(after), added, removed, azureMs: Date.now() - started,
+      ...(pool?.spec.allocation === 'Block' ? { unit: 'block' as const } : {}),
     });
   }
 }

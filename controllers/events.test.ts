@@ -159,3 +159,10 @@ test('the controller tells what Azure accepted: IPsAdded then IPsReleased on the
   t.is(on('NodeIPPool').pop(), `IPsReleased: removed 16 released IPs in 1 NIC write on 1 node (${node} 24 → 8)`);
   t.true(events.every((e) => e.type === 'Normal'), 'no warnings on a healthy run');
 });
+
+test('a Block pool\'s writes are told in /28 blocks, not IPs', (t) => {
+  const f = foldNicChange(undefined, change({ added: 1, before: 1, after: 2, unit: 'block' })).pending;
+  t.is(nicChangesEvent(f, 'node').note, 'added 1 /28 block in 1 NIC write: 1 → 2 blocks on the NIC; Azure took 1.2 s');
+  const r = foldNicChange(undefined, change({ added: 0, removed: 2, before: 4, after: 2, unit: 'block' })).pending;
+  t.is(nicChangesEvent(r, 'node').note, 'removed 2 released /28 blocks in 1 NIC write: 4 → 2 blocks on the NIC; Azure took 1.2 s');
+});

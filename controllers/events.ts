@@ -29,6 +29,8 @@ export interface NicChange {
   removed: number;
   /** How long the write took, long-running operation included. */
   azureMs: number;
+  /** What one ip-config is: an IP (Individual), or a /28 block (Block pools). Default 'IP'. */
+  unit?: 'IP' | 'block';
 }
 
 /** NIC writes folded together: the first `before`, the last `after`, the rest summed. */
@@ -41,6 +43,7 @@ export interface NicChanges {
   writes: number;
   azureMs: number;
   longestMs: number;
+  unit?: 'IP' | 'block';
 }
 
 export type Direction = 'added' | 'removed' | 'changed';
@@ -68,6 +71,7 @@ export function foldNicChange(pending: NicChanges | undefined, c: NicChange): { 
       writes: (pending?.writes ?? 0) + 1,
       azureMs: (pending?.azureMs ?? 0) + c.azureMs,
       longestMs: Math.max(pending?.longestMs ?? 0, c.azureMs),
+      ...(c.unit === 'block' ? { unit: 'block' as const } : {}),
     },
   };
 }
@@ -80,15 +84,16 @@ const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? o
 
 /** What the folded changes say, on the node's record (`scope` 'node') or on its pool ('pool'). */
 export function nicChangesEvent(c: NicChanges, scope: 'node' | 'pool'): EventSpec {
-  const what = c.direction === 'added' ? `added ${plural(c.added, 'IP')}`
-    : c.direction === 'removed' ? `removed ${plural(c.removed, 'released IP')}`
-    : `added ${plural(c.added, 'IP')} and removed ${plural(c.removed, 'released IP')}`;
+  const unit = c.unit === 'block' ? '/28 block' : 'IP';
+  const what = c.direction === 'added' ? `added ${plural(c.added, unit)}`
+    : c.direction === 'removed' ? `removed ${plural(c.removed, `released ${unit}`)}`
+    : `added ${plural(c.added, unit)} and removed ${plural(c.removed, `released ${unit}`)}`;
   const writes = c.writes === 1 ? 'in 1 NIC write' : `in ${c.writes} NIC writes`;
   const took = c.writes === 1 ? `Azure took ${seconds(c.azureMs)}` : `Azure took ${seconds(c.azureMs)} in all, the longest write ${seconds(c.longestMs)}`;
   let where: string;
   if (scope === 'node') {
     const n = c.nodes[0]!;
-    where = `: ${n.before} → ${n.after} IPs on the NIC`;
+    where = `: ${n.before} → ${n.after} ${c.unit === 'block' ? 'blocks' : 'IPs'} on the NIC`;
   } else {
     const shown = c.nodes.slice(0, 3).map((n) => `${n.node} ${n.before} → ${n.after}`).join(', ');
     const more = c.nodes.length > 3 ? ` and ${c.nodes.length - 3} more` : '';

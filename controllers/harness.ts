@@ -49,6 +49,8 @@ export interface World {
   pool(name: string): Promise<NodeIPPool | undefined>;
   setDemand(node: string, usedIPs: number, pendingIPs?: number): Promise<void>;
   release(node: string, ips: string[]): Promise<void>;
+  /** Block mode: the agent's spec.releasedBlocks. */
+  releaseBlocks(node: string, blocks: string[]): Promise<void>;
   /** Our ip-configs on the node's NIC, as Azure has them. */
   nicIPs(node: string): string[];
   close(): Promise<void>;
@@ -189,6 +191,9 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     },
     async release(node, ips) {
       await agent.mergePatch(recordPath(node), { spec: { releasedIPs: ips } });
+    },
+    async releaseBlocks(node, blocks) {
+      await agent.mergePatch(recordPath(node), { spec: { releasedBlocks: blocks } });
     },
     nicIPs(node) {
       const n = sc.nodes.find((x) => x.nodeName === node);

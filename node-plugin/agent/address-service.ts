@@ -3,6 +3,7 @@ import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
 import type { ScalingPolicy } from '../../crds/scaling.js';
 import type { NodeNetwork } from '../datapath/index.js';
 import { availableIPs, chooseReleases, pickAddress, pruneCooldown, pruneReleased, type PoolView } from './ipam/policy.js';
+import { blockAddresses, blockOf, chooseBlockReleases, pickBlockAddress, pruneReleasedBlocks, type BlockView } from './ipam/block-policy.js';
 import { PendingDemand } from './ipam/pending.js';
 import { GroupCommitter, type Allocation, type Store, type StoreState } from './ipam/store.js';
 
@@ -47,6 +48,8 @@ export interface PoolSettings {
   snat: { enabled: boolean; excludeCIDRs: string[] };
   ipsPerNode: { min: number; max: number };
   scaling: ScalingPolicy;
+  /** The pool's allocation mode; absent means Individual. */
+  allocation?: 'Individual' | 'Block';
 }
 
 /** Node facts that come from the agent's configuration, not from the API. */
@@ -85,6 +88,8 @@ export class AgentAddressService implements PodAddressService {
   private allocations = new Map<string, Allocation>();
   private byIP = new Map<string, string>();
   private released = new Set<string>();
+  /** Block mode: /28s promised never to be handed out from again, until the controller removes them. */
+  private releasedBlocks = new Set<string>();
   private cooldown = new Map<string, number>();
   private readonly pending: PendingDemand;
   private record: NodeIPAllocation | undefined;
@@ -111,6 +116,7 @@ export class AgentAddressService implements PodAddressService {
       this.byIP.set(a.ip, ownerKey(a));
     }
     this.released = new Set(state.released);
+    this.releasedBlocks = new Set(state.releasedBlocks ?? []);
     this.cooldown = new Map(Object.entries(state.cooldown));
     this.lastNetwork = state.nodeNetwork;
   }
@@ -120,6 +126,7 @@ export class AgentAddressService implements PodAddressService {
       version: 1,
       allocations: [...this.allocations.values()],
       released: [...this.released],
+      ...(this.releasedBlocks.size ? { releasedBlocks: [...this.releasedBlocks] } : {}),
       cooldown: Object.fromEntries(this.cooldown),
       ...(this.lastNetwork ? { nodeNetwork: this.lastNetwork } : {}),
     };
@@ -152,7 +159,13 @@ export class AgentAddressService implements PodAddressService {
     const prunedReleased = pruneReleased(new Set([...this.released, ...recorded]), ips);
     const releasedChanged = recorded.length > 0 || prunedReleased.size !== this.released.size;
     this.released = prunedReleased;
-    if (releasedChanged || networkChanged) void this.committer.commit().catch(() => undefined);
+    // The same per block: a listed block stays released; one the NIC no longer holds is forgotten.
+    const blocks = this.blocks();
+    const recordedBlocks = (record?.spec.releasedBlocks ?? []).filter((b) => !this.releasedBlocks.has(b) && ![...this.byIP.keys()].some((ip) => blockOf(ip, [b])));
+    const prunedBlocks = pruneReleasedBlocks(new Set([...this.releasedBlocks, ...recordedBlocks]), blocks);
+    const blocksChanged = recordedBlocks.length > 0 || prunedBlocks.size !== this.releasedBlocks.size;
+    this.releasedBlocks = prunedBlocks;
+    if (releasedChanged || blocksChanged || networkChanged) void this.committer.commit().catch(() => undefined);
     this.changed();
   }
 
@@ -160,6 +173,46 @@ export class AgentAddressService implements PodAddressService {
     const status = this.record?.status;
     const primary = status?.nic?.primaryIP;
     return (status?.ips ?? []).map((i) => i.ip).filter((ip) => ip !== primary);
+  }
+
+  /** Every address a pod on this node may hold: the single IPs and, in Block mode, the addresses of the blocks. */
+  podAddresses(): string[] {
+    const primary = this.record?.status?.nic?.primaryIP;
+    return [...this.poolIPs(), ...blockAddresses(this.blocks()).filter((ip) => ip !== primary)];
+  }
+
+  /** The node's /28 blocks (status.blocks), lowest first. */
+  blocks(): string[] {
+    return (this.record?.status?.blocks ?? []).map((b) => b.prefix);
+  }
+
+  /** Block mode: the pool says so, or the record holds blocks. */
+  blockMode(): boolean {
+    return this.pool?.allocation === 'Block' || this.blocks().length > 0;
+  }
+
+  releasedBlockList(): string[] {
+    return [...this.releasedBlocks].sort();
+  }
+
+  private blockView(): BlockView {
+    return {
+      blocks: this.blocks(), releasedBlocks: this.releasedBlocks, allocated: new Set(this.byIP.keys()), cooldown: this.cooldown,
+      now: this.now(), primaryIP: this.record?.status?.nic?.primaryIP,
+    };
+  }
+
+  /** Block addresses a pod may be given now (usable blocks, not held, not the primary, not cooling). */
+  private freeBlockAddresses(): string[] {
+    const v = this.blockView();
+    const usable = v.blocks.filter((b) => !v.releasedBlocks.has(b));
+    return blockAddresses(usable).filter((ip) => ip !== v.primaryIP && !v.allocated.has(ip) && (v.cooldown.get(ip) ?? 0) <= v.now);
+  }
+
+  /** The next address: in Block mode the fullest block first, then any fallback single ip-config. */
+  private pick(): string | undefined {
+    if (this.blockMode()) return pickBlockAddress(this.blockView()) ?? pickAddress(this.view());
+    return pickAddress(this.view());
   }
 
   private view(): PoolView {
@@ -183,7 +236,7 @@ export class AgentAddressService implements PodAddressService {
   }
 
   freeCount(): number {
-    return availableIPs(this.view()).length;
+    return availableIPs(this.view()).length + (this.blockMode() ? this.freeBlockAddresses().length : 0);
   }
 
   async acquire(owner: AddressOwner): Promise<AssignedAddress> {
@@ -211,13 +264,13 @@ export class AgentAddressService implements PodAddressService {
     }
     if (!facts || !this.record?.status?.nic) throw new PoolNotReadyError(this.notReadyReason());
     // Pick and record in one synchronous step: no other acquire can run in between.
-    const ip = pickAddress(this.view());
+    const ip = this.pick();
     if (!ip) {
       this.changed(this.pending.note(key));
       const view = this.view();
       const cooling = [...view.cooldown.values()].filter((t) => t > view.now).length;
       throw new NoFreeAddressError(
-        `no free VNet IP on node ${this.opts.node.nodeName}: ${this.byIP.size} of ${view.poolIPs.length - this.released.size} in use` +
+        `no free VNet IP on node ${this.opts.node.nodeName}: ${this.byIP.size} of ${this.capacity()} in use` +
           (cooling ? `, ${cooling} cooling down after release` : '') +
           `; demand raised to ${this.demand().usedIPs + this.demand().pendingIPs}, ` +
           (this.opts.noFreeIPAdvice ??
@@ -387,6 +440,15 @@ export class AgentAddressService implements PodAddressService {
     if (this.pending.clear(ownerKey(owner))) this.changed();
   }
 
+  /** Addresses pods could hold now: single IPs not released, plus the addresses of blocks not released. */
+  private capacity(): number {
+    const singles = this.poolIPs().length - this.released.size;
+    if (!this.blockMode()) return singles;
+    const primary = this.record?.status?.nic?.primaryIP;
+    const usable = this.blocks().filter((b) => !this.releasedBlocks.has(b));
+    return singles + blockAddresses(usable).filter((ip) => ip !== primary).length;
+  }
+
   releasedIPs(): string[] {
     return [...this.released].sort();
   }
@@ -396,8 +458,25 @@ export class AgentAddressService implements PodAddressService {
    * released durably, and returns the new releasedIPs list. Must be durable before it is published.
    */
   async planReleases(): Promise<string[]> {
-    this.cooldown = pruneCooldown(this.cooldown, this.poolIPs(), this.now());
-    if (this.pool && this.isReady()) {
+    this.cooldown = pruneCooldown(this.cooldown, [...this.poolIPs(), ...blockAddresses(this.blocks())], this.now());
+    if (this.pool && this.isReady() && this.blockMode()) {
+      const d = this.demand();
+      // Whole blocks no pod holds an address of, with the controller's scaling math in blocks.
+      const more = chooseBlockReleases({
+        ...this.blockView(),
+        pending: d.pendingIPs,
+        min: this.pool.ipsPerNode.min,
+        max: this.pool.ipsPerNode.max,
+        policy: this.pool.scaling,
+      });
+      if (more.length) {
+        for (const b of more) {
+          this.releasedBlocks.add(b);
+          for (const ip of blockAddresses([b])) this.cooldown.delete(ip);
+        }
+        await this.committer.commit();
+      }
+    } else if (this.pool && this.isReady()) {
       const d = this.demand();
       const more = chooseReleases({
         ...this.view(),

@@ -122,7 +122,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     minIntervalMs: config.syncIntervalMs,
     // No record, nothing to patch (a node no pool selects would otherwise retry a 404 forever).
     enabled: () => addresses.recordPresence() === 'present',
-    desired: async () => ({ demand: addresses.demand(), releasedIPs: await addresses.planReleases() }),
+    desired: async () => {
+      const releasedIPs = await addresses.planReleases();
+      // Block mode: whole /28s go back in spec.releasedBlocks (the handshake per block).
+      return { demand: addresses.demand(), releasedIPs, ...(addresses.blockMode() ? { releasedBlocks: addresses.releasedBlockList() } : {}) };
+    },
     write: async (patch) => {
       await source.writeSpec(patch.spec);
       metrics.specWrites.inc();
@@ -191,7 +195,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         allocations,
         attachments,
         netnsExists: new Map(allocations.filter((a) => a.netnsPath).map((a) => [a.netnsPath!, netnsExists(a.netnsPath!)])),
-        poolIPs: addresses.poolIPs(),
+        // Block mode: an attachment with an address of one of the node's blocks is adopted too.
+        poolIPs: addresses.podAddresses(),
         now: Date.now(),
       };
     };

@@ -17,7 +17,7 @@ export function createMetrics(addresses: AgentAddressService, nodeProblems?: () 
   collectDefaultMetrics({ register: registry, prefix: 'podvnet_agent_' });
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
-  gauge('podvnet_agent_pool_ips', 'Secondary IPs the node\'s NIC holds for pods.', () => addresses.poolIPs().length);
+  gauge('podvnet_agent_pool_ips', 'Addresses the node\'s NIC holds for pods: its secondary IPs, in Block mode every address of its /28 blocks too.', () => addresses.podAddresses().length);
   gauge('podvnet_agent_allocated_ips', 'IPs held by pods and containers.', () => addresses.demand().usedIPs);
   gauge('podvnet_agent_free_ips', 'IPs that can be handed out now.', () => addresses.freeCount());
   gauge('podvnet_agent_released_ips', 'IPs given back, waiting for the controller to remove them.', () => addresses.releasedIPs().length);

@@ -11,6 +11,8 @@ import type { PoolSettings } from './address-service.js';
 export interface SpecWrite {
   demand: { usedIPs: number; pendingIPs: number };
   releasedIPs: string[];
+  /** Block mode only: the /28s given back whole (spec.releasedBlocks). */
+  releasedBlocks?: string[];
 }
 
 /** Where records come from and spec writes go: the API server, or a file (tests, the benchmark). */
@@ -28,20 +30,31 @@ export interface RecordSource {
 /** The merge patch for spec, or undefined when the record already says this. */
 export function specPatch(desired: SpecWrite, current: SpecWrite | undefined): { spec: SpecWrite } | undefined {
   if (current && sameWrite(desired, current)) return undefined;
-  return { spec: { demand: { ...desired.demand }, releasedIPs: [...desired.releasedIPs].sort() } };
+  return {
+    spec: {
+      demand: { ...desired.demand },
+      releasedIPs: [...desired.releasedIPs].sort(),
+      ...(desired.releasedBlocks !== undefined ? { releasedBlocks: [...desired.releasedBlocks].sort() } : {}),
+    },
+  };
 }
 
 export function sameWrite(a: SpecWrite, b: SpecWrite): boolean {
   if (a.demand.usedIPs !== b.demand.usedIPs || a.demand.pendingIPs !== b.demand.pendingIPs) return false;
-  if (a.releasedIPs.length !== b.releasedIPs.length) return false;
-  const sb = new Set(b.releasedIPs);
-  return a.releasedIPs.every((ip) => sb.has(ip));
+  return sameSet(a.releasedIPs, b.releasedIPs) && sameSet(a.releasedBlocks ?? [], b.releasedBlocks ?? []);
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const sb = new Set(b);
+  return a.every((x) => sb.has(x));
 }
 
 /** What the record's spec currently says, to avoid rewriting the same values after a restart. */
 export function writtenSpec(record: NodeIPAllocation): SpecWrite | undefined {
   if (!record.spec.demand) return undefined;
-  return { demand: { usedIPs: record.spec.demand.usedIPs, pendingIPs: record.spec.demand.pendingIPs ?? 0 }, releasedIPs: record.spec.releasedIPs ?? [] };
+  return { demand: { usedIPs: record.spec.demand.usedIPs, pendingIPs: record.spec.demand.pendingIPs ?? 0 }, releasedIPs: record.spec.releasedIPs ?? [],
+    ...(record.spec.releasedBlocks !== undefined ? { releasedBlocks: record.spec.releasedBlocks } : {}) };
 }
 
 export function poolSettingsFrom(pool: NodeIPPool): PoolSettings {
@@ -49,6 +62,7 @@ export function poolSettingsFrom(pool: NodeIPPool): PoolSettings {
     snat: { enabled: pool.spec.snat.enabled, excludeCIDRs: [...pool.spec.snat.excludeCIDRs] },
     ipsPerNode: { min: pool.spec.ipsPerNode.min, max: pool.spec.ipsPerNode.max },
     scaling: { ...pool.spec.scaling },
+    ...(pool.spec.allocation === 'Block' ? { allocation: 'Block' as const } : {}),
   };
 }
 

@@ -5,10 +5,11 @@
 --   Degraded:    Ready=False for a reason that waiting does not fix (no NIC, bad providerID, full subnet,
 --                a NIC that may not hold ip-configs of the pool's subnet next to its own,
 --                an Azure error that is not a race: authorization, a bad request, an outage,
---                a Block pool this controller version does not serve yet).
+--                a Block pool on a subnet another pool uses in the other mode, a Block pool's subnet with
+--                free addresses but no free aligned /28).
 --   Healthy:     Ready=True.
 local hs = {}
-local permanent = { NICNotFound = true, InvalidProviderID = true, SubnetFull = true, AzureError = true, SubnetNotAllowedOnNIC = true, BlockModeNotServed = true }
+local permanent = { NICNotFound = true, InvalidProviderID = true, SubnetFull = true, AzureError = true, SubnetNotAllowedOnNIC = true, AllocationModeConflict = true, NoAlignedBlock = true }
 
 local generation = 0
 if obj.metadata ~= nil and obj.metadata.generation ~= nil then generation = obj.metadata.generation end

@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { IPv4Address } from '../../../crds/api/common.js';
+import { BlockCIDR } from '../../../crds/api/nodeipallocation.js';
 import { processStartTime, readStateFile, removeStaleTemps, writeFileAtomic } from '../../state-file.js';
 import { NodeNetworkSchema } from '../../datapath/validate.js';
 
@@ -27,6 +28,8 @@ export const StoreState = z.strictObject({
   version: z.literal(1),
   allocations: z.array(Allocation),
   released: z.array(IPv4Address),
+  /** Block mode: the /28s given back (spec.releasedBlocks); absent in Individual mode and older files. */
+  releasedBlocks: z.array(BlockCIDR).optional(),
   cooldown: z.record(IPv4Address, z.number().int()),
   /** The last node network known: pods can still be torn down after a restart when the record is gone. */
   nodeNetwork: NodeNetworkSchema.optional().catch(undefined), // a bad one is forgotten, never fatal
