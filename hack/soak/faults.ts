@@ -22,6 +22,8 @@ export interface FaultEpisode {
   kind: FaultKind;
   /** What was done, for the log (which node, how long, how many requests). */
   what: string;
+  /** The node it hit, for a fault on one node (an agent crash). */
+  node?: string;
   startedAt: number;
   endedAt?: number;
 }
@@ -38,6 +40,7 @@ export async function runFault(sandbox: Sandbox, kind: FaultKind, rng: Prng, sle
       const node = rng.pick(sandbox.nodes);
       const down = rng.int(300, 4000);
       ep.what = `SIGKILL the agent of ${node.name}, restart after ${down} ms`;
+      ep.node = node.name;
       await crash(node.agent, down, sleep);
       return;
     }

@@ -1,4 +1,5 @@
 import type { SoakResult } from './soak.js';
+import { describeWait } from './waits.js';
 
 const s = (ms: number | undefined) => (ms === undefined ? 'n/a' : `${(ms / 1000).toFixed(2)} s`);
 
@@ -16,7 +17,8 @@ export function summarize(r: SoakResult, replay: string): string[] {
     `  operations: ${r.ops.pods} pods, ${r.ops.adds} ADDs (${r.ops.addsOk} ok, ${r.ops.addsTryAgain} code 11), ${r.ops.dels} DELs (${r.ops.delsOk} ok), ${r.ops.pings} pings, ${r.ops.checks} checks`,
     `  faults (${Object.values(r.faults).reduce((a, b) => a + (b ?? 0), 0)}): ${faults}`,
     `  ADD success ratio ${r.addSuccessRatio.toFixed(3)}; ADD p50 ${s(r.addP50Ms)} p99 ${s(r.addP99Ms)}; under faults p50 ${s(r.addUnderFaultsP50Ms)} p99 ${s(r.addUnderFaultsP99Ms)}`,
-    `  longest wait for an IP ${s(r.longestIpWaitMs)}; settle time ${r.settleMs === undefined ? 'did not settle' : s(r.settleMs)}`,
+    `  longest wait for an IP ${s(r.longestIpWaitMs)}, after the faults cleared ${s(r.longestIpWaitAfterFaultMs)}; settle time ${r.settleMs === undefined ? 'did not settle' : s(r.settleMs)}`,
+    ...r.longestWaits.map((w) => `    wait ${describeWait(w, r.startedAt)}`),
   ];
   for (const [kind, e] of byKind) lines.push(`  VIOLATION ${kind} x${e.n}: ${e.first}`);
   lines.push(`  logs: ${r.logDir}`, `  replay: ${replay}`);
