@@ -2,8 +2,8 @@
  * Waits for an IP and the faults behind them. A wait is from a pod's first code-11 ADD to its successful
  * ADD. Many waits are bounded by a fault's own duration (an agent down for 4 s cannot answer; an API
  * server answering 503 cannot take demand), so besides the raw wait the soak measures the wait after the
- * fault cleared: from the end of the last fault that could hold this node back and overlapped the wait
- * (or the wait's start, if later) to the IP. A fault "ends" when the injected condition is lifted: a
+ * fault cleared: from the end of the last fault that could hold this node back and ended during the
+ * wait (or the wait's start, if none did) to the IP. A fault "ends" when the injected condition is lifted: a
  * crashed process is started again (its start-up counts against PodVNet), an outage is over, Azure's
  * injected answers are cleared or used up, slow operations are back to fast.
  */
@@ -36,13 +36,19 @@ export function affectsNode(ep: FaultEpisode, node: string): boolean {
   return ep.kind !== 'agent-kill' || ep.node === node;
 }
 
-/** `now` stands in for the end of a fault not yet over. */
+/**
+ * `now` stands in for the end of a fault not yet over. The wait after the faults cleared is from the
+ * latest end, before the IP came, of a fault that was on during the wait (or from the wait's start if
+ * none was): a fault that began during the wait and was still on when the IP came did not keep the IP
+ * from coming and does not move the clock; one that ended before the wait began is listed (recent) but
+ * does not move it either.
+ */
 export function attributeWait(w: IpWait, episodes: readonly FaultEpisode[], now: number, recentMs = 5000): AttributedWait {
   const related = episodes
     .filter((e) => affectsNode(e, w.node) && e.startedAt <= w.gotAt && (e.endedAt ?? now) >= w.startedAt - recentMs)
     .sort((a, b) => a.startedAt - b.startedAt);
-  // only faults that began before the IP and were still on at some point of the wait hold it back
-  const clearedAt = Math.max(w.startedAt, ...related.filter((e) => (e.endedAt ?? now) >= w.startedAt).map((e) => Math.min(e.endedAt ?? now, w.gotAt)));
+  const ends = related.map((e) => e.endedAt ?? now).filter((end) => end >= w.startedAt && end <= w.gotAt);
+  const clearedAt = Math.max(w.startedAt, ...ends);
   return { ...w, waitMs: w.gotAt - w.startedAt, afterFaultMs: w.gotAt - clearedAt, faults: related };
 }
 
