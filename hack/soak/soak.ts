@@ -16,7 +16,7 @@ import { isAzureFault, isKubeFault, pickFault, runFault, type FaultEpisode, type
 import { checkLive, checkSettled, cniOutcome, percentile, type LivePod, type Violation, type ViolationKind } from './invariants.js';
 import { agentState, ipOwners, kernelView, recordDemand } from './observe.js';
 import { Prng } from './prng.js';
-import { attributeWait, type AttributedWait, type IpWait } from './waits.js';
+import { attributeWait, startUps, type AttributedWait, type IpWait } from './waits.js';
 
 const execFileP = promisify(execFile);
 
@@ -75,6 +75,8 @@ export interface SoakResult {
   longestWaits: AttributedWait[];
   /** The start of the churn (for times relative to it). */
   startedAt: number;
+  /** Restart to serving of the crashed processes (ms), and restarts killed again before they served. */
+  startUps: { controller: number[]; agent: number[]; neverServed: number };
   /** From the last DEL to every final invariant holding; undefined if it never did within settleTimeoutMs. */
   settleMs?: number;
   violations: TimedViolation[];
@@ -370,7 +372,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       addUnderFaultsP50Ms: percentile(underMs, 50), addUnderFaultsP99Ms: percentile(underMs, 99),
       longestIpWaitMs: Math.max(0, ...waits.map((w) => w.waitMs)),
       longestIpWaitAfterFaultMs: Math.max(0, ...waits.map((w) => w.afterFaultMs)),
-      longestWaits, startedAt: t0, settleMs, violations, logDir,
+      longestWaits, startedAt: t0, startUps: startUps(episodes), settleMs, violations, logDir,
     };
   } finally {
     stopping = true;

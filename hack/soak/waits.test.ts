@@ -1,6 +1,6 @@
 import test from 'ava';
 import type { FaultEpisode } from './faults.js';
-import { attributeWait, describeWait, type IpWait } from './waits.js';
+import { attributeWait, describeWait, startUps, type IpWait } from './waits.js';
 
 const wait = (startedAt: number, gotAt: number, node = 'vm-0'): IpWait => ({ pod: 'p1', node, startedAt, gotAt, tryAgains: 3, podsOnNode: [10, 10], nicIPs: [8, 16] });
 const ep = (kind: FaultEpisode['kind'], startedAt: number, endedAt?: number, node?: string): FaultEpisode => ({ kind, what: kind, startedAt, ...(endedAt !== undefined ? { endedAt } : {}), ...(node ? { node } : {}) });
@@ -32,4 +32,15 @@ test('a crash of another node\'s agent is not this node\'s fault; a fault not ov
   const open = attributeWait(wait(1000, 9000), [ep('kube-5xx', 500)], 8500);
   t.is(open.afterFaultMs, 500);
   t.regex(describeWait(a, 0), /^8\.00 s \(6\.00 s after the faults cleared\) p1 on vm-0 from 1\.00 s, 3 code 11; pods on node 10→10, NIC IPs 8→16; faults: agent-kill \[-0\.5\.\.2\.0 s\]$/);
+});
+
+test('start-ups: restart to serving per process; a restart that never served is counted apart; the wait shows when it served', (t) => {
+  const eps: FaultEpisode[] = [
+    { ...ep('controller-kill', 0, 2000), servingAt: 9000 },
+    { ...ep('agent-kill', 100, 1000, 'vm-0'), servingAt: 4000 },
+    ep('agent-kill', 5000, 6000, 'vm-0'),
+    ep('kube-5xx', 0, 500),
+  ];
+  t.deepEqual(startUps(eps), { controller: [7000], agent: [3000], neverServed: 1 });
+  t.regex(describeWait(attributeWait(wait(1000, 10_000), eps.slice(0, 1), 20_000), 0), /SIGKILL|controller-kill \[-1\.0\.\.1\.0 s, serving at 8\.0 s\]/);
 });

@@ -57,8 +57,19 @@ export function describeWait(a: AttributedWait, t0: number): string {
   const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
   const rel = (t: number) => `${((t - a.startedAt) / 1000).toFixed(1)}`;
   const faults = a.faults.length
-    ? a.faults.map((e) => `${e.what} [${rel(e.startedAt)}..${e.endedAt === undefined ? 'end' : rel(e.endedAt)} s]`).join('; ')
+    ? a.faults.map((e) => `${e.what} [${rel(e.startedAt)}..${e.endedAt === undefined ? 'end' : rel(e.endedAt)} s${e.servingAt === undefined ? '' : `, serving at ${rel(e.servingAt)} s`}]`).join('; ')
     : 'no fault (churn alone)';
   return `${s(a.waitMs)} (${s(a.afterFaultMs)} after the faults cleared) ${a.pod} on ${a.node} from ${s(a.startedAt - t0)}, ${a.tryAgains} code 11;` +
     ` pods on node ${a.podsOnNode[0]}→${a.podsOnNode[1]}, NIC IPs ${a.nicIPs[0]}→${a.nicIPs[1]}; faults: ${faults}`;
+}
+
+/** Restart to serving of crashed processes, by which process: the start-up a crash adds after its restart. */
+export function startUps(episodes: readonly FaultEpisode[]): { controller: number[]; agent: number[]; neverServed: number } {
+  const r = { controller: [] as number[], agent: [] as number[], neverServed: 0 };
+  for (const e of episodes) {
+    if (e.kind !== 'controller-kill' && e.kind !== 'agent-kill') continue;
+    if (e.endedAt === undefined || e.servingAt === undefined) { r.neverServed++; continue; }
+    (e.kind === 'controller-kill' ? r.controller : r.agent).push(e.servingAt - e.endedAt);
+  }
+  return r;
 }
