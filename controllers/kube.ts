@@ -1,6 +1,7 @@
 import { request as httpRequest, Agent as HttpAgent } from 'node:http';
 import { request as httpsRequest, Agent as HttpsAgent, type RequestOptions } from 'node:https';
 import { makeInformer, type KubeConfig, type KubernetesObject, type KubernetesListObject } from '@kubernetes/client-node';
+import { WatchBackoff } from './watch-backoff.js';
 
 /**
  * The API-server side, kept thin: a small REST client (JSON, merge patch, optimistic concurrency through
@@ -102,12 +103,18 @@ export class KubeClient {
 
   /** An informer (list + watch, client-node's) over a collection, restarted after errors. */
   informer<T extends KubernetesObject>(path: string, onError: (e: unknown) => void = () => {}) {
-    const list = async (): Promise<KubernetesListObject<T>> => this.get<KubernetesListObject<T>>(path);
+    const backoff = new WatchBackoff({ firstMs: 100, maxMs: 1000 });
+    const list = async (): Promise<KubernetesListObject<T>> => {
+      const l = await this.get<KubernetesListObject<T>>(path);
+      backoff.reset();
+      return l;
+    };
     const inf = makeInformer<T>(this.kc, path, list);
     let stopped = false;
     inf.on('error', (e: unknown) => {
       onError(e);
-      if (!stopped) setTimeout(() => { if (!stopped) void inf.start().catch(onError); }, 1000).unref();
+      // at once after a dropped stream (demand must not wait), backing off while the API server is down
+      if (!stopped) setTimeout(() => { if (!stopped) void inf.start().catch(onError); }, backoff.next()).unref();
     });
     return {
       informer: inf,

@@ -22,8 +22,12 @@ export interface FaultEpisode {
   kind: FaultKind;
   /** What was done, for the log (which node, how long, how many requests). */
   what: string;
+  /** The node it hit, for a fault on one node (an agent crash). */
+  node?: string;
   startedAt: number;
   endedAt?: number;
+  /** A crash: when the restarted process said it serves again ("controller started", "agent started"). */
+  servingAt?: number;
 }
 
 /**
@@ -38,13 +42,14 @@ export async function runFault(sandbox: Sandbox, kind: FaultKind, rng: Prng, sle
       const node = rng.pick(sandbox.nodes);
       const down = rng.int(300, 4000);
       ep.what = `SIGKILL the agent of ${node.name}, restart after ${down} ms`;
-      await crash(node.agent, down, sleep);
+      ep.node = node.name;
+      await crash(node.agent, down, sleep, 'agent started', ep);
       return;
     }
     case 'controller-kill': {
       const down = rng.int(300, 4000);
       ep.what = `SIGKILL the controller, restart after ${down} ms`;
-      await crash(sandbox.controller, down, sleep);
+      await crash(sandbox.controller, down, sleep, 'controller started', ep);
       return;
     }
     case 'kube-drop-watches':
@@ -134,12 +139,23 @@ export async function runFault(sandbox: Sandbox, kind: FaultKind, rng: Prng, sle
 /** Processes crashed and not yet back: a second crash of the same one waits for the first to end. */
 const crashing = new Map<SandboxProcess, Promise<void>>();
 
-async function crash(p: SandboxProcess, downMs: number, sleep: (ms: number) => Promise<void>): Promise<void> {
+async function crash(p: SandboxProcess, downMs: number, sleep: (ms: number) => Promise<void>, servingLine: string, ep: FaultEpisode): Promise<void> {
   while (crashing.has(p)) await crashing.get(p);
   const run = (async () => {
     await p.kill('SIGKILL');
     await sleep(downMs);
     p.start();
+    // its start-up, for the summary: the fault ends at the restart, the process serves some time later
+    let seen = '';
+    const out = p.child.stdout;
+    const scan = (chunk: Buffer) => {
+      seen = (seen + chunk.toString('utf8')).slice(-4096);
+      if (seen.includes(`"msg":"${servingLine}"`)) {
+        ep.servingAt = Date.now();
+        out?.off('data', scan);
+      }
+    };
+    out?.on('data', scan);
   })();
   crashing.set(p, run);
   try { await run; } finally { crashing.delete(p); }

@@ -16,6 +16,7 @@ import { isAzureFault, isKubeFault, pickFault, runFault, type FaultEpisode, type
 import { checkLive, checkSettled, cniOutcome, percentile, type LivePod, type Violation, type ViolationKind } from './invariants.js';
 import { agentState, ipOwners, kernelView, recordDemand } from './observe.js';
 import { Prng } from './prng.js';
+import { attributeWait, startUps, type AttributedWait, type IpWait } from './waits.js';
 
 const execFileP = promisify(execFile);
 
@@ -68,6 +69,14 @@ export interface SoakResult {
   addUnderFaultsP50Ms?: number;
   addUnderFaultsP99Ms?: number;
   longestIpWaitMs: number;
+  /** The longest wait counted from the end of the faults that held its node back (waits.ts). */
+  longestIpWaitAfterFaultMs: number;
+  /** The longest waits, raw, with the faults around them (up to 3), and the longest after the faults cleared if not among them. */
+  longestWaits: AttributedWait[];
+  /** The start of the churn (for times relative to it). */
+  startedAt: number;
+  /** Restart to serving of the crashed processes (ms), and restarts killed again before they served. */
+  startUps: { controller: number[]; agent: number[]; neverServed: number };
   /** From the last DEL to every final invariant holding; undefined if it never did within settleTimeoutMs. */
   settleMs?: number;
   violations: TimedViolation[];
@@ -120,7 +129,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   const track = (p: Promise<void>) => { tasks.add(p); void p.finally(() => tasks.delete(p)); };
   const ops = { adds: 0, addsOk: 0, addsTryAgain: 0, dels: 0, delsOk: 0, pods: 0, pings: 0, checks: 0 };
   const addCalls: Array<{ start: number; end: number; ok: boolean }> = [];
-  const ipWaits: number[] = [];
+  const ipWaits: IpWait[] = [];
   const episodes: FaultEpisode[] = [];
   const faultCounts: Partial<Record<FaultKind, number>> = {};
   let checkWaiters: Array<() => void> = [];
@@ -152,6 +161,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     p.netns = await sandbox.fabric.addNetns(`${name}`);
     const began = Date.now();
     let firstTryAgain: number | undefined;
+    let tryAgains = 0;
+    let atFirstTryAgain: { pods: number; nic: number } | undefined;
     for (let attempt = 0; ; attempt++) {
       const containerId = `${name}-s${attempt}`;
       const start = Date.now();
@@ -161,12 +172,24 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       addCalls.push({ start, end: Date.now(), ok: out.kind === 'ok' && !!out.ip });
       if (out.kind === 'ok' && out.ip) {
         ops.addsOk++;
-        if (firstTryAgain !== undefined) ipWaits.push(Date.now() - firstTryAgain);
+        if (firstTryAgain !== undefined) {
+          ipWaits.push({
+            pod: name, node: node.name, startedAt: firstTryAgain, gotAt: Date.now(), tryAgains,
+            podsOnNode: [atFirstTryAgain!.pods, onNode(node)], nicIPs: [atFirstTryAgain!.nic, ipOwners(sandbox).secondaryCount(node.name)],
+          });
+        }
         p.live = { name, containerId, node: node.name, ip: out.ip, veth: hostVethName(containerId, 'eth0'), mac: podMACs(containerId, 'eth0').container };
         setState(p, 'up');
         return;
       }
-      if (out.kind === 'try-again') { ops.addsTryAgain++; firstTryAgain ??= start; }
+      if (out.kind === 'try-again') {
+        ops.addsTryAgain++;
+        tryAgains++;
+        if (firstTryAgain === undefined) {
+          firstTryAgain = start;
+          atFirstTryAgain = { pods: onNode(node), nic: ipOwners(sandbox).secondaryCount(node.name) };
+        }
+      }
       else if (out.kind === 'hang') violate('add-hang', `ADD of ${name} (${containerId}) on ${node.name} ran past ${o.cniDeadlineMs} ms`);
       else if (out.kind === 'ok') violate('add-bad-failure', `ADD of ${name} on ${node.name} succeeded without an IP: ${r.stdout.trim()}`);
       else violate('add-bad-failure', `ADD of ${name} (${containerId}) on ${node.name} failed with ${out.code === undefined ? 'no code' : `code ${out.code}`}, not 11: ${out.msg}`);
@@ -336,6 +359,10 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     for (const v of last) violate(v.kind, `${v.detail} (${Math.round(o.settleTimeoutMs / 1000)} s after the last DEL)`);
 
     const under = (c: { start: number; end: number }) => episodes.some((e) => c.start <= (e.endedAt ?? Date.now()) + 5000 && c.end >= e.startedAt);
+    const waits = ipWaits.map((w) => attributeWait(w, episodes, Date.now()));
+    const longestWaits = [...waits].sort((a, b) => b.waitMs - a.waitMs).slice(0, 3);
+    const longestAfter = [...waits].sort((a, b) => b.afterFaultMs - a.afterFaultMs)[0];
+    if (longestAfter && !longestWaits.includes(longestAfter)) longestWaits.push(longestAfter);
     const okMs = addCalls.filter((c) => c.ok).map((c) => c.end - c.start);
     const underMs = addCalls.filter((c) => c.ok && under(c)).map((c) => c.end - c.start);
     return {
@@ -343,7 +370,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       addSuccessRatio: addCalls.length ? addCalls.filter((c) => c.ok).length / addCalls.length : 1,
       addP50Ms: percentile(okMs, 50), addP99Ms: percentile(okMs, 99),
       addUnderFaultsP50Ms: percentile(underMs, 50), addUnderFaultsP99Ms: percentile(underMs, 99),
-      longestIpWaitMs: Math.max(0, ...ipWaits), settleMs, violations, logDir,
+      longestIpWaitMs: Math.max(0, ...waits.map((w) => w.waitMs)),
+      longestIpWaitAfterFaultMs: Math.max(0, ...waits.map((w) => w.afterFaultMs)),
+      longestWaits, startedAt: t0, startUps: startUps(episodes), settleMs, violations, logDir,
     };
   } finally {
     stopping = true;

@@ -18,6 +18,8 @@ export interface AddressOwner {
   ifName: string;
   runtime: 'cni' | 'cnm';
   netnsPath?: string;
+  /** The pod (namespace/name) when the runtime says it: its retries with new sandboxes are one demand. */
+  pod?: string;
 }
 export interface AssignedAddress {
   ip: string;
@@ -68,6 +70,8 @@ export interface AddressServiceOptions {
   cooldownMs: number;
   /** How long a pod that found no free IP counts as pending demand. */
   pendingWindowMs?: number;
+  /** How long a container DELeted without an IP still counts as demand (its pod's retry is on its way). */
+  pendingRetryGraceMs?: number;
   /**
    * What to tell a pod or container that found no free IP, after the numbers (default: the controller
    * is adding a batch; check the NodeIPPool). Standalone mode says what applies there.
@@ -266,7 +270,7 @@ export class AgentAddressService implements PodAddressService {
     // Pick and record in one synchronous step: no other acquire can run in between.
     const ip = this.pick();
     if (!ip) {
-      this.changed(this.pending.note(key));
+      this.changed(this.pending.note(key, owner.pod));
       const view = this.view();
       const cooling = [...view.cooldown.values()].filter((t) => t > view.now).length;
       throw new NoFreeAddressError(
@@ -447,6 +451,16 @@ export class AgentAddressService implements PodAddressService {
     const primary = this.record?.status?.nic?.primaryIP;
     const usable = this.blocks().filter((b) => !this.releasedBlocks.has(b));
     return singles + blockAddresses(usable).filter((ip) => ip !== primary).length;
+  }
+
+  /**
+   * A DEL of a container that never got an IP: its pod (when known) is likely to retry with a new sandbox
+   * at once, so it keeps counting as demand for `pendingRetryGraceMs` at most (not a full window: a pod
+   * that is really gone stops counting soon); a retry of the same pod takes its place. Without a known
+   * pod it stops counting at once, as forgetPending.
+   */
+  abandonPending(owner: Pick<AddressOwner, 'containerId' | 'ifName'>): void {
+    if (this.pending.abandon(ownerKey(owner), this.opts.pendingRetryGraceMs ?? 10_000)) this.changed();
   }
 
   releasedIPs(): string[] {

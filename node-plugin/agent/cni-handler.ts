@@ -127,7 +127,8 @@ export class CniHandler {
   private async add(req: AddRequest): Promise<CniResponse> {
     const net = this.network();
     const { addresses, datapath, logger } = this.deps;
-    const owner = { containerId: req.containerId, ifName: req.ifName, runtime: 'cni' as const, netnsPath: req.netns };
+    const pod = req.args.K8S_POD_NAME ? `${req.args.K8S_POD_NAMESPACE ?? ''}/${req.args.K8S_POD_NAME}` : undefined;
+    const owner = { containerId: req.containerId, ifName: req.ifName, runtime: 'cni' as const, netnsPath: req.netns, ...(pod ? { pod } : {}) };
     // The allocation's commit (an fsync) runs alongside the kernel work; the ADD succeeds only once both
     // are done. A crash in between leaves a veth labelled with the IP, which start-up reconciliation adopts.
     const { address: addr, durable } = addresses.reserve(owner);
@@ -160,8 +161,9 @@ export class CniHandler {
   private async del(req: DelRequest): Promise<CniResponse> {
     const { addresses, datapath, logger } = this.deps;
     const alloc = addresses.allocation(req);
-    // A pod that never got an IP (its ADDs found none) is gone: it is no longer pending demand.
-    if (!alloc) addresses.forgetPending(req);
+    // A sandbox that never got an IP (its ADDs found none) is gone; its pod usually comes back with a new
+    // one at once (containerd, the kubelet), so it stops counting as demand only after a short grace.
+    if (!alloc) addresses.abandonPending(req);
     // The last known network when the record is gone (node left every pool): the pod's DEL must still work.
     const net = addresses.teardownNetwork();
     if (!net) {

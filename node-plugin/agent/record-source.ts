@@ -15,6 +15,7 @@ import { NodeIPPool } from '../../crds/api/nodeippool.js';
 import { describeIssues } from '../../crds/api/validation.js';
 import type { PoolSettings } from './address-service.js';
 import { poolSettingsFrom, type RecordSource, type SpecWrite } from './sync.js';
+import { WatchBackoff } from '../../controllers/watch-backoff.js';
 
 /**
  * Feeds the agent its node's NodeIPAllocation (and the pool's settings) from the API server, through an
@@ -66,8 +67,10 @@ export class KubeRecordSource implements RecordSource {
       seq++;
       onUpdate(undefined, this.pool?.settings);
     };
+    const backoff = new WatchBackoff({ firstMs: 100, maxMs: 2000 });
     const listFn = async () => {
       const list = (await this.api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: PLURAL, fieldSelector })) as KubernetesListObject<KubernetesObject>;
+      backoff.reset();
       // A complete list without our record: no NodeIPPool selects this node (yet).
       if (!(list.items ?? []).some((o) => o.metadata?.name === this.nodeName)) absent();
       return list;
@@ -94,9 +97,10 @@ export class KubeRecordSource implements RecordSource {
     informer.on('error', (err) => {
       if (this.stopped) return;
       this.logger.warn({ err: (err as Error)?.message ?? String(err) }, 'watch on own NodeIPAllocation failed; restarting');
+      // at once after a dropped stream (new IPs must not wait), backing off while the API server is down
       setTimeout(() => {
         if (!this.stopped) void informer.start().catch(() => undefined);
-      }, 2000).unref();
+      }, backoff.next()).unref();
     });
     await informer.start();
   }

@@ -108,3 +108,45 @@ test('address service: forgetting a container that never got an IP lowers the de
   svc.forgetPending({ containerId: 'b', ifName: 'eth0' });
   t.is(changes, 1, 'nothing changed the second time');
 });
+
+test('a pod retried with a new sandbox (ADD code 11, DEL, ADD) stays one IP of demand between the DEL and the retry', async (t) => {
+  let now = 0;
+  const p = new PendingDemand({ windowMs: 30_000, now: () => now, onExpired: () => undefined });
+  t.teardown(() => p.close());
+  t.true(p.note('s0/eth0', 'default/web'));
+  t.true(p.note('x0/eth0', 'default/other'));
+  now = 100;
+  t.false(p.abandon('s0/eth0', 5000), 'a DEL of the failed sandbox does not drop the demand at once');
+  t.is(p.count(), 2, 'still waiting: the pod is coming back');
+  now = 600;
+  t.false(p.note('s1/eth0', 'default/web'), 'the retry takes the abandoned sandbox\'s place: demand did not rise');
+  t.is(p.count(), 2);
+  t.deepEqual(p.keys().sort(), ['s1/eth0', 'x0/eth0']);
+  t.false(p.abandon('s1/eth0', 5000));
+  now = 5599;
+  t.is(p.count(), 2);
+  t.is(p.nextExpiry(), 5600, 'the grace ends before the window does');
+  now = 5600;
+  t.deepEqual(p.keys(), ['x0/eth0'], 'a pod that did not come back stops counting after the grace');
+  t.false(p.abandon('gone/eth0', 5000));
+  t.true(p.note('anon/eth0'));
+  t.true(p.abandon('anon/eth0', 5000), 'a sandbox of no known pod stops counting at once');
+  t.deepEqual(p.keys(), ['x0/eth0']);
+});
+
+test('address service: a DEL of a pod\'s sandbox that never got an IP keeps its demand until the retry or the grace; the listeners hear the drop', async (t) => {
+  const svc = new AgentAddressService({ store: new MemoryStore(), node, cooldownMs: 0, pendingWindowMs: 60_000, pendingRetryGraceMs: 300 });
+  t.teardown(() => svc.flush());
+  svc.setRecord(record(0), undefined);
+  await t.throwsAsync(svc.acquire({ containerId: 's0', ifName: 'eth0', runtime: 'cni', pod: 'default/web' }), { instanceOf: NoFreeAddressError });
+  svc.abandonPending({ containerId: 's0', ifName: 'eth0' });
+  t.is(svc.demand().pendingIPs, 1, 'between the DEL and the retry the pod still waits');
+  await t.throwsAsync(svc.acquire({ containerId: 's1', ifName: 'eth0', runtime: 'cni', pod: 'default/web' }), { instanceOf: NoFreeAddressError });
+  t.is(svc.demand().pendingIPs, 1, 'one pod, one IP of demand');
+  let changes = 0;
+  svc.onChange(() => changes++);
+  svc.abandonPending({ containerId: 's1', ifName: 'eth0' });
+  t.is(changes, 0);
+  t.true(await until(() => changes > 0), 'the grace ends on its own');
+  t.is(svc.demand().pendingIPs, 0);
+});

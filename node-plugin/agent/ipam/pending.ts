@@ -13,7 +13,8 @@ export interface PendingDemandOptions {
 }
 
 export class PendingDemand {
-  private readonly since = new Map<string, number>();
+  /** Per waiting container: its last attempt, the pod it belongs to, and an earlier end once abandoned. */
+  private readonly since = new Map<string, { at: number; pod?: string; until?: number }>();
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private closed = false;
@@ -24,11 +25,40 @@ export class PendingDemand {
   }
 
   /** A pod found no IP (again): it counts, from now, for one window. Returns whether it is new (demand rose). */
-  note(key: string): boolean {
-    const isNew = !this.has(key);
-    this.since.set(key, this.now());
+  note(key: string, pod?: string): boolean {
+    this.prune();
+    let isNew = !this.since.has(key);
+    if (pod !== undefined) {
+      // A runtime retries a pod with a new sandbox (containerd: ADD fails, DEL, ADD with a new ID): the
+      // pod's earlier, abandoned sandboxes stop counting, so one waiting pod is one IP of demand.
+      for (const [k, e] of this.since) {
+        if (k !== key && e.pod === pod) {
+          this.since.delete(k);
+          isNew = false;
+        }
+      }
+    }
+    this.since.set(key, { at: this.now(), ...(pod !== undefined ? { pod } : {}) });
     this.schedule();
     return isNew;
+  }
+
+  /**
+   * The container is gone without an IP. If its pod is known, the pod may well come back with a new
+   * sandbox a moment later (what containerd and the kubelet do after a failed ADD): it keeps counting for
+   * `graceMs` at most, so the demand the controller sees does not drop between the DEL and the retry,
+   * and the retry takes its place. A container of no known pod stops counting at once. Returns whether
+   * the demand dropped now.
+   */
+  abandon(key: string, graceMs: number): boolean {
+    this.prune();
+    const e = this.since.get(key);
+    if (!e) return false;
+    if (e.pod === undefined) return this.since.delete(key);
+    const until = this.now() + graceMs;
+    if (e.until === undefined || until < e.until) e.until = until;
+    this.schedule();
+    return false;
   }
 
   /** The pod got an IP, or is gone (DEL, GC): it no longer counts. Returns whether it did. */
@@ -54,8 +84,11 @@ export class PendingDemand {
   /** The time the earliest entry expires, or undefined when there is none. */
   nextExpiry(): number | undefined {
     let earliest: number | undefined;
-    for (const at of this.since.values()) earliest = earliest === undefined ? at : Math.min(earliest, at);
-    return earliest === undefined ? undefined : earliest + this.o.windowMs;
+    for (const e of this.since.values()) {
+      const end = this.endOf(e);
+      earliest = earliest === undefined ? end : Math.min(earliest, end);
+    }
+    return earliest;
   }
 
   close(): void {
@@ -67,13 +100,17 @@ export class PendingDemand {
   private prune(): boolean {
     const now = this.now();
     let removed = false;
-    for (const [key, at] of this.since) {
-      if (now - at >= this.o.windowMs) {
+    for (const [key, e] of this.since) {
+      if (now >= this.endOf(e)) {
         this.since.delete(key);
         removed = true;
       }
     }
     return removed;
+  }
+
+  private endOf(e: { at: number; until?: number }): number {
+    return Math.min(e.at + this.o.windowMs, e.until ?? Infinity);
   }
 
   /** Keeps one timer armed at the earliest expiry (an earlier one replaces a later one). */
