@@ -101,12 +101,22 @@ export class KubeClient {
   update<T = Json>(path: string, obj: unknown): Promise<T> { return this.request<T>('PUT', path, obj); }
   delete<T = Json>(path: string, options?: unknown): Promise<T> { return this.request<T>('DELETE', path, options); }
 
-  /** An informer (list + watch, client-node's) over a collection, restarted after errors. */
+  /**
+   * An informer (list + watch, client-node's) over a collection, restarted after errors. start() resolves
+   * only once a list has succeeded and filled the cache: client-node's start() also resolves when its
+   * first list fails (it reports the error and returns), and a controller that then acts on an empty cache
+   * takes every record for one whose pool or node is gone and tears its IPs down (seen in the soak: a
+   * controller restarted while the API server answered 429).
+   */
   informer<T extends KubernetesObject>(path: string, onError: (e: unknown) => void = () => {}) {
     const backoff = new WatchBackoff({ firstMs: 100, maxMs: 1000 });
+    let markListed!: () => void;
+    const listed = new Promise<void>((resolve) => { markListed = resolve; });
     const list = async (): Promise<KubernetesListObject<T>> => {
       const l = await this.get<KubernetesListObject<T>>(path);
       backoff.reset();
+      // client-node fills its cache from this list in the continuations that follow; a macrotask later it has
+      setImmediate(markListed);
       return l;
     };
     const inf = makeInformer<T>(this.kc, path, list);
@@ -118,8 +128,8 @@ export class KubeClient {
     });
     return {
       informer: inf,
-      async start() { await inf.start(); },
-      async stop() { stopped = true; await inf.stop(); },
+      async start() { await inf.start(); await listed; },
+      async stop() { stopped = true; markListed(); await inf.stop(); },
     };
   }
 }
