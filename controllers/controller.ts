@@ -187,7 +187,6 @@ export class Controller {
     this.pools = parsedCache(NodeIPPool as unknown as z.ZodType<Pool>, 'NodeIPPool', () => pools.informer.list(), (n) => pools.informer.get(n), this.log);
     this.records = parsedCache(NodeIPAllocation as unknown as z.ZodType<Record_>, 'NodeIPAllocation', () => records.informer.list(), (n) => records.informer.get(n), this.log);
 
-    const name = (o: KubernetesObject) => o.metadata?.name ?? '';
     for (const verb of ['add', 'update', 'delete'] as const) {
       nodes.informer.on(verb, (o) => this.onNode(o, verb));
       pools.informer.on(verb, (o) => this.onPool(o, verb));

@@ -109,7 +109,7 @@ test('recorder against the API emulator: a repeating Warning is one event with a
   // ...while a Normal event with new content is its own event, however soon after the last
   rec.record(pool, { type: 'Normal', reason: 'Note', action: 'Tell', note: 'first' });
   rec.record(pool, { type: 'Normal', reason: 'Note', action: 'Tell', note: 'second' });
-  const list = async () => (await client.get<{ items: any[] }>(collection)).items; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const list = async () => (await client.get<{ items: any[] }>(collection)).items;
   const events = await waitFor('seven events, the series written', async () => {
     const items = await list();
     return items.length === 7 && items.find((e) => e.reason === 'SubnetFull')?.series?.count === 5 && items.find((e) => e.reason === 'AzureError')?.series?.count === 2 ? items : undefined;
@@ -123,8 +123,8 @@ test('recorder against the API emulator: a repeating Warning is one event with a
   t.is(by('NodeIPAllocation', 'vm-1', 'IPsAdded')[0].note, 'added 8 IPs in 1 NIC write: 4 → 12 IPs on the NIC; Azure took 1.2 s');
   t.is(by('NodeIPPool', 'general', 'IPsAdded')[0].note, 'added 24 IPs in 3 NIC writes on 2 nodes (vm-0 8 → 24, vm-1 4 → 12); Azure took 3.6 s in all, the longest write 1.2 s');
   // kubectl shows the count from the series, through the core/v1 view
-  const table = await client.request<any>('GET', '/api/v1/namespaces/default/events', undefined); // eslint-disable-line @typescript-eslint/no-explicit-any
-  t.is(table.items.find((e: any) => e.reason === 'SubnetFull').series.count, 5); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const table = await client.request<any>('GET', '/api/v1/namespaces/default/events', undefined);
+  t.is(table.items.find((e: any) => e.reason === 'SubnetFull').series.count, 5);
   await rec.flush();
 });
 

@@ -517,7 +517,7 @@ export class AzureEmulator {
   }
 
   private getOperation(provider: OperationRecord['provider']): Handler {
-    return (ctx, p) => {
+    return (_ctx, p) => {
       const op = this.operations.get(p.op!.toLowerCase());
       if (!op || op.provider !== provider || op.subscriptionId.toLowerCase() !== p.sub!.toLowerCase()) {
         throw new AzureError(404, 'OperationNotFound', `The operation '${p.op}' could not be found.`);

@@ -44,7 +44,7 @@ test('agent in Block mode: pods packed into the fullest /28, idle blocks release
       },
     },
   });
-  const created = (await co.createClusterCustomObject({ ...group, plural: 'nodeipallocations', body: { apiVersion: 'podvnet.io/v1alpha1', kind: 'NodeIPAllocation', metadata: { name: 'vm1' }, spec: { poolName: 'blocks' } } })) as Record<string, any>;
+  await (co.createClusterCustomObject({ ...group, plural: 'nodeipallocations', body: { apiVersion: 'podvnet.io/v1alpha1', kind: 'NodeIPAllocation', metadata: { name: 'vm1' }, spec: { poolName: 'blocks' } } }));
   const fileRecord = JSON.parse(await readFile(node.recordPath, 'utf8')).record;
   const blocks = ['10.40.6.0/28', '10.40.6.16/28', '10.40.6.32/28'];
   await node.fabric.setNicIPs('vm1', blocks.flatMap((b) => Array.from({ length: 16 }, (_, i) => `${b.split('.').slice(0, 3).join('.')}.${Number(b.split('.')[3]!.split('/')[0]) + i}`)));

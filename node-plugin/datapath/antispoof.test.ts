@@ -140,7 +140,7 @@ test('a pod\'s gratuitous ARP or ARP reply for a neighbour\'s IP does not divert
 });
 
 test('detach, GC and teardown remove the rules and neighbour entries; a re-attach repairs a missing rule', async (t) => {
-  const { f, vm, net, pods } = await setUp(t, ['10.30.8.30', '10.30.8.31', '10.30.8.32']);
+  const { vm, net, pods } = await setUp(t, ['10.30.8.30', '10.30.8.31', '10.30.8.32']);
   const [a, b, c] = pods as [typeof pods[0], typeof pods[0], typeof pods[0]];
   t.is((await rawChain(vm.netns)).length, 3);
   t.is((await bridgeNeighs(vm.netns)).filter((n) => n.state?.includes('PERMANENT')).length, 3);

@@ -129,7 +129,7 @@ export class Fabric {
     const mtu = spec.mtu ?? this.mtu;
     const netns = await this.addNetns(spec.name);
     const mac = spec.mac.toLowerCase();
-    const fabric = this;
+    const vnetPrefixes = this.vnetPrefixes;
     const vm: SimVM = {
       name: spec.name, netns, netnsPath: `/run/netns/${netns}`, hostInterface: 'eth0', mac, primaryIP: spec.primaryIP,
       subnet, gatewayIP, mtu,
@@ -137,7 +137,7 @@ export class Fabric {
         const podSubnet = o.podSubnet ?? subnet;
         return {
           bridgeName: 'podvnet0', hostInterface: 'eth0', nicMAC: mac, primaryIP: spec.primaryIP, podSubnet,
-          gatewayIP: azureGateway(parseCIDR(podSubnet)), vnetPrefixes: [...fabric.vnetPrefixes],
+          gatewayIP: azureGateway(parseCIDR(podSubnet)), vnetPrefixes: [...vnetPrefixes],
           snat: { enabled: true, excludeCIDRs: [] }, mtu, hostNetns: `/run/netns/${netns}`, ...o,
         };
       },

@@ -347,8 +347,8 @@ async function applyAntispoofOps(net: NodeNetwork, ops: RuleOp[]): Promise<void>
     const lines: string[] = [];
     for (const o of ops) {
       const k = pair(o);
-      if (o.add && !present.has(k)) { lines.push(`-A ${antispoof} ${antispoofRule(net, o.pod).join(' ')}`); present.add(k); }
-      if (!o.add && present.has(k)) { lines.push(`-D ${antispoof} ${antispoofRule(net, o.pod).join(' ')}`); present.delete(k); }
+      if (o.add && !present.has(k)) { lines.push(`-A ${antispoof} ${antispoofRule(o.pod).join(' ')}`); present.add(k); }
+      if (!o.add && present.has(k)) { lines.push(`-D ${antispoof} ${antispoofRule(o.pod).join(' ')}`); present.delete(k); }
     }
     if (!lines.length) { if (listing !== undefined) knownRules.set(key, present); return; }
     if (listing === undefined) throw new DatapathError(`iptables chain raw/${antispoof} is missing: run ensureNode`);
@@ -405,7 +405,7 @@ export function removePodProtection(net: NodeNetwork, pod: RulePod): Promise<voi
 /** Whether the pod's anti-spoofing rule is in place (CHECK). */
 export async function hasAntispoofRule(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName' | 'ip'>): Promise<boolean> {
   const { antispoof } = chainNames(net.bridgeName);
-  const r = await runRaw(net.hostNetns, [iptablesCmd(await backendFor(net)), '-w', '5', '-t', 'raw', '-C', antispoof, ...antispoofRule(net, pod)]);
+  const r = await runRaw(net.hostNetns, [iptablesCmd(await backendFor(net)), '-w', '5', '-t', 'raw', '-C', antispoof, ...antispoofRule(pod)]);
   return r.code === 0;
 }
 

@@ -90,7 +90,7 @@ test('anti-spoofing: one DROP rule per pod naming its host veth; the node pins e
   for (const p of pods) {
     t.true(text.includes(`-A PODVNET-SRC -m physdev --physdev-in ${hostVethName(p.containerId, p.ifName)} ! -s ${p.ip}/32 -j DROP`), p.ip);
   }
-  t.deepEqual(antispoofRule(net, pods[0]!), ['-m', 'physdev', '--physdev-in', hostVethName('c1', 'eth0'), '!', '-s', '10.0.1.10/32', '-j', 'DROP']);
+  t.deepEqual(antispoofRule(pods[0]!), ['-m', 'physdev', '--physdev-in', hostVethName('c1', 'eth0'), '!', '-s', '10.0.1.10/32', '-j', 'DROP']);
   const host = attachHostLines(net, { ...pods[0]!, netnsPath: '/run/netns/x', prefixLength: 24 });
   t.is(host.at(-1), `neigh replace 10.0.1.10 lladdr ${podMACs('c1', 'eth0').container} dev podvnet0 nud permanent`);
   const jump = jumpRules(net).find((j) => j.table === 'raw')!;

@@ -31,7 +31,7 @@ export function jumpRules(net: NodeNetwork): Array<{ table: Table; chain: string
  * br_netfilter) and the node's own (INPUT). The rule names the veth (per pod), so removing it by its
  * exact text can never remove a newer pod's rule for the same IP.
  */
-export function antispoofRule(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName' | 'ip'>): string[] {
+export function antispoofRule(pod: Pick<PodInterface, 'containerId' | 'ifName' | 'ip'>): string[] {
   return ['-m', 'physdev', '--physdev-in', hostVethName(pod.containerId, pod.ifName), '!', '-s', `${pod.ip}/32`, '-j', 'DROP'];
 }
 
@@ -76,7 +76,7 @@ export function chainRestore(net: NodeNetwork, pods: Array<Pick<PodInterface, 'c
   const raw = [
     '*raw',
     `:${c.antispoof} - [0:0]`,
-    ...pods.map((p) => `-A ${c.antispoof} ${antispoofRule(net, p).join(' ')}`),
+    ...pods.map((p) => `-A ${c.antispoof} ${antispoofRule(p).join(' ')}`),
     'COMMIT',
   ];
   return [...nat, ...filter, ...raw].join('\n') + '\n';

@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { build, find } from '../../deploy/lib/manifests.js';
-import { run, runRaw } from './exec.js';
+import { run } from './exec.js';
 import { createFabric, type SimVM } from './fabric-sim.js';
 import type { NodeDiagnostics, NodeNetwork, PodInterface } from './index.js';
 import { pingEventually } from './testkit.js';
