@@ -1,7 +1,7 @@
 import test from 'ava';
-import { Sandbox, type Pod } from '../hack/sandbox/sandbox.js';
 import { pingEventually } from '../node-plugin/datapath/testkit.js';
 import { cidrContains, parseCIDR } from '../crds/ipv4.js';
+import { burstOn, podsOnEveryNode, startVmAndScaleSet, waitForEveryRecord } from './testing/sandbox.js';
 
 /**
  * Block mode across the whole system, as `bash hack/sandbox.sh --block` runs it: the compiled controller
@@ -15,16 +15,10 @@ const inBlocks = (ip: string, blocks: string[]) => blocks.some((b) => cidrContai
 
 test.serial('Block pool: /28 blocks per node, pods from blocks across nodes, growth and release by whole block', async (t) => {
   t.timeout(240_000);
-  const sandbox = await Sandbox.start({ vms: 1, scaleSetInstances: 1, pool: BLOCK_POOL });
-  t.teardown(() => sandbox.close());
-  const [vm, vmss] = sandbox.nodes;
-  t.truthy(vm && vmss && vmss.azure.kind === 'vmss');
+  const { sandbox, vm } = await startVmAndScaleSet(t, { pool: BLOCK_POOL });
   const blocksOf = async (node: string): Promise<string[]> => ((await sandbox.record(node)).status?.blocks ?? []).map((b: { prefix: string }) => b.prefix);
 
-  await sandbox.waitFor('both records to hold a block', async () => {
-    for (const n of sandbox.nodes) if ((await blocksOf(n.name)).length < 1) return false;
-    return true;
-  }, 90_000);
+  await waitForEveryRecord(sandbox, 'both records to hold a block', (s) => (s?.blocks ?? []).length >= 1, 90_000);
   for (const n of sandbox.nodes) {
     const rec = await sandbox.record(n.name);
     t.deepEqual(rec.status.ips, [], `${n.name}: no single ip-configs`);
@@ -36,8 +30,7 @@ test.serial('Block pool: /28 blocks per node, pods from blocks across nodes, gro
     }
   }
 
-  const pods: Pod[] = [];
-  for (const [k, n] of sandbox.nodes.entries()) for (const i of [1, 2]) pods.push(await sandbox.addPod(n.name, `k${k}${i}`));
+  const pods = await podsOnEveryNode(sandbox, 2, (k, i) => `k${k}${i}`);
   t.is(new Set(pods.map((p) => p.ip)).size, pods.length, 'no address is handed out twice');
   for (const p of pods) t.true(inBlocks(p.ip, await blocksOf(p.node.name)), `${p.name}'s ${p.ip} is in a block of ${p.node.name}`);
   const [a, b, c] = [pods[0]!, pods[1]!, pods[2]!];
@@ -46,33 +39,21 @@ test.serial('Block pool: /28 blocks per node, pods from blocks across nodes, gro
   t.true(await pingEventually(c.netns, a.ip), 'and back');
 
   // A burst of 20 pods on the VM: 22 pods need a second block (grow at fewer than 8 free of 16).
-  const before = await blocksOf(vm!.name);
-  const burst: Pod[] = [];
-  for (let i = 0; i < 20; i++) {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        burst.push(await sandbox.addPod(vm!.name, `bb${i}`));
-        break;
-      } catch (e) {
-        t.regex((e as Error).message, /try again later|no free|"code": ?11/i, 'an empty pool answers "try again later"');
-        if (attempt > 200) throw e;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
-  }
-  const grown = await blocksOf(vm!.name);
+  const before = await blocksOf(vm.name);
+  const burst = await burstOn(t, sandbox, vm, Array.from({ length: 20 }, (_, i) => `bb${i}`));
+  const grown = await blocksOf(vm.name);
   t.true(grown.length > before.length, `grew from ${before.length} to ${grown.length} blocks`);
   t.true(before.every((x) => grown.includes(x)), 'the first block stays');
   for (const p of [...burst, ...pods.filter((x) => x.node === vm)]) t.true(inBlocks(p.ip, grown), `${p.name}'s ${p.ip} is in a block of the VM`);
   t.true(await pingEventually(c.netns, burst.at(-1)!.ip), 'a pod in the new block is reachable from the other node');
 
   for (const p of burst) await sandbox.deletePod(p.name);
-  await sandbox.waitFor('a whole block to go', async () => (await blocksOf(vm!.name)).length < grown.length, 90_000);
-  const after = await blocksOf(vm!.name);
+  await sandbox.waitFor('a whole block to go', async () => (await blocksOf(vm.name)).length < grown.length, 90_000);
+  const after = await blocksOf(vm.name);
   for (const p of pods.filter((x) => x.node === vm)) t.true(inBlocks(p.ip, after), `${p.name}'s ${p.ip} keeps its block: only blocks without a pod are given back`);
   // The agent hears of the shrunk status through its own watch and rewrites its spec after that: the
   // handshake ends a moment after the block leaves the status, not in the same instant.
-  await sandbox.waitFor('the agent to stop listing the block it gave back', async () => ((await sandbox.record(vm!.name)).spec.releasedBlocks ?? []).length === 0, 30_000).catch(() => undefined);
-  t.deepEqual((await sandbox.record(vm!.name)).spec.releasedBlocks ?? [], [], 'the handshake ends: the agent lists nothing the NIC no longer holds');
+  await sandbox.waitFor('the agent to stop listing the block it gave back', async () => ((await sandbox.record(vm.name)).spec.releasedBlocks ?? []).length === 0, 30_000).catch(() => undefined);
+  t.deepEqual((await sandbox.record(vm.name)).spec.releasedBlocks ?? [], [], 'the handshake ends: the agent lists nothing the NIC no longer holds');
   t.true(await pingEventually(a.netns, c.ip), 'pods that stayed still talk');
 });

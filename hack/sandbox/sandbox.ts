@@ -1,20 +1,26 @@
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { stringify } from 'yaml';
 import { AzureEmulator, type ScenarioNode } from '../azure-emulator/index.js';
 import { kubeconfigYaml, startKubeEmulator, type KubeEmulator } from '../kube-emulator/index.js';
 import { build } from '../../deploy/lib/manifests.js';
 import { Fabric, type SimHost, type SimVM } from '../../node-plugin/datapath/fabric-sim.js';
 import { FORWARDER, buildForwarder, invokePlugin, type CniCall } from '../../node-plugin/agent/testing.js';
-import { API_GROUP_VERSION } from '../../crds/api/index.js';
-import { cidrContains, formatCIDR, parseCIDR, type CIDR } from '../../crds/ipv4.js';
 import { KubeClient, PATHS } from '../../controllers/kube.js';
 import type { NodePoint } from './timeline-svg.js';
 import { distPath, ensureBuilt } from '../dist.js';
+import { applyCluster, runKubectl } from './cluster.js';
+import { PODVNET_NAMESPACE, agentLaunch, agentPaths, controllerLaunch, type ComponentLaunch, type LaunchContext } from './launch.js';
+import { MetricsDiscovery } from './metrics-discovery.js';
+import { SANDBOX_NETWORK, checkPodSubnet, syncFabricWithAzure } from './network.js';
+import { SandboxProcess, startLoggedProcess } from './process.js';
+
+export { SANDBOX_NETWORK } from './network.js';
+export { SandboxProcess } from './process.js';
+export type { ComponentLaunch } from './launch.js';
 
 /**
  * The local sandbox: everything PodVNet is, on one machine, with nothing faked but Azure and the API
@@ -23,29 +29,14 @@ import { distPath, ensureBuilt } from '../dist.js';
  * JavaScript of dist/ (built first when stale, as `npm run build` does); simulated VMs as network
  * namespaces on a simulated VNet fabric that, like Azure, delivers a packet only to the NIC that holds the
  * IP. The fabric learns which NIC holds which IP from the Azure emulator, as Azure's own SDN would.
+ *
+ * This file is the Sandbox's start-up order and the API tests use (pods, CNI calls, records, waits,
+ * metrics targets); the pieces are beside it: cluster.ts (what kubectl applies), launch.ts (each
+ * component's flags), process.ts (process handles), metrics-discovery.ts, network.ts (address plan, fabric sync).
  */
 
 const execFileP = promisify(execFile);
-
-/** What deploy/base declares about identities and their rights: applied so every component runs least-privileged. */
-const ACCESS_KINDS = new Set(['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
-const PODVNET_NAMESPACE = 'podvnet-system';
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-/**
- * One component the sandbox starts: the compiled controller or a node agent, with its flags (paths are the
- * host's), the service account it runs as and the API server. The default launcher runs
- * `node dist/<command> --kubeconfig <its own> ...args`; a test can run it another way (from the image).
- */
-export interface ComponentLaunch {
-  name: string;
-  command: 'controller' | 'agent';
-  nodeName?: string;
-  args: string[];
-  serviceAccount: { namespace: string; name: string; token: string };
-  kube: { url: string; caPem?: string };
-  logDir: string;
-}
 
 export interface SandboxOptions {
   /** Starts a component; returns its process (stopped with SIGTERM by close()). Default: node dist/... */
@@ -53,7 +44,7 @@ export interface SandboxOptions {
   /** Standalone VMs and scale-set instances (both kinds exercise their own NIC update path). */
   vms?: number;
   scaleSetInstances?: number;
-  /** NodeIPPool spec fields over the defaults below. */
+  /** NodeIPPool spec fields over the defaults (cluster.ts). */
   pool?: Record<string, unknown>;
   /**
    * Pods in a subnet of their own: a second subnet of the VNet with this prefix (e.g. 10.240.16.0/20)
@@ -80,56 +71,6 @@ export interface SandboxNode {
   stateDir: string;
 }
 
-/**
- * A component the sandbox runs as a process of its own (the controller, each node agent), with a handle to
- * crash it (SIGKILL) and start it again with the same arguments, as a DaemonSet or Deployment would.
- */
-export class SandboxProcess {
-  private current: ChildProcess;
-  private expectingExit = false;
-  /** How many times it was started (1 after the sandbox starts). */
-  starts = 0;
-
-  constructor(readonly name: string, private readonly spawnIt: () => ChildProcess, private readonly logFile: string, private readonly quiet: () => boolean) {
-    this.current = this.launch();
-  }
-
-  get child(): ChildProcess { return this.current; }
-  get pid(): number | undefined { return this.current.pid; }
-  get running(): boolean { return this.current.exitCode === null && this.current.signalCode === null; }
-
-  /** Sends `signal` (SIGKILL: a crash) and resolves once the process has exited. */
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (!this.running) return;
-    this.expectingExit = true;
-    const exited = new Promise<void>((resolve) => this.current.once('exit', () => resolve()));
-    this.current.kill(signal);
-    await exited;
-  }
-
-  /** Starts it again with the same arguments (it must have exited). */
-  start(): void {
-    if (this.running) throw new Error(`sandbox: ${this.name} is still running (pid ${this.pid})`);
-    this.current = this.launch();
-  }
-
-  /** SIGTERM, then SIGKILL after 10 s: a graceful stop. */
-  stop(): Promise<void> {
-    this.expectingExit = true;
-    return stopChild(this.current);
-  }
-
-  private launch(): ChildProcess {
-    const child = this.spawnIt();
-    this.starts++;
-    this.expectingExit = false;
-    child.on('exit', (code, signal) => {
-      if (!this.quiet() && !this.expectingExit) process.stderr.write(`sandbox: ${this.name} exited (${signal ?? code}); see ${this.logFile}\n`);
-    });
-    return child;
-  }
-}
-
 export interface Pod {
   name: string;
   node: SandboxNode;
@@ -137,34 +78,47 @@ export interface Pod {
   ip: string;
 }
 
-export const SANDBOX_NETWORK = {
-  vnet: '10.240.0.0/16',
-  nodeSubnet: '10.240.0.0/24',
-  outsideHostIP: '203.0.113.80',
-  vnetHostIP: '10.240.0.250',
-  /** A second subnet of the VNet for SandboxOptions.podSubnet (pods in a subnet other than the nodes'). */
-  podSubnet: '10.240.16.0/20',
-} as const;
+/** The two emulators with the scenario loaded: the machines, the subnets, the one pods get addresses of. */
+interface Emulated {
+  azure: AzureEmulator;
+  kube: KubeEmulator;
+  machines: ScenarioNode[];
+  subnetPrefixes: string[];
+  subnetID: string;
+}
 
-const NODE_SELECTOR_LABEL = 'podvnet.io/sandbox';
+async function startEmulators(opts: SandboxOptions, podSubnet: string | undefined, say: (line: string) => void): Promise<Emulated> {
+  say('starting the Azure ARM emulator (HTTPS, real SDK clients) and the Kubernetes API emulator');
+  // Plain Azure refuses ip-configs of two subnets on one NIC (IpConfigurationsOnSameNicCannotUseDifferentSubnets).
+  const azure = await AzureEmulator.start(podSubnet ? { config: { allowMultipleSubnetsPerNic: true } } : {});
+  const subnets = [{ name: 'nodes', addressPrefix: SANDBOX_NETWORK.nodeSubnet }, ...(podSubnet ? [{ name: 'pods', addressPrefix: podSubnet }] : [])];
+  const scenario = azure.loadScenario({
+    vnets: [{ name: 'sandbox-vnet', addressPrefixes: [SANDBOX_NETWORK.vnet], subnets }],
+    vms: [{ namePrefix: 'vm-', count: opts.vms ?? 2, subnet: 'nodes' }],
+    scaleSets: (opts.scaleSetInstances ?? 1) > 0 ? [{ name: 'pool1', count: opts.scaleSetInstances ?? 1, subnet: 'nodes', computerNamePrefix: 'vmss-pool1-' }] : [],
+  });
+  const kube = await startKubeEmulator({});
+  const subnetID = Object.entries(scenario.subnets).find(([k]) => k.endsWith(podSubnet ? '/pods' : '/nodes'))?.[1];
+  if (!subnetID) throw new Error(`sandbox: the scenario has no ${podSubnet ? 'pods' : 'nodes'} subnet`);
+  if (podSubnet) say(`pods get addresses of ${podSubnet}, a subnet other than the nodes' ${SANDBOX_NETWORK.nodeSubnet} (the emulator allows several subnets per NIC)`);
+  return { azure, kube, machines: scenario.nodes, subnetPrefixes: subnets.map((x) => x.addressPrefix), subnetID };
+}
 
-/** The pod subnet must be a subnet of the sandbox VNet apart from the nodes' subnet (which holds the VNet host too). */
-function checkPodSubnet(cidr: string): string {
-  let c: CIDR;
-  try { c = parseCIDR(cidr); } catch (e) { throw new Error(`sandbox: podSubnet: ${(e as Error).message}`); }
-  const vnet = parseCIDR(SANDBOX_NETWORK.vnet);
-  const nodes = parseCIDR(SANDBOX_NETWORK.nodeSubnet);
-  if (!cidrContains(vnet, c.network) || c.prefixLength < vnet.prefixLength) throw new Error(`sandbox: podSubnet ${cidr} is not inside the VNet ${SANDBOX_NETWORK.vnet}`);
-  if (cidrContains(c, nodes.network) || cidrContains(nodes, c.network)) throw new Error(`sandbox: podSubnet ${cidr} overlaps the nodes' subnet ${SANDBOX_NETWORK.nodeSubnet}`);
-  if (c.prefixLength > 29) throw new Error(`sandbox: podSubnet ${cidr} is smaller than Azure's smallest subnet, a /29`);
-  return formatCIDR(c);
+/** One namespace per VM on the fabric, the two hosts beside them, and the fabric kept in step with Azure. */
+async function buildSimulatedVnet(fabric: Fabric, azure: AzureEmulator, machines: ScenarioNode[]) {
+  const vms = new Map<string, SimVM>();
+  for (const m of machines) vms.set(m.nodeName, await fabric.addVM({ name: m.nodeName, mac: m.macAddress.replaceAll('-', ':'), primaryIP: m.primaryIP }));
+  const outsideHost = await fabric.addOutsideHost({ name: 'internet', ip: SANDBOX_NETWORK.outsideHostIP });
+  const vnetHost = await fabric.addVnetHost({ name: 'vnethost', ip: SANDBOX_NETWORK.vnetHostIP });
+  const stopFabricSync = syncFabricWithAzure(azure, fabric, new Set(vms.keys()));
+  return { vms, outsideHost, vnetHost, stopFabricSync };
 }
 
 export class Sandbox {
   readonly pods = new Map<string, Pod>();
   private readonly processes: SandboxProcess[] = [];
-  /** host:port of each process's /metrics, from its start-up log line, by process name. */
-  private readonly metricsAt = new Map<string, string>();
+  /** host:port of each process's /metrics, from its start-up log line. */
+  private readonly metricsAt = new MetricsDiscovery();
   private closing = false;
   /** The controller's process (leader election off: the only replica). */
   controller!: SandboxProcess;
@@ -194,76 +148,16 @@ export class Sandbox {
     await buildForwarder();
     ensureBuilt(say); // the controller and agents run compiled, as in production
 
-    say('starting the Azure ARM emulator (HTTPS, real SDK clients) and the Kubernetes API emulator');
-    // Plain Azure refuses ip-configs of two subnets on one NIC (IpConfigurationsOnSameNicCannotUseDifferentSubnets).
-    const azure = await AzureEmulator.start(podSubnet ? { config: { allowMultipleSubnetsPerNic: true } } : {});
-    const subnets = [{ name: 'nodes', addressPrefix: SANDBOX_NETWORK.nodeSubnet }, ...(podSubnet ? [{ name: 'pods', addressPrefix: podSubnet }] : [])];
-    const scenario = azure.loadScenario({
-      vnets: [{ name: 'sandbox-vnet', addressPrefixes: [SANDBOX_NETWORK.vnet], subnets }],
-      vms: [{ namePrefix: 'vm-', count: opts.vms ?? 2, subnet: 'nodes' }],
-      scaleSets: (opts.scaleSetInstances ?? 1) > 0 ? [{ name: 'pool1', count: opts.scaleSetInstances ?? 1, subnet: 'nodes', computerNamePrefix: 'vmss-pool1-' }] : [],
-    });
-    const kube = await startKubeEmulator({});
-    const machines = scenario.nodes;
-    const subnetID = Object.entries(scenario.subnets).find(([k]) => k.endsWith(podSubnet ? '/pods' : '/nodes'))?.[1];
-    if (!subnetID) throw new Error(`sandbox: the scenario has no ${podSubnet ? 'pods' : 'nodes'} subnet`);
-    if (podSubnet) say(`pods get addresses of ${podSubnet}, a subnet other than the nodes' ${SANDBOX_NETWORK.nodeSubnet} (the emulator allows several subnets per NIC)`);
-
+    const { azure, kube, machines, subnetPrefixes, subnetID } = await startEmulators(opts, podSubnet, say);
     say('building the simulated VNet: one namespace per VM, a fabric that delivers only to the NIC holding an IP');
-    const fabric = await Fabric.create({ vnetPrefixes: [SANDBOX_NETWORK.vnet], subnets: subnets.map((x) => x.addressPrefix), prefix: `sbx${process.pid % 1000}` });
+    const fabric = await Fabric.create({ vnetPrefixes: [SANDBOX_NETWORK.vnet], subnets: subnetPrefixes, prefix: `sbx${process.pid % 1000}` });
     let sandbox: Sandbox | undefined;
     try {
-      const vms = new Map<string, SimVM>();
-      for (const m of machines) vms.set(m.nodeName, await fabric.addVM({ name: m.nodeName, mac: m.macAddress.replaceAll('-', ':'), primaryIP: m.primaryIP }));
-      const outsideHost = await fabric.addOutsideHost({ name: 'internet', ip: SANDBOX_NETWORK.outsideHostIP });
-      const vnetHost = await fabric.addVnetHost({ name: 'vnethost', ip: SANDBOX_NETWORK.vnetHostIP });
-      const stopFabricSync = syncFabricWithAzure(azure, fabric, new Set(vms.keys()));
-
-      const kubectl = (args: string[], input?: string) => runKubectl(kube.kubeconfigPath, args, input);
-      say('applying the CRDs, the Nodes (providerIDs from Azure) and a NodeIPPool with kubectl');
-      await kubectl(['apply', '-f', path.join(repo, 'crds/podvnet.io_nodeippools.yaml'), '-f', path.join(repo, 'crds/podvnet.io_nodeipallocations.yaml')]);
-      await kubectl(['apply', '-f', '-'], machines.map((m) => stringify(nodeManifest(m))).join('---\n'));
-      await kubectl(['apply', '-f', '-'], stringify(poolManifest(subnetID, opts.pool)));
-      say('applying deploy/base\'s service accounts, RBAC and admission policy (the API emulator enforces RBAC)');
-      await kubectl(['apply', '--server-side', '-f', '-'], build('deploy/base').filter((o) => ACCESS_KINDS.has(o.kind)).map((o) => stringify(o)).join('---\n'));
-      // each component gets a kubeconfig with its own service account's token, never the admin's
-      const kubeconfigAs = (name: string, token: string): string => {
-        const file = path.join(workDir, `kubeconfig-${name}`);
-        writeFileSync(file, kubeconfigYaml(kube.url, token, kube.caPem), { mode: 0o600 });
-        return file;
-      };
-
-      const nodes: SandboxNode[] = [];
-      sandbox = new Sandbox(azure, kube, fabric, nodes, outsideHost, vnetHost, workDir, logDir, podSubnet ?? SANDBOX_NETWORK.nodeSubnet, subnetID, stopFabricSync);
-      say(`starting the real controller (leader election off: one replica) as ${PODVNET_NAMESPACE}/podvnet-controller`);
-      const caFile = path.join(workDir, 'azure-ca.pem');
-      writeFileSync(caFile, azure.ca);
-      const started = sandbox;
-      const launch = (l: ComponentLaunch): SandboxProcess => opts.launch ? opts.launch(l, started)
-        : started.startProcess(l.name, [distPath(l.command), '--kubeconfig', kubeconfigAs(l.name, l.serviceAccount.token), ...l.args]);
-      sandbox.controller = launch({
-        name: 'controller', command: 'controller', kube: { url: kube.url, caPem: kube.caPem }, logDir,
-        serviceAccount: { namespace: PODVNET_NAMESPACE, name: 'podvnet-controller', token: kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-controller') },
-        args: ['--azure-endpoint', azure.url, '--azure-ca-file', caFile,
-          '--credential', 'emulator', '--http-port', '0', '--http-host', '127.0.0.1', '--leader-elect', 'false',
-          '--event-namespace', 'default', '--poll-interval-ms', '50'],
-      });
-
-      say(`starting one node agent per VM (${machines.length}), each driving the datapath inside its VM's namespace, as ${PODVNET_NAMESPACE}/podvnet-node with a token bound to its node`);
-      for (const m of machines) {
-        const vm = vms.get(m.nodeName)!;
-        const dir = path.join(workDir, m.nodeName);
-        mkdirSync(dir, { recursive: true });
-        const socket = path.join(dir, 'agent.sock');
-        const agent = launch({
-          name: `agent-${m.nodeName}`, command: 'agent', nodeName: m.nodeName, kube: { url: kube.url, caPem: kube.caPem }, logDir,
-          serviceAccount: { namespace: PODVNET_NAMESPACE, name: 'podvnet-node', token: kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-node', { nodeName: m.nodeName }) },
-          args: ['--node-name', m.nodeName, '--host-netns', vm.netnsPath,
-            '--socket', socket, '--cnm-socket=', '--state-dir', path.join(dir, 'state'), '--del-queue-dir', path.join(dir, 'del-queue'), '--metrics-address', '127.0.0.1:0',
-            '--cooldown-ms', '1000', '--sync-interval-ms', '200'],
-        });
-        nodes.push({ name: m.nodeName, azure: m, vm, socket, agent, stateDir: path.join(dir, 'state') });
-      }
+      const { vms, outsideHost, vnetHost, stopFabricSync } = await buildSimulatedVnet(fabric, azure, machines);
+      await applyCluster((args, input) => runKubectl(kube.kubeconfigPath, args, input), { repo, machines, subnetID, pool: opts.pool, deployBase: build('deploy/base'), say });
+      sandbox = new Sandbox(azure, kube, fabric, [], outsideHost, vnetHost, workDir, logDir, podSubnet ?? SANDBOX_NETWORK.nodeSubnet, subnetID, stopFabricSync);
+      sandbox.launchComponents(machines, vms, opts, say);
+      const nodes = sandbox.nodes;
       // the agents listen once they have loaded their state; a runtime would not schedule pods before
       await sandbox.waitFor('every agent\'s CNI socket', async () => nodes.every((n) => existsSync(n.socket)), opts.startTimeoutMs ?? 180_000);
       return sandbox;
@@ -276,6 +170,34 @@ export class Sandbox {
       }
       throw e;
     }
+  }
+
+  /** Starts the controller, then one agent per VM (opts.launch, or `node dist/...` with a kubeconfig of its own). */
+  private launchComponents(machines: ScenarioNode[], vms: Map<string, SimVM>, opts: SandboxOptions, say: (line: string) => void): void {
+    const ctx: LaunchContext = { kube: this.kube, logDir: this.logDir };
+    const launch = (l: ComponentLaunch): SandboxProcess => opts.launch ? opts.launch(l, this)
+      : this.startProcess(l.name, [distPath(l.command), '--kubeconfig', this.kubeconfigFor(l.name, l.serviceAccount.token), ...l.args]);
+    say(`starting the real controller (leader election off: one replica) as ${PODVNET_NAMESPACE}/podvnet-controller`);
+    const caFile = path.join(this.workDir, 'azure-ca.pem');
+    writeFileSync(caFile, this.azure.ca);
+    this.controller = launch(controllerLaunch(ctx, { url: this.azure.url, caFile }));
+
+    say(`starting one node agent per VM (${machines.length}), each driving the datapath inside its VM's namespace, as ${PODVNET_NAMESPACE}/podvnet-node with a token bound to its node`);
+    for (const m of machines) {
+      const vm = vms.get(m.nodeName)!;
+      const dir = path.join(this.workDir, m.nodeName);
+      mkdirSync(dir, { recursive: true });
+      const agent = launch(agentLaunch(ctx, m, vm.netnsPath, dir));
+      const { socket, stateDir } = agentPaths(dir);
+      this.nodes.push({ name: m.nodeName, azure: m, vm, socket, agent, stateDir });
+    }
+  }
+
+  /** Each component gets a kubeconfig with its own service account's token, never the admin's. */
+  private kubeconfigFor(name: string, token: string): string {
+    const file = path.join(this.workDir, `kubeconfig-${name}`);
+    writeFileSync(file, kubeconfigYaml(this.kube.url, token, this.kube.caPem), { mode: 0o600 });
+    return file;
   }
 
   kubectl(args: string[], input?: string): Promise<string> {
@@ -302,6 +224,23 @@ export class Sandbox {
     return pod;
   }
 
+  /**
+   * addPod, again while the pool is empty: the plugin says "try again later" (code 11) and runtimes retry,
+   * every 250 ms until `deadlineMs` (default 60 s). `onRefused` sees each refusal (a test asserts its words).
+   */
+  async addPodRetrying(nodeName: string, podName: string, o: { deadlineMs?: number; onRefused?: (e: Error) => void } = {}): Promise<Pod> {
+    const deadline = Date.now() + (o.deadlineMs ?? 60_000);
+    for (;;) {
+      try {
+        return await this.addPod(nodeName, podName);
+      } catch (e) {
+        o.onRefused?.(e as Error);
+        if (Date.now() > deadline) throw e;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  }
+
   async deletePod(podName: string): Promise<void> {
     const pod = this.pods.get(podName);
     if (!pod) return;
@@ -318,7 +257,7 @@ export class Sandbox {
    */
   cni(node: SandboxNode, command: 'ADD' | 'DEL' | 'CHECK' | 'STATUS', containerId: string, netns: string, opts: { podName?: string; deadlineMs?: number } = {}): Promise<CniCall> {
     // A DEL while the agent is down is queued in the node's own queue, which its agent applies when back.
-    const conf = { cniVersion: '1.1.0', name: 'podvnet', type: 'podvnet-cni', agentSocket: node.socket, delQueueDir: path.join(path.dirname(node.socket), 'del-queue') };
+    const conf = { cniVersion: '1.1.0', name: 'podvnet', type: 'podvnet-cni', agentSocket: node.socket, delQueueDir: agentPaths(path.dirname(node.socket)).delQueueDir };
     const wrap = opts.deadlineMs === undefined ? [] : ['timeout', '-s', 'KILL', `${Math.ceil(opts.deadlineMs / 1000)}`];
     return invokePlugin(FORWARDER, {
       CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni',
@@ -347,39 +286,9 @@ export class Sandbox {
    * close() stops it.
    */
   startProcess(name: string, args: string[], command: string = process.execPath): SandboxProcess {
-    const logFile = path.join(this.logDir, `${name}.log`);
-    const log = createWriteStream(logFile);
-    const p = new SandboxProcess(name, () => {
-      const child = spawn(command, args, {
-        cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PODVNET_LOG_LEVEL: process.env.PODVNET_LOG_LEVEL ?? 'info' },
-      });
-      child.stdout!.pipe(log, { end: false });
-      child.stderr!.pipe(log, { end: false });
-      this.watchMetricsAddress(name, child);
-      return child;
-    }, logFile, () => this.closing);
+    const p = startLoggedProcess({ name, command, args, cwd: repo, logDir: this.logDir, quiet: () => this.closing, onSpawn: (child) => this.metricsAt.watch(name, child) });
     this.processes.push(p);
     return p;
-  }
-
-  /** The controller logs `url` ("serving metrics and health"), an agent `health` ("agent started"). */
-  private watchMetricsAddress(name: string, child: ChildProcess): void {
-    let pending = '';
-    const scan = (chunk: Buffer) => {
-      pending += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = pending.indexOf('\n')) >= 0) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        if (!line.startsWith('{')) continue;
-        try {
-          const j = JSON.parse(line) as { url?: string; health?: string };
-          const at = j.url?.replace(/^https?:\/\//, '') ?? j.health;
-          if (at) { this.metricsAt.set(name, at); child.stdout!.off('data', scan); return; }
-        } catch { /* not a log line */ }
-      }
-    };
-    child.stdout!.on('data', scan);
   }
 
   /**
@@ -403,7 +312,7 @@ export class Sandbox {
    */
   async metricsTargets(timeoutMs = 60_000): Promise<Array<{ job: 'podvnet-controller' | 'podvnet-node'; address: string; node?: string }>> {
     const names = ['controller', ...this.nodes.map((n) => `agent-${n.name}`)];
-    await this.waitFor('every component to serve /metrics', async () => names.every((n) => this.metricsAt.has(n)), timeoutMs);
+    await this.waitFor('every component to serve /metrics', async () => names.every((n) => this.metricsAt.get(n) !== undefined), timeoutMs);
     return [
       { job: 'podvnet-controller', address: this.metricsAt.get('controller')! },
       ...this.nodes.map((n) => ({ job: 'podvnet-node' as const, address: this.metricsAt.get(`agent-${n.name}`)!, node: n.name })),
@@ -421,76 +330,4 @@ export class Sandbox {
     await this.azure.close();
     rmSync(path.join(this.workDir), { recursive: true, force: true, maxRetries: 2 });
   }
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const hard = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => { clearTimeout(hard); resolve(); });
-    child.kill('SIGTERM');
-  });
-}
-
-async function runKubectl(kubeconfig: string, args: string[], input?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('kubectl', ['--kubeconfig', kubeconfig, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`kubectl ${args.join(' ')}: ${err.trim() || out.trim()}`))));
-    child.stdin.end(input ?? '');
-  });
-}
-
-/** A machine of the scenario as the Azure cloud provider registers it: a Node with its providerID. */
-function nodeManifest(m: ScenarioNode) {
-  return {
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: {
-      name: m.nodeName,
-      labels: { [NODE_SELECTOR_LABEL]: 'true', 'kubernetes.io/hostname': m.nodeName, ...(m.scaleSet ? { 'kubernetes.azure.com/agentpool': m.scaleSet } : {}) },
-    },
-    spec: { providerID: m.providerID },
-  };
-}
-
-function poolManifest(subnetID: string, overrides: Record<string, unknown> = {}) {
-  return {
-    apiVersion: API_GROUP_VERSION,
-    kind: 'NodeIPPool',
-    metadata: { name: 'sandbox' },
-    spec: {
-      nodeSelector: { matchLabels: { [NODE_SELECTOR_LABEL]: 'true' } },
-      subnetID,
-      ipsPerNode: { min: 4, max: 64 },
-      scaling: { batchSize: 8, requestThresholdPercent: 50, releaseThresholdPercent: 150 },
-      ...overrides,
-    },
-  };
-}
-
-/**
- * Keeps the fabric's view of "which NIC holds which IP" equal to Azure's: Azure's SDN starts delivering
- * an IP to a NIC when the ip-config is created and stops when it is removed.
- */
-function syncFabricWithAzure(azure: AzureEmulator, fabric: Fabric, vmNames: Set<string>): () => void {
-  const held = new Map<string, Set<string>>();
-  let chain = Promise.resolve();
-  const stop = azure.onIpChange((ev) => {
-    const vm = ev.nodeName;
-    if (!vm || !vmNames.has(vm)) return;
-    const ips = held.get(vm) ?? new Set<string>();
-    for (const ip of ev.removed) ips.delete(ip);
-    for (const ip of ev.added) ips.add(ip);
-    held.set(vm, ips);
-    const snapshot = [...ips];
-    chain = chain.then(() => fabric.setNicIPs(vm, snapshot)).catch((e: Error) => {
-      process.stderr.write(`sandbox: fabric update for ${vm} failed: ${e.message}\n`);
-    });
-  });
-  return stop;
 }
