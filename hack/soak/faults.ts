@@ -30,110 +30,118 @@ export interface FaultEpisode {
   servingAt?: number;
 }
 
+/** What a fault's run gets: the sandbox, the faults' seeded stream, the soak's sleep, its episode to describe. */
+interface FaultRun {
+  sandbox: Sandbox;
+  rng: Prng;
+  sleep: (ms: number) => Promise<void>;
+  ep: FaultEpisode;
+}
+
+type AzureFault = Parameters<Sandbox['azure']['injectFault']>[0];
+
 /**
- * Runs one fault to its end (a crashed process restarted, an outage over, injected Azure faults
- * cleared). Azure faults are episodes: only one at a time (`azureBusy`), ended with clearFaults.
+ * Each fault as it is done and undone, drawing its parameters from the stream in a fixed order (so a
+ * seed replays it). Crashes end at the restart, outages when over; count-based Azure faults are
+ * episodes (azureEpisode) cleared after a while.
  */
-export async function runFault(sandbox: Sandbox, kind: FaultKind, rng: Prng, sleep: (ms: number) => Promise<void>, ep: FaultEpisode): Promise<void> {
-  const azure = sandbox.azure;
-  const kube = sandbox.kube;
-  switch (kind) {
-    case 'agent-kill': {
-      const node = rng.pick(sandbox.nodes);
-      const down = rng.int(300, 4000);
-      ep.what = `SIGKILL the agent of ${node.name}, restart after ${down} ms`;
-      ep.node = node.name;
-      await crash(node.agent, down, sleep, 'agent started', ep);
-      return;
-    }
-    case 'controller-kill': {
-      const down = rng.int(300, 4000);
-      ep.what = `SIGKILL the controller, restart after ${down} ms`;
-      await crash(sandbox.controller, down, sleep, 'controller started', ep);
-      return;
-    }
-    case 'kube-drop-watches':
-      ep.what = 'the API server ends every watch';
-      kube.dropWatches();
-      return;
-    case 'kube-compact':
-      ep.what = 'the API server compacts its history (watches from older versions get 410 Gone) and ends every watch';
-      kube.store.compact(kube.store.currentRV());
-      kube.dropWatches();
-      return;
-    case 'kube-5xx': {
-      const ms = rng.int(500, 4000);
-      const code = rng.pick([500, 503, 504]);
-      ep.what = `the API server answers ${code} to everything for ${ms} ms`;
-      kube.injectFault({ code, forMs: ms });
-      await sleep(ms);
-      return;
-    }
-    case 'kube-429': {
-      const ms = rng.int(500, 3000);
-      ep.what = `the API server answers 429 (Retry-After: 1) to everything for ${ms} ms`;
-      kube.injectFault({ code: 429, retryAfterSeconds: 1, message: 'Too many requests, please try again later.', forMs: ms });
-      await sleep(ms);
-      return;
-    }
-    case 'kube-restart': {
-      const ms = rng.int(500, 4000);
-      ep.what = `the API server restarts: watches dropped, history compacted, 503 for ${ms} ms`;
-      kube.restart(ms);
-      await sleep(ms);
-      return;
-    }
-    case 'azure-429-storm': {
-      const count = rng.int(10, 60);
-      ep.what = `Azure answers ${count} requests with 429 SubscriptionRequestsThrottled (Retry-After: 1)`;
-      azure.injectFault({
-        kind: '*', count, status: 429, code: 'SubscriptionRequestsThrottled', retryAfterSeconds: 1,
-        message: "Number of 'write' requests for subscription actor exceeded. Please try again after '1' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling for additional information.",
-      });
-      break;
-    }
-    case 'azure-5xx': {
-      const count = rng.int(2, 12);
-      const status = rng.pick([500, 502, 503]);
-      const code = status === 500 ? 'InternalServerError' : status === 502 ? 'BadGateway' : 'ServiceUnavailable';
-      ep.what = `Azure answers ${count} requests with ${status} ${code}`;
-      azure.injectFault({ kind: '*', count, status, code, message: 'The server encountered an internal error. Please retry the request.' });
-      break;
-    }
-    case 'azure-412': {
-      const count = rng.int(1, 4);
-      const which = rng.pick(NIC_WRITES);
-      ep.what = `Azure answers ${count} ${which} with 412 PreconditionFailed (another writer changed the ETag)`;
-      azure.injectFault({ kind: which, count, status: 412, code: 'PreconditionFailed', message: 'The condition specified using HTTP conditional header(s) is not met.' });
-      break;
-    }
-    case 'azure-lro-failed': {
-      const count = rng.int(1, 3);
-      const which = rng.pick(NIC_WRITES);
-      const code = rng.pick(['InternalServerError', 'AnotherOperationInProgress']);
-      ep.what = `Azure accepts ${count} ${which} and fails the long-running operation with ${code}`;
-      azure.injectFault({ kind: which, as: 'operation', count, status: code === 'InternalServerError' ? 500 : 409, code, message: code === 'InternalServerError' ? 'An internal error occurred in the operation.' : 'Another operation on this or dependent resource is in progress.' });
-      break;
-    }
-    case 'azure-lro-slow': {
-      const ms = rng.int(1500, 6000);
-      ep.what = `Azure's writes become long-running operations taking ${ms} ms`;
-      azure.configure({ mode: 'async', asyncDurationMs: ms });
-      await sleep(rng.int(3000, 8000));
-      azure.configure({ mode: 'sync' });
-      return;
-    }
-    case 'azure-subnet-full': {
-      const count = rng.int(1, 6);
-      const which = rng.pick(NIC_WRITES);
-      ep.what = `Azure answers ${count} ${which} with 400 SubnetIsFull`;
-      azure.injectFault({ kind: which, count, status: 400, code: 'SubnetIsFull', message: `Subnet nodes with address prefix ${sandbox.podSubnet} does not have enough capacity for 8 IP addresses.` });
-      break;
-    }
-  }
-  // count-based Azure faults: left in place for a while, then whatever was not used up is cleared
+const FAULTS: Record<FaultKind, (f: FaultRun) => Promise<void>> = {
+  'agent-kill': async ({ sandbox, rng, sleep, ep }) => {
+    const node = rng.pick(sandbox.nodes);
+    const down = rng.int(300, 4000);
+    ep.what = `SIGKILL the agent of ${node.name}, restart after ${down} ms`;
+    ep.node = node.name;
+    await crash(node.agent, down, sleep, 'agent started', ep);
+  },
+  'controller-kill': async ({ sandbox, rng, sleep, ep }) => {
+    const down = rng.int(300, 4000);
+    ep.what = `SIGKILL the controller, restart after ${down} ms`;
+    await crash(sandbox.controller, down, sleep, 'controller started', ep);
+  },
+  'kube-drop-watches': async ({ sandbox, ep }) => {
+    ep.what = 'the API server ends every watch';
+    sandbox.kube.dropWatches();
+  },
+  'kube-compact': async ({ sandbox: { kube }, ep }) => {
+    ep.what = 'the API server compacts its history (watches from older versions get 410 Gone) and ends every watch';
+    kube.store.compact(kube.store.currentRV());
+    kube.dropWatches();
+  },
+  'kube-5xx': async ({ sandbox, rng, sleep, ep }) => {
+    const ms = rng.int(500, 4000);
+    const code = rng.pick([500, 503, 504]);
+    ep.what = `the API server answers ${code} to everything for ${ms} ms`;
+    sandbox.kube.injectFault({ code, forMs: ms });
+    await sleep(ms);
+  },
+  'kube-429': async ({ sandbox, rng, sleep, ep }) => {
+    const ms = rng.int(500, 3000);
+    ep.what = `the API server answers 429 (Retry-After: 1) to everything for ${ms} ms`;
+    sandbox.kube.injectFault({ code: 429, retryAfterSeconds: 1, message: 'Too many requests, please try again later.', forMs: ms });
+    await sleep(ms);
+  },
+  'kube-restart': async ({ sandbox, rng, sleep, ep }) => {
+    const ms = rng.int(500, 4000);
+    ep.what = `the API server restarts: watches dropped, history compacted, 503 for ${ms} ms`;
+    sandbox.kube.restart(ms);
+    await sleep(ms);
+  },
+  'azure-429-storm': (f) => {
+    const count = f.rng.int(10, 60);
+    return azureEpisode(f, `Azure answers ${count} requests with 429 SubscriptionRequestsThrottled (Retry-After: 1)`, {
+      kind: '*', count, status: 429, code: 'SubscriptionRequestsThrottled', retryAfterSeconds: 1,
+      message: "Number of 'write' requests for subscription actor exceeded. Please try again after '1' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling for additional information.",
+    });
+  },
+  'azure-5xx': (f) => {
+    const count = f.rng.int(2, 12);
+    const status = f.rng.pick([500, 502, 503]);
+    const code = status === 500 ? 'InternalServerError' : status === 502 ? 'BadGateway' : 'ServiceUnavailable';
+    return azureEpisode(f, `Azure answers ${count} requests with ${status} ${code}`,
+      { kind: '*', count, status, code, message: 'The server encountered an internal error. Please retry the request.' });
+  },
+  'azure-412': (f) => {
+    const count = f.rng.int(1, 4);
+    const which = f.rng.pick(NIC_WRITES);
+    return azureEpisode(f, `Azure answers ${count} ${which} with 412 PreconditionFailed (another writer changed the ETag)`,
+      { kind: which, count, status: 412, code: 'PreconditionFailed', message: 'The condition specified using HTTP conditional header(s) is not met.' });
+  },
+  'azure-lro-failed': (f) => {
+    const count = f.rng.int(1, 3);
+    const which = f.rng.pick(NIC_WRITES);
+    const code = f.rng.pick(['InternalServerError', 'AnotherOperationInProgress']);
+    return azureEpisode(f, `Azure accepts ${count} ${which} and fails the long-running operation with ${code}`,
+      { kind: which, as: 'operation', count, status: code === 'InternalServerError' ? 500 : 409, code, message: code === 'InternalServerError' ? 'An internal error occurred in the operation.' : 'Another operation on this or dependent resource is in progress.' });
+  },
+  'azure-lro-slow': async ({ sandbox: { azure }, rng, sleep, ep }) => {
+    const ms = rng.int(1500, 6000);
+    ep.what = `Azure's writes become long-running operations taking ${ms} ms`;
+    azure.configure({ mode: 'async', asyncDurationMs: ms });
+    await sleep(rng.int(3000, 8000));
+    azure.configure({ mode: 'sync' });
+  },
+  'azure-subnet-full': (f) => {
+    const count = f.rng.int(1, 6);
+    const which = f.rng.pick(NIC_WRITES);
+    return azureEpisode(f, `Azure answers ${count} ${which} with 400 SubnetIsFull`,
+      { kind: which, count, status: 400, code: 'SubnetIsFull', message: `Subnet nodes with address prefix ${f.sandbox.podSubnet} does not have enough capacity for 8 IP addresses.` });
+  },
+};
+
+/** A count-based Azure fault: left in place for a while, then whatever was not used up is cleared. */
+async function azureEpisode({ sandbox: { azure }, rng, sleep, ep }: FaultRun, what: string, fault: AzureFault): Promise<void> {
+  ep.what = what;
+  azure.injectFault(fault);
   await sleep(rng.int(3000, 8000));
   azure.clearFaults();
+}
+
+/**
+ * Runs one fault to its end (a crashed process restarted, an outage over, injected Azure faults
+ * cleared). Azure faults are episodes: only one at a time (the scheduler's `azureBusy`), ended with clearFaults.
+ */
+export function runFault(sandbox: Sandbox, kind: FaultKind, rng: Prng, sleep: (ms: number) => Promise<void>, ep: FaultEpisode): Promise<void> {
+  return FAULTS[kind]({ sandbox, rng, sleep, ep });
 }
 
 /** Processes crashed and not yet back: a second crash of the same one waits for the first to end. */
