@@ -34,6 +34,22 @@ export function findDockerd(): string | undefined {
   return undefined;
 }
 
+/** Why a Docker test cannot run here (the caller skips), or undefined if it can. */
+export function dockerTestUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'not root (the test makes network namespaces and runs dockerd)';
+  if (!findDockerd()) return 'dockerd is not installed: apt-get install docker.io';
+  return undefined;
+}
+
+/** A test's clean-up: every container and every network of the plugin `driver` removed, then dockerd stopped. */
+export async function removeAllAndStop(d: DockerDaemon, driver: string): Promise<void> {
+  const ids = (await d.cli(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
+  if (ids.length) await d.cli(['rm', '-f', ...ids]);
+  const nets = (await d.cli(['network', 'ls', '-q', '--filter', `driver=${driver}`])).stdout.split('\n').filter(Boolean);
+  if (nets.length) await d.cli(['network', 'rm', ...nets]);
+  await d.stop();
+}
+
 export async function startDockerd(opts: { root: string; netnsPath?: string; timeoutMs?: number }): Promise<DockerDaemon> {
   const dockerd = findDockerd();
   if (!dockerd) throw new Error('dockerd is not installed (Debian package docker.io)');

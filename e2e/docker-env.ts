@@ -7,7 +7,8 @@ import * as datapath from '../node-plugin/datapath/index.js';
 import { createFabric, type Fabric, type SimVM } from '../node-plugin/datapath/fabric-sim.js';
 import { createCnmServer, listenOnSocket, removePluginSpec, writePluginSpec, type CnmServer } from '../node-plugin/cnm/index.js';
 import { fixedPoolAddressService, type FixedPool } from '../node-plugin/cnm/testing.js';
-import { findDockerd, startDockerd, importBusybox, type DockerDaemon } from './docker-daemon.js';
+import { dockerTestUnavailable, removeAllAndStop, startDockerd, importBusybox, type DockerDaemon } from './docker-daemon.js';
+import { UndoStack } from './testing/undo.js';
 
 /**
  * A node for Docker tests: a simulated Azure VM (a network namespace whose NIC sits on a simulated VNet
@@ -44,13 +45,13 @@ export interface DockerCnmEnv {
 
 /** Returns the environment, or a string saying why Docker cannot run here (the caller skips). */
 export async function startDockerCnmEnv(opts: { podIPs: string[]; logLevel?: pino.Level }): Promise<DockerCnmEnv | string> {
-  if (process.getuid?.() !== 0) return 'not root (the test makes network namespaces and runs dockerd)';
-  if (!findDockerd()) return 'dockerd is not installed: apt-get install docker.io';
+  const unavailable = dockerTestUnavailable();
+  if (unavailable) return unavailable;
   const root = mkdtempSync(join(tmpdir(), 'pvdk-'));
-  const undo: Array<() => Promise<unknown> | unknown> = [() => rmSync(root, { recursive: true, force: true })];
-  const unwind = async () => {
-    for (const u of undo.reverse()) await Promise.resolve().then(u).catch(() => undefined);
-  };
+  const undo = new UndoStack();
+  const removeRoot = () => rmSync(root, { recursive: true, force: true });
+  undo.push(removeRoot);
+  const unwind = () => undo.unwind();
   try {
     const fabric = await createFabric({ vnetPrefixes: [VNET], subnets: [NODE_SUBNET, POD_SUBNET] });
     undo.push(() => fabric.destroy());
@@ -84,13 +85,7 @@ export async function startDockerCnmEnv(opts: { podIPs: string[]; logLevel?: pin
       await unwind();
       return `dockerd cannot start here: ${(err as Error).message}`;
     }
-    undo.push(async () => {
-      const ids = (await env.docker.cli(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-      if (ids.length) await env.docker.cli(['rm', '-f', ...ids]);
-      const nets = (await env.docker.cli(['network', 'ls', '-q', '--filter', `driver=${env.plugin}`])).stdout.split('\n').filter(Boolean);
-      if (nets.length) await env.docker.cli(['network', 'rm', ...nets]);
-      await env.docker.stop();
-    });
+    undo.push(() => removeAllAndStop(env.docker, env.plugin));
     await importBusybox(env.docker, IMAGE);
     env.restartDriver = async () => {
       await env.server.shutdown();
@@ -100,7 +95,7 @@ export async function startDockerCnmEnv(opts: { podIPs: string[]; logLevel?: pin
     };
     env.close = async () => {
       if (process.env.PODVNET_KEEP_DOCKER_TEST_DIR) {
-        undo.shift();
+        undo.forget(removeRoot);
         console.warn(`docker test: kept ${root}`);
       }
       await unwind();

@@ -70,8 +70,26 @@ function wrap(text: string, max: number): string[] {
   return lines;
 }
 
-/** The SVG document: one panel per node on a shared time axis, a legend, the marks. */
-export function timelineSvg(samples: readonly TimelineSample[], o: TimelineOptions = {}): string {
+/** Where everything goes: margins, one panel per node (a quiet node's is lower), the time scale. */
+interface Layout {
+  width: number;
+  height: number;
+  left: number;
+  right: number;
+  top: number;
+  plotW: number;
+  subtitle: string[];
+  nodes: readonly string[];
+  heights: number[];
+  tops: number[];
+  /** The bottom of the last panel, where the time axis goes. */
+  panelsBottom: number;
+  t0: number;
+  t1: number;
+  x: (t: number) => number;
+}
+
+function layoutOf(samples: readonly TimelineSample[], o: TimelineOptions): Layout {
   const width = o.width ?? 960;
   const panelH = o.panelHeight ?? 190;
   const left = 56;
@@ -88,109 +106,148 @@ export function timelineSvg(samples: readonly TimelineSample[], o: TimelineOptio
   const t0 = samples[0]?.t ?? 0;
   const t1 = Math.max(t0 + 1000, samples[samples.length - 1]?.t ?? t0);
   const plotW = width - left - right;
-  const x = (t: number) => left + ((t - t0) / (t1 - t0)) * plotW;
-  const height = top + heights.reduce((a, h) => a + h + gap, 0) - (nodes.length ? gap : 0) + bottom;
-  const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`);
-  out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
-  out.push(`<text x="${left}" y="22" font-size="16" font-weight="bold">${esc(o.title ?? 'PodVNet: IPs per node over time')}</text>`);
-  for (const [k, line] of subtitle.entries()) out.push(`<text x="${left}" y="${height - 8 - (subtitle.length - 1 - k) * 14}" fill="#555" font-size="11">${esc(line)}</text>`);
-  // legend, wrapped to the width
+  const panelsBottom = top + heights.reduce((a, h) => a + h + gap, 0) - (nodes.length ? gap : 0);
+  return {
+    width, height: panelsBottom + bottom, left, right, top, plotW, subtitle, nodes, heights, tops, panelsBottom, t0, t1,
+    x: (t: number) => left + ((t - t0) / (t1 - t0)) * plotW,
+  };
+}
+
+/** The SVG document: one panel per node on a shared time axis, a legend, the marks. */
+export function timelineSvg(samples: readonly TimelineSample[], o: TimelineOptions = {}): string {
+  const L = layoutOf(samples, o);
+  const out = [...header(L, o.title), ...legend(L, o.max)];
+  if (!samples.length) {
+    out.push(`<text x="${L.left}" y="${L.top + 20}">no samples</text></svg>`);
+    return out.join('\n');
+  }
+  for (const [i, n] of L.nodes.entries()) out.push(...nodePanel(L, samples, n, i, o.max));
+  out.push(...markLines(L, o.marks ?? []), ...timeAxis(L), '</svg>');
+  return out.join('\n');
+}
+
+function header(L: Layout, title: string | undefined): string[] {
+  const { width, height, left, subtitle } = L;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`,
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text x="${left}" y="22" font-size="16" font-weight="bold">${esc(title ?? 'PodVNet: IPs per node over time')}</text>`,
+    ...subtitle.map((line, k) => `<text x="${left}" y="${height - 8 - (subtitle.length - 1 - k) * 14}" fill="#555" font-size="11">${esc(line)}</text>`),
+  ];
+}
+
+/** The legend, wrapped to the width. */
+function legend(L: Layout, max: number | undefined): string[] {
   const items: Array<{ swatch: (lx: number, ly: number) => string; label: string }> = SERIES.map((s) => ({
     label: s.label,
     swatch: (lx: number, ly: number) => (s.key === 'used' || s.key === 'pending'
       ? `<rect x="${lx}" y="${ly - 9}" width="14" height="10" fill="${s.color}" fill-opacity="0.35" stroke="${s.color}"/>`
       : `<line x1="${lx}" y1="${ly - 4}" x2="${lx + 14}" y2="${ly - 4}" stroke="${s.color}" stroke-width="${s.key === 'allocated' ? 3 : 2}"${s.key === 'target' ? ' stroke-dasharray="5,3"' : ''}/>`),
   }));
-  if (o.max !== undefined) {
-    items.push({ label: `ipsPerNode.max (${o.max})`, swatch: (lx, ly) => `<line x1="${lx}" y1="${ly - 4}" x2="${lx + 14}" y2="${ly - 4}" stroke="#7f7f7f" stroke-width="1.5" stroke-dasharray="2,3"/>` });
+  if (max !== undefined) {
+    items.push({ label: `ipsPerNode.max (${max})`, swatch: (lx, ly) => `<line x1="${lx}" y1="${ly - 4}" x2="${lx + 14}" y2="${ly - 4}" stroke="#7f7f7f" stroke-width="1.5" stroke-dasharray="2,3"/>` });
   }
-  let lx = left;
+  const out: string[] = [];
+  let lx = L.left;
   let ly = 45;
   for (const it of items) {
     const w = 18 + it.label.length * 6.6 + 16;
-    if (lx + w > width - right && lx > left) { lx = left; ly += 17; }
+    if (lx + w > L.width - L.right && lx > L.left) { lx = L.left; ly += 17; }
     out.push(it.swatch(lx, ly), `<text x="${lx + 18}" y="${ly}">${esc(it.label)}</text>`);
     lx += w;
   }
-  if (!samples.length) {
-    out.push(`<text x="${left}" y="${top + 20}">no samples</text></svg>`);
-    return out.join('\n');
-  }
+  return out;
+}
 
-  const point = (s: TimelineSample, n: string): NodePoint | undefined => s.nodes[n];
-  for (const [i, n] of nodes.entries()) {
-    const py = tops[i]!;
-    const panelH = heights[i]!;
-    let ymax = o.max ?? 0;
-    for (const s of samples) { const p = point(s, n); if (p) ymax = Math.max(ymax, p.allocated, p.target, p.used + p.pending); }
-    const step = niceStep(ymax * 1.1 || 1, Math.max(1, Math.floor(panelH / 36)));
-    const yTop = Math.max(step, Math.ceil((ymax * 1.08) / step) * step);
-    const y = (v: number) => py + panelH - (v / yTop) * panelH;
-    out.push(`<g><title>${esc(n)}</title>`);
-    out.push(`<rect x="${left}" y="${py}" width="${plotW}" height="${panelH}" fill="#fafafa" stroke="#cccccc"/>`);
-    for (let v = 0; v <= yTop; v += step) {
-      out.push(`<line x1="${left}" y1="${f(y(v))}" x2="${left + plotW}" y2="${f(y(v))}" stroke="#e6e6e6"/>`, `<text x="${left - 6}" y="${f(y(v) + 4)}" text-anchor="end" fill="#555">${v}</text>`);
-    }
-    out.push(`<text x="${left + 6}" y="${py + 16}" font-weight="bold">${esc(n)}</text>`);
-    out.push(`<text x="14" y="${f(py + panelH / 2)}" text-anchor="middle" fill="#555" transform="rotate(-90 14 ${f(py + panelH / 2)})">IPs</text>`);
-    // step paths: a value holds until the next sample
-    const stepPath = (val: (p: NodePoint) => number): string => {
-      let d = '';
-      let prev: number | undefined;
-      for (const s of samples) {
-        const p = point(s, n);
-        if (!p) { prev = undefined; continue; }
-        const yy = f(y(val(p)));
-        d += prev === undefined ? `M${f(x(s.t))},${yy}` : `H${f(x(s.t))}V${yy}`;
-        prev = val(p);
-      }
-      return d + (prev !== undefined ? `H${f(x(t1))}` : '');
-    };
-    const area = (lo: (p: NodePoint) => number, hi: (p: NodePoint) => number): string => {
-      const pts = samples.filter((s) => point(s, n));
-      if (!pts.length) return '';
-      const upper: string[] = [];
-      const lower: string[] = [];
-      for (const [k, s] of pts.entries()) {
-        const p = point(s, n)!;
-        const xEnd = f(x(pts[k + 1]?.t ?? t1));
-        upper.push(`${f(x(s.t))},${f(y(hi(p)))}`, `${xEnd},${f(y(hi(p)))}`);
-        lower.push(`${f(x(s.t))},${f(y(lo(p)))}`, `${xEnd},${f(y(lo(p)))}`);
-      }
-      return `M${upper.join('L')}L${lower.reverse().join('L')}Z`;
-    };
-    const c = Object.fromEntries(SERIES.map((s) => [s.key, s.color])) as Record<(typeof SERIES)[number]['key'], string>;
-    out.push(`<path d="${area(() => 0, (p) => p.used)}" fill="${c.used}" fill-opacity="0.3" stroke="none"/>`);
-    out.push(`<path d="${area((p) => p.used, (p) => p.used + p.pending)}" fill="${c.pending}" fill-opacity="0.35" stroke="none"/>`);
-    out.push(`<path d="${stepPath((p) => p.used)}" fill="none" stroke="${c.used}" stroke-width="1.5"/>`);
-    if (o.max !== undefined) out.push(`<line x1="${left}" y1="${f(y(o.max))}" x2="${left + plotW}" y2="${f(y(o.max))}" stroke="#7f7f7f" stroke-width="1.5" stroke-dasharray="2,3"/>`);
-    out.push(`<path d="${stepPath((p) => p.allocated)}" fill="none" stroke="${c.allocated}" stroke-width="3" stroke-opacity="0.85"/>`);
-    out.push(`<path d="${stepPath((p) => p.target)}" fill="none" stroke="${c.target}" stroke-width="2" stroke-dasharray="6,4"/>`);
-    // the peak, said in words
-    const peak = samples.reduce((m, s) => Math.max(m, point(s, n)?.allocated ?? 0), 0);
-    const last = [...samples].reverse().find((s) => point(s, n));
-    out.push(`<text x="${left + plotW - 6}" y="${py + 16}" text-anchor="end" fill="#333">peak ${peak} IPs on the NIC, now ${last ? point(last, n)!.allocated : 0}</text>`);
-    out.push('</g>');
+/** One node's panel: grid, its series (areas for used and pending, lines for allocated and target), the limit, its peak in words. */
+function nodePanel(L: Layout, samples: readonly TimelineSample[], n: string, i: number, max: number | undefined): string[] {
+  const { left, plotW } = L;
+  const py = L.tops[i]!;
+  const panelH = L.heights[i]!;
+  let ymax = max ?? 0;
+  for (const s of samples) { const p = s.nodes[n]; if (p) ymax = Math.max(ymax, p.allocated, p.target, p.used + p.pending); }
+  const step = niceStep(ymax * 1.1 || 1, Math.max(1, Math.floor(panelH / 36)));
+  const yTop = Math.max(step, Math.ceil((ymax * 1.08) / step) * step);
+  const y = (v: number) => py + panelH - (v / yTop) * panelH;
+  const series = { samples, n, x: L.x, y, t1: L.t1 };
+  const out: string[] = [];
+  out.push(`<g><title>${esc(n)}</title>`);
+  out.push(`<rect x="${left}" y="${py}" width="${plotW}" height="${panelH}" fill="#fafafa" stroke="#cccccc"/>`);
+  for (let v = 0; v <= yTop; v += step) {
+    out.push(`<line x1="${left}" y1="${f(y(v))}" x2="${left + plotW}" y2="${f(y(v))}" stroke="#e6e6e6"/>`, `<text x="${left - 6}" y="${f(y(v) + 4)}" text-anchor="end" fill="#555">${v}</text>`);
   }
-  // marks across every panel; labels alternate between two rows so neighbours do not overlap
-  const panelsBottom = top + heights.reduce((a, h) => a + h + gap, 0) - (nodes.length ? gap : 0);
-  for (const [k, m] of (o.marks ?? []).entries()) {
-    const mx = x(Math.min(Math.max(m.t, t0), t1));
-    const ly = top - 8 - (k % 2) * 13;
-    out.push(`<line x1="${f(mx)}" y1="${ly + 2}" x2="${f(mx)}" y2="${panelsBottom}" stroke="#444" stroke-width="1" stroke-dasharray="4,4"/>`);
+  out.push(`<text x="${left + 6}" y="${py + 16}" font-weight="bold">${esc(n)}</text>`);
+  out.push(`<text x="14" y="${f(py + panelH / 2)}" text-anchor="middle" fill="#555" transform="rotate(-90 14 ${f(py + panelH / 2)})">IPs</text>`);
+  const c = Object.fromEntries(SERIES.map((s) => [s.key, s.color])) as Record<(typeof SERIES)[number]['key'], string>;
+  out.push(`<path d="${areaPath(series, () => 0, (p) => p.used)}" fill="${c.used}" fill-opacity="0.3" stroke="none"/>`);
+  out.push(`<path d="${areaPath(series, (p) => p.used, (p) => p.used + p.pending)}" fill="${c.pending}" fill-opacity="0.35" stroke="none"/>`);
+  out.push(`<path d="${stepPath(series, (p) => p.used)}" fill="none" stroke="${c.used}" stroke-width="1.5"/>`);
+  if (max !== undefined) out.push(`<line x1="${left}" y1="${f(y(max))}" x2="${left + plotW}" y2="${f(y(max))}" stroke="#7f7f7f" stroke-width="1.5" stroke-dasharray="2,3"/>`);
+  out.push(`<path d="${stepPath(series, (p) => p.allocated)}" fill="none" stroke="${c.allocated}" stroke-width="3" stroke-opacity="0.85"/>`);
+  out.push(`<path d="${stepPath(series, (p) => p.target)}" fill="none" stroke="${c.target}" stroke-width="2" stroke-dasharray="6,4"/>`);
+  // the peak, said in words
+  const peak = samples.reduce((m, s) => Math.max(m, s.nodes[n]?.allocated ?? 0), 0);
+  const last = [...samples].reverse().find((s) => s.nodes[n]);
+  out.push(`<text x="${left + plotW - 6}" y="${py + 16}" text-anchor="end" fill="#333">peak ${peak} IPs on the NIC, now ${last ? last.nodes[n]!.allocated : 0}</text>`);
+  out.push('</g>');
+  return out;
+}
+
+/** One node's samples on a panel's scales. */
+interface Series { samples: readonly TimelineSample[]; n: string; x: (t: number) => number; y: (v: number) => number; t1: number }
+
+/** A step path: a value holds until the next sample; a sample without the node breaks the line. */
+function stepPath({ samples, n, x, y, t1 }: Series, val: (p: NodePoint) => number): string {
+  let d = '';
+  let prev: number | undefined;
+  for (const s of samples) {
+    const p = s.nodes[n];
+    if (!p) { prev = undefined; continue; }
+    const yy = f(y(val(p)));
+    d += prev === undefined ? `M${f(x(s.t))},${yy}` : `H${f(x(s.t))}V${yy}`;
+    prev = val(p);
+  }
+  return d + (prev !== undefined ? `H${f(x(t1))}` : '');
+}
+
+/** The band between two step lines. */
+function areaPath({ samples, n, x, y, t1 }: Series, lo: (p: NodePoint) => number, hi: (p: NodePoint) => number): string {
+  const pts = samples.filter((s) => s.nodes[n]);
+  if (!pts.length) return '';
+  const upper: string[] = [];
+  const lower: string[] = [];
+  for (const [k, s] of pts.entries()) {
+    const p = s.nodes[n]!;
+    const xEnd = f(x(pts[k + 1]?.t ?? t1));
+    upper.push(`${f(x(s.t))},${f(y(hi(p)))}`, `${xEnd},${f(y(hi(p)))}`);
+    lower.push(`${f(x(s.t))},${f(y(lo(p)))}`, `${xEnd},${f(y(lo(p)))}`);
+  }
+  return `M${upper.join('L')}L${lower.reverse().join('L')}Z`;
+}
+
+/** Marks across every panel; labels alternate between two rows so neighbours do not overlap. */
+function markLines(L: Layout, marks: readonly TimelineMark[]): string[] {
+  const out: string[] = [];
+  for (const [k, m] of marks.entries()) {
+    const mx = L.x(Math.min(Math.max(m.t, L.t0), L.t1));
+    const ly = L.top - 8 - (k % 2) * 13;
+    out.push(`<line x1="${f(mx)}" y1="${ly + 2}" x2="${f(mx)}" y2="${L.panelsBottom}" stroke="#444" stroke-width="1" stroke-dasharray="4,4"/>`);
     out.push(`<text x="${f(mx + 3)}" y="${ly}" fill="#222" font-size="11">${esc(m.label)}</text>`);
   }
-  // time axis
+  return out;
+}
+
+function timeAxis(L: Layout): string[] {
+  const { t0, t1, panelsBottom } = L;
+  const out: string[] = [];
   const span = (t1 - t0) / 1000;
   const tstep = niceStep(span, 8);
   for (let s = 0; s <= span; s += tstep) {
-    const tx = f(x(t0 + s * 1000));
+    const tx = f(L.x(t0 + s * 1000));
     out.push(`<line x1="${tx}" y1="${panelsBottom}" x2="${tx}" y2="${panelsBottom + 5}" stroke="#555"/>`, `<text x="${tx}" y="${panelsBottom + 18}" text-anchor="middle" fill="#555">${s}s</text>`);
   }
-  out.push(`<text x="${left + plotW / 2}" y="${panelsBottom + 34}" text-anchor="middle" fill="#555">seconds since the first sample</text>`);
-  out.push('</svg>');
-  return out.join('\n');
+  out.push(`<text x="${L.left + L.plotW / 2}" y="${panelsBottom + 34}" text-anchor="middle" fill="#555">seconds since the first sample</text>`);
+  return out;
 }
 
 /** The per-node gauges of the controller's /metrics (podvnet_node_ips{pool,node,state}), as points. */
