@@ -56,10 +56,34 @@ export async function startDockerd(opts: { root: string; netnsPath?: string; tim
   mkdirSync(opts.root, { recursive: true });
   const socket = join(opts.root, 'docker.sock');
   const logPath = join(opts.root, 'dockerd.log');
-  const args = [
-    `--data-root=${join(opts.root, 'data')}`,
-    `--exec-root=${join(opts.root, 'exec')}`,
-    `--pidfile=${join(opts.root, 'dockerd.pid')}`,
+  const args = dockerdArgs(opts.root, socket);
+  const argv = opts.netnsPath ? ['nsenter', `--net=${opts.netnsPath}`, '--', dockerd, ...args] : [dockerd, ...args];
+  const log = openSync(logPath, 'a');
+  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', log, log], detached: true });
+  closeSync(log);
+  const daemon = daemonControl(child);
+  const { cli, ok } = dockerCli(socket);
+
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (daemon.exited()) throw new Error(`${daemon.exited()} while starting; last log lines:\n${tail(logPath)}`);
+    if (existsSync(socket) && (await cli(['version', '--format', '{{.Server.Version}}'])).code === 0) break;
+    if (Date.now() > deadline) {
+      await daemon.stop();
+      throw new Error(`dockerd did not answer on ${socket} within ${timeoutMs} ms; last log lines:\n${tail(logPath)}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { socket, root: opts.root, logPath, cli, ok, stop: daemon.stop, kill: daemon.kill };
+}
+
+/** A dockerd of its own under `root` that touches nothing of the host's networking. */
+function dockerdArgs(root: string, socket: string): string[] {
+  return [
+    `--data-root=${join(root, 'data')}`,
+    `--exec-root=${join(root, 'exec')}`,
+    `--pidfile=${join(root, 'dockerd.pid')}`,
     `--host=unix://${socket}`,
     '--bridge=none',
     '--iptables=false',
@@ -73,15 +97,10 @@ export async function startDockerd(opts: { root: string; netnsPath?: string; tim
     // `sleep` as PID 1, which ignores SIGTERM.
     '--shutdown-timeout=1',
   ];
-  const argv = opts.netnsPath ? ['nsenter', `--net=${opts.netnsPath}`, '--', dockerd, ...args] : [dockerd, ...args];
-  const log = openSync(logPath, 'a');
-  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', log, log], detached: true });
-  closeSync(log);
-  let exited: string | undefined;
-  child.on('exit', (code, signal) => {
-    exited = `dockerd exited (${signal ?? `code ${code}`})`;
-  });
+}
 
+/** The docker CLI against `socket`: cli() resolves with the exit code and output, ok() throws on failure. */
+function dockerCli(socket: string): Pick<DockerDaemon, 'cli' | 'ok'> {
   const cli = (cliArgs: string[], input?: Buffer) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
       const c = spawn(DOCKER_CLI, ['--host', `unix://${socket}`, ...cliArgs], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -99,6 +118,15 @@ export async function startDockerd(opts: { root: string; netnsPath?: string; tim
     if (r.code !== 0) throw new Error(`docker ${cliArgs.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
     return r.stdout;
   };
+  return { cli, ok };
+}
+
+/** Stopping the daemon: stop() gracefully (SIGKILL after 15 s), kill() as a crash; exited() says why it is gone. */
+function daemonControl(child: ChildProcess): { exited(): string | undefined; stop(): Promise<void>; kill(): Promise<void> } {
+  let exited: string | undefined;
+  child.on('exit', (code, signal) => {
+    exited = `dockerd exited (${signal ?? `code ${code}`})`;
+  });
   const stop = async () => {
     if (exited) return;
     const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -107,25 +135,13 @@ export async function startDockerd(opts: { root: string; netnsPath?: string; tim
     await done;
     clearTimeout(timer);
   };
-
   const kill = async () => {
     if (exited) return;
     const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill('SIGKILL');
     await done;
   };
-
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
-  for (;;) {
-    if (exited) throw new Error(`${exited} while starting; last log lines:\n${tail(logPath)}`);
-    if (existsSync(socket) && (await cli(['version', '--format', '{{.Server.Version}}'])).code === 0) break;
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`dockerd did not answer on ${socket} within ${opts.timeoutMs ?? 30_000} ms; last log lines:\n${tail(logPath)}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return { socket, root: opts.root, logPath, cli, ok, stop, kill };
+  return { exited: () => exited, stop, kill };
 }
 
 export function tail(path: string, lines = 15): string {

@@ -47,18 +47,28 @@ export function podDockerRun(input: PodRunInput): PodRun {
   const { podSpec } = input;
   const c: Obj | undefined = (podSpec.containers ?? []).find((x: Obj) => x.name === input.container);
   if (!c) throw new Error(`no container ${input.container} in the pod spec`);
-  const podSec: Obj = podSpec.securityContext ?? {};
-  const sec: Obj = c.securityContext ?? {};
   const args = ['--rm', '--name', input.name];
-  const prepare = { dirs: [] as string[], files: [] as string[] };
-
   if (podSpec.hostNetwork) args.push('--network', 'host');
   else throw new Error('only hostNetwork pods are supported (PodVNet\'s own pods all are)');
+  const security = securityArgs(input.container, podSpec, c);
+  const mounts = mountArgs(input, podSpec, c);
+  const env = envOf(input, c);
+  const expand = expander(env);
+  args.push(...security.args, ...mounts.args);
+  for (const [k, v] of Object.entries(env)) args.push('--env', `${k}=${v}`);
+  args.push(input.image, ...(c.command ?? []).map(expand), ...(c.args ?? []).map(expand), ...(input.extraArgs ?? []));
+  return { args, prepare: mounts.prepare, user: security.user };
+}
 
+/** The user, privilege, capabilities, read-only root, seccomp profile and memory limit. */
+function securityArgs(container: string, podSpec: Obj, c: Obj): { args: string[]; user: string | undefined } {
+  const podSec: Obj = podSpec.securityContext ?? {};
+  const sec: Obj = c.securityContext ?? {};
+  const args: string[] = [];
   const uid = sec.runAsUser ?? podSec.runAsUser;
   const gid = sec.runAsGroup ?? podSec.runAsGroup;
   if ((sec.runAsNonRoot ?? podSec.runAsNonRoot) && (uid === undefined || uid === 0)) {
-    throw new Error(`${input.container}: runAsNonRoot without a non-zero runAsUser`);
+    throw new Error(`${container}: runAsNonRoot without a non-zero runAsUser`);
   }
   const user = uid === undefined ? undefined : gid === undefined ? String(uid) : `${uid}:${gid}`;
   if (user !== undefined) args.push('--user', user);
@@ -73,7 +83,13 @@ export function podDockerRun(input: PodRunInput): PodRun {
   else if (seccomp !== undefined && seccomp !== 'RuntimeDefault') throw new Error(`unsupported seccomp profile ${seccomp}`);
   const memory = c.resources?.limits?.memory;
   if (memory) args.push('--memory', String(bytes(memory)));
+  return { args, user };
+}
 
+/** The container's volume mounts (hostPath binds, emptyDir tmpfs) and the test's extra mounts. */
+function mountArgs(input: PodRunInput, podSpec: Obj, c: Obj): { args: string[]; prepare: PodRun['prepare'] } {
+  const args: string[] = [];
+  const prepare = { dirs: [] as string[], files: [] as string[] };
   const volumes = new Map<string, Obj>((podSpec.volumes ?? []).map((v: Obj) => [v.name, v]));
   for (const m of c.volumeMounts ?? []) {
     const v = volumes.get(m.name);
@@ -98,9 +114,16 @@ export function podDockerRun(input: PodRunInput): PodRun {
   for (const m of input.extraMounts ?? []) {
     args.push('--mount', `type=bind,source=${m.source},target=${m.target}${m.readOnly ? ',readonly' : ''}`);
   }
+  return { args, prepare };
+}
 
+/** `$(NAME)` of a variable defined so far, as the kubelet expands it; an unknown name stays as written. */
+const expander = (env: Record<string, string>) => (s: string) => s.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, name: string) => env[name] ?? whole);
+
+/** The environment: values (expanded in order), downward-API fields, then the test's extra variables. */
+function envOf(input: PodRunInput, c: Obj): Record<string, string> {
   const env: Record<string, string> = {};
-  const expand = (s: string) => s.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, name: string) => env[name] ?? whole);
+  const expand = expander(env);
   for (const e of c.env ?? []) {
     if (e.value !== undefined) env[e.name] = expand(String(e.value));
     else if (e.valueFrom?.fieldRef) {
@@ -110,8 +133,5 @@ export function podDockerRun(input: PodRunInput): PodRun {
     } else throw new Error(`env ${e.name}: unsupported source`);
   }
   Object.assign(env, input.extraEnv ?? {});
-  for (const [k, v] of Object.entries(env)) args.push('--env', `${k}=${v}`);
-
-  args.push(input.image, ...(c.command ?? []).map(expand), ...(c.args ?? []).map(expand), ...(input.extraArgs ?? []));
-  return { args, prepare, user };
+  return env;
 }
