@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { AzureEmulator, type ScenarioNode } from '../azure-emulator/index.js';
-import { kubeconfigYaml, startKubeEmulator, type KubeEmulator } from '../kube-emulator/index.js';
+import { kubeconfigYaml, type KubeEmulator } from '../kube-emulator/index.js';
 import { build } from '../../deploy/lib/manifests.js';
 import { Fabric, type SimHost, type SimVM } from '../../node-plugin/datapath/fabric-sim.js';
 import { FORWARDER, buildForwarder, invokePlugin, type CniCall } from '../../node-plugin/agent/testing.js';
@@ -13,6 +13,7 @@ import { KubeClient, PATHS } from '../../controllers/kube.js';
 import type { NodePoint } from './timeline-svg.js';
 import { distPath, ensureBuilt } from '../dist.js';
 import { applyCluster, runKubectl } from './cluster.js';
+import { startEmulators } from './emulators.js';
 import { PODVNET_NAMESPACE, agentLaunch, agentPaths, controllerLaunch, type ComponentLaunch, type LaunchContext } from './launch.js';
 import { MetricsDiscovery } from './metrics-discovery.js';
 import { SANDBOX_NETWORK, checkPodSubnet, syncFabricWithAzure } from './network.js';
@@ -31,7 +32,7 @@ export type { ComponentLaunch } from './launch.js';
  * IP. The fabric learns which NIC holds which IP from the Azure emulator, as Azure's own SDN would.
  *
  * This file is the Sandbox's start-up order and the API tests use (pods, CNI calls, records, waits,
- * metrics targets); the pieces are beside it: cluster.ts (what kubectl applies), launch.ts (each
+ * metrics targets); the pieces are beside it: emulators.ts, cluster.ts (what kubectl applies), launch.ts (each
  * component's flags), process.ts (process handles), metrics-discovery.ts, network.ts (address plan, fabric sync).
  */
 
@@ -76,32 +77,6 @@ export interface Pod {
   node: SandboxNode;
   netns: string;
   ip: string;
-}
-
-/** The two emulators with the scenario loaded: the machines, the subnets, the one pods get addresses of. */
-interface Emulated {
-  azure: AzureEmulator;
-  kube: KubeEmulator;
-  machines: ScenarioNode[];
-  subnetPrefixes: string[];
-  subnetID: string;
-}
-
-async function startEmulators(opts: SandboxOptions, podSubnet: string | undefined, say: (line: string) => void): Promise<Emulated> {
-  say('starting the Azure ARM emulator (HTTPS, real SDK clients) and the Kubernetes API emulator');
-  // Plain Azure refuses ip-configs of two subnets on one NIC (IpConfigurationsOnSameNicCannotUseDifferentSubnets).
-  const azure = await AzureEmulator.start(podSubnet ? { config: { allowMultipleSubnetsPerNic: true } } : {});
-  const subnets = [{ name: 'nodes', addressPrefix: SANDBOX_NETWORK.nodeSubnet }, ...(podSubnet ? [{ name: 'pods', addressPrefix: podSubnet }] : [])];
-  const scenario = azure.loadScenario({
-    vnets: [{ name: 'sandbox-vnet', addressPrefixes: [SANDBOX_NETWORK.vnet], subnets }],
-    vms: [{ namePrefix: 'vm-', count: opts.vms ?? 2, subnet: 'nodes' }],
-    scaleSets: (opts.scaleSetInstances ?? 1) > 0 ? [{ name: 'pool1', count: opts.scaleSetInstances ?? 1, subnet: 'nodes', computerNamePrefix: 'vmss-pool1-' }] : [],
-  });
-  const kube = await startKubeEmulator({});
-  const subnetID = Object.entries(scenario.subnets).find(([k]) => k.endsWith(podSubnet ? '/pods' : '/nodes'))?.[1];
-  if (!subnetID) throw new Error(`sandbox: the scenario has no ${podSubnet ? 'pods' : 'nodes'} subnet`);
-  if (podSubnet) say(`pods get addresses of ${podSubnet}, a subnet other than the nodes' ${SANDBOX_NETWORK.nodeSubnet} (the emulator allows several subnets per NIC)`);
-  return { azure, kube, machines: scenario.nodes, subnetPrefixes: subnets.map((x) => x.addressPrefix), subnetID };
 }
 
 /** One namespace per VM on the fabric, the two hosts beside them, and the fabric kept in step with Azure. */
