@@ -10,7 +10,7 @@ import { callCniSocket, decodeRequest, encodeRequest } from './cni-socket.js';
 import { parseAgentConfig } from './config.js';
 import { planReconcile } from './reconcile.js';
 import { FileStore } from './ipam/store.js';
-import { startTestNode } from './testing.js';
+import { startTestNode } from './testing/test-node.js';
 
 const alloc = (containerId: string, ip: string, extra: Record<string, unknown> = {}) => ({
   containerId, ifName: 'eth0', runtime: 'cni' as const, ip, assignedAt: 1, ...extra,
@@ -126,7 +126,7 @@ test('the agent installs the CNI executable and a conflist that podman-style run
   t.is(conf.name, 'podvnet-test');
   t.deepEqual(await readdir(confDir), ['10-podvnet.conflist'], 'no temporary files left');
   // the installed copy is the real executable: it answers VERSION
-  const { invokePlugin } = await import('./testing.js');
+  const { invokePlugin } = await import('./testing/test-node.js');
   const v = await invokePlugin(path.join(binDir, 'podvnet-cni'), { CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}');
   t.is(v.code, 0);
   t.is(v.json.cniVersion, '1.0.0');

@@ -11,8 +11,8 @@ import { FileRecordSource } from './file-source.js';
 import { awaitingVethTeardown } from './reconcile.js';
 import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
 import { callCniSocket } from './cni-socket.js';
-import { startTestNode, type TestNode } from './testing.js';
-import { kubeWithCrds } from './kube-testing.js';
+import { startTestNode, type TestNode } from './testing/test-node.js';
+import { kubeWithCrds } from './testing/kube.js';
 
 /**
  * Node agent hardening: readiness on nodes no pool selects, the periodic node resync and /readyz's view

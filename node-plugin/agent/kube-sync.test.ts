@@ -3,8 +3,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pino } from 'pino';
 import { startAgent } from './agent.js';
-import { startTestNode } from './testing.js';
-import { kubeWithCrds } from './kube-testing.js';
+import { startTestNode } from './testing/test-node.js';
+import { kubeWithCrds } from './testing/kube.js';
 import { CoalescingWriter, specPatch } from './sync.js';
 
 /**

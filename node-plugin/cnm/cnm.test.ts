@@ -8,7 +8,7 @@ import pino from 'pino';
 import type { NodeNetwork } from '../datapath/index.js';
 import { createCnmServer, listenOnSocket, removePluginSpec, writePluginSpec, type CnmServer } from './index.js';
 import { dockerIfName, type DockerVeths } from './docker-veth.js';
-import { fixedPoolAddressService, type FixedPool } from './testing.js';
+import { fixedPoolAddressService, type FixedPool } from './testing/fixed-pool.js';
 import { STATE_FILE } from './state.js';
 import { PLUGIN_CONTENT_TYPE } from './protocol.js';
 import type { Datapath } from './types.js';

@@ -1,6 +1,6 @@
-import type { NodeNetwork } from '../datapath/index.js';
-import { parseCIDR } from '../../crds/ipv4.js';
-import type { AddressOwner, AssignedAddress, PodAddressService } from './types.js';
+import type { NodeNetwork } from '../../datapath/index.js';
+import { parseCIDR } from '../../../crds/ipv4.js';
+import type { AddressOwner, AssignedAddress, PodAddressService } from '../types.js';
 
 /**
  * A PodAddressService over a fixed list of IPs, for tests of the CNM driver (protocol tests and the real

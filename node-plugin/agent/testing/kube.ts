@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import YAML from 'yaml';
-import { startKubeEmulator, type KubeEmulator } from '../../hack/kube-emulator/index.js';
-import { REPO_ROOT } from './testing.js';
+import { startKubeEmulator, type KubeEmulator } from '../../../hack/kube-emulator/index.js';
+import { REPO_ROOT } from './test-node.js';
 
 /** A Kubernetes API emulator serving PodVNet's CRDs, for the agent's tests against a real API protocol. */
 export async function kubeWithCrds(t: { teardown(fn: () => Promise<void>): void }): Promise<{ emu: KubeEmulator; kc: k8s.KubeConfig; co: k8s.CustomObjectsApi }> {
