@@ -2,6 +2,7 @@ import { parseCIDR } from '../../crds/ipv4.js';
 import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
 import type { ScalingPolicy } from '../../crds/scaling.js';
 import type { NodeNetwork } from '../datapath/index.js';
+import { NoFreeAddressError, PoolNotReadyError } from '../errors.js';
 import { availableIPs, chooseReleases, pickAddress, pruneCooldown, pruneReleased, type PoolView } from './ipam/policy.js';
 import { blockAddresses, blockOf, chooseBlockReleases, pickBlockAddress, pruneReleasedBlocks, type BlockView } from './ipam/block-policy.js';
 import { PendingDemand } from './ipam/pending.js';
@@ -27,14 +28,8 @@ export interface AssignedAddress {
   gateway: string;
 }
 
-/** Pool empty: demand has been raised; the message says what to do. */
-export class NoFreeAddressError extends Error {
-  override name = 'NoFreeAddressError';
-}
-/** The node's record has no status yet. */
-export class PoolNotReadyError extends Error {
-  override name = 'PoolNotReadyError';
-}
+// The service's errors live in ../errors.ts (shared with the CNM driver); re-exported for its callers.
+export { NoFreeAddressError, PoolNotReadyError };
 
 export interface PodAddressService {
   acquire(owner: AddressOwner): Promise<AssignedAddress>;

@@ -18,7 +18,8 @@ import {
   type StatusRequest,
 } from '../cni/protocol.js';
 import { CniError, CniErrorCode, type Result } from '../cni/types.js';
-import { NoFreeAddressError, PoolNotReadyError, ownerKey, type AgentAddressService } from './address-service.js';
+import { NoFreeAddressError, PoolNotReadyError } from '../errors.js';
+import { ownerKey, type AgentAddressService } from './address-service.js';
 
 /**
  * Serves CNI requests forwarded by the per-pod executable: protocol parsing (node-plugin/cni), address
