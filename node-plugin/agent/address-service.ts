@@ -468,39 +468,19 @@ export class AgentAddressService implements PodAddressService {
    */
   async planReleases(): Promise<string[]> {
     this.cooldown = pruneCooldown(this.cooldown, [...this.poolIPs(), ...blockAddresses(this.blocks())], this.now());
-    if (this.pool && this.isReady() && this.blockMode()) {
-      const d = this.demand();
-      // Whole blocks no pod holds an address of, with the controller's scaling math in blocks.
-      const more = chooseBlockReleases({
-        ...this.blockView(),
-        pending: d.pendingIPs,
-        min: this.pool.ipsPerNode.min,
-        max: this.pool.ipsPerNode.max,
-        policy: this.pool.scaling,
-      });
-      if (more.length) {
-        for (const b of more) {
-          this.releasedBlocks.add(b);
-          for (const ip of blockAddresses([b])) this.cooldown.delete(ip);
-        }
-        await this.committer.commit();
+    const pool = this.pool;
+    if (pool && this.isReady()) {
+      const scaling = { pending: this.demand().pendingIPs, min: pool.ipsPerNode.min, max: pool.ipsPerNode.max, policy: pool.scaling };
+      // Block mode gives back whole blocks no pod holds an address of (the controller's math in blocks);
+      // otherwise single IPs. Either way what is released stops cooling down: it is never handed out again.
+      const { chosen, released, addressesOf } = this.blockMode()
+        ? { chosen: chooseBlockReleases({ ...this.blockView(), ...scaling }), released: this.releasedBlocks, addressesOf: (b: string) => blockAddresses([b]) }
+        : { chosen: chooseReleases({ ...this.view(), ...scaling }), released: this.released, addressesOf: (ip: string) => [ip] };
+      for (const item of chosen) {
+        released.add(item);
+        for (const ip of addressesOf(item)) this.cooldown.delete(ip);
       }
-    } else if (this.pool && this.isReady()) {
-      const d = this.demand();
-      const more = chooseReleases({
-        ...this.view(),
-        pending: d.pendingIPs,
-        min: this.pool.ipsPerNode.min,
-        max: this.pool.ipsPerNode.max,
-        policy: this.pool.scaling,
-      });
-      if (more.length) {
-        for (const ip of more) {
-          this.released.add(ip);
-          this.cooldown.delete(ip);
-        }
-        await this.committer.commit();
-      }
+      if (chosen.length) await this.committer.commit();
     }
     return this.releasedIPs();
   }
