@@ -118,7 +118,8 @@ test('the agent installs the CNI executable and a conflist that podman-style run
   const binDir = path.join(node.dir, 'opt-cni-bin');
   const confDir = path.join(node.dir, 'etc-cni-net.d');
   const agent = await node.startAgent({ cniBinDir: binDir, cniConfDir: confDir, cniNetworkName: 'podvnet-test' });
-  t.truthy(agent);
+  t.deepEqual(await agent.readiness(), { ready: true }, 'the agent that installed the plugin is up and ready to serve it');
+  t.is(agent.config.cniConfDir, confDir);
   const conf = JSON.parse(await readFile(path.join(confDir, '10-podvnet.conflist'), 'utf8'));
   t.deepEqual(conf.plugins.map((p: { type: string }) => p.type), ['podvnet-cni', 'portmap']);
   t.is(conf.plugins[0].agentSocket, node.socket);
