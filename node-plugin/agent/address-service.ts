@@ -266,15 +266,7 @@ export class AgentAddressService implements PodAddressService {
     const ip = this.pick();
     if (!ip) {
       this.changed(this.pending.note(key, owner.pod));
-      const view = this.view();
-      const cooling = [...view.cooldown.values()].filter((t) => t > view.now).length;
-      throw new NoFreeAddressError(
-        `no free VNet IP on node ${this.opts.node.nodeName}: ${this.byIP.size} of ${this.capacity()} in use` +
-          (cooling ? `, ${cooling} cooling down after release` : '') +
-          `; demand raised to ${this.demand().usedIPs + this.demand().pendingIPs}, ` +
-          (this.opts.noFreeIPAdvice ??
-            'the controller will add a batch of secondary IPs to the NIC. Retry shortly; if this persists, check the NodeIPPool (ipsPerNode.max) and the free space of its subnet.'),
-      );
+      throw this.noFreeAddress();
     }
     const alloc: Allocation = {
       containerId: owner.containerId,
@@ -299,6 +291,19 @@ export class AgentAddressService implements PodAddressService {
       throw err;
     });
     return { address: { ip, ...facts }, durable };
+  }
+
+  /** The pool is empty: how many are in use and cooling, the demand now raised (pending included), what to do. */
+  private noFreeAddress(): NoFreeAddressError {
+    const view = this.view();
+    const cooling = [...view.cooldown.values()].filter((t) => t > view.now).length;
+    return new NoFreeAddressError(
+      `no free VNet IP on node ${this.opts.node.nodeName}: ${this.byIP.size} of ${this.capacity()} in use` +
+        (cooling ? `, ${cooling} cooling down after release` : '') +
+        `; demand raised to ${this.demand().usedIPs + this.demand().pendingIPs}, ` +
+        (this.opts.noFreeIPAdvice ??
+          'the controller will add a batch of secondary IPs to the NIC. Retry shortly; if this persists, check the NodeIPPool (ipsPerNode.max) and the free space of its subnet.'),
+    );
   }
 
   async release(owner: Pick<AddressOwner, 'containerId' | 'ifName'>): Promise<void> {
