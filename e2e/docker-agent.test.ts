@@ -2,7 +2,7 @@ import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import * as datapath from '../node-plugin/datapath/index.js';
-import { startTestNode, type TestNode } from '../node-plugin/agent/testing.js';
+import { startTestNode, type TestNode } from '../node-plugin/agent/testing/test-node.js';
 import { removePluginSpec, writePluginSpec } from '../node-plugin/cnm/index.js';
 import { findDockerd, importBusybox, pingFrom, removeByName, startDockerd, tail, type DockerDaemon } from './docker-daemon.js';
 

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import * as datapath from '../../node-plugin/datapath/index.js';
 import { distPath, ensureBuilt } from '../dist.js';
-import { FORWARDER, REPO_ROOT, invokePlugin, startTestNode, type CniCall, type TestNode } from '../../node-plugin/agent/testing.js';
+import { FORWARDER, REPO_ROOT, invokePlugin, startTestNode, type CniCall, type TestNode } from '../../node-plugin/agent/testing/test-node.js';
 
 /** The node flags of the agent's command in deploy/base/node/daemonset.yaml, read from there. */
 const AGENT_NODE_FLAGS: string[] = (() => {

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { observeCommands } from '../../node-plugin/datapath/exec.js';
 import { startAgent } from '../../node-plugin/agent/agent.js';
 import { FileStore, type StoreState } from '../../node-plugin/agent/ipam/store.js';
-import { startTestNode } from '../../node-plugin/agent/testing.js';
+import { startTestNode } from '../../node-plugin/agent/testing/test-node.js';
 
 const pods = Number(/--pods[= ](\d+)/.exec(process.argv.slice(2).join(' '))?.[1] ?? 40);
 

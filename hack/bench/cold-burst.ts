@@ -23,7 +23,7 @@ import { defaultConfig } from '../azure-emulator/config.js';
 import { createFabric } from '../../node-plugin/datapath/fabric-sim.js';
 import { startAgent } from '../../node-plugin/agent/agent.js';
 import { parseAgentConfig } from '../../node-plugin/agent/config.js';
-import { buildForwarder, FORWARDER, invokePlugin } from '../../node-plugin/agent/testing.js';
+import { buildForwarder, FORWARDER, invokePlugin } from '../../node-plugin/agent/testing/test-node.js';
 
 const raw = parseArgs({ options: { pods: { type: 'string', default: '250' }, min: { type: 'string', default: '16' }, batch: { type: 'string', default: '16' }, 'sync-ms': { type: 'string', default: '1000' } } }).values;
 const opts = z.object({

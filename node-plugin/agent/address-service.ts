@@ -2,6 +2,7 @@ import { parseCIDR } from '../../crds/ipv4.js';
 import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
 import type { ScalingPolicy } from '../../crds/scaling.js';
 import type { NodeNetwork } from '../datapath/index.js';
+import { NoFreeAddressError, PoolNotReadyError } from '../errors.js';
 import { availableIPs, chooseReleases, pickAddress, pruneCooldown, pruneReleased, type PoolView } from './ipam/policy.js';
 import { blockAddresses, blockOf, chooseBlockReleases, pickBlockAddress, pruneReleasedBlocks, type BlockView } from './ipam/block-policy.js';
 import { PendingDemand } from './ipam/pending.js';
@@ -27,14 +28,8 @@ export interface AssignedAddress {
   gateway: string;
 }
 
-/** Pool empty: demand has been raised; the message says what to do. */
-export class NoFreeAddressError extends Error {
-  override name = 'NoFreeAddressError';
-}
-/** The node's record has no status yet. */
-export class PoolNotReadyError extends Error {
-  override name = 'PoolNotReadyError';
-}
+// The service's errors live in ../errors.ts (shared with the CNM driver); re-exported for its callers.
+export { NoFreeAddressError, PoolNotReadyError };
 
 export interface PodAddressService {
   acquire(owner: AddressOwner): Promise<AssignedAddress>;
@@ -271,15 +266,7 @@ export class AgentAddressService implements PodAddressService {
     const ip = this.pick();
     if (!ip) {
       this.changed(this.pending.note(key, owner.pod));
-      const view = this.view();
-      const cooling = [...view.cooldown.values()].filter((t) => t > view.now).length;
-      throw new NoFreeAddressError(
-        `no free VNet IP on node ${this.opts.node.nodeName}: ${this.byIP.size} of ${this.capacity()} in use` +
-          (cooling ? `, ${cooling} cooling down after release` : '') +
-          `; demand raised to ${this.demand().usedIPs + this.demand().pendingIPs}, ` +
-          (this.opts.noFreeIPAdvice ??
-            'the controller will add a batch of secondary IPs to the NIC. Retry shortly; if this persists, check the NodeIPPool (ipsPerNode.max) and the free space of its subnet.'),
-      );
+      throw this.noFreeAddress();
     }
     const alloc: Allocation = {
       containerId: owner.containerId,
@@ -304,6 +291,19 @@ export class AgentAddressService implements PodAddressService {
       throw err;
     });
     return { address: { ip, ...facts }, durable };
+  }
+
+  /** The pool is empty: how many are in use and cooling, the demand now raised (pending included), what to do. */
+  private noFreeAddress(): NoFreeAddressError {
+    const view = this.view();
+    const cooling = [...view.cooldown.values()].filter((t) => t > view.now).length;
+    return new NoFreeAddressError(
+      `no free VNet IP on node ${this.opts.node.nodeName}: ${this.byIP.size} of ${this.capacity()} in use` +
+        (cooling ? `, ${cooling} cooling down after release` : '') +
+        `; demand raised to ${this.demand().usedIPs + this.demand().pendingIPs}, ` +
+        (this.opts.noFreeIPAdvice ??
+          'the controller will add a batch of secondary IPs to the NIC. Retry shortly; if this persists, check the NodeIPPool (ipsPerNode.max) and the free space of its subnet.'),
+    );
   }
 
   async release(owner: Pick<AddressOwner, 'containerId' | 'ifName'>): Promise<void> {
@@ -473,39 +473,19 @@ export class AgentAddressService implements PodAddressService {
    */
   async planReleases(): Promise<string[]> {
     this.cooldown = pruneCooldown(this.cooldown, [...this.poolIPs(), ...blockAddresses(this.blocks())], this.now());
-    if (this.pool && this.isReady() && this.blockMode()) {
-      const d = this.demand();
-      // Whole blocks no pod holds an address of, with the controller's scaling math in blocks.
-      const more = chooseBlockReleases({
-        ...this.blockView(),
-        pending: d.pendingIPs,
-        min: this.pool.ipsPerNode.min,
-        max: this.pool.ipsPerNode.max,
-        policy: this.pool.scaling,
-      });
-      if (more.length) {
-        for (const b of more) {
-          this.releasedBlocks.add(b);
-          for (const ip of blockAddresses([b])) this.cooldown.delete(ip);
-        }
-        await this.committer.commit();
+    const pool = this.pool;
+    if (pool && this.isReady()) {
+      const scaling = { pending: this.demand().pendingIPs, min: pool.ipsPerNode.min, max: pool.ipsPerNode.max, policy: pool.scaling };
+      // Block mode gives back whole blocks no pod holds an address of (the controller's math in blocks);
+      // otherwise single IPs. Either way what is released stops cooling down: it is never handed out again.
+      const { chosen, released, addressesOf } = this.blockMode()
+        ? { chosen: chooseBlockReleases({ ...this.blockView(), ...scaling }), released: this.releasedBlocks, addressesOf: (b: string) => blockAddresses([b]) }
+        : { chosen: chooseReleases({ ...this.view(), ...scaling }), released: this.released, addressesOf: (ip: string) => [ip] };
+      for (const item of chosen) {
+        released.add(item);
+        for (const ip of addressesOf(item)) this.cooldown.delete(ip);
       }
-    } else if (this.pool && this.isReady()) {
-      const d = this.demand();
-      const more = chooseReleases({
-        ...this.view(),
-        pending: d.pendingIPs,
-        min: this.pool.ipsPerNode.min,
-        max: this.pool.ipsPerNode.max,
-        policy: this.pool.scaling,
-      });
-      if (more.length) {
-        for (const ip of more) {
-          this.released.add(ip);
-          this.cooldown.delete(ip);
-        }
-        await this.committer.commit();
-      }
+      if (chosen.length) await this.committer.commit();
     }
     return this.releasedIPs();
   }

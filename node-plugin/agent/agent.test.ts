@@ -10,7 +10,7 @@ import { callCniSocket, decodeRequest, encodeRequest } from './cni-socket.js';
 import { parseAgentConfig } from './config.js';
 import { planReconcile } from './reconcile.js';
 import { FileStore } from './ipam/store.js';
-import { startTestNode } from './testing.js';
+import { startTestNode } from './testing/test-node.js';
 
 const alloc = (containerId: string, ip: string, extra: Record<string, unknown> = {}) => ({
   containerId, ifName: 'eth0', runtime: 'cni' as const, ip, assignedAt: 1, ...extra,
@@ -118,7 +118,8 @@ test('the agent installs the CNI executable and a conflist that podman-style run
   const binDir = path.join(node.dir, 'opt-cni-bin');
   const confDir = path.join(node.dir, 'etc-cni-net.d');
   const agent = await node.startAgent({ cniBinDir: binDir, cniConfDir: confDir, cniNetworkName: 'podvnet-test' });
-  t.truthy(agent);
+  t.deepEqual(await agent.readiness(), { ready: true }, 'the agent that installed the plugin is up and ready to serve it');
+  t.is(agent.config.cniConfDir, confDir);
   const conf = JSON.parse(await readFile(path.join(confDir, '10-podvnet.conflist'), 'utf8'));
   t.deepEqual(conf.plugins.map((p: { type: string }) => p.type), ['podvnet-cni', 'portmap']);
   t.is(conf.plugins[0].agentSocket, node.socket);
@@ -126,7 +127,7 @@ test('the agent installs the CNI executable and a conflist that podman-style run
   t.is(conf.name, 'podvnet-test');
   t.deepEqual(await readdir(confDir), ['10-podvnet.conflist'], 'no temporary files left');
   // the installed copy is the real executable: it answers VERSION
-  const { invokePlugin } = await import('./testing.js');
+  const { invokePlugin } = await import('./testing/test-node.js');
   const v = await invokePlugin(path.join(binDir, 'podvnet-cni'), { CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}');
   t.is(v.code, 0);
   t.is(v.json.cniVersion, '1.0.0');

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -7,7 +6,6 @@ import { pino, type Logger } from 'pino';
 import { Counter } from 'prom-client';
 import * as datapathModule from '../datapath/index.js';
 import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
-import type { NodeNetwork } from '../datapath/index.js';
 import { AgentAddressService, type PodAddressService, type PoolSettings } from './address-service.js';
 import { CniHandler, type Datapath } from './cni-handler.js';
 import { listenCniSocket, type CniSocketServer } from './cni-socket.js';
@@ -16,13 +14,18 @@ import { DelQueue } from './del-queue.js';
 import { FileStore, type Store } from './ipam/store.js';
 import { createMetrics, exportReadiness, startHealthServer, type AgentMetrics, type Readiness } from './metrics.js';
 import { FileRecordSource } from './file-source.js';
-import { awaitingVethTeardown, planReconcile, type ReconcileInput } from './reconcile.js';
+import { NodeNetworkKeeper, ResyncLoop } from './node-network.js';
+import { agentReadiness } from './readiness.js';
+import { Shutdown, type CnmServer } from './shutdown.js';
+import { StartupReconciliation } from './startup.js';
 import { CoalescingWriter, writtenSpec, type RecordSource } from './sync.js';
 
 /**
- * The node agent process: wires the store, the address service, the record source (API server or
- * file), the CNI socket, the CNM driver socket and the health/metrics endpoint, reconciles on start and
- * shuts down gracefully.
+ * The node agent process: `startAgent` wires the store, the address service, the record source (API
+ * server or file), the CNI socket, the CNM driver socket and the health/metrics endpoint. The parts with
+ * a job of their own live beside it: keeping the node network in place and its periodic resync
+ * (node-network.ts), start-up reconciliation (startup.ts), readiness (readiness.ts) and graceful shutdown
+ * (shutdown.ts). Start with this file to see what runs and in which order.
  */
 
 export interface AgentDeps {
@@ -51,7 +54,6 @@ export interface RunningAgent {
   close(): Promise<void>;
 }
 
-type CnmServer = http.Server & { shutdown?: () => Promise<void> };
 interface CnmModule {
   createCnmServer(deps: { addresses: PodAddressService; datapath: typeof datapathModule; logger: Logger; stateDir: string }): CnmServer;
   listenOnSocket(server: http.Server, socketPath: string): Promise<void>;
@@ -67,58 +69,100 @@ async function loadCnm(logger: Logger): Promise<CnmModule | undefined> {
   }
 }
 
-function netnsExists(path: string): boolean {
-  return existsSync(path);
-}
-
 export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Promise<RunningAgent> {
   const logger = deps.logger ?? pino({ level: config.logLevel, base: { component: 'podvnet-agent', node: config.nodeName } });
   const datapath = deps.datapath ?? datapathModule;
   const store = deps.store ?? new FileStore(config.stateDir);
   const state = await store.lock();
 
-  let mtu = config.mtu;
-  if (mtu === undefined) {
-    try {
-      mtu = await (datapath.hostInterfaceMTU ?? datapathModule.hostInterfaceMTU)(config.hostInterface, config.hostNetns);
-    } catch (err) {
-      logger.warn({ err: (err as Error).message, hostInterface: config.hostInterface }, 'cannot read the host interface MTU; using 1500');
-      mtu = 1500;
-    }
-  }
-
-  // Concurrent readers (probes, scrapes) share one run of the diagnostics.
-  let diagnosing: ReturnType<NonNullable<Datapath['nodeDiagnostics']>> | undefined;
-  const diagnose = (net: NodeNetwork) => (diagnosing ??= datapath.nodeDiagnostics!(net).finally(() => (diagnosing = undefined)));
-
   const addresses = new AgentAddressService({
     store,
-    node: { nodeName: config.nodeName, bridgeName: config.bridge, hostInterface: config.hostInterface, mtu, hostNetns: config.hostNetns },
+    node: { nodeName: config.nodeName, bridgeName: config.bridge, hostInterface: config.hostInterface, mtu: await hostMTU(config, datapath, logger), hostNetns: config.hostNetns },
     cooldownMs: config.cooldownMs,
     pendingWindowMs: config.pendingWindowMs,
     noFreeIPAdvice: config.standalone === 'off' ? undefined : (await import('./standalone.js')).standaloneNoFreeIPAdvice(config),
   });
   addresses.restore(state);
-  const metrics = createMetrics(addresses, async () => {
-    const net = addresses.nodeNetwork();
-    return net && datapath.nodeDiagnostics ? (await diagnose(net)).problems : undefined;
-  });
+  // Created before the metrics: they read the node network's problems through it.
+  const handler = new CniHandler({ addresses, datapath, logger });
+  const network = new NodeNetworkKeeper({ addresses, handler, datapath, logger });
+  const metrics = createMetrics(addresses, () => network.problems());
   logger.info({ allocations: state.allocations.length, released: state.released.length, stateDir: config.stateDir }, 'state loaded');
 
-  let source: RecordSource;
-  if (deps.source) source = deps.source;
-  else if (config.recordFile) source = new FileRecordSource(config.recordFile, logger);
-  else if (config.standalone !== 'off') source = await (await import('./standalone.js')).standaloneSource(config, logger);
-  else {
-    // The Kubernetes client is loaded only when used: it is most of the agent's memory.
-    const [{ KubeConfig }, { KubeRecordSource }] = await Promise.all([import('@kubernetes/client-node'), import('./record-source.js')]);
-    const kc = new KubeConfig();
-    if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-    else kc.loadFromCluster();
-    source = new KubeRecordSource(kc, config.nodeName, logger);
-  }
+  const source = deps.source ?? (await openRecordSource(config, logger));
+  const writer = specWriter(config, addresses, source, metrics, logger);
+  addresses.onChange((change) => writer.poke(change));
 
-  const writer = new CoalescingWriter({
+  // DELs the CNI executable queued while no agent could take them: applied through the normal DEL path.
+  const delQueue = new DelQueue({
+    dir: config.delQueueDir ?? path.join(config.stateDir, 'del-queue'),
+    apply: (env, stdin) => handler.handle(env, stdin),
+    assignedAt: (containerId, ifName) => addresses.allocation({ containerId, ifName })?.assignedAt,
+    logger,
+  });
+  await delQueue.prepare().catch((err: Error) => logger.warn({ err: err.message }, 'cannot create the DEL queue directory'));
+  countQueuedDels(delQueue, metrics);
+
+  const startup = new StartupReconciliation({ addresses, datapath, delQueue, logger });
+  await source.start(followRecord(addresses, writer, () => startup.startOnce(() => network.ensure(false))));
+  // Files that appear later (an executable that found the agent gone a moment ago) are applied as they come.
+  delQueue.watch();
+  void delQueue.applyAll();
+  const resync = new ResyncLoop(config.resyncIntervalMs, () => network.ensure(true));
+  resync.start();
+  const cniSocket = await serveCni(config, handler, startup, metrics);
+  logger.info({ socket: config.socket }, 'CNI socket listening');
+  // The conflist goes in only once the socket answers, so the runtime never sees a network it cannot use.
+  await installCniIfAsked(config, delQueue, logger);
+  const cnmServer = await serveCnm(config, addresses, logger);
+
+  const shutdown = new Shutdown(logger);
+  const readiness = agentReadiness({ addresses, network, closing: () => shutdown.closing });
+  exportReadiness(metrics, readiness);
+  const health = await startHealthServer(config.metricsAddress, metrics, { live: () => !shutdown.closing, ready: readiness });
+  const addr = health.address() as AddressInfo;
+  const parts = { resync, cniSocket, cnmServer, delQueue, addresses, writer, source, store, network, health };
+
+  return {
+    config,
+    addresses,
+    handler,
+    metrics,
+    healthAddress: `${addr.address}:${addr.port}`,
+    reconciled: startup.done,
+    readiness,
+    delQueue,
+    resyncNode: () => network.ensure(true),
+    close: () => shutdown.close(parts),
+  };
+}
+
+/** The MTU pods get: configured, else the host interface's, else 1500 (with a warning). */
+async function hostMTU(config: AgentConfig, datapath: NonNullable<AgentDeps['datapath']>, logger: Logger): Promise<number> {
+  if (config.mtu !== undefined) return config.mtu;
+  try {
+    return await (datapath.hostInterfaceMTU ?? datapathModule.hostInterfaceMTU)(config.hostInterface, config.hostNetns);
+  } catch (err) {
+    logger.warn({ err: (err as Error).message, hostInterface: config.hostInterface }, 'cannot read the host interface MTU; using 1500');
+    return 1500;
+  }
+}
+
+/** Where the node's record comes from: a file, standalone mode (IMDS or a managed file), or the API server. */
+async function openRecordSource(config: AgentConfig, logger: Logger): Promise<RecordSource> {
+  if (config.recordFile) return new FileRecordSource(config.recordFile, logger);
+  if (config.standalone !== 'off') return (await import('./standalone.js')).standaloneSource(config, logger);
+  // The Kubernetes client is loaded only when used: it is most of the agent's memory.
+  const [{ KubeConfig }, { KubeRecordSource }] = await Promise.all([import('@kubernetes/client-node'), import('./record-source.js')]);
+  const kc = new KubeConfig();
+  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+  else kc.loadFromCluster();
+  return new KubeRecordSource(kc, config.nodeName, logger);
+}
+
+/** Writes spec.demand, spec.releasedIPs (and releasedBlocks) back to the record, coalesced. */
+function specWriter(config: AgentConfig, addresses: AgentAddressService, source: RecordSource, metrics: AgentMetrics, logger: Logger): CoalescingWriter {
+  return new CoalescingWriter({
     minIntervalMs: config.syncIntervalMs,
     // No record, nothing to patch (a node no pool selects would otherwise retry a 404 forever).
     enabled: () => addresses.recordPresence() === 'present',
@@ -134,18 +178,27 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     },
     onError: (err) => logger.warn({ err: (err as Error).message }, 'writing spec.demand/releasedIPs failed; will retry'),
   });
-  addresses.onChange((change) => writer.poke(change));
+}
 
-  const handler = new CniHandler({ addresses, datapath, logger });
+/**
+ * What happens when the record changes: the writer learns what the record already says (or starts over
+ * when the record was recreated), the address service takes the new record, and `networkKnown` runs
+ * (start-up reconciliation starts the first time the node network is known).
+ */
+function followRecord(addresses: AgentAddressService, writer: CoalescingWriter, networkKnown: () => void) {
+  let previous: string | null | undefined; // the last record's uid; null: absent; undefined: nothing heard yet
+  return (record: NodeIPAllocation | undefined, pool: PoolSettings | undefined): void => {
+    const uid = record ? record.metadata.uid ?? '' : null;
+    const recreated = record !== undefined && previous !== undefined && uid !== previous;
+    previous = uid;
+    if (recreated) writer.reset(writtenSpec(record)); // before setRecord's change event pokes the writer
+    else if (record) writer.observe(writtenSpec(record));
+    addresses.setRecord(record, pool);
+    networkKnown();
+  };
+}
 
-  // DELs the CNI executable queued while no agent could take them: applied through the normal DEL path.
-  const delQueue = new DelQueue({
-    dir: config.delQueueDir ?? path.join(config.stateDir, 'del-queue'),
-    apply: (env, stdin) => handler.handle(env, stdin),
-    assignedAt: (containerId, ifName) => addresses.allocation({ containerId, ifName })?.assignedAt,
-    logger,
-  });
-  await delQueue.prepare().catch((err: Error) => logger.warn({ err: err.message }, 'cannot create the DEL queue directory'));
+function countQueuedDels(delQueue: DelQueue, metrics: AgentMetrics): void {
   new Counter({
     name: 'podvnet_agent_queued_dels_total',
     help: 'DELs the CNI executable queued while the agent was unreachable, by what became of them (applied, superseded by a later ADD, rejected as unreadable, failed attempts that are retried).',
@@ -156,183 +209,47 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       for (const [result, n] of Object.entries(delQueue.totals)) this.inc({ result }, n);
     },
   });
+}
 
-  // The node network is set up as soon as it is known, then re-applied periodically (force), so chains
-  // flushed by other software (a firewall reload, `iptables -F`) come back without a pod event.
-  let resyncing: Promise<void> | undefined;
-  let setupError: string | undefined; // why the last attempt to set up the node network failed
-  const resyncNode = (force: boolean): Promise<void> => {
-    const net = addresses.nodeNetwork();
-    if (!net) return Promise.resolve();
-    resyncing ??= (async () => {
-      try {
-        if (force && datapath.nodeDiagnostics) {
-          const { problems } = await datapath.nodeDiagnostics(net);
-          if (problems.length) logger.warn({ problems }, 'node network drifted; re-applying it');
-        }
-        await handler.ensureNode(net, { force });
-        setupError = undefined;
-      } catch (err) {
-        setupError = (err as Error).message;
-        logger.error({ err: (err as Error).message }, 'setting up the node network failed; will retry');
-      } finally {
-        resyncing = undefined;
-      }
-    })();
-    return resyncing;
-  };
-
-  // Start-up reconciliation runs once, when the record first arrives with enough status to build the node network.
-  let resolveReconciled!: () => void;
-  const reconciled = new Promise<void>((r) => (resolveReconciled = r));
-  let reconcileStarted = false;
-  const reconcile = async () => {
-    const net = addresses.nodeNetwork()!;
-    const observe = async (): Promise<ReconcileInput> => {
-      const attachments = await datapath.listAttachments(net);
-      const allocations = addresses.listAllocations();
-      return {
-        allocations,
-        attachments,
-        netnsExists: new Map(allocations.filter((a) => a.netnsPath).map((a) => [a.netnsPath!, netnsExists(a.netnsPath!)])),
-        // Block mode: an attachment with an address of one of the node's blocks is adopted too.
-        poolIPs: addresses.podAddresses(),
-        now: Date.now(),
-      };
-    };
-    try {
-      // Queued DELs first: they are the runtime telling us those pods are gone, and must land before
-      // any ADD (which waits for this reconciliation) could be given their IPs or names.
-      const queue = await delQueue.applyAll();
-      if (queue.applied || queue.retrying.length || queue.rejected) logger.info({ ...queue }, 'applied the DELs queued while the agent was down');
-      const queuedDels = new Set(queue.retrying);
-      let input = { ...(await observe()), queuedDels };
-      // Namespaces deleted a moment ago may still have their veth: give the kernel up to ~2 s.
-      for (let i = 0; i < 20 && awaitingVethTeardown(input).length > 0; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        input = { ...(await observe()), queuedDels };
-      }
-      const { attachments } = input;
-      const plan = planReconcile(input);
-      for (const a of plan.free) {
-        // Its veth died with its namespace, but the node's /32 route to it did not: remove it (by IP).
-        await datapath.detachPod(net, { containerId: a.containerId, ifName: a.ifName, ip: a.ip }).catch((err: Error) =>
-          logger.warn({ containerId: a.containerId, ip: a.ip, err: err.message }, 'removing the route of a pod gone while the agent was down failed; GC will'),
-        );
-        await addresses.release(a);
-      }
-      for (const a of plan.adopt) await addresses.adopt(a);
-      for (const c of plan.conflicts) logger.warn({ conflict: c }, 'reconciliation conflict');
-      logger.info({ kept: plan.keep.length, freed: plan.free.map((a) => a.ip), adopted: plan.adopt.map((a) => a.ip), attachments: attachments.length }, 'reconciled with the kernel');
-    } catch (err) {
-      logger.error({ err: (err as Error).message }, 'start-up reconciliation failed; keeping every stored allocation');
-    }
-    resolveReconciled();
-  };
-  let previous: string | null | undefined; // the last record's uid; null: absent; undefined: nothing heard yet
-  const onUpdate = (record: NodeIPAllocation | undefined, pool: PoolSettings | undefined) => {
-    const uid = record ? record.metadata.uid ?? '' : null;
-    const recreated = record !== undefined && previous !== undefined && uid !== previous;
-    previous = uid;
-    if (recreated) writer.reset(writtenSpec(record)); // before setRecord's change event pokes the writer
-    else if (record) writer.observe(writtenSpec(record));
-    addresses.setRecord(record, pool);
-    if (!reconcileStarted && addresses.nodeNetwork()) {
-      reconcileStarted = true;
-      // The node network first (readiness checks it once reconciled), then the reconciliation.
-      void resyncNode(false).then(reconcile);
-    }
-  };
-  await source.start(onUpdate);
-  // Files that appear later (an executable that found the agent gone a moment ago) are applied as they come.
-  delQueue.watch();
-  void delQueue.applyAll();
-  const resyncTimer = config.resyncIntervalMs > 0 ? setInterval(() => void resyncNode(true), config.resyncIntervalMs).unref() : undefined;
-  const cniSocket: CniSocketServer = await listenCniSocket(config.socket, async (env, stdin) => {
+/** The CNI socket: each request waits for start-up reconciliation when it must, and is counted and timed. */
+function serveCni(config: AgentConfig, handler: CniHandler, startup: StartupReconciliation, metrics: AgentMetrics): Promise<CniSocketServer> {
+  return listenCniSocket(config.socket, async (env, stdin) => {
     const started = process.hrtime.bigint();
     const command = env.CNI_COMMAND ?? 'UNKNOWN';
-    // Requests that touch allocations wait for start-up reconciliation; before any record they get "try again".
-    if (reconcileStarted && command !== 'VERSION' && command !== 'STATUS') await reconciled;
+    await startup.gate(command);
     const res = await handler.handle(env, stdin);
     const code = res.exitCode === 0 ? '0' : String((JSON.parse(res.stdout) as { code?: number }).code ?? 'unknown');
     metrics.cniRequests.inc({ command, code });
     metrics.cniDuration.observe({ command }, Number(process.hrtime.bigint() - started) / 1e9);
     return res;
   });
-  logger.info({ socket: config.socket }, 'CNI socket listening');
-  // The conflist goes in only once the socket answers, so the runtime never sees a network it cannot use.
-  if (config.cniBinDir || config.cniConfDir) {
-    const { installCni } = await import('./install.js'); // only where the agent installs the plugin itself
-    const written = await installCni({
-      binarySource: config.cniBinary || fileURLToPath(new URL('../cni/bin/podvnet-cni', import.meta.url)),
-      binDir: config.cniBinDir || undefined,
-      confDir: config.cniConfDir || undefined,
-      networkName: config.cniNetworkName,
-      agentSocket: config.socket,
-      delQueueDir: delQueue.dir,
-      mtu: config.mtu,
-      portmap: true,
-    });
-    logger.info({ written }, 'CNI executable and configuration installed');
-  }
+}
 
-  let cnmServer: CnmServer | undefined;
-  if (config.cnmSocket) {
-    const cnm = await loadCnm(logger);
-    if (cnm) {
-      // The CNM driver keeps its own crash-safe state (networks, endpoints) beside the agent's.
-      cnmServer = cnm.createCnmServer({ addresses, datapath: datapathModule, logger, stateDir: path.join(config.stateDir, 'cnm') });
-      await cnm.listenOnSocket(cnmServer, config.cnmSocket);
-      logger.info({ socket: config.cnmSocket }, 'CNM driver listening');
-    }
-  }
+/** Copies the CNI executable and writes the conflist, where the agent is configured to (not in the DaemonSet). */
+async function installCniIfAsked(config: AgentConfig, delQueue: DelQueue, logger: Logger): Promise<void> {
+  if (!config.cniBinDir && !config.cniConfDir) return;
+  const { installCni } = await import('./install.js'); // only where the agent installs the plugin itself
+  const written = await installCni({
+    binarySource: config.cniBinary || fileURLToPath(new URL('../cni/bin/podvnet-cni', import.meta.url)),
+    binDir: config.cniBinDir || undefined,
+    confDir: config.cniConfDir || undefined,
+    networkName: config.cniNetworkName,
+    agentSocket: config.socket,
+    delQueueDir: delQueue.dir,
+    mtu: config.mtu,
+    portmap: true,
+  });
+  logger.info({ written }, 'CNI executable and configuration installed');
+}
 
-  let closing = false;
-  const readiness = async (): Promise<Readiness> => {
-    if (closing) return { ready: false, detail: 'shutting down' };
-    // A node no pool selects is a normal state: the DaemonSet runs everywhere, and the agent is healthy.
-    if (addresses.recordPresence() === 'absent') return { ready: true, detail: addresses.notReadyReason() };
-    const net = addresses.nodeNetwork();
-    if (!net || !addresses.isReady()) return { ready: false, detail: addresses.notReadyReason() };
-    if (datapath.nodeDiagnostics) {
-      const { problems } = await diagnose(net);
-      if (problems.length) {
-        return { ready: false, detail: `the node network is broken: ${problems.join('; ')}${setupError ? `; setting it up failed: ${setupError}` : ''}` };
-      }
-    }
-    return { ready: true };
-  };
-  exportReadiness(metrics, readiness);
-  const health = await startHealthServer(config.metricsAddress, metrics, { live: () => !closing, ready: readiness });
-  const addr = health.address() as AddressInfo;
-
-  return {
-    config,
-    addresses,
-    handler,
-    metrics,
-    healthAddress: `${addr.address}:${addr.port}`,
-    reconciled,
-    readiness,
-    delQueue,
-    resyncNode: () => resyncNode(true),
-    async close() {
-      if (closing) return;
-      closing = true;
-      if (resyncTimer) clearInterval(resyncTimer);
-      logger.info({ inFlight: cniSocket.inFlight() }, 'shutting down: finishing requests in flight');
-      await Promise.all([
-        cniSocket.close(),
-        cnmServer?.shutdown ? cnmServer.shutdown() : cnmServer ? new Promise<void>((r) => cnmServer!.close(() => r())) : Promise.resolve(),
-      ]);
-      await delQueue.stop();
-      await addresses.flush();
-      await writer.flush().catch((err: Error) => logger.warn({ err: err.message }, 'final spec write failed'));
-      await source.stop();
-      await store.unlock();
-      await resyncing;
-      await new Promise<void>((r) => health.close(() => r()));
-      logger.info('stopped');
-    },
-  };
+/** The Docker (CNM) driver's socket, when configured and the driver is present. */
+async function serveCnm(config: AgentConfig, addresses: AgentAddressService, logger: Logger): Promise<CnmServer | undefined> {
+  if (!config.cnmSocket) return undefined;
+  const cnm = await loadCnm(logger);
+  if (!cnm) return undefined;
+  // The CNM driver keeps its own crash-safe state (networks, endpoints) beside the agent's.
+  const server = cnm.createCnmServer({ addresses, datapath: datapathModule, logger, stateDir: path.join(config.stateDir, 'cnm') });
+  await cnm.listenOnSocket(server, config.cnmSocket);
+  logger.info({ socket: config.cnmSocket }, 'CNM driver listening');
+  return server;
 }

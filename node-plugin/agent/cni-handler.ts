@@ -18,7 +18,9 @@ import {
   type StatusRequest,
 } from '../cni/protocol.js';
 import { CniError, CniErrorCode, type Result } from '../cni/types.js';
-import { NoFreeAddressError, PoolNotReadyError, ownerKey, type AgentAddressService } from './address-service.js';
+import { NoFreeAddressError, PoolNotReadyError } from '../errors.js';
+import { KeyedSerial } from '../keyed-serial.js';
+import { ownerKey, type AgentAddressService } from './address-service.js';
 
 /**
  * Serves CNI requests forwarded by the per-pod executable: protocol parsing (node-plugin/cni), address
@@ -34,29 +36,8 @@ export interface CniHandlerDeps {
   logger: Logger;
 }
 
-/** Runs tasks with the same key one after another; different keys run concurrently. */
-export class KeyedMutex {
-  private tails = new Map<string, Promise<unknown>>();
-  run<T>(key: string, task: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    const next = prev.then(task, task);
-    const tail = next.catch(() => undefined);
-    this.tails.set(key, tail);
-    void tail.then(() => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
-    return next;
-  }
-  busy(key: string): boolean {
-    return this.tails.has(key);
-  }
-  idle(): boolean {
-    return this.tails.size === 0;
-  }
-}
-
 export class CniHandler {
-  private readonly perPod = new KeyedMutex();
+  private readonly perPod = new KeyedSerial();
   private ensured: { key: string; done: Promise<void> } | undefined;
   readonly counts = new Map<string, number>();
 

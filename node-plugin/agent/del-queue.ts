@@ -174,49 +174,55 @@ export class DelQueue {
     const now = (this.o.now ?? Date.now)();
     for (const name of names) {
       if (this.stopped) break;
-      const file = path.join(dir, name);
-      if (name === REJECTED_DIR) continue;
-      if (name.startsWith(TEMP_PREFIX)) {
-        // An executable writing right now, or one that died before its rename (and so answered nothing
-        // and left the runtime to retry): only the latter is old.
-        const st = await fs.stat(file).catch(() => undefined);
-        if (st && now - st.mtimeMs > (this.o.staleTempMs ?? 60_000)) await fs.unlink(file).catch(() => undefined);
-        continue;
-      }
-      let del: QueuedDel;
-      try {
-        del = parseQueuedDel(name, await fs.readFile(file));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // applied by a run that raced us
-        await this.reject(name, (err as Error).message);
-        report.rejected++;
-        continue;
-      }
-      const assigned = this.o.assignedAt(del.containerId, del.ifName);
-      if (assigned !== undefined && assigned > del.queuedAt) {
-        logger.warn({ file, containerId: del.containerId, ifName: del.ifName, queuedAt: del.queuedAt, assignedAt: assigned }, 'queued DEL predates the current ADD of this container; dropped');
-        await fs.unlink(file).catch(() => undefined);
-        report.superseded++;
-        this.totals.superseded++;
-        continue;
-      }
-      const res = await this.o.apply(del.request.env, del.request.stdin);
-      const verdict = outcome(res);
-      if (verdict === 'applied') {
-        await fs.unlink(file).catch(() => undefined);
-        logger.info({ containerId: del.containerId, ifName: del.ifName, queuedAt: new Date(del.queuedAt).toISOString() }, 'applied a DEL queued while the agent was unreachable');
-        report.applied++;
-        this.totals.applied++;
-      } else if (verdict === 'reject') {
-        await this.reject(name, `the DEL was refused: ${res.stdout}`);
-        report.rejected++;
-      } else {
-        logger.warn({ file, containerId: del.containerId, answer: res.stdout }, 'queued DEL failed; will retry');
-        report.retrying.push(`${del.containerId}/${del.ifName}`);
-        this.totals.failed++;
-      }
+      await this.applyFile(name, now, report);
     }
     return report;
+  }
+
+  /** One entry of the queue directory: applied, dropped, moved aside or left to retry; counted in `report`. */
+  private async applyFile(name: string, now: number, report: ApplyReport): Promise<void> {
+    const { dir, logger } = this.o;
+    const file = path.join(dir, name);
+    if (name === REJECTED_DIR) return;
+    if (name.startsWith(TEMP_PREFIX)) {
+      // An executable writing right now, or one that died before its rename (and so answered nothing
+      // and left the runtime to retry): only the latter is old.
+      const st = await fs.stat(file).catch(() => undefined);
+      if (st && now - st.mtimeMs > (this.o.staleTempMs ?? 60_000)) await fs.unlink(file).catch(() => undefined);
+      return;
+    }
+    let del: QueuedDel;
+    try {
+      del = parseQueuedDel(name, await fs.readFile(file));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // applied by a run that raced us
+      await this.reject(name, (err as Error).message);
+      report.rejected++;
+      return;
+    }
+    const assigned = this.o.assignedAt(del.containerId, del.ifName);
+    if (assigned !== undefined && assigned > del.queuedAt) {
+      logger.warn({ file, containerId: del.containerId, ifName: del.ifName, queuedAt: del.queuedAt, assignedAt: assigned }, 'queued DEL predates the current ADD of this container; dropped');
+      await fs.unlink(file).catch(() => undefined);
+      report.superseded++;
+      this.totals.superseded++;
+      return;
+    }
+    const res = await this.o.apply(del.request.env, del.request.stdin);
+    const verdict = outcome(res);
+    if (verdict === 'applied') {
+      await fs.unlink(file).catch(() => undefined);
+      logger.info({ containerId: del.containerId, ifName: del.ifName, queuedAt: new Date(del.queuedAt).toISOString() }, 'applied a DEL queued while the agent was unreachable');
+      report.applied++;
+      this.totals.applied++;
+    } else if (verdict === 'reject') {
+      await this.reject(name, `the DEL was refused: ${res.stdout}`);
+      report.rejected++;
+    } else {
+      logger.warn({ file, containerId: del.containerId, answer: res.stdout }, 'queued DEL failed; will retry');
+      report.retrying.push(`${del.containerId}/${del.ifName}`);
+      this.totals.failed++;
+    }
   }
 
   private async reject(name: string, reason: string): Promise<void> {

@@ -11,8 +11,9 @@ import { FileRecordSource } from './file-source.js';
 import { awaitingVethTeardown } from './reconcile.js';
 import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
 import { callCniSocket } from './cni-socket.js';
-import { startTestNode, type TestNode } from './testing.js';
-import { kubeWithCrds } from './kube-testing.js';
+import { until } from './testing/poll.js';
+import { startTestNode, type TestNode } from './testing/test-node.js';
+import { kubeWithCrds } from './testing/kube.js';
 
 /**
  * Node agent hardening: readiness on nodes no pool selects, the periodic node resync and /readyz's view
@@ -21,14 +22,6 @@ import { kubeWithCrds } from './kube-testing.js';
 
 const group = { group: 'podvnet.io', version: 'v1alpha1' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const until = async (cond: () => Promise<boolean> | boolean, ms = 30_000): Promise<boolean> => { // generous: a loaded CI machine
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) return false;
-    await sleep(25);
-  }
-  return true;
-};
 
 async function readyz(agent: RunningAgent): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://${agent.healthAddress}/readyz`);

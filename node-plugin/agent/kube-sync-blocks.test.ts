@@ -1,10 +1,10 @@
 import test from 'ava';
-import { readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import { startAgent } from './agent.js';
-import { startTestNode } from './testing.js';
-import { kubeWithCrds } from './kube-testing.js';
+import { until } from './testing/poll.js';
+import { startTestNode } from './testing/test-node.js';
+import { createPool, kubeForAgent, nodeRecord } from './testing/kube.js';
 import { blockOf } from './ipam/block-policy.js';
 
 /**
@@ -13,49 +13,26 @@ import { blockOf } from './ipam/block-policy.js';
  * is listed only when no pod holds an address of it, and stays listed until the controller removed it.
  */
 
-const group = { group: 'podvnet.io', version: 'v1alpha1' };
-const until = async (cond: () => Promise<boolean> | boolean, ms = 30_000): Promise<boolean> => {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return true;
-};
 
 test('agent in Block mode: pods packed into the fullest /28, idle blocks released whole, the handshake per block', async (t) => {
   t.timeout(90_000);
-  const { emu, co } = await kubeWithCrds(t);
   const node = await startTestNode({ podIPCount: 1, startAgent: false });
   t.teardown(() => node.close());
-  const kubeconfig = path.join(node.dir, 'kubeconfig');
-  await writeFile(kubeconfig, await readFile(emu.kubeconfigPath, 'utf8'));
-  await co.createClusterCustomObject({
-    ...group,
-    plural: 'nodeippools',
-    body: {
-      apiVersion: 'podvnet.io/v1alpha1', kind: 'NodeIPPool', metadata: { name: 'blocks' },
-      spec: {
-        nodeSelector: {}, allocation: 'Block',
-        subnetID: '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/pods',
-        ipsPerNode: { min: 0, max: 64 },
-        scaling: { batchSize: 16, requestThresholdPercent: 50, releaseThresholdPercent: 150 },
-        snat: { enabled: true, excludeCIDRs: [] },
-      },
-    },
+  const { co, kubeconfig } = await kubeForAgent(t, node.dir);
+  await createPool(co, 'blocks', {
+    allocation: 'Block',
+    ipsPerNode: { min: 0, max: 64 },
+    scaling: { batchSize: 16, requestThresholdPercent: 50, releaseThresholdPercent: 150 },
+    snat: { enabled: true, excludeCIDRs: [] },
   });
-  await (co.createClusterCustomObject({ ...group, plural: 'nodeipallocations', body: { apiVersion: 'podvnet.io/v1alpha1', kind: 'NodeIPAllocation', metadata: { name: 'vm1' }, spec: { poolName: 'blocks' } } }));
+  const vm1 = nodeRecord(co, 'vm1');
+  await vm1.create('blocks');
   const fileRecord = JSON.parse(await readFile(node.recordPath, 'utf8')).record;
   const blocks = ['10.40.6.0/28', '10.40.6.16/28', '10.40.6.32/28'];
   await node.fabric.setNicIPs('vm1', blocks.flatMap((b) => Array.from({ length: 16 }, (_, i) => `${b.split('.').slice(0, 3).join('.')}.${Number(b.split('.')[3]!.split('/')[0]) + i}`)));
-  const setBlocks = async (bs: string[]) => {
-    const cur = (await co.getClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'vm1' })) as Record<string, any>;
-    await co.replaceClusterCustomObjectStatus({
-      ...group, plural: 'nodeipallocations', name: 'vm1',
-      body: { ...cur, status: { ...fileRecord.status, ips: [], blocks: bs.map((prefix, i) => ({ prefix, ipConfigName: `podvnet-b${i + 1}` })), allocatedBlocks: bs.length } },
-    });
-  };
-  const spec = async () => ((await co.getClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'vm1' })) as Record<string, any>).spec;
+  const setBlocks = (bs: string[]) =>
+    vm1.setStatus({ ...fileRecord.status, ips: [], blocks: bs.map((prefix, i) => ({ prefix, ipConfigName: `podvnet-b${i + 1}` })), allocatedBlocks: bs.length });
+  const spec = async () => (await vm1.get()).spec;
   await setBlocks(blocks);
 
   const agent = await startAgent({ ...node.config, recordFile: undefined, kubeconfig, syncIntervalMs: 100 }, { logger: pino({ level: 'silent' }) });

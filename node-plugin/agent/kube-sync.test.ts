@@ -1,10 +1,10 @@
 import test from 'ava';
-import { readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import { startAgent } from './agent.js';
-import { startTestNode } from './testing.js';
-import { kubeWithCrds } from './kube-testing.js';
+import { until } from './testing/poll.js';
+import { startTestNode } from './testing/test-node.js';
+import { createPool, kubeForAgent, nodeRecord } from './testing/kube.js';
 import { CoalescingWriter, specPatch } from './sync.js';
 
 /**
@@ -13,15 +13,6 @@ import { CoalescingWriter, specPatch } from './sync.js';
  * coalesced. Pods are real netns pods through the C forwarder on a simulated VM.
  */
 
-const group = { group: 'podvnet.io', version: 'v1alpha1' };
-const until = async (cond: () => Promise<boolean> | boolean, ms = 30_000): Promise<boolean> => { // generous: a loaded CI machine
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return true;
-};
 
 test('specPatch writes only when the values change; the writer coalesces many pokes', async (t) => {
   const w = { demand: { usedIPs: 2, pendingIPs: 0 }, releasedIPs: ['10.0.0.9', '10.0.0.8'] };
@@ -88,43 +79,20 @@ test('the writer sends a demand increase (a pod waiting) at once, not after the 
 
 test('agent with the API emulator: demand and releases written to its own record, status and pool read', async (t) => {
   t.timeout(60_000);
-  const { emu, co } = await kubeWithCrds(t);
   const node = await startTestNode({ podIPCount: 16, startAgent: false });
   t.teardown(() => node.close());
-  const kubeconfig = path.join(node.dir, 'kubeconfig');
-  await writeFile(kubeconfig, await readFile(emu.kubeconfigPath, 'utf8'));
-
-  await co.createClusterCustomObject({
-    ...group,
-    plural: 'nodeippools',
-    body: {
-      apiVersion: 'podvnet.io/v1alpha1',
-      kind: 'NodeIPPool',
-      metadata: { name: 'general' },
-      spec: {
-        nodeSelector: {},
-        subnetID: '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/pods',
-        ipsPerNode: { min: 0, max: 250 },
-        scaling: { batchSize: 4, requestThresholdPercent: 50, releaseThresholdPercent: 150 },
-        snat: { enabled: true, excludeCIDRs: ['192.168.0.0/16'] },
-      },
-    },
+  const { emu, co, kubeconfig } = await kubeForAgent(t, node.dir);
+  await createPool(co, 'general', {
+    ipsPerNode: { min: 0, max: 250 },
+    scaling: { batchSize: 4, requestThresholdPercent: 50, releaseThresholdPercent: 150 },
+    snat: { enabled: true, excludeCIDRs: ['192.168.0.0/16'] },
   });
   const fileRecord = JSON.parse(await readFile(node.recordPath, 'utf8')).record;
   // a record for another node, which this agent must neither read nor write
-  for (const name of ['vm1', 'other-node']) {
-    await co.createClusterCustomObject({ ...group, plural: 'nodeipallocations', body: { apiVersion: 'podvnet.io/v1alpha1', kind: 'NodeIPAllocation', metadata: { name }, spec: { poolName: 'general' } } });
-  }
-  const setStatus = async (ips: string[]) => {
-    const cur = (await co.getClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'vm1' })) as Record<string, any>;
-    await co.replaceClusterCustomObjectStatus({
-      ...group,
-      plural: 'nodeipallocations',
-      name: 'vm1',
-      body: { ...cur, status: { ...fileRecord.status, ips: ips.map((ip, i) => ({ ip, ipConfigName: `ipconfig${i + 2}` })) } },
-    });
-  };
-  const record = async () => (await co.getClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'vm1' })) as Record<string, any>;
+  for (const name of ['vm1', 'other-node']) await nodeRecord(co, name).create('general');
+  const vm1 = nodeRecord(co, 'vm1');
+  const setStatus = (ips: string[]) => vm1.setStatus({ ...fileRecord.status, ips: ips.map((ip, i) => ({ ip, ipConfigName: `ipconfig${i + 2}` })) });
+  const record = vm1.get;
 
   // The agent starts before the controller has filled in status: not ready, ADD says try again.
   const agent = await startAgent({ ...node.config, recordFile: undefined, kubeconfig, syncIntervalMs: 100 }, { logger: pino({ level: 'silent' }) });
@@ -173,7 +141,7 @@ test('agent with the API emulator: demand and releases written to its own record
   t.true(await until(async () => { const d = (await record()).spec.demand; return d?.usedIPs === 5 && d?.pendingIPs === 0; }), JSON.stringify((await record()).spec));
 
   // the other node's record was never touched
-  const other = (await co.getClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'other-node' })) as Record<string, any>;
+  const other = await nodeRecord(co, 'other-node').get();
   t.is(other.spec.demand, undefined);
   t.deepEqual(other.spec.releasedIPs ?? [], []);
   // writes were coalesced: far fewer than the changes made
@@ -185,31 +153,19 @@ test('agent with the API emulator: demand and releases written to its own record
 
 test('agent with the API emulator: pendingIPs falls back to 0 on its own after churn stops, and at once on DEL', async (t) => {
   t.timeout(90_000);
-  const { emu, co } = await kubeWithCrds(t);
   const node = await startTestNode({ podIPCount: 1, startAgent: false });
   t.teardown(() => node.close());
-  const kubeconfig = path.join(node.dir, 'kubeconfig');
-  await writeFile(kubeconfig, await readFile(emu.kubeconfigPath, 'utf8'));
-  await co.createClusterCustomObject({
-    ...group,
-    plural: 'nodeippools',
-    body: {
-      apiVersion: 'podvnet.io/v1alpha1',
-      kind: 'NodeIPPool',
-      metadata: { name: 'general' },
-      spec: {
-        nodeSelector: {},
-        subnetID: '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/pods',
-        ipsPerNode: { min: 1, max: 250 },
-        scaling: { batchSize: 1, requestThresholdPercent: 50, releaseThresholdPercent: 150 },
-        snat: { enabled: true, excludeCIDRs: [] },
-      },
-    },
+  const { co, kubeconfig } = await kubeForAgent(t, node.dir);
+  await createPool(co, 'general', {
+    ipsPerNode: { min: 1, max: 250 },
+    scaling: { batchSize: 1, requestThresholdPercent: 50, releaseThresholdPercent: 150 },
+    snat: { enabled: true, excludeCIDRs: [] },
   });
-  const created = (await co.createClusterCustomObject({ ...group, plural: 'nodeipallocations', body: { apiVersion: 'podvnet.io/v1alpha1', kind: 'NodeIPAllocation', metadata: { name: 'vm1' }, spec: { poolName: 'general' } } })) as Record<string, any>;
+  const vm1 = nodeRecord(co, 'vm1');
+  await vm1.create('general');
   const fileRecord = JSON.parse(await readFile(node.recordPath, 'utf8')).record;
-  await co.replaceClusterCustomObjectStatus({ ...group, plural: 'nodeipallocations', name: 'vm1', body: { ...created, status: fileRecord.status } });
-  const demand = async () => ((await co.getClusterCustomObject({ ...group, plural: 'nodeipallocations', name: 'vm1' })) as Record<string, any>).spec.demand;
+  await vm1.setStatus(fileRecord.status);
+  const demand = async () => (await vm1.get()).spec.demand;
 
   const windowMs = 6000;
   const intervalMs = 100;

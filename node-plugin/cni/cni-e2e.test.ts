@@ -2,7 +2,7 @@ import test from 'ava';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { FORWARDER, invokePlugin, startTestNode, type TestNode } from '../agent/testing.js';
+import { FORWARDER, invokePlugin, startTestNode, type TestNode } from '../agent/testing/test-node.js';
 import { hostVethName } from '../datapath/index.js';
 import { startPeerServer, peerAddressSeen, pingEventually } from '../datapath/testkit.js';
 

@@ -2,7 +2,7 @@ import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { REPO_ROOT, startTestNode, type CniCall, type TestNode } from '../agent/testing.js';
+import { REPO_ROOT, startTestNode, type CniCall, type TestNode } from '../agent/testing/test-node.js';
 import { pingEventually } from '../datapath/testkit.js';
 
 /**

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { startAgent } from '../agent/agent.js';
 import { encodeRequest } from '../agent/cni-socket.js';
-import { startTestNode, type TestNode } from '../agent/testing.js';
+import { startTestNode, type TestNode } from '../agent/testing/test-node.js';
 import { runRaw } from '../datapath/exec.js';
 import { hostVethName } from '../datapath/index.js';
 

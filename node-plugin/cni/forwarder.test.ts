@@ -3,7 +3,7 @@ import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promise
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FORWARDER, buildForwarder, invokePlugin } from '../agent/testing.js';
+import { FORWARDER, buildForwarder, invokePlugin } from '../agent/testing/test-node.js';
 import { decodeRequest } from '../agent/cni-socket.js';
 
 /**

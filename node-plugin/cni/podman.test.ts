@@ -3,7 +3,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { copyFile, mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { FORWARDER, startTestNode } from '../agent/testing.js';
+import { FORWARDER, startTestNode } from '../agent/testing/test-node.js';
 
 /**
  * A real container runtime: podman (CNI backend) runs a busybox container whose network comes from our

@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import pino from 'pino';
 import type { NodeNetwork } from '../datapath/index.js';
+import { NoFreeAddressError as AgentNoFreeAddressError, PoolNotReadyError as AgentPoolNotReadyError } from '../errors.js';
 import { createCnmServer, listenOnSocket, removePluginSpec, writePluginSpec, type CnmServer } from './index.js';
 import { dockerIfName, type DockerVeths } from './docker-veth.js';
-import { fixedPoolAddressService, type FixedPool } from './testing.js';
+import { fixedPoolAddressService, type FixedPool } from './testing/fixed-pool.js';
 import { STATE_FILE } from './state.js';
 import { PLUGIN_CONTENT_TYPE } from './protocol.js';
 import type { Datapath } from './types.js';
@@ -267,6 +268,34 @@ test('an empty pool names the subnet, says more IPs are coming and what to check
   t.regex(r.body.Err, /NodeIPPool's max IPs per node/);
   const state = JSON.parse(readFileSync(join(c.dir, 'state', STATE_FILE), 'utf8'));
   t.is(Object.keys(state.leases).length, 1, 'the failed request left no lease behind');
+});
+
+test('only the agent\'s own error classes get the pool answers: an error that merely shares their name is passed on as it is', async (t) => {
+  // Another module's classes with the agent's names (what name matching would have mistaken for them).
+  class NoFreeAddressError extends Error {
+    override name = 'NoFreeAddressError';
+  }
+  class PoolNotReadyError extends Error {
+    override name = 'PoolNotReadyError';
+  }
+  for (const impostor of [new NoFreeAddressError('disk quota exceeded'), new PoolNotReadyError('socket closed')]) {
+    const base = fixedPoolAddressService({ node: NODE, ips: ['10.1.0.10'] });
+    const c = await start(t, { pool: { ...base, acquire: async () => Promise.reject(impostor) } });
+    const poolId = await createNetwork(c);
+    const r = await call(c.sock, 'IpamDriver.RequestAddress', { PoolID: poolId });
+    t.is(r.body.Address, undefined);
+    t.regex(r.body.Err, new RegExp(impostor.message), 'the error itself is reported');
+    t.notRegex(r.body.Err, /no free IP for this container/, `${impostor.name} from elsewhere is not "pool empty"`);
+    t.notRegex(r.body.Err, /^azure-vnet: socket closed/, `${impostor.name} from elsewhere is not "pool not ready"`);
+  }
+  // The agent's classes (node-plugin/errors.ts) are recognised, whatever their message says.
+  const base = fixedPoolAddressService({ node: NODE, ips: ['10.1.0.10'] });
+  const c = await start(t, { pool: { ...base, acquire: async () => Promise.reject(new AgentNoFreeAddressError('pool of node n1 exhausted')) } });
+  const r = await call(c.sock, 'IpamDriver.RequestAddress', { PoolID: await createNetwork(c) });
+  t.regex(r.body.Err, /no free IP for this container/);
+  const c2 = await start(t, { pool: { ...base, acquire: async () => Promise.reject(new AgentPoolNotReadyError('record has no status')) } });
+  const r2 = await call(c2.sock, 'IpamDriver.RequestAddress', { PoolID: await createNetwork(c2) });
+  t.regex(r2.body.Err, /^azure-vnet: record has no status/);
 });
 
 test('a preferred container address (--ip) is refused with the reason', async (t) => {

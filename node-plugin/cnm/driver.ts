@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { NodeNetwork } from '../datapath/index.js';
+import { NoFreeAddressError, PoolNotReadyError } from '../errors.js';
 import { dockerIfName, kernelDockerVeths, type DockerVeths } from './docker-veth.js';
 import {
   checkPoolOnNode,
@@ -36,7 +37,7 @@ import {
   type RequestPoolResponse,
 } from './protocol.js';
 import type { CnmState, CnmStore, Lease } from './state.js';
-import { isErrorNamed, type Datapath, type PodAddressService } from './types.js';
+import type { Datapath, PodAddressService } from './types.js';
 
 /**
  * The azure-vnet network and IPAM driver: what each libnetwork call means for the node's address pool
@@ -361,11 +362,11 @@ export class CnmDriver {
       await this.store.update((s) => {
         delete s.leases[owner];
       });
-      if (isErrorNamed(err, 'NoFreeAddressError')) {
+      if (err instanceof NoFreeAddressError) {
         this.log.warn({ pool, err }, 'no free address in the node pool');
-        throw new DriverError(noFreeAddressMessage({ pool, cause: (err as Error).message }));
+        throw new DriverError(noFreeAddressMessage({ pool, cause: err.message }));
       }
-      if (isErrorNamed(err, 'PoolNotReadyError')) throw new DriverError(`azure-vnet: ${(err as Error).message}`);
+      if (err instanceof PoolNotReadyError) throw new DriverError(`azure-vnet: ${err.message}`);
       throw err;
     }
     if (!inPool(pool, assigned.ip)) {

@@ -19,9 +19,3 @@ export interface CnmDeps {
   /** Clock (tests). */
   now?: () => number;
 }
-
-/** The agent's error classes are matched by name so the driver does not depend on the agent's module. */
-export function isErrorNamed(err: unknown, name: string): boolean {
-  if (!(err instanceof Error)) return false;
-  return err.name === name || err.constructor.name === name;
-}

@@ -1,29 +1,15 @@
 import test from 'ava';
 import { AgentAddressService, NoFreeAddressError } from '../address-service.js';
-import type { NodeIPAllocation } from '../../../crds/api/nodeipallocation.js';
+import { NODE_SETTINGS, recordWithBlocks } from '../testing/records.js';
 import { blockOf } from './block-policy.js';
 import { MemoryStore } from './store.js';
 
 /** The address service on a Block pool's record: status.blocks, fullest block first, whole-block release. */
 
-const node = { nodeName: 'node-1', bridgeName: 'podvnet0', hostInterface: 'eth0', mtu: 1500 };
+const node = NODE_SETTINGS;
+const record = recordWithBlocks;
 const pool = { snat: { enabled: true, excludeCIDRs: [] }, ipsPerNode: { min: 0, max: 64 }, scaling: { batchSize: 16, requestThresholdPercent: 50, releaseThresholdPercent: 150 }, allocation: 'Block' as const };
 
-function record(blocks: string[], releasedBlocks?: string[]): NodeIPAllocation {
-  return {
-    apiVersion: 'podvnet.io/v1alpha1',
-    kind: 'NodeIPAllocation',
-    metadata: { name: 'node-1' },
-    spec: { poolName: 'p', releasedIPs: [], ...(releasedBlocks ? { releasedBlocks } : {}) },
-    status: {
-      nic: { id: 'nic', macAddress: '00:0d:3a:00:00:01', primaryIP: '10.1.0.4', vmID: 'vm' },
-      subnet: { id: 'sub', addressPrefix: '10.1.0.0/16', gatewayIP: '10.1.0.1' },
-      ips: [],
-      blocks: blocks.map((prefix, i) => ({ prefix, ipConfigName: `podvnet-b${i + 1}` })),
-      allocatedBlocks: blocks.length,
-    },
-  };
-}
 
 const B = ['10.1.0.16/28', '10.1.0.32/28', '10.1.0.48/28'];
 const owner = (i: number) => ({ containerId: `c${i}`, ifName: 'eth0', runtime: 'cni' as const });

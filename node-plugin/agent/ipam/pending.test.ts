@@ -1,37 +1,21 @@
 import test from 'ava';
 import { AgentAddressService, NoFreeAddressError } from '../address-service.js';
-import type { NodeIPAllocation } from '../../../crds/api/nodeipallocation.js';
+import { NODE_SETTINGS, recordWithIPs } from '../testing/records.js';
+import { until as poll } from '../testing/poll.js';
 import { PendingDemand } from './pending.js';
 import { MemoryStore } from './store.js';
+
+// Sync conditions on timers of a few ms: a tight poll, a shorter deadline than the agent tests'.
+const until = (cond: () => boolean, ms = 10_000) => poll(cond, ms, 5);
 
 /**
  * Pending demand must fall back on its own: once churn stops nothing calls the agent again, and a stale
  * pendingIPs keeps the controller from shrinking the NIC (issue 10, item 1).
  */
 
-const until = async (cond: () => boolean, ms = 10_000): Promise<boolean> => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return true;
-};
 
-function record(n: number): NodeIPAllocation {
-  return {
-    apiVersion: 'podvnet.io/v1alpha1',
-    kind: 'NodeIPAllocation',
-    metadata: { name: 'node-1' },
-    spec: { poolName: 'p', releasedIPs: [] },
-    status: {
-      nic: { id: 'nic', macAddress: '00:0d:3a:00:00:01', primaryIP: '10.1.0.4', vmID: 'vm' },
-      subnet: { id: 'sub', addressPrefix: '10.1.0.0/16', gatewayIP: '10.1.0.1' },
-      ips: Array.from({ length: n }, (_, i) => ({ ip: `10.1.0.${10 + i}`, ipConfigName: `ipc${i}` })),
-    },
-  };
-}
-const node = { nodeName: 'node-1', bridgeName: 'podvnet0', hostInterface: 'eth0', mtu: 1500 };
+const node = NODE_SETTINGS;
+const record = (n: number) => recordWithIPs(n);
 
 test('an entry expires on its own: the owner hears of it at the earliest expiry, with no other call', async (t) => {
   let expiries = 0;

@@ -1,20 +1,15 @@
-import type { NodeNetwork } from '../datapath/index.js';
-import { parseCIDR } from '../../crds/ipv4.js';
-import type { AddressOwner, AssignedAddress, PodAddressService } from './types.js';
+import type { NodeNetwork } from '../../datapath/index.js';
+import { parseCIDR } from '../../../crds/ipv4.js';
+import { NoFreeAddressError, PoolNotReadyError } from '../../errors.js';
+import type { AddressOwner, AssignedAddress, PodAddressService } from '../types.js';
 
 /**
  * A PodAddressService over a fixed list of IPs, for tests of the CNM driver (protocol tests and the real
  * Docker test). It keeps the contract of the agent's service: acquire is idempotent per
  * (containerId, ifName), two owners never share an IP, release is idempotent, and an empty pool fails with
- * an error named NoFreeAddressError whose message names the node, as the agent's does.
+ * the agent's NoFreeAddressError (../../errors.ts) whose message names the node, as the agent's does.
  */
 
-export class NoFreeAddressError extends Error {
-  override name = 'NoFreeAddressError';
-}
-export class PoolNotReadyError extends Error {
-  override name = 'PoolNotReadyError';
-}
 
 export interface FixedPool extends PodAddressService {
   /** Owner key ("containerId/ifName") -> IP, for assertions. */

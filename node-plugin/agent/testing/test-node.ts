@@ -5,12 +5,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
-import { intToIp, ipToInt } from '../../crds/ipv4.js';
-import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
-import { createFabric, type Fabric, type SimVM } from '../datapath/fabric-sim.js';
-import { startAgent, type RunningAgent } from './agent.js';
-import type { PoolSettings } from './address-service.js';
-import { parseAgentConfig, type AgentConfig } from './config.js';
+import { intToIp, ipToInt } from '../../../crds/ipv4.js';
+import type { NodeIPAllocation } from '../../../crds/api/nodeipallocation.js';
+import { createFabric, type Fabric, type SimVM } from '../../datapath/fabric-sim.js';
+import { startAgent, type RunningAgent } from '../agent.js';
+import type { PoolSettings } from '../address-service.js';
+import { parseAgentConfig, type AgentConfig } from '../config.js';
 
 /**
  * Test kit for the agent and the CNI executable: a simulated VM on a simulated VNet (the datapath's
@@ -20,9 +20,9 @@ import { parseAgentConfig, type AgentConfig } from './config.js';
  */
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-export const CNI_DIR = path.resolve(here, '../cni');
+export const CNI_DIR = path.resolve(here, '../../cni');
 export const FORWARDER = path.join(CNI_DIR, 'bin/podvnet-cni');
-export const REPO_ROOT = path.resolve(here, '../..');
+export const REPO_ROOT = path.resolve(here, '../../..');
 
 let built: Promise<void> | undefined;
 /** Builds bin/podvnet-cni with the Makefile (once per process; test files run in parallel, hence the lock). */
