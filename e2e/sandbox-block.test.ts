@@ -1,6 +1,6 @@
 import test from 'ava';
 import { Sandbox, type Pod } from '../hack/sandbox/sandbox.js';
-import { pingEventually } from '../node-plugin/datapath/testkit.js';
+import { pingEventually } from '../node-plugin/datapath/testing/testkit.js';
 import { cidrContains, parseCIDR } from '../crds/ipv4.js';
 
 /**

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { Sandbox, SANDBOX_NETWORK, type Pod } from '../hack/sandbox/sandbox.js';
-import { peerAddressSeen, pingEventually, startPeerServer } from '../node-plugin/datapath/testkit.js';
+import { peerAddressSeen, pingEventually, startPeerServer } from '../node-plugin/datapath/testing/testkit.js';
 import { cidrContains, parseCIDR } from '../crds/ipv4.js';
 
 /**

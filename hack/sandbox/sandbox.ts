@@ -8,7 +8,7 @@ import { stringify } from 'yaml';
 import { AzureEmulator, type ScenarioNode } from '../azure-emulator/index.js';
 import { kubeconfigYaml, startKubeEmulator, type KubeEmulator } from '../kube-emulator/index.js';
 import { build } from '../../deploy/lib/manifests.js';
-import { Fabric, type SimHost, type SimVM } from '../../node-plugin/datapath/fabric-sim.js';
+import { Fabric, type SimHost, type SimVM } from '../../node-plugin/datapath/testing/fabric-sim.js';
 import { FORWARDER, buildForwarder, invokePlugin, type CniCall } from '../../node-plugin/agent/testing.js';
 import { API_GROUP_VERSION } from '../../crds/api/index.js';
 import { cidrContains, formatCIDR, parseCIDR, type CIDR } from '../../crds/ipv4.js';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Sandbox, type SandboxNode } from '../sandbox/sandbox.js';
 import { hostVethName, podMACs } from '../../node-plugin/datapath/names.js';
-import { ping } from '../../node-plugin/datapath/testkit.js';
+import { ping } from '../../node-plugin/datapath/testing/testkit.js';
 import { isAzureFault, isKubeFault, pickFault, runFault, type FaultEpisode, type FaultKind } from './faults.js';
 import { checkLive, checkSettled, cniOutcome, percentile, type LivePod, type Violation, type ViolationKind } from './invariants.js';
 import { agentState, ipOwners, kernelView, recordDemand } from './observe.js';
