@@ -13,6 +13,7 @@ import { ensureJumps, hasChains, removeChains } from './chains.js';
 import { ipBatch, ipJSON, ipRemove, netnsPath } from './exec.js';
 import { type Backend, detectBackend } from './iptables.js';
 import { linkDelStep } from './kernel-errors.js';
+import { LinkRemovals } from './link-removals.js';
 import { attachedVeths, type LinkInfo, type VethPod } from './links.js';
 import { podMACs } from './names.js';
 import { NeighbourPins } from './neighbours.js';
@@ -49,8 +50,12 @@ export class NodeDatapath {
   private readonly rules = new AntispoofRules();
   private readonly pins = new NeighbourPins();
   readonly changes = new PodChanges();
+  /** The pods' route and veth removals, coalesced when DELs come together (link-removals.ts). */
+  readonly removals: LinkRemovals;
 
-  constructor(readonly key: string) {}
+  constructor(readonly key: string, hostNetns: string | undefined) {
+    this.removals = new LinkRemovals(hostNetns);
+  }
 
   /** Runs node-wide work after the node's previous work has settled. */
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
@@ -240,7 +245,7 @@ const nodes = new Map<string, NodeDatapath>();
 export function nodeDatapath(net: NodeNetwork): NodeDatapath {
   const key = `${net.hostNetns ?? ''}\0${net.bridgeName}`;
   let node = nodes.get(key);
-  if (!node) nodes.set(key, (node = new NodeDatapath(key)));
+  if (!node) nodes.set(key, (node = new NodeDatapath(key, net.hostNetns)));
   return node;
 }
 

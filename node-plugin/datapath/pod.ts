@@ -11,7 +11,7 @@ import { ensureNode, nodeDatapath } from './node-datapath.js';
 import { ipBatch, ipJSON, ipRemove, netnsPath, type Netns } from './exec.js';
 import { linkDelStep } from './kernel-errors.js';
 import { decodeAlias } from './names.js';
-import { attachHostLines, attachHostOnlyLines, attachPodLines, detachSteps, podResources } from './plan.js';
+import { attachHostLines, attachHostOnlyLines, attachPodLines, detachRemoval, podResources } from './plan.js';
 import {
   type Attachment, DatapathCheckError, DatapathError, type NodeNetwork, type PodInterface, type PodInterfaceResult, type PodRef,
 } from './types.js';
@@ -151,7 +151,7 @@ async function removeVeth(net: NodeNetwork, pod: Pick<PodInterface, 'containerId
   const node = nodeDatapath(net);
   await node.whileChanging(r.hostVeth, 'detach', async () => {
     const links = async () => {
-      const errors = await ipRemove(net.hostNetns, detachSteps(net, pod, ip));
+      const errors = await node.removals.remove(detachRemoval(net, pod, ip));
       if (errors.length) throw new DatapathError(`removing ${r.hostVeth}: ${errors.join('; ')}`);
     };
     const [a, b] = await Promise.allSettled([withIP ? node.removePodProtection(net, withIP) : Promise.resolve(), links()]);
