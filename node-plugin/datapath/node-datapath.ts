@@ -13,6 +13,7 @@ import { ensureJumps, hasChains, removeChains } from './chains.js';
 import { ipBatch, ipJSON, ipRemove, netnsPath } from './exec.js';
 import { type Backend, detectBackend } from './iptables.js';
 import { linkDelStep } from './kernel-errors.js';
+import { HostBatches } from './host-batches.js';
 import { LinkRemovals } from './link-removals.js';
 import { attachedVeths, type LinkInfo, type VethPod } from './links.js';
 import { podMACs } from './names.js';
@@ -52,9 +53,12 @@ export class NodeDatapath {
   readonly changes = new PodChanges();
   /** The pods' route and veth removals, coalesced when DELs come together (link-removals.ts). */
   readonly removals: LinkRemovals;
+  /** The ADDs' node-side `ip -batch`, coalesced when ADDs come together (host-batches.ts). */
+  readonly hostBatches: HostBatches;
 
   constructor(readonly key: string, hostNetns: string | undefined) {
     this.removals = new LinkRemovals(hostNetns);
+    this.hostBatches = new HostBatches(hostNetns);
   }
 
   /** Runs node-wide work after the node's previous work has settled. */

@@ -74,7 +74,7 @@ async function attach(net: NodeNetwork, pod: PodInterface): Promise<PodInterface
 async function create(net: NodeNetwork, pod: PodInterface): Promise<void> {
   const hostLines = attachHostLines(net, pod);
   try {
-    await ipBatch(net.hostNetns, hostLines);
+    await nodeDatapath(net).hostBatches.run(hostLines);
     nodeDatapath(net).notePins(hostLines);
   } catch (e) {
     // A later line failed after the veth was made: take it away again. ("File exists" on the first
