@@ -13,6 +13,7 @@
  * runs again alone, as before (a pod whose lines had all run then finds its veth, "File exists", which
  * attachPod already handles as a retried ADD).
  */
+import { Coalescer } from './coalescer.js';
 import { commandError, ipBatch, runRaw, type Netns } from './exec.js';
 
 interface Queued { lines: string[]; settle: (e?: unknown) => void }
@@ -33,30 +34,37 @@ export function ownerOfLine(lineCounts: readonly number[], failedLine: number): 
 }
 
 export class HostBatches {
-  private queued: Queued[] = [];
-  private running = false;
+  private readonly batches = new Coalescer<Queued>((batch) => this.runBatch(batch));
 
   constructor(private readonly ns: Netns) {}
 
   /** Runs the lines as `ip -batch` (in order, stopping at the first failure) and rejects like ipBatch would. */
   run(lines: string[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queued.push({ lines, settle: (e) => (e === undefined ? resolve() : reject(e)) });
-      if (!this.running) void this.drain();
+      this.batches.push({ lines, settle: (e) => (e === undefined ? resolve() : reject(e)) });
     });
   }
 
-  private async drain(): Promise<void> {
-    this.running = true;
+  /** Settles each request; returns those that did not run (after a numbered failure) to go again first. */
+  private async runBatch(batch: Queued[]): Promise<Queued[]> {
+    if (batch.length === 1) { await this.alone(batch[0]!); return []; }
+    let r;
     try {
-      while (this.queued.length) {
-        const batch = this.queued.splice(0);
-        if (batch.length === 1) await this.alone(batch[0]!);
-        else await this.together(batch);
-      }
-    } finally {
-      this.running = false;
+      r = await runRaw(this.ns, ARGV, batch.flatMap((q) => q.lines).join('\n') + '\n');
+    } catch (e) {
+      for (const q of batch) q.settle(e);
+      return [];
     }
+    if (r.code === 0) { for (const q of batch) q.settle(); return []; }
+    const numbered = /^Command failed -:(\d+)$/m.exec(r.stderr);
+    const owner = numbered ? ownerOfLine(batch.map((q) => q.lines.length), Number(numbered[1])) : undefined;
+    if (owner === undefined) {
+      for (const q of batch) await this.alone(q);
+      return [];
+    }
+    for (const q of batch.slice(0, owner)) q.settle();
+    batch[owner]!.settle(commandError(this.ns, ARGV, r));
+    return batch.slice(owner + 1);
   }
 
   private async alone(q: Queued): Promise<void> {
@@ -66,25 +74,5 @@ export class HostBatches {
     } catch (e) {
       q.settle(e);
     }
-  }
-
-  private async together(batch: Queued[]): Promise<void> {
-    let r;
-    try {
-      r = await runRaw(this.ns, ARGV, batch.flatMap((q) => q.lines).join('\n') + '\n');
-    } catch (e) {
-      for (const q of batch) q.settle(e);
-      return;
-    }
-    if (r.code === 0) { for (const q of batch) q.settle(); return; }
-    const numbered = /^Command failed -:(\d+)$/m.exec(r.stderr);
-    const owner = numbered ? ownerOfLine(batch.map((q) => q.lines.length), Number(numbered[1])) : undefined;
-    if (owner === undefined) {
-      for (const q of batch) await this.alone(q);
-      return;
-    }
-    for (const q of batch.slice(0, owner)) q.settle();
-    batch[owner]!.settle(commandError(this.ns, ARGV, r));
-    this.queued.unshift(...batch.slice(owner + 1));
   }
 }

@@ -15,6 +15,7 @@
  * 0); a veth whose group was set but whose deletion failed keeps it, which changes nothing for it.
  */
 import { randomInt } from 'node:crypto';
+import { Coalescer } from './coalescer.js';
 import { ipRemove, type Netns } from './exec.js';
 import { linkDelStep, type RemovalStep } from './kernel-errors.js';
 import type { LinkRemoval } from './plan.js';
@@ -52,36 +53,28 @@ export function errorsByRemoval(batch: readonly LinkRemoval[], steps: readonly R
   }));
 }
 
+interface Queued { removal: LinkRemoval; settle: (errors: string[] | Error) => void }
+
 export class LinkRemovals {
-  private queued: Array<{ removal: LinkRemoval; settle: (errors: string[] | Error) => void }> = [];
-  private running = false;
+  private readonly batches = new Coalescer<Queued>((batch) => this.runBatch(batch));
 
   constructor(private readonly ns: Netns) {}
 
   /** Removes the routes and the veth; resolves with this removal's errors (none: all removed or gone). */
   remove(removal: LinkRemoval): Promise<string[]> {
     return new Promise<string[]>((resolve, reject) => {
-      this.queued.push({ removal, settle: (r) => (r instanceof Error ? reject(r) : resolve(r)) });
-      if (!this.running) void this.drain();
+      this.batches.push({ removal, settle: (r) => (r instanceof Error ? reject(r) : resolve(r)) });
     });
   }
 
-  private async drain(): Promise<void> {
-    this.running = true;
+  private async runBatch(batch: Queued[]): Promise<void> {
+    const removals = batch.map((b) => b.removal);
+    const steps = removalSteps(removals, randomInt(2 ** 30, 2 ** 31 - 1));
     try {
-      while (this.queued.length) {
-        const batch = this.queued.splice(0);
-        const removals = batch.map((b) => b.removal);
-        const steps = removalSteps(removals, randomInt(2 ** 30, 2 ** 31 - 1));
-        try {
-          const split = errorsByRemoval(removals, steps, await ipRemove(this.ns, steps));
-          batch.forEach((b, i) => b.settle(split[i]!));
-        } catch (e) {
-          for (const b of batch) b.settle(e instanceof Error ? e : new Error(String(e)));
-        }
-      }
-    } finally {
-      this.running = false;
+      const split = errorsByRemoval(removals, steps, await ipRemove(this.ns, steps));
+      batch.forEach((b, i) => b.settle(split[i]!));
+    } catch (e) {
+      for (const b of batch) b.settle(e instanceof Error ? e : new Error(String(e)));
     }
   }
 }
