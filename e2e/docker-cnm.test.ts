@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as datapath from '../node-plugin/datapath/index.js';
 import { STATE_FILE } from '../node-plugin/cnm/state.js';
 import { pingFrom, removeByName, startDockerd, tail } from './docker-daemon.js';
-import { pingEventually } from '../node-plugin/datapath/testkit.js';
+import { pingEventually } from '../node-plugin/datapath/testing/testkit.js';
 import { IMAGE, NODE_IP, OUTSIDE_HOST_IP, POD_SUBNET, startDockerCnmEnv, VNET_HOST_IP } from './docker-env.js';
 
 /**

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import * as datapath from '../node-plugin/datapath/index.js';
-import { createFabric, type Fabric, type SimVM } from '../node-plugin/datapath/fabric-sim.js';
+import { createFabric, type Fabric, type SimVM } from '../node-plugin/datapath/testing/fabric-sim.js';
 import { createCnmServer, listenOnSocket, removePluginSpec, writePluginSpec, type CnmServer } from '../node-plugin/cnm/index.js';
 import { fixedPoolAddressService, type FixedPool } from '../node-plugin/cnm/testing/fixed-pool.js';
 import { dockerTestUnavailable, removeAllAndStop, startDockerd, importBusybox, type DockerDaemon } from './docker-daemon.js';

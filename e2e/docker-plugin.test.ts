@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { pingEventually } from '../node-plugin/datapath/testkit.js';
+import { pingEventually } from '../node-plugin/datapath/testing/testkit.js';
 import { tail } from './docker-daemon.js';
 import { SA_IMAGE, SA_SUBNET, startStandaloneHost } from './standalone-env.js';
 

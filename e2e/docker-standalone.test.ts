@@ -1,5 +1,5 @@
 import test from 'ava';
-import { pingEventually } from '../node-plugin/datapath/testkit.js';
+import { pingEventually } from '../node-plugin/datapath/testing/testkit.js';
 import { pingFrom, removeByName, tail } from './docker-daemon.js';
 import { SA_IMAGE, SA_SUBNET, startStandaloneHost, type StandaloneHost } from './standalone-env.js';
 

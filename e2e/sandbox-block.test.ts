@@ -1,5 +1,5 @@
 import test from 'ava';
-import { pingEventually } from '../node-plugin/datapath/testkit.js';
+import { pingEventually } from '../node-plugin/datapath/testing/testkit.js';
 import { cidrContains, parseCIDR } from '../crds/ipv4.js';
 import { burstOn, podsOnEveryNode, startVmAndScaleSet, waitForEveryRecord } from './testing/sandbox.js';
 

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { SANDBOX_NETWORK } from '../hack/sandbox/sandbox.js';
-import { peerAddressSeen, pingEventually } from '../node-plugin/datapath/testkit.js';
+import { peerAddressSeen, pingEventually } from '../node-plugin/datapath/testing/testkit.js';
 import { cidrContains, parseCIDR } from '../crds/ipv4.js';
 import { burstOn, podsOnEveryNode, startVmAndScaleSet, waitForEveryRecord, withPeers } from './testing/sandbox.js';
 

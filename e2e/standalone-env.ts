@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AzureEmulator, createNetworkClient, type ScenarioNode } from '../hack/azure-emulator/index.js';
-import { createFabric, type Fabric, type SimHost, type SimVM } from '../node-plugin/datapath/fabric-sim.js';
+import { createFabric, type Fabric, type SimHost, type SimVM } from '../node-plugin/datapath/testing/fabric-sim.js';
 import { removePluginSpec, writePluginSpec } from '../node-plugin/cnm/index.js';
 import { dockerTestUnavailable, importBusybox, removeAllAndStop, startDockerd, tail, type DockerDaemon } from './docker-daemon.js';
 import { UndoStack } from './testing/undo.js';

@@ -1,6 +1,6 @@
 import type { ExecutionContext } from 'ava';
 import { Sandbox, SANDBOX_NETWORK, type Pod, type SandboxNode, type SandboxOptions } from '../../hack/sandbox/sandbox.js';
-import { startPeerServer } from '../../node-plugin/datapath/testkit.js';
+import { startPeerServer } from '../../node-plugin/datapath/testing/testkit.js';
 
 /**
  * The set-up the whole-system sandbox tests share (e2e/sandbox*.test.ts): a sandbox of one standalone VM

@@ -20,7 +20,7 @@ import { pino } from 'pino';
 import { z } from 'zod';
 import { startWorld, waitFor } from '../../controllers/harness.js';
 import { defaultConfig } from '../azure-emulator/config.js';
-import { createFabric } from '../../node-plugin/datapath/fabric-sim.js';
+import { createFabric } from '../../node-plugin/datapath/testing/fabric-sim.js';
 import { startAgent } from '../../node-plugin/agent/agent.js';
 import { parseAgentConfig } from '../../node-plugin/agent/config.js';
 import { buildForwarder, FORWARDER, invokePlugin } from '../../node-plugin/agent/testing/test-node.js';

@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runRaw } from '../../node-plugin/datapath/exec.js';
-import { createFabric, type Fabric, type SimVM } from '../../node-plugin/datapath/fabric-sim.js';
+import { createFabric, type Fabric, type SimVM } from '../../node-plugin/datapath/testing/fabric-sim.js';
 import * as dp from '../../node-plugin/datapath/index.js';
 import { intToIp, ipToInt } from '../../crds/ipv4.js';
 

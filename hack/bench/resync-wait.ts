@@ -5,7 +5,7 @@
  *
  *   node --loader ts-node/esm --no-warnings hack/bench/resync-wait.ts [--rounds 15]
  */
-import { createFabric } from '../../node-plugin/datapath/fabric-sim.js';
+import { createFabric } from '../../node-plugin/datapath/testing/fabric-sim.js';
 import * as dp from '../../node-plugin/datapath/index.js';
 
 const rounds = Number(/--rounds[= ](\d+)/.exec(process.argv.slice(2).join(' '))?.[1] ?? 15);

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { pingEventually } from '../../node-plugin/datapath/testkit.js';
+import { pingEventually } from '../../node-plugin/datapath/testing/testkit.js';
 import { SA_IMAGE, SA_SUBNET, startStandaloneHost, type StandaloneHost } from '../../e2e/standalone-env.js';
 
 /**

@@ -7,7 +7,7 @@ import { Sandbox, SANDBOX_NETWORK, type Pod, type SandboxNode } from './sandbox.
 import { TimelineSampler } from './timeline-svg.js';
 import { cidrContains, parseCIDR } from '../../crds/ipv4.js';
 import { BLOCK_SIZE } from '../../crds/api/group.js';
-import { peerAddressSeen, pingEventually, startPeerServer } from '../../node-plugin/datapath/testkit.js';
+import { peerAddressSeen, pingEventually, startPeerServer } from '../../node-plugin/datapath/testing/testkit.js';
 
 /**
  * `bash hack/sandbox.sh`: starts the local sandbox and walks through what PodVNet does, printing what a

@@ -4,7 +4,7 @@
  * then two sampled pod pairs on different nodes ping each other.
  */
 import type { Sandbox } from '../sandbox/sandbox.js';
-import { ping } from '../../node-plugin/datapath/testkit.js';
+import { ping } from '../../node-plugin/datapath/testing/testkit.js';
 import { checkLive } from './invariants.js';
 import { agentState, ipOwners, kernelView } from './observe.js';
 import { sleep, type PodRuntime, type Violate } from './pods.js';

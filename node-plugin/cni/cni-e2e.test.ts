@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FORWARDER, invokePlugin, startTestNode, type TestNode } from '../agent/testing/test-node.js';
 import { hostVethName } from '../datapath/index.js';
-import { startPeerServer, peerAddressSeen, pingEventually } from '../datapath/testkit.js';
+import { startPeerServer, peerAddressSeen, pingEventually } from '../datapath/testing/testkit.js';
 
 /**
  * End to end through the real C forwarder, the agent and the real datapath, with network namespaces as

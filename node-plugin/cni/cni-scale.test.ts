@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { REPO_ROOT, startTestNode, type CniCall, type TestNode } from '../agent/testing/test-node.js';
-import { pingEventually } from '../datapath/testkit.js';
+import { pingEventually } from '../datapath/testing/testkit.js';
 
 /**
  * Load and crash tests through the real C forwarder, agent and datapath: 250 concurrent ADDs on one

@@ -5,9 +5,9 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { runRaw } from './exec.js';
-import { createFabric, type Fabric, type SimVM } from './fabric-sim.js';
+import { createFabric, type Fabric, type SimVM } from './testing/fabric-sim.js';
 import * as dp from './index.js';
-import { peerAddressSeen, ping, pingEventually, startPeerServer } from './testkit.js';
+import { peerAddressSeen, ping, pingEventually, startPeerServer } from './testing/testkit.js';
 
 const VNET = ['10.20.0.0/16'];
 const NODE_SUBNET = '10.20.0.0/24';

@@ -73,12 +73,15 @@ function spawnRaw(full: string[], input?: string): Promise<RunResult> {
 /** Runs argv and throws DatapathError (with the tool's own message) on a non-zero exit. */
 export async function run(ns: Netns, argv: string[], input?: string): Promise<string> {
   const r = await runRaw(ns, argv, input);
-  if (r.code !== 0) {
-    const what = ns === undefined ? argv.join(' ') : `${argv.join(' ')} (in netns ${ns})`;
-    const detail = r.stderr.trim() || `exit code ${r.code}`;
-    throw new DatapathError(`${what}: ${detail}`, what, r.stderr);
-  }
+  if (r.code !== 0) throw commandError(ns, argv, r);
   return r.stdout;
+}
+
+/** The error `run` throws for a command that failed: what ran (and where), then the tool's own message. */
+export function commandError(ns: Netns, argv: readonly string[], r: RunResult): DatapathError {
+  const what = ns === undefined ? argv.join(' ') : `${argv.join(' ')} (in netns ${ns})`;
+  const detail = r.stderr.trim() || `exit code ${r.code}`;
+  return new DatapathError(`${what}: ${detail}`, what, r.stderr);
 }
 
 /** `ip -batch -`: many iproute2 commands, one process. Stops at the first failing line. */

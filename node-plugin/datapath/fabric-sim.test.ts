@@ -2,8 +2,8 @@
 import test from 'ava';
 import { existsSync, readdirSync } from 'node:fs';
 import { runRaw } from './exec.js';
-import { AZURE_FABRIC_MAC, createFabric } from './fabric-sim.js';
-import { peerAddressSeen, ping, pingEventually, startPeerServer } from './testkit.js';
+import { AZURE_FABRIC_MAC, createFabric } from './testing/fabric-sim.js';
+import { peerAddressSeen, ping, pingEventually, startPeerServer } from './testing/testkit.js';
 
 const opts = { vnetPrefixes: ['10.60.0.0/16'], subnets: ['10.60.0.0/24', '10.60.4.0/24'] };
 

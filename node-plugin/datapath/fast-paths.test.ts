@@ -8,7 +8,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { observeCommands, runRaw } from './exec.js';
-import { createFabric } from './fabric-sim.js';
+import { createFabric } from './testing/fabric-sim.js';
 import * as dp from './index.js';
 import { chainNames, podMACs } from './names.js';
 

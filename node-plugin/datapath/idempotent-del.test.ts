@@ -6,10 +6,10 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { runRaw } from './exec.js';
-import { createFabric, type Fabric, type SimVM } from './fabric-sim.js';
+import { createFabric, type Fabric, type SimVM } from './testing/fabric-sim.js';
 import * as dp from './index.js';
 import { podMACs } from './names.js';
-import { pingEventually } from './testkit.js';
+import { pingEventually } from './testing/testkit.js';
 
 const VNET = ['10.30.0.0/16'];
 const POD_SUBNET = '10.30.8.0/22';

@@ -28,15 +28,16 @@
  */
 import { ipJSON, ipRemove } from './exec.js';
 import { routeDelStep } from './kernel-errors.js';
-import type { LinkInfo } from './node.js';
+import type { LinkInfo } from './links.js';
 import { listAttachments } from './pod.js';
 import { routeMetric } from './names.js';
-import { pruneOrphanAntispoofRules, pruneStaleNeighbours } from './node.js';
+import { nodeDatapath } from './node-datapath.js';
 import { DatapathError, type NodeNetwork } from './types.js';
 import { IfName, parseNodeNetwork } from './validate.js';
 
 export * from './types.js';
-export { ensureNode, teardownNode, nodeDiagnostics, type NodeDiagnostics } from './node.js';
+export { ensureNode, teardownNode } from './node-datapath.js';
+export { nodeDiagnostics, type NodeDiagnostics } from './diagnostics.js';
 export { attachPod, attachHostVeth, detachPod, checkPod, listAttachments, type HostVethResult } from './pod.js';
 export { hostVethName } from './names.js';
 export { configureDatapath, datapathOptions, type DatapathOptions } from './options.js';
@@ -58,10 +59,11 @@ export async function hostInterfaceMTU(ifName: string, hostNetns?: string): Prom
  */
 export async function pruneOrphanRoutes(input: NodeNetwork): Promise<string[]> {
   const net = parseNodeNetwork(input);
-  await pruneOrphanAntispoofRules(net);
+  const node = nodeDatapath(net);
+  await node.pruneOrphanAntispoofRules(net);
   // Permanent neighbour entries (attachPod pins each pod's IP to its MAC) that no veth claims any more;
   // live pods' entries that something flushed are pinned again.
-  await pruneStaleNeighbours(net);
+  await node.pruneStaleNeighbours(net);
   // Routes first, veths second: attachPod sets a veth's alias before it adds the pod's route, and
   // detachPod removes the route before the veth, so a route read here whose veth is missing from the
   // later listing is a true orphan even while ADDs and DELs run (read in parallel, a pod attached in

@@ -10,10 +10,10 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { runRaw } from './exec.js';
-import { createFabric } from './fabric-sim.js';
+import { createFabric } from './testing/fabric-sim.js';
 import * as dp from './index.js';
 import { bridgeMAC, podMACs } from './names.js';
-import { pingEventually } from './testkit.js';
+import { pingEventually } from './testing/testkit.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const VNET = ['10.30.0.0/16'];
@@ -46,7 +46,7 @@ const bridgeAddress = async (ns: string): Promise<string> =>
 
 /** ensureNode from a fresh process, as a restarted agent runs it (unprivileged.fixture.ts, without the container). */
 async function ensureNodeInNewProcess(net: dp.NodeNetwork): Promise<void> {
-  const child = spawn(process.execPath, ['--loader', 'ts-node/esm', '--no-warnings', join(HERE, 'unprivileged.fixture.ts')], {
+  const child = spawn(process.execPath, ['--loader', 'ts-node/esm', '--no-warnings', join(HERE, 'testing', 'unprivileged.fixture.ts')], {
     cwd: join(HERE, '..', '..'), stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -194,8 +194,21 @@ export function attachHostOnlyLines(net: NodeNetwork, pod: Pick<PodInterface, 'c
  * errors mean "already gone" (kernel-errors.ts); run with exec.ts ipRemove.
  */
 export function detachSteps(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>, ip: string | undefined): RemovalStep[] {
+  const d = detachRemoval(net, pod, ip);
+  return [...d.before, linkDelStep(d.hostVeth)];
+}
+
+/** A pod's removal as link-removals.ts takes it: the steps before its veth goes, and the veth. */
+export interface LinkRemoval {
+  /** Steps that must run before the veth goes (the pod's /32 route). */
+  before: RemovalStep[];
+  hostVeth: string;
+}
+
+/** The pod's detachSteps as a LinkRemoval (several pods' removals can then share one veth deletion). */
+export function detachRemoval(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>, ip: string | undefined): LinkRemoval {
   const r = podResources(net, pod);
-  return [...(ip ? [routeDelStep(ip, r.bridge, r.metric)] : []), linkDelStep(r.hostVeth)];
+  return { before: ip ? [routeDelStep(ip, r.bridge, r.metric)] : [], hostVeth: r.hostVeth };
 }
 
 export function detachLines(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>, ip: string | undefined): string[] {

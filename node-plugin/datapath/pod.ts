@@ -6,13 +6,12 @@
  * its alias records bridge, containerId, ifName and IP.
  */
 import { existsSync } from 'node:fs';
-import {
-  addAntispoofRule, attachedVeths, ensureNode, forgetNode, hasAntispoofRule, type LinkInfo, notePins, removePodProtection, whileChanging,
-} from './node.js';
+import { attachedVeths, type LinkInfo } from './links.js';
+import { ensureNode, nodeDatapath } from './node-datapath.js';
 import { ipBatch, ipJSON, ipRemove, netnsPath, type Netns } from './exec.js';
 import { linkDelStep } from './kernel-errors.js';
 import { decodeAlias } from './names.js';
-import { attachHostLines, attachHostOnlyLines, attachPodLines, detachSteps, podResources } from './plan.js';
+import { attachHostLines, attachHostOnlyLines, attachPodLines, detachRemoval, podResources } from './plan.js';
 import {
   type Attachment, DatapathCheckError, DatapathError, type NodeNetwork, type PodInterface, type PodInterfaceResult, type PodRef,
 } from './types.js';
@@ -40,7 +39,7 @@ const bridgeMissing = (e: unknown, net: NodeNetwork): boolean =>
 export async function attachPod(input: NodeNetwork, podInput: PodInterface): Promise<PodInterfaceResult> {
   const net = parseNodeNetwork(input);
   const pod = parsePodInterface(net, podInput);
-  return whileChanging(net, podResources(net, pod).hostVeth, 'attach', () => attach(net, pod));
+  return nodeDatapath(net).whileChanging(podResources(net, pod).hostVeth, 'attach', () => attach(net, pod));
 }
 
 async function attach(net: NodeNetwork, pod: PodInterface): Promise<PodInterfaceResult> {
@@ -50,7 +49,7 @@ async function attach(net: NodeNetwork, pod: PodInterface): Promise<PodInterface
   } catch (e) {
     if (bridgeMissing(e, net)) {
       // Someone removed the bridge after ensureNode ran: make the node again, then the pod.
-      forgetNode(net);
+      nodeDatapath(net).forget();
       await ensureNode(net);
       await create(net, pod);
     } else if (exists(e)) {
@@ -75,8 +74,8 @@ async function attach(net: NodeNetwork, pod: PodInterface): Promise<PodInterface
 async function create(net: NodeNetwork, pod: PodInterface): Promise<void> {
   const hostLines = attachHostLines(net, pod);
   try {
-    await ipBatch(net.hostNetns, hostLines);
-    notePins(net, hostLines);
+    await nodeDatapath(net).hostBatches.run(hostLines);
+    nodeDatapath(net).notePins(hostLines);
   } catch (e) {
     // A later line failed after the veth was made: take it away again. ("File exists" on the first
     // line is an earlier attempt's veth, which attachPod inspects before deciding.)
@@ -85,7 +84,7 @@ async function create(net: NodeNetwork, pod: PodInterface): Promise<void> {
   }
   // The pod side and the anti-spoofing rule are independent: run them together. The rule names the
   // veth, which exists by now (GC relies on a rule never preceding its veth).
-  const [podSide, rule] = await Promise.allSettled([ipBatch(pod.netnsPath, attachPodLines(net, pod)), addAntispoofRule(net, pod)]);
+  const [podSide, rule] = await Promise.allSettled([ipBatch(pod.netnsPath, attachPodLines(net, pod)), nodeDatapath(net).addAntispoofRule(net, pod)]);
   const failed = podSide.status === 'rejected' ? podSide.reason as unknown : rule.status === 'rejected' ? rule.reason as unknown : undefined;
   if (failed !== undefined) {
     // Deleting the host end removes the pod end too.
@@ -116,19 +115,20 @@ export async function attachHostVeth(
   const peerName = IfName.parse(spec.peerName);
   const r = podResources(net, pod);
   if (peerName === r.hostVeth) throw new TypeError(`datapath: peerName ${peerName} collides with the host veth name`);
-  return whileChanging(net, r.hostVeth, 'attach', async () => {
+  const node = nodeDatapath(net);
+  return node.whileChanging(r.hostVeth, 'attach', async () => {
     await ensureNode(net);
     const make = async () => {
       const hostLines = attachHostOnlyLines(net, pod, peerName);
       await ipBatch(net.hostNetns, hostLines);
-      notePins(net, hostLines);
-      await addAntispoofRule(net, pod);
+      node.notePins(hostLines);
+      await node.addAntispoofRule(net, pod);
     };
     try {
       await make();
     } catch (e) {
       if (!exists(e) && !bridgeMissing(e, net)) throw e;
-      if (bridgeMissing(e, net)) { forgetNode(net); await ensureNode(net); }
+      if (bridgeMissing(e, net)) { node.forget(); await ensureNode(net); }
       const errors = await ipRemove(net.hostNetns, [linkDelStep(r.hostVeth), linkDelStep(peerName)]);
       if (errors.length) throw new DatapathError(`replacing ${r.hostVeth}/${peerName}: ${errors.join('; ')}`);
       await make();
@@ -148,12 +148,13 @@ export async function attachHostVeth(
 async function removeVeth(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>, ip?: string): Promise<void> {
   const withIP = ip ? { ...pod, ip } : undefined;
   const r = podResources(net, pod);
-  await whileChanging(net, r.hostVeth, 'detach', async () => {
+  const node = nodeDatapath(net);
+  await node.whileChanging(r.hostVeth, 'detach', async () => {
     const links = async () => {
-      const errors = await ipRemove(net.hostNetns, detachSteps(net, pod, ip));
+      const errors = await node.removals.remove(detachRemoval(net, pod, ip));
       if (errors.length) throw new DatapathError(`removing ${r.hostVeth}: ${errors.join('; ')}`);
     };
-    const [a, b] = await Promise.allSettled([withIP ? removePodProtection(net, withIP) : Promise.resolve(), links()]);
+    const [a, b] = await Promise.allSettled([withIP ? node.removePodProtection(net, withIP) : Promise.resolve(), links()]);
     if (b.status === 'rejected') throw b.reason;
     if (a.status === 'rejected') throw a.reason;
   });
@@ -247,7 +248,7 @@ export async function checkPod(input: NodeNetwork, podInput: PodInterface): Prom
   if (!hostRoutes.some((rt) => rt.dev === net.bridgeName && !rt.gateway && rt.metric === r.metric)) {
     fail(`no route to ${pod.ip}/32 via ${net.bridgeName} (metric ${r.metric}) on the node`);
   }
-  const [neigh, rule] = await Promise.all([bridgeNeigh(net, pod.ip), hasAntispoofRule(net, pod)]);
+  const [neigh, rule] = await Promise.all([bridgeNeigh(net, pod.ip), nodeDatapath(net).hasAntispoofRule(net, pod)]);
   if (neigh?.lladdr !== r.macs.container || !neigh.state?.includes('PERMANENT')) {
     fail(`the node's neighbour entry for ${pod.ip} on ${net.bridgeName} is not permanent with ${r.macs.container}` +
       ` (${neigh ? `${neigh.lladdr ?? 'no MAC'} ${(neigh.state ?? []).join(',')}` : 'none'})`);

@@ -22,13 +22,13 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { build, find } from '../../deploy/lib/manifests.js';
 import { run } from './exec.js';
-import { createFabric, type SimVM } from './fabric-sim.js';
+import { createFabric, type SimVM } from './testing/fabric-sim.js';
 import type { NodeDiagnostics, NodeNetwork, PodInterface } from './index.js';
-import { pingEventually } from './testkit.js';
+import { pingEventually } from './testing/testkit.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, '..', '..');
-const FIXTURE = join(HERE, 'unprivileged.fixture.ts');
+const FIXTURE = join(HERE, 'testing', 'unprivileged.fixture.ts');
 
 const VNET = ['10.30.0.0/16'];
 const NODE_SUBNET = '10.30.0.0/24';

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { intToIp, ipToInt } from '../../../crds/ipv4.js';
 import type { NodeIPAllocation } from '../../../crds/api/nodeipallocation.js';
-import { createFabric, type Fabric, type SimVM } from '../../datapath/fabric-sim.js';
+import { createFabric, type Fabric, type SimVM } from '../../datapath/testing/fabric-sim.js';
 import { startAgent, type RunningAgent } from '../agent.js';
 import type { PoolSettings } from '../address-service.js';
 import { parseAgentConfig, type AgentConfig } from '../config.js';

@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import * as dp from './index.js';
+import * as dp from '../index.js';
 
 type Request =
   | { op: 'configure'; procSysRoot: string }

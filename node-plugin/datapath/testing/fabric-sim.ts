@@ -20,9 +20,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { azureGateway, cidrContains, intToIp, parseCIDR } from '../../crds/ipv4.js';
-import { ipBatch, ipBatchTolerant, run, runRaw } from './exec.js';
-import type { NodeNetwork } from './types.js';
+import { azureGateway, cidrContains, intToIp, parseCIDR } from '../../../crds/ipv4.js';
+import { ipBatch, ipBatchTolerant, run, runRaw } from '../exec.js';
+import type { NodeNetwork } from '../types.js';
 
 export const AZURE_FABRIC_MAC = '12:34:56:78:9a:bc';
 

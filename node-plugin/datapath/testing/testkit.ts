@@ -4,7 +4,7 @@
  * namespaces.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { netnsPath, runRaw } from './exec.js';
+import { netnsPath, runRaw } from '../exec.js';
 
 /** One ICMP echo from `ns` to `ip`; true if answered within `timeoutSec`. */
 export async function ping(ns: string, ip: string, timeoutSec = 1): Promise<boolean> {

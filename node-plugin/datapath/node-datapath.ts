@@ -1,0 +1,269 @@
+/**
+ * One NodeDatapath per node (node namespace + bridge): the node-wide kernel state (bridge, sysctls, our
+ * iptables chains) and what this process knows about it. ensureNode is idempotent and, once it has
+ * succeeded for a given NodeNetwork, free (the one memo of it); node-wide work (ensureNode, pod rule
+ * changes, neighbour unpinning and GC, teardown) runs one at a time per node, so concurrent callers never
+ * race on iptables, on the neighbour table or on creating the bridge.
+ */
+import { existsSync } from 'node:fs';
+import { KeyedSerial } from '../keyed-serial.js';
+import { AntispoofRules, hasAntispoofRule, type RuleChange, type RulePod } from './antispoof.js';
+import { ensureBrNetfilter } from './br-netfilter.js';
+import { ensureJumps, hasChains, removeChains } from './chains.js';
+import { ipBatch, ipJSON, ipRemove, netnsPath } from './exec.js';
+import { type Backend, detectBackend } from './iptables.js';
+import { linkDelStep } from './kernel-errors.js';
+import { HostBatches } from './host-batches.js';
+import { LinkRemovals } from './link-removals.js';
+import { attachedVeths, type LinkInfo, type VethPod } from './links.js';
+import { podMACs } from './names.js';
+import { NeighbourPins } from './neighbours.js';
+import { datapathOptions } from './options.js';
+import { bridgeCreateLines, bridgeFixLines, nodeSysctls, type PinnedPod } from './plan.js';
+import { type Change, PodChanges } from './pod-changes.js';
+import { writeSysctls } from './sysctl.js';
+import { DatapathError, type NodeNetwork } from './types.js';
+import { parseNodeNetwork } from './validate.js';
+
+/** A pod of the bridge with the MAC its neighbour entry must carry. */
+export type LivePod = VethPod & PinnedPod;
+
+interface BackendProbes { backend?: Backend; otherHasChains?: boolean }
+
+/** A pod rule change waiting for the node's next turn, with its caller's settlement. */
+interface QueuedChange extends RuleChange { done: (e?: unknown) => void }
+
+/**
+ * What ensureNode's work depends on: everything but the MTU, which is per pod (the bridge follows its
+ * ports), so attaching pods with different MTUs never re-applies the node; and where /proc/sys is.
+ */
+const nodeFingerprint = (net: NodeNetwork): string =>
+  JSON.stringify({ ...net, mtu: undefined, procSysRoot: datapathOptions().procSysRoot });
+
+export class NodeDatapath {
+  private readonly turns = new KeyedSerial();
+  /** The fingerprint of the NodeNetwork ensureNode last applied successfully (cleared while it runs). */
+  private applied: string | undefined;
+  /** The iptables backend ensureNode programmed (diagnostics and pod rules use it without detecting). */
+  private backend: Backend | undefined;
+  /** Pod rule changes queued for the next turn; undefined when no turn is queued for them. */
+  private pending: QueuedChange[] | undefined;
+  private readonly rules = new AntispoofRules();
+  private readonly pins = new NeighbourPins();
+  readonly changes = new PodChanges();
+  /** The pods' route and veth removals, coalesced when DELs come together (link-removals.ts). */
+  readonly removals: LinkRemovals;
+  /** The ADDs' node-side `ip -batch`, coalesced when ADDs come together (host-batches.ts). */
+  readonly hostBatches: HostBatches;
+
+  constructor(readonly key: string, hostNetns: string | undefined) {
+    this.removals = new LinkRemovals(hostNetns);
+    this.hostBatches = new HostBatches(hostNetns);
+  }
+
+  /** Runs node-wide work after the node's previous work has settled. */
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    return this.turns.run(this.key, fn);
+  }
+
+  async ensure(net: NodeNetwork, opts: { force?: boolean } = {}): Promise<void> {
+    const want = nodeFingerprint(net);
+    if (!opts.force && this.applied === want) return;
+    // The read-only probes (which backend kube-proxy uses; whether the other backend still holds chains of
+    // ours) run before this turn in the node's queue, not in it: pod rule changes queued behind a periodic
+    // resync then wait for less (about 8 fewer processes). A probe that fails is simply made again inside.
+    const probes = probeBackends(net);
+    await this.serialized(async () => {
+      if (!opts.force && this.applied === want) return;
+      this.applied = undefined;
+      await this.apply(net, await probes);
+      this.applied = want;
+    });
+  }
+
+  /** Forgets that ensureNode succeeded (used when a pod operation finds the bridge gone). */
+  forget(): void {
+    this.applied = undefined;
+  }
+
+  private async apply(net: NodeNetwork, probes: BackendProbes): Promise<void> {
+    const ns = net.hostNetns;
+    if (ns !== undefined && !existsSync(netnsPath(ns))) throw new DatapathError(`node network namespace ${ns} does not exist`);
+    await ensureBridge(net);
+    const root = datapathOptions().procSysRoot;
+    await ensureBrNetfilter(ns, root);
+    await writeSysctls(ns, root, nodeSysctls(net));
+
+    const backend = probes.backend ?? await detectBackend(ns);
+    this.backend = backend;
+    // The anti-spoofing chain is rebuilt with a rule for every pod attached now: pod rules are added and
+    // removed under the same per-node serialization, so none is lost to a concurrent rebuild.
+    await this.rules.rebuild(net, backend, await attachedVeths(net));
+    await ensureJumps(net, backend);
+    // If kube-proxy moved between backends since we last ran, our rules in the other one must go.
+    if (probes.otherHasChains !== false || probes.backend !== backend) await removeChains(net, backend === 'nft' ? 'legacy' : 'nft');
+    // Every live pod's permanent neighbour entry (anti-ARP-spoofing), re-pinned if anything flushed it: a
+    // carrier loss of the bridge, another program, or a MAC change of the bridge above.
+    await this.pins.sync(net, { listPods: () => this.livePods(net) });
+  }
+
+  /**
+   * Removes everything ensureNode made, and any pod veths of this bridge still left: our jump rules and
+   * chains, the bridge (its /32 pod routes go with it).
+   */
+  teardown(net: NodeNetwork): Promise<void> {
+    return this.serialized(async () => {
+      this.applied = undefined;
+      this.rules.forget();
+      this.pins.forget();
+      for (const b of ['nft', 'legacy'] as const) await removeChains(net, b);
+      this.backend = undefined;
+      const ours = (await attachedVeths(net)).map((l) => linkDelStep(l.hostVeth));
+      const [br] = await ipJSON<LinkInfo>(net.hostNetns, ['link', 'show', 'dev', net.bridgeName]);
+      const steps = [...ours, ...(br ? [linkDelStep(net.bridgeName)] : [])];
+      const errors = steps.length ? await ipRemove(net.hostNetns, steps) : [];
+      if (errors.length) throw new DatapathError(`teardownNode ${net.bridgeName}: ${errors.join('; ')}`);
+    });
+  }
+
+  /** The backend ensureNode programmed, or (if it has not run in this process) the one detected now. */
+  backendFor(net: NodeNetwork): Promise<Backend> {
+    return this.backend !== undefined ? Promise.resolve(this.backend) : detectBackend(net.hostNetns);
+  }
+
+  /** Marks a pod as being attached or detached for the duration of `fn` (see pod-changes.ts). */
+  whileChanging<T>(hostVeth: string, change: Change, fn: () => Promise<T>): Promise<T> {
+    return this.changes.during(hostVeth, change, fn);
+  }
+
+  /** Records the `neigh` lines of a successful batch (pod.ts's ADD batch pins the pod's entry). */
+  notePins(lines: readonly string[]): void {
+    this.pins.note(lines);
+  }
+
+  /** The pods of this bridge that are not being detached, with the MAC their neighbour entry must carry. */
+  async livePods(net: NodeNetwork): Promise<LivePod[]> {
+    return (await attachedVeths(net))
+      .filter((p) => !this.changes.detaching(p.hostVeth))
+      .map((p) => ({ ...p, mac: podMACs(p.containerId, p.ifName).container }));
+  }
+
+  /** Adds a pod's anti-spoofing rule (plan.ts antispoofRule) unless it is there already. */
+  addAntispoofRule(net: NodeNetwork, pod: RulePod): Promise<void> {
+    return this.queueChange(net, true, pod);
+  }
+
+  /**
+   * Removes a pod's anti-spoofing rule and its neighbour entry (if it still carries the pod's MAC); a rule,
+   * chain or entry that is already gone is fine.
+   */
+  removePodProtection(net: NodeNetwork, pod: RulePod): Promise<void> {
+    return this.queueChange(net, false, pod);
+  }
+
+  /** Whether the pod's anti-spoofing rule is in place (CHECK). */
+  async hasAntispoofRule(net: NodeNetwork, pod: RulePod): Promise<boolean> {
+    return hasAntispoofRule(net, await this.backendFor(net), pod);
+  }
+
+  /** GC: removes anti-spoofing rules whose veth no longer exists; returns the veth names. */
+  pruneOrphanAntispoofRules(net: NodeNetwork): Promise<string[]> {
+    return this.serialized(async () => this.rules.pruneOrphans(net, await this.backendFor(net)));
+  }
+
+  /**
+   * GC of the bridge's neighbour entries: permanent entries no live pod claims are deleted and live pods'
+   * missing ones pinned again.
+   */
+  pruneStaleNeighbours(net: NodeNetwork): Promise<void> {
+    return this.serialized(() => this.pins.sync(net, { listPods: () => this.livePods(net), gcStale: true }));
+  }
+
+  /**
+   * Pod rule changes are batched: every add/remove queued while the previous node-wide operation runs is
+   * applied in one turn (antispoof.ts: one `iptables-restore --noflush` with only what changes), so they
+   * never race with ensureNode's chain rebuild, a retried ADD never duplicates a rule, and 250 pods starting
+   * together cost a few iptables transactions, not 250.
+   */
+  private queueChange(net: NodeNetwork, add: boolean, pod: RulePod): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const change: QueuedChange = { add, pod, done: (e) => (e === undefined ? resolve() : reject(e)) };
+      if (this.pending) { this.pending.push(change); return; }
+      this.pending = [change];
+      void this.serialized(async () => {
+        const batch = this.pending ?? [];
+        this.pending = undefined;
+        await this.applyChanges(net, batch);
+      });
+    });
+  }
+
+  /** Applies queued pod changes and settles each (never throws). */
+  private async applyChanges(net: NodeNetwork, batch: QueuedChange[]): Promise<void> {
+    const unpin = batch.filter((o) => !o.add).map((o) => ({ ip: o.pod.ip, mac: podMACs(o.pod.containerId, o.pod.ifName).container }));
+    // The neighbour entries and the rules are independent: both under this one serialized turn.
+    const [rules, neighs] = await Promise.allSettled([
+      this.backendFor(net).then((backend) => this.rules.apply(net, backend, batch)),
+      unpin.length ? this.pins.unpin(net, unpin) : Promise.resolve(),
+    ]);
+    // The rules are one transaction for every change; a neighbour failure concerns only the removals.
+    for (const o of batch) {
+      if (rules.status === 'rejected') o.done(rules.reason);
+      else if (!o.add && neighs.status === 'rejected') o.done(neighs.reason);
+      else o.done();
+    }
+  }
+}
+
+async function probeBackends(net: NodeNetwork): Promise<BackendProbes> {
+  try {
+    const backend = await detectBackend(net.hostNetns);
+    const otherHasChains = await hasChains(net, backend === 'nft' ? 'legacy' : 'nft');
+    return { backend, otherHasChains };
+  } catch {
+    return {};
+  }
+}
+
+/** The NIC must be the one holding the pod IPs; the bridge is made, or fixed where it differs. */
+async function ensureBridge(net: NodeNetwork): Promise<void> {
+  const ns = net.hostNetns;
+  const [nic] = await ipJSON<LinkInfo>(ns, ['link', 'show', 'dev', net.hostInterface]);
+  if (!nic) throw new DatapathError(`host interface ${net.hostInterface} does not exist${ns ? ` in netns ${ns}` : ''}`);
+  if (nic.address.toLowerCase() !== net.nicMAC) {
+    // Azure delivers pod traffic only to the NIC's MAC: a different interface here means the node is
+    // configured with the wrong hostInterface (or NIC), and no pod would ever receive a packet.
+    throw new DatapathError(`host interface ${net.hostInterface} has MAC ${nic.address}, but the NIC that holds the pod IPs has ${net.nicMAC}: wrong hostInterface?`);
+  }
+  const [br] = await ipJSON<LinkInfo>(ns, ['-d', 'link', 'show', 'dev', net.bridgeName]);
+  if (br && br.linkinfo?.info_kind !== 'bridge') {
+    throw new DatapathError(`${net.bridgeName} exists and is not a bridge (it is ${br.linkinfo?.info_kind ?? 'a plain device'}): refusing to touch it`);
+  }
+  const bridgeLines = br ? bridgeFixLines(net, br) : bridgeCreateLines(net);
+  if (bridgeLines.length) await ipBatch(ns, bridgeLines);
+}
+
+const nodes = new Map<string, NodeDatapath>();
+
+/** The NodeDatapath of a node (node namespace + bridge), made on first use and kept for the process. */
+export function nodeDatapath(net: NodeNetwork): NodeDatapath {
+  const key = `${net.hostNetns ?? ''}\0${net.bridgeName}`;
+  let node = nodes.get(key);
+  if (!node) nodes.set(key, (node = new NodeDatapath(key, net.hostNetns)));
+  return node;
+}
+
+/** Sets the node up (bridge, sysctls, chains, pods' rules and entries); free once done for this NodeNetwork. */
+export async function ensureNode(input: NodeNetwork, opts: { force?: boolean } = {}): Promise<void> {
+  const net = parseNodeNetwork(input);
+  await nodeDatapath(net).ensure(net, opts);
+}
+
+/**
+ * Removes everything ensureNode made (see NodeDatapath.teardown). ip_forward and bridge-nf-call-iptables
+ * are left as they are: other software on the node may rely on them.
+ */
+export async function teardownNode(input: NodeNetwork): Promise<void> {
+  const net = parseNodeNetwork(input);
+  await nodeDatapath(net).teardown(net);
+}
