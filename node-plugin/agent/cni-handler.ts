@@ -38,7 +38,6 @@ export interface CniHandlerDeps {
 
 export class CniHandler {
   private readonly perPod = new KeyedSerial();
-  private ensured: { key: string; done: Promise<void> } | undefined;
   readonly counts = new Map<string, number>();
 
   constructor(private readonly deps: CniHandlerDeps) {}
@@ -90,19 +89,12 @@ export class CniHandler {
   }
 
   /**
-   * ensureNode once per distinct node network; retried on the next call after a failure. `force`
-   * re-applies it even if done (the periodic resync: chains flushed by other software come back).
+   * Sets the node network up. The datapath remembers what it applied (and shares a run in flight), so an
+   * ADD pays nothing once the node is up; `force` re-applies it (the periodic resync: chains flushed by
+   * other software come back).
    */
   ensureNode(net: NodeNetwork, opts: { force?: boolean } = {}): Promise<void> {
-    const key = JSON.stringify(net);
-    if (this.ensured?.key !== key || opts.force) {
-      const done = this.deps.datapath.ensureNode(net, opts.force ? { force: true } : {});
-      this.ensured = { key, done };
-      done.catch(() => {
-        if (this.ensured?.done === done) this.ensured = undefined;
-      });
-    }
-    return this.ensured!.done;
+    return this.deps.datapath.ensureNode(net, opts.force ? { force: true } : {});
   }
 
   private async add(req: AddRequest): Promise<CniResponse> {

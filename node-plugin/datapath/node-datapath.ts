@@ -42,6 +42,8 @@ const nodeFingerprint = (net: NodeNetwork): string =>
 
 export class NodeDatapath {
   private readonly turns = new KeyedSerial();
+  /** An ensureNode run not yet settled, and the fingerprint it applies: callers for the same one share it. */
+  private inFlight: { want: string; done: Promise<void> } | undefined;
   /** The fingerprint of the NodeNetwork ensureNode last applied successfully (cleared while it runs). */
   private applied: string | undefined;
   /** The iptables backend ensureNode programmed (diagnostics and pod rules use it without detecting). */
@@ -69,6 +71,19 @@ export class NodeDatapath {
   async ensure(net: NodeNetwork, opts: { force?: boolean } = {}): Promise<void> {
     const want = nodeFingerprint(net);
     if (!opts.force && this.applied === want) return;
+    // The first ADDs of a burst all find the node not yet applied: they share the run in flight rather
+    // than each starting its own probes (a process each) and queueing a turn that would find it done.
+    if (!opts.force && this.inFlight?.want === want) return this.inFlight.done;
+    const done = this.applyInTurn(net, want, opts);
+    this.inFlight = { want, done };
+    try {
+      await done;
+    } finally {
+      if (this.inFlight?.done === done) this.inFlight = undefined;
+    }
+  }
+
+  private async applyInTurn(net: NodeNetwork, want: string, opts: { force?: boolean }): Promise<void> {
     // The read-only probes (which backend kube-proxy uses; whether the other backend still holds chains of
     // ours) run before this turn in the node's queue, not in it: pod rule changes queued behind a periodic
     // resync then wait for less (about 8 fewer processes). A probe that fails is simply made again inside.
