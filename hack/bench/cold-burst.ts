@@ -7,6 +7,7 @@
  * NIC MAC is the emulated NIC's. The container runtime is its own small process too (burst-runtime.mjs):
  * it execs the forwarder for every pod at once and retries a pod answered "try again" (code 11) after
  * `--retry-ms`, as a kubelet does (the kubelet's own pause after a failed sandbox is about 10 s).
+ * `--add-wait-ms` is the agent's: how long it holds an ADD that found no free IP (0: answers at once).
  *
  * Printed against the bounds: NIC writes used vs ceil(needed / batch) (one write per round), and the time
  * until every pod has its IP vs rounds x one NIC write's latency (measured in this run, the controller's
@@ -15,7 +16,7 @@
  * already on the NIC (after the burst: all DELeted, then ADDed again with the pool minimum raised to N
  * so no IP leaves). `--trace` prints the timeline (the record's demand and IPs, pods wired). Root.
  *
- *   node --loader ts-node/esm --no-warnings hack/bench/cold-burst.ts [--pods 250] [--min 16] [--batch 16] [--retry-ms 200] [--trace]
+ *   node --loader ts-node/esm --no-warnings hack/bench/cold-burst.ts [--pods 250] [--min 16] [--batch 16] [--retry-ms 200] [--add-wait-ms 0] [--trace]
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -33,7 +34,7 @@ import { agentNodeFlags, distPath, ensureBuilt } from '../dist.js';
 
 const raw = parseArgs({ options: {
   pods: { type: 'string', default: '250' }, min: { type: 'string', default: '16' }, batch: { type: 'string', default: '16' },
-  'sync-ms': { type: 'string', default: '1000' }, 'retry-ms': { type: 'string', default: '200' }, trace: { type: 'boolean', default: false },
+  'sync-ms': { type: 'string', default: '1000' }, 'retry-ms': { type: 'string', default: '200' }, 'add-wait-ms': { type: 'string', default: '0' }, trace: { type: 'boolean', default: false },
 } }).values;
 const opts = z.object({
   pods: z.coerce.number().int().min(1).max(250),
@@ -41,8 +42,9 @@ const opts = z.object({
   batch: z.coerce.number().int().min(1).max(250),
   syncMs: z.coerce.number().int().min(10),
   retryMs: z.coerce.number().int().min(0),
+  addWaitMs: z.coerce.number().int().min(0),
   trace: z.boolean(),
-}).parse({ pods: raw.pods, min: raw.min, batch: raw.batch, syncMs: raw['sync-ms'], retryMs: raw['retry-ms'], trace: raw.trace });
+}).parse({ pods: raw.pods, min: raw.min, batch: raw.batch, syncMs: raw['sync-ms'], retryMs: raw['retry-ms'], addWaitMs: raw['add-wait-ms'], trace: raw.trace });
 
 const RUNTIME = fileURLToPath(new URL('./burst-runtime.mjs', import.meta.url));
 
@@ -116,7 +118,7 @@ try {
   const startAgent = async () => {
     agent = spawn(process.execPath, [...agentNodeFlags(), distPath('agent'),
       `--node-name=${node.nodeName}`, `--socket=${socket}`, '--cnm-socket=', `--state-dir=${path.join(dir, 'state')}`, `--kubeconfig=${w.kube.kubeconfigPath}`,
-      '--host-interface=eth0', `--host-netns=${vm.netnsPath}`, '--cooldown-ms=0', `--sync-interval-ms=${opts.syncMs}`,
+      '--host-interface=eth0', `--host-netns=${vm.netnsPath}`, '--cooldown-ms=0', `--sync-interval-ms=${opts.syncMs}`, `--add-wait-ms=${opts.addWaitMs}`,
       '--metrics-address=127.0.0.1:0', `--log-level=${process.env.BURST_AGENT_LOG ?? 'warn'}`], { stdio: ['ignore', 'inherit', 'inherit'] });
     await waitFor('the agent to answer', async () => (await status()) !== 11, 60_000, 100);
   };
@@ -179,7 +181,7 @@ try {
     const t0 = burst.start;
     for (const e of trace.sort((a, b) => a.at - b.at)) console.log(`${((e.at - t0) / 1000).toFixed(2).padStart(7)} s  ${e.what}`);
   }
-  console.log(`\nCold burst: ${opts.pods} pods at once on a node holding ${held} IPs (pool min ${opts.min}, batch ${opts.batch}); Azure emulator async, LRO ${azureDefaults.asyncDurationMs} ms; agent sync interval ${opts.syncMs} ms; runtime retries "try again" after ${opts.retryMs} ms`);
+  console.log(`\nCold burst: ${opts.pods} pods at once on a node holding ${held} IPs (pool min ${opts.min}, batch ${opts.batch}); Azure emulator async, LRO ${azureDefaults.asyncDurationMs} ms; agent sync interval ${opts.syncMs} ms, holds an ADD up to ${opts.addWaitMs} ms for an IP; runtime retries "try again" after ${opts.retryMs} ms`);
   console.log(`${'metric'.padEnd(40)}${'measured'.padStart(12)}${'bound'.padStart(12)}${'ratio'.padStart(8)}`);
   console.log(`${'NIC writes'.padEnd(40)}${String(writes).padStart(12)}${String(rounds).padStart(12)}${(rounds ? writes / rounds : NaN).toFixed(2).padStart(8)}`);
   console.log(`${'time until every pod has its IP (s)'.padEnd(40)}${allSeconds.toFixed(2).padStart(12)}${timeBound.toFixed(2).padStart(12)}${(allSeconds / timeBound).toFixed(2).padStart(8)}`);
