@@ -14,7 +14,9 @@
  * nic.put calls) + the agent's sync interval (how long its demand may wait before it is written); and,
  * measured in the same run, the reference: the same N pods wired at once on the same node with every IP
  * already on the NIC (after the burst: all DELeted, then ADDed again with the pool minimum raised to N
- * so no IP leaves). `--trace` prints the timeline (the record's demand and IPs, pods wired). Root.
+ * so no IP leaves). A perfect system would take the reference plus one NIC write (every missing IP in
+ * one write as soon as the first pod asks: the urgent demand write does not wait for the sync interval);
+ * that is the tighter bound printed. `--trace` prints the timeline (the record's demand and IPs, pods wired). Root.
  *
  *   node --loader ts-node/esm --no-warnings hack/bench/cold-burst.ts [--pods 250] [--min 16] [--batch 16] [--retry-ms 200] [--add-wait-ms 0] [--trace]
  */
@@ -185,7 +187,11 @@ try {
   console.log(`${'metric'.padEnd(40)}${'measured'.padStart(12)}${'bound'.padStart(12)}${'ratio'.padStart(8)}`);
   console.log(`${'NIC writes'.padEnd(40)}${String(writes).padStart(12)}${String(rounds).padStart(12)}${(rounds ? writes / rounds : NaN).toFixed(2).padStart(8)}`);
   console.log(`${'time until every pod has its IP (s)'.padEnd(40)}${allSeconds.toFixed(2).padStart(12)}${timeBound.toFixed(2).padStart(12)}${(allSeconds / timeBound).toFixed(2).padStart(8)}`);
-  console.log(`${'  vs the same pods, IPs already there (s)'.padEnd(40)}${allSeconds.toFixed(2).padStart(12)}${warmSeconds.toFixed(2).padStart(12)}${(allSeconds / warmSeconds).toFixed(2).padStart(8)}`);
+  // What a perfect system could do: wire the pods as fast as when every IP is there, plus one NIC write
+  // (every missing IP in one write, as soon as the first pod asked), the sync interval being waived for a
+  // write that raises demand.
+  const perfect = warmSeconds + writeLatency;
+  console.log(`${'  vs reference + one NIC write (s)'.padEnd(40)}${allSeconds.toFixed(2).padStart(12)}${perfect.toFixed(2).padStart(12)}${(allSeconds / perfect).toFixed(2).padStart(8)}`);
   console.log(`one NIC write (controller's nic.put, mean of ${putsAfter.count - putsBefore.count}): ${(writeLatency * 1000).toFixed(0)} ms; rounds = ceil(${needed} / ${opts.batch}) = ${rounds}`);
   console.log(`pods with an IP: first ${(sorted[0]! / 1000).toFixed(2)} s, half ${(sorted[Math.floor(sorted.length / 2)]! / 1000).toFixed(2)} s, all ${allSeconds.toFixed(2)} s; "try again" answers: ${burst.tryAgains} ${JSON.stringify(burst.reasons)}`);
   console.log(`reference: ${opts.pods} pods wired at once on the same node with ${ipsAfter} IPs on its NIC: ${warmSeconds.toFixed(2)} s ("try again" answers: ${warm.tryAgains} ${JSON.stringify(warm.reasons)})`);
