@@ -21,7 +21,7 @@
  *   node --loader ts-node/esm --no-warnings hack/bench/cold-burst.ts [--pods 250] [--min 16] [--batch 16] [--retry-ms 200] [--add-wait-ms 0] [--trace]
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -128,6 +128,7 @@ try {
   await startAgent();
   await waitFor('the agent to serve (STATUS 0)', async () => (await status()) === 0, 60_000, 100).catch((e: Error) => { throw new Error(`${e.message}: ${lastStatus}`); });
   const held = (await w.record(node.nodeName))?.status?.ips?.length ?? 0;
+  const rssIdle = await rssMiB(agent!.pid!);
   const netns = await Promise.all(Array.from({ length: opts.pods }, (_, i) => fabric.addNetns(`cb${i}-`).then((ns) => `/run/netns/${ns}`)));
   const burstPods = netns.map((ns, i) => ({ id: `burst-${i}`, netns: ns }));
   const writesBefore = w.azure.calls().byKind['nic.put'] ?? 0;
@@ -153,6 +154,7 @@ try {
   trace.push(...wired.map((x) => ({ at: burst.start + x.at, what: `${x.n} pods wired` })));
   tracing = false;
   await watcher;
+  const rssBusy = await rssMiB(agent!.pid!);
   const allSeconds = Math.max(...burst.doneAt) / 1000;
   const writes = (w.azure.calls().byKind['nic.put'] ?? 0) - writesBefore;
   const putsAfter = await nicPutSeconds();
@@ -194,6 +196,7 @@ try {
   console.log(`${'  vs reference + one NIC write (s)'.padEnd(40)}${allSeconds.toFixed(2).padStart(12)}${perfect.toFixed(2).padStart(12)}${(allSeconds / perfect).toFixed(2).padStart(8)}`);
   console.log(`one NIC write (controller's nic.put, mean of ${putsAfter.count - putsBefore.count}): ${(writeLatency * 1000).toFixed(0)} ms; rounds = ceil(${needed} / ${opts.batch}) = ${rounds}`);
   console.log(`pods with an IP: first ${(sorted[0]! / 1000).toFixed(2)} s, half ${(sorted[Math.floor(sorted.length / 2)]! / 1000).toFixed(2)} s, all ${allSeconds.toFixed(2)} s; "try again" answers: ${burst.tryAgains} ${JSON.stringify(burst.reasons)}`);
+  console.log(`agent RSS (API server mode, as deployed): ${rssIdle.toFixed(1)} MiB idle, ${rssBusy.toFixed(1)} MiB with ${opts.pods} pods`);
   console.log(`reference: ${opts.pods} pods wired at once on the same node with ${ipsAfter} IPs on its NIC: ${warmSeconds.toFixed(2)} s ("try again" answers: ${warm.tryAgains} ${JSON.stringify(warm.reasons)})`);
 } finally {
   await stopAgent();
@@ -202,6 +205,10 @@ try {
   await rm(dir, { recursive: true, force: true });
 }
 process.exit(0);
+
+async function rssMiB(pid: number): Promise<number> {
+  return Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+}
 
 async function stopAgent(): Promise<void> {
   const a = agent;
