@@ -1,10 +1,10 @@
 import test from 'ava';
 import { pino } from 'pino';
-import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
 import { AgentAddressService } from './address-service.js';
 import { CniHandler, type Datapath } from './cni-handler.js';
 import { FreeIPWaiters } from './free-ip-waiters.js';
 import { MemoryStore } from './ipam/store.js';
+import { recordWithIPs as record } from './ipam/record.fixture.js';
 
 test('FreeIPWaiters: wake(n) wakes the n longest-waiting, in arrival order; the others time out', async (t) => {
   const w = new FreeIPWaiters();
@@ -32,19 +32,6 @@ test('FreeIPWaiters: close() wakes everyone and later waits return at once', asy
   t.true(Date.now() - started < 1_000);
 });
 
-function record(n: number): NodeIPAllocation {
-  return {
-    apiVersion: 'podvnet.io/v1alpha1',
-    kind: 'NodeIPAllocation',
-    metadata: { name: 'node-1' },
-    spec: { poolName: 'p', releasedIPs: [] },
-    status: {
-      nic: { id: 'nic', macAddress: '00:0d:3a:00:00:01', primaryIP: '10.1.0.4', vmID: 'vm' },
-      subnet: { id: 'sub', addressPrefix: '10.1.0.0/16', gatewayIP: '10.1.0.1' },
-      ips: Array.from({ length: n }, (_, i) => ({ ip: `10.1.0.${10 + i}`, ipConfigName: `ipc${i}` })),
-    },
-  };
-}
 
 /** A CNI handler over a real address service (memory store) and a datapath that attaches nothing. */
 async function handlerWith(ips: number, addWaitMs: number | undefined) {

@@ -5,25 +5,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { AgentAddressService, NoFreeAddressError, PoolNotReadyError } from '../address-service.js';
-import type { NodeIPAllocation } from '../../../crds/api/nodeipallocation.js';
 import { availableIPs, chooseReleases, pickAddress } from './policy.js';
 import { FileStore, MemoryStore, StoreLockedError, emptyState } from './store.js';
+import { recordWithIPs as record } from './record.fixture.js';
 
 const policy = { batchSize: 4, requestThresholdPercent: 50, releaseThresholdPercent: 150 };
 
-function record(n: number, base = 10): NodeIPAllocation {
-  return {
-    apiVersion: 'podvnet.io/v1alpha1',
-    kind: 'NodeIPAllocation',
-    metadata: { name: 'node-1' },
-    spec: { poolName: 'p', releasedIPs: [] },
-    status: {
-      nic: { id: 'nic', macAddress: '00:0d:3a:00:00:01', primaryIP: '10.1.0.4', vmID: 'vm' },
-      subnet: { id: 'sub', addressPrefix: '10.1.0.0/16', gatewayIP: '10.1.0.1' },
-      ips: Array.from({ length: n }, (_, i) => ({ ip: `10.1.0.${base + i}`, ipConfigName: `ipc${i}` })),
-    },
-  };
-}
 
 const node = { nodeName: 'node-1', bridgeName: 'podvnet0', hostInterface: 'eth0', mtu: 1500 };
 

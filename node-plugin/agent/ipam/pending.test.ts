@@ -1,8 +1,8 @@
 import test from 'ava';
 import { AgentAddressService, NoFreeAddressError } from '../address-service.js';
-import type { NodeIPAllocation } from '../../../crds/api/nodeipallocation.js';
 import { PendingDemand } from './pending.js';
 import { MemoryStore } from './store.js';
+import { recordWithIPs as record } from './record.fixture.js';
 
 /**
  * Pending demand must fall back on its own: once churn stops nothing calls the agent again, and a stale
@@ -18,19 +18,6 @@ const until = async (cond: () => boolean, ms = 10_000): Promise<boolean> => {
   return true;
 };
 
-function record(n: number): NodeIPAllocation {
-  return {
-    apiVersion: 'podvnet.io/v1alpha1',
-    kind: 'NodeIPAllocation',
-    metadata: { name: 'node-1' },
-    spec: { poolName: 'p', releasedIPs: [] },
-    status: {
-      nic: { id: 'nic', macAddress: '00:0d:3a:00:00:01', primaryIP: '10.1.0.4', vmID: 'vm' },
-      subnet: { id: 'sub', addressPrefix: '10.1.0.0/16', gatewayIP: '10.1.0.1' },
-      ips: Array.from({ length: n }, (_, i) => ({ ip: `10.1.0.${10 + i}`, ipConfigName: `ipc${i}` })),
-    },
-  };
-}
 const node = { nodeName: 'node-1', bridgeName: 'podvnet0', hostInterface: 'eth0', mtu: 1500 };
 
 test('an entry expires on its own: the owner hears of it at the earliest expiry, with no other call', async (t) => {
