@@ -8,6 +8,7 @@
  * it execs the forwarder for every pod at once and retries a pod answered "try again" (code 11) after
  * `--retry-ms`, as a kubelet does (the kubelet's own pause after a failed sandbox is about 10 s).
  * `--add-wait-ms` is the agent's: how long it holds an ADD that found no free IP (0: answers at once).
+ * The defaults, 10 s and 30 s, are the kubelet's pause and the agent holding ADDs.
  *
  * Printed against the bounds: NIC writes used vs ceil(needed / batch) (one write per round), and the time
  * until every pod has its IP vs rounds x one NIC write's latency (measured in this run, the controller's
@@ -18,7 +19,7 @@
  * one write as soon as the first pod asks: the urgent demand write does not wait for the sync interval);
  * that is the tighter bound printed. `--trace` prints the timeline (the record's demand and IPs, pods wired). Root.
  *
- *   node --loader ts-node/esm --no-warnings hack/bench/cold-burst.ts [--pods 250] [--min 16] [--batch 16] [--retry-ms 200] [--add-wait-ms 0] [--trace]
+ *   node --loader ts-node/esm --no-warnings hack/bench/cold-burst.ts [--pods 250] [--min 16] [--batch 16] [--retry-ms 10000] [--add-wait-ms 30000] [--trace]
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -36,7 +37,7 @@ import { agentNodeFlags, distPath, ensureBuilt } from '../dist.js';
 
 const raw = parseArgs({ options: {
   pods: { type: 'string', default: '250' }, min: { type: 'string', default: '16' }, batch: { type: 'string', default: '16' },
-  'sync-ms': { type: 'string', default: '1000' }, 'retry-ms': { type: 'string', default: '200' }, 'add-wait-ms': { type: 'string', default: '0' }, trace: { type: 'boolean', default: false },
+  'sync-ms': { type: 'string', default: '1000' }, 'retry-ms': { type: 'string', default: '10000' }, 'add-wait-ms': { type: 'string', default: '30000' }, trace: { type: 'boolean', default: false },
 } }).values;
 const opts = z.object({
   pods: z.coerce.number().int().min(1).max(250),
