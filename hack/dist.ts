@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, utimesSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -26,6 +26,13 @@ export const DIST_COMMANDS = {
 } as const;
 
 export const distPath = (command: keyof typeof DIST_COMMANDS): string => path.join(DIST, DIST_COMMANDS[command]);
+
+/** The node flags (V8's) of the agent's command in deploy/base/node/daemonset.yaml, read from there: benchmarks run it as production does. */
+export function agentNodeFlags(): string[] {
+  const m = /command: \[("node"[^\]]*agent\/main\.js")\]/.exec(readFileSync(path.join(REPO_ROOT, 'deploy/base/node/daemonset.yaml'), 'utf8'));
+  const argv = m ? (JSON.parse(`[${m[1]}]`) as string[]) : [];
+  return argv.filter((a) => a.startsWith('--'));
+}
 
 function newestSourceMtime(dir: string): number {
   let newest = 0;

@@ -9,20 +9,14 @@
  * its own process from the compiled JavaScript of dist/ (npm run build, as in production), not under ts-node. Needs root.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import * as datapath from '../../node-plugin/datapath/index.js';
-import { distPath, ensureBuilt } from '../dist.js';
-import { FORWARDER, REPO_ROOT, invokePlugin, startTestNode, type CniCall, type TestNode } from '../../node-plugin/agent/testing/test-node.js';
+import { agentNodeFlags, distPath, ensureBuilt } from '../dist.js';
+import { FORWARDER, invokePlugin, startTestNode, type CniCall, type TestNode } from '../../node-plugin/agent/testing/test-node.js';
 
-/** The node flags of the agent's command in deploy/base/node/daemonset.yaml, read from there. */
-const AGENT_NODE_FLAGS: string[] = (() => {
-  const m = /command: \[("node"[^\]]*agent\/main\.js")\]/.exec(readFileSync(path.join(REPO_ROOT, 'deploy/base/node/daemonset.yaml'), 'utf8'));
-  const argv = m ? (JSON.parse(`[${m[1]}]`) as string[]) : [];
-  return argv.filter((a) => a.startsWith('--'));
-})();
+const AGENT_NODE_FLAGS = agentNodeFlags();
 
 const Args = z.object({
   pods: z.coerce.number().int().min(1).max(250).default(250),

@@ -53,6 +53,8 @@ export function agentLaunch(ctx: LaunchContext, m: ScenarioNode, netnsPath: stri
     serviceAccount: { namespace: PODVNET_NAMESPACE, name: 'podvnet-node', token: ctx.kube.serviceAccountToken(PODVNET_NAMESPACE, 'podvnet-node', { nodeName: m.nodeName }) },
     args: ['--node-name', m.nodeName, '--host-netns', netnsPath,
       '--socket', p.socket, '--cnm-socket=', '--state-dir', p.stateDir, '--del-queue-dir', p.delQueueDir, '--metrics-address', '127.0.0.1:0',
-      '--cooldown-ms', '1000', '--sync-interval-ms', '200'],
+      '--cooldown-ms', '1000', '--sync-interval-ms', '200',
+      // as the DaemonSet runs it: an ADD with no free IP waits in the agent for the IPs its demand asked for
+      '--add-wait-ms', '30000'],
   };
 }

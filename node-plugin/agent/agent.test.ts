@@ -1,7 +1,7 @@
 import test from 'ava';
 import http from 'node:http';
 import { existsSync } from 'node:fs';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pino } from 'pino';
 import * as datapath from '../datapath/index.js';
@@ -10,7 +10,7 @@ import { callCniSocket, decodeRequest, encodeRequest } from './cni-socket.js';
 import { parseAgentConfig } from './config.js';
 import { planReconcile } from './reconcile.js';
 import { FileStore } from './ipam/store.js';
-import { startTestNode } from './testing/test-node.js';
+import { ipRange, makeRecord, startTestNode, DEFAULT_POOL } from './testing/test-node.js';
 
 const alloc = (containerId: string, ip: string, extra: Record<string, unknown> = {}) => ({
   containerId, ifName: 'eth0', runtime: 'cni' as const, ip, assignedAt: 1, ...extra,
@@ -153,4 +153,33 @@ test('STATUS says 51 when the node network cannot be set up, and ADD fails with 
   t.is(ready.status, 503);
   t.regex(await ready.text(), /^not ready: the node network is broken: bridge podvnet0 is missing.*; setting it up failed: host interface nosuch0 does not exist/);
   t.regex(await (await fetch(`http://${host}:${port}/metrics`)).text(), /^podvnet_agent_ready 0$/m, 'the metric says what /readyz says');
+});
+
+test('--add-wait-ms through the whole agent: an ADD with no free IP is held until the NIC gets more, and shutdown answers a held ADD "try again" at once', async (t) => {
+  t.timeout(90_000);
+  const node = await startTestNode({ podIPCount: 1, startAgent: false });
+  t.teardown(() => node.close());
+  await node.startAgent({ addWaitMs: 60_000 });
+  const first = await node.cni('ADD', { containerId: 'a', netns: await node.pod('a') });
+  t.is(first.code, 0, first.stderr);
+
+  // The only IP is taken: b waits inside the agent, not in the runtime's retry loop.
+  let bDone = false;
+  const b = node.cni('ADD', { containerId: 'b', netns: await node.pod('b') }).finally(() => (bDone = true));
+  await new Promise((r) => setTimeout(r, 1000));
+  t.false(bDone, 'held, not answered "try again"');
+  const more = ipRange('10.40.4.10', 2);
+  await node.fabric.setNicIPs('vm1', more);
+  await writeFile(node.recordPath, JSON.stringify({ record: makeRecord(node.vm, '10.40.4.0/22', more, ['10.40.0.0/16']), pool: DEFAULT_POOL }));
+  const held = await b;
+  t.is(held.code, 0, held.stderr);
+  t.is(JSON.parse(held.stdout).ips[0].address, `${more[1]}/22`, 'wired with the IP that arrived');
+
+  const c = node.cni('ADD', { containerId: 'c', netns: await node.pod('c') });
+  await new Promise((r) => setTimeout(r, 500));
+  const closing = Date.now();
+  await node.agent!.close();
+  const answered = await c;
+  t.is(JSON.parse(answered.stdout).code, 11, answered.stdout);
+  t.true(Date.now() - closing < 10_000, 'shutdown did not wait out the hold');
 });

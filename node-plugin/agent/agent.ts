@@ -84,7 +84,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   });
   addresses.restore(state);
   // Created before the metrics: they read the node network's problems through it.
-  const handler = new CniHandler({ addresses, datapath, logger });
+  const handler = new CniHandler({ addresses, datapath, logger, addWaitMs: config.addWaitMs });
   const network = new NodeNetworkKeeper({ addresses, handler, datapath, logger });
   const metrics = createMetrics(addresses, () => network.problems());
   logger.info({ allocations: state.allocations.length, released: state.released.length, stateDir: config.stateDir }, 'state loaded');
@@ -121,7 +121,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   exportReadiness(metrics, readiness);
   const health = await startHealthServer(config.metricsAddress, metrics, { live: () => !shutdown.closing, ready: readiness });
   const addr = health.address() as AddressInfo;
-  const parts = { resync, cniSocket, cnmServer, delQueue, addresses, writer, source, store, network, health };
+  const parts = { resync, handler, cniSocket, cnmServer, delQueue, addresses, writer, source, store, network, health };
 
   return {
     config,

@@ -20,7 +20,8 @@ import {
 import { CniError, CniErrorCode, type Result } from '../cni/types.js';
 import { NoFreeAddressError, PoolNotReadyError } from '../errors.js';
 import { KeyedSerial } from '../keyed-serial.js';
-import { ownerKey, type AgentAddressService } from './address-service.js';
+import { ownerKey, type AddressOwner, type AgentAddressService, type AssignedAddress } from './address-service.js';
+import { FreeIPWaiters } from './free-ip-waiters.js';
 
 /**
  * Serves CNI requests forwarded by the per-pod executable: protocol parsing (node-plugin/cni), address
@@ -34,13 +35,49 @@ export interface CniHandlerDeps {
   addresses: AgentAddressService;
   datapath: Datapath;
   logger: Logger;
+  /**
+   * How long an ADD that finds no free IP is held, waiting for the IPs its demand asked for, before it is
+   * answered "try again" (code 11); 0 (default): answered at once. A runtime pauses before it retries a
+   * failed sandbox (the kubelet about 10 s), far longer than the controller usually needs for a batch.
+   */
+  addWaitMs?: number;
 }
 
 export class CniHandler {
   private readonly perPod = new KeyedSerial();
   readonly counts = new Map<string, number>();
+  private readonly waiters = new FreeIPWaiters();
 
-  constructor(private readonly deps: CniHandlerDeps) {}
+  constructor(private readonly deps: CniHandlerDeps) {
+    // New IPs (or freed ones): wake as many held ADDs as could now get one.
+    deps.addresses.onChange(() => {
+      if (this.waiters.size > 0) this.waiters.wake(deps.addresses.freeCount());
+    });
+  }
+
+  /** Held ADDs are answered at once ("try again"), and no later one is held (shutdown). */
+  stopHolding(): void {
+    this.waiters.close();
+  }
+
+  /**
+   * reserve(), holding the ADD for up to `addWaitMs` while no IP is free: it retries whenever IPs arrive
+   * (and at least every second, for an IP whose cooldown ended). Each failed attempt renews the pod's
+   * pending demand, so the demand stands while the ADD waits. Throws the last NoFreeAddressError after the wait.
+   */
+  private async reserveOrWait(owner: AddressOwner): Promise<{ address: AssignedAddress; durable: Promise<void> }> {
+    const deadline = Date.now() + (this.deps.addWaitMs ?? 0);
+    for (;;) {
+      try {
+        return this.deps.addresses.reserve(owner);
+      } catch (err) {
+        const left = deadline - Date.now();
+        if (!(err instanceof NoFreeAddressError) || left <= 0) throw err;
+        if (this.waiters.closed) throw err;
+        await this.waiters.wait(Math.min(left, 1000));
+      }
+    }
+  }
 
   /** One forwarded invocation: environment and stdin in, stdout and exit code out. Never throws. */
   async handle(env: Record<string, string | undefined>, stdin: string): Promise<CniResponse> {
@@ -104,7 +141,7 @@ export class CniHandler {
     const owner = { containerId: req.containerId, ifName: req.ifName, runtime: 'cni' as const, netnsPath: req.netns, ...(pod ? { pod } : {}) };
     // The allocation's commit (an fsync) runs alongside the kernel work; the ADD succeeds only once both
     // are done. A crash in between leaves a veth labelled with the IP, which start-up reconciliation adopts.
-    const { address: addr, durable } = addresses.reserve(owner);
+    const { address: addr, durable } = await this.reserveOrWait(owner);
     durable.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
     let attached;
     try {

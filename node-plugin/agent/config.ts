@@ -32,6 +32,7 @@ const fields = z
     cooldownMs: num(5000),
     syncIntervalMs: num(1000, 10),
     pendingWindowMs: num(30_000, 1),
+    addWaitMs: num(0).describe('hold an ADD that finds no free IP this long, waiting for the IPs its demand asked for, before answering "try again"; 0: answer at once'),
     resyncIntervalMs: num(60_000).describe('re-apply the node network (bridge, sysctls, iptables chains) this often; 0: never'),
     metricsAddress: z
       .string()

@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import type { Logger } from 'pino';
 import type { AgentAddressService } from './address-service.js';
+import type { CniHandler } from './cni-handler.js';
 import type { CniSocketServer } from './cni-socket.js';
 import type { DelQueue } from './del-queue.js';
 import type { Store } from './ipam/store.js';
@@ -12,6 +13,7 @@ export type CnmServer = http.Server & { shutdown?: () => Promise<void> };
 /** What the agent runs, in the order shutdown takes it down. */
 export interface AgentParts {
   resync: Pick<ResyncLoop, 'stop'>;
+  handler: Pick<CniHandler, 'stopHolding'>;
   cniSocket: Pick<CniSocketServer, 'close' | 'inFlight'>;
   cnmServer: CnmServer | undefined;
   delQueue: Pick<DelQueue, 'stop'>;
@@ -41,6 +43,8 @@ export class Shutdown {
     if (this.started) return;
     this.started = true;
     p.resync.stop();
+    // ADDs held for an IP answer "try again" now rather than keep the socket open for their whole wait.
+    p.handler.stopHolding();
     this.logger.info({ inFlight: p.cniSocket.inFlight() }, 'shutting down: finishing requests in flight');
     await Promise.all([p.cniSocket.close(), closeCnm(p.cnmServer)]);
     await p.delQueue.stop();
