@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { startWorld, waitFor, waitForQuiet, type World } from './harness.js';
+import { startWorld, waitFor, waitForQuiet, type World } from './testing/harness.js';
 
 const SPEC = (subnetID: string, over: Record<string, unknown> = {}) => ({
   nodeSelector: { matchLabels: { pool: 'a' } },

@@ -2,14 +2,14 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { parseAllDocuments } from 'yaml';
-import { AzureEmulator, EmulatorCredential, type EmulatorConfigPatch, type ScenarioInput, type ScenarioNode } from '../hack/azure-emulator/index.js';
-import { startKubeEmulator, type KubeEmulator } from '../hack/kube-emulator/index.js';
-import { AGENT_FIELD_MANAGER, API_GROUP_VERSION, CONTROLLER_FIELD_MANAGER, type NodeIPAllocation, type NodeIPPool } from '../crds/api/index.js';
-import { ArmAdapter, armClientFactory } from './azure.js';
-import { Controller, type ControllerOptions } from './controller.js';
-import { KubeClient, PATHS, isNotFound } from './kube.js';
-import { ArmLimiter, ARM_READ_BUDGET, ARM_WRITE_BUDGET, type BucketLimits } from './limiter.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { AzureEmulator, EmulatorCredential, type EmulatorConfigPatch, type ScenarioInput, type ScenarioNode } from '../../hack/azure-emulator/index.js';
+import { startKubeEmulator, type KubeEmulator } from '../../hack/kube-emulator/index.js';
+import { AGENT_FIELD_MANAGER, API_GROUP_VERSION, CONTROLLER_FIELD_MANAGER, type NodeIPAllocation, type NodeIPPool } from '../../crds/api/index.js';
+import { ArmAdapter, armClientFactory } from '../azure.js';
+import { Controller, type ControllerOptions } from '../controller.js';
+import { KubeClient, PATHS, isNotFound } from '../kube.js';
+import { ArmLimiter, ARM_READ_BUDGET, ARM_WRITE_BUDGET, type BucketLimits } from '../limiter.js';
+import { createMetrics, type Metrics } from '../metrics.js';
 
 /**
  * Both emulators, the CRDs, Nodes matching the Azure scenario's machines, and the real controller wired
@@ -56,7 +56,7 @@ export interface World {
   close(): Promise<void>;
 }
 
-const crdDir = fileURLToPath(new URL('../crds/', import.meta.url));
+const crdDir = fileURLToPath(new URL('../../crds/', import.meta.url));
 
 export async function applyCRDs(client: KubeClient): Promise<void> {
   for (const file of ['podvnet.io_nodeippools.yaml', 'podvnet.io_nodeipallocations.yaml']) {
@@ -80,7 +80,7 @@ const RBAC_PATHS: Record<string, string> = {
  */
 export async function applyControllerRBAC(client: KubeClient): Promise<void> {
   for (const file of ['cluster/controller-rbac.yaml', 'cluster/controller-events-rbac.yaml']) {
-    for (const doc of parseAllDocuments(readFileSync(fileURLToPath(new URL(`../deploy/base/${file}`, import.meta.url)), 'utf8'))) {
+    for (const doc of parseAllDocuments(readFileSync(fileURLToPath(new URL(`../../deploy/base/${file}`, import.meta.url)), 'utf8'))) {
       const obj = doc.toJS();
       const path = RBAC_PATHS[obj.kind];
       if (!path) throw new Error(`unexpected ${obj.kind} in deploy/base/${file}`);

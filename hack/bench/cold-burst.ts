@@ -18,7 +18,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { z } from 'zod';
-import { startWorld, waitFor } from '../../controllers/harness.js';
+import { startWorld, waitFor } from '../../controllers/testing/harness.js';
 import { defaultConfig } from '../azure-emulator/config.js';
 import { createFabric } from '../../node-plugin/datapath/fabric-sim.js';
 import { startAgent } from '../../node-plugin/agent/agent.js';
