@@ -93,19 +93,31 @@ export async function applyControllerRBAC(client: KubeClient): Promise<void> {
 export const CONTROLLER_SERVICE_ACCOUNT = { namespace: 'podvnet-system', name: 'podvnet-controller' } as const;
 
 /**
- * Polls `probe` until it returns something other than undefined or false, and returns that. The deadline
- * is generous on purpose (a loaded 2-core CI machine runs many emulators at once): a passing test never
- * waits for it, a failing one says what it waited for and the probe's last error.
+ * Polls `probe` until it says done, and returns what it said: `true`, or an object (a record, a pool...);
+ * `false`, `undefined` and `null` mean not yet. A number or a string is refused (is `0` done? `''`?): a
+ * probe like `a.length && b.length` would pass while both are empty. The types refuse it, and so does the
+ * run time for a probe typed loosely. The deadline is generous on purpose (a loaded 2-core CI machine runs
+ * many emulators at once): a passing test never waits for it, a failing one says what it waited for and
+ * the probe's last error.
  */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 25): Promise<T> {
+/** An object that is not a promise (a promise would always look done). */
+type NotAPromise = object & { then?: never };
+
+export function waitFor(what: string, probe: () => Promise<boolean | undefined> | boolean | undefined, timeoutMs?: number, everyMs?: number): Promise<true>;
+export function waitFor<T extends NotAPromise>(what: string, probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs?: number, everyMs?: number): Promise<T>;
+export async function waitFor(what: string, probe: () => unknown, timeoutMs = 30_000, everyMs = 25): Promise<unknown> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
+    let v: unknown;
     try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
+      v = await probe();
     } catch (e) {
       last = e;
+    }
+    if (v === true || (typeof v === 'object' && v !== null)) return v;
+    if (v !== false && v !== undefined && v !== null) {
+      throw new TypeError(`waiting for ${what}: the probe returned ${typeof v} ${JSON.stringify(v)}; return a boolean (or an object) so that done is unambiguous`);
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
