@@ -1,30 +1,17 @@
-import type { Logger } from 'pino';
 import { BLOCK_SIZE, type NodeIPAllocationStatus } from '../crds/api/index.js';
 import type { AzureAdapter, NodeNic } from './azure.js';
 import { AzureCallError } from './azure-errors.js';
-import type { Caches, Pool, Record_ } from './caches.js';
-import { PATHS, type KubeClient } from './kube.js';
-import type { Metrics } from './metrics.js';
-import type { ControllerOptions } from './options.js';
+import type { Pool, Record_ } from './caches.js';
+import { PATHS } from './kube.js';
 import type { Plan } from './plan.js';
-import type { ReconcileEvents } from './reconcile-events.js';
+import type { ReconcilerDeps } from './pool-reconciler.js';
 import type { NicWriteVerdict, Refusal } from './round-outcome.js';
 import { conditionOf, sameStatus, setConditions, type ConditionInput } from './status.js';
-import type { SubnetBudget } from './subnet-budget.js';
 import type { Result } from './workqueue.js';
 
-/** What the controller hands the node reconciler: clients, caches, the subnet budget, and the work queue's two doors. */
-export interface NodeDeps {
-  kube: KubeClient;
+/** What the controller hands the node reconciler: the pool reconciler's share, Azure, and the pool status door. */
+export interface NodeDeps extends ReconcilerDeps {
   azure: AzureAdapter;
-  log: Logger;
-  metrics: Metrics;
-  opts: ControllerOptions;
-  caches: Caches;
-  budget: SubnetBudget;
-  events: ReconcileEvents;
-  /** Run this node's round (again) soon. */
-  wakeNode: (name: string) => void;
   /** Write this pool's status soon (many record changes fold into one write). */
   poolSoon: (name: string) => void;
 }

@@ -12,7 +12,8 @@ import { conditionOf, sameStatus, setConditions, subnetDisplayName, summarizePoo
 import type { SubnetBudget } from './subnet-budget.js';
 import type { Result } from './workqueue.js';
 
-export interface PoolDeps {
+/** What the controller hands both reconcilers: clients, caches, the subnet budget, the Events, the work queue's door. */
+export interface ReconcilerDeps {
   kube: KubeClient;
   log: Logger;
   metrics: Metrics;
@@ -31,7 +32,7 @@ export interface PoolDeps {
 export class PoolReconciler {
   private readonly gauges: PoolGauges;
 
-  constructor(private readonly deps: PoolDeps) {
+  constructor(private readonly deps: ReconcilerDeps) {
     this.gauges = new PoolGauges(deps.metrics);
   }
 
