@@ -169,20 +169,26 @@ test('a 429 storm: the subscription pauses for Retry-After and every node still 
     scenario: { vms: [{ count: 8 }] }, nodeLabels: () => ({ pool: 'a' }),
     // Azure has less write budget than the controller believes (another client spent it): three at once,
     // then one a second. Eight first writes only escape throttling if they spread over five seconds (a
-    // refill of 3/s let a loaded machine's slower rounds through without a single 429), and a loaded
-    // machine did spread them so: each node's round starts when its record is created, one after another.
-    // So the pool subnet's read (one, shared by every node's round, before any NIC read) is slow here: the
-    // rounds gather behind it and their writes leave together, however slowly the rounds began.
-    azureConfig: { throttling: { enabled: true, writes: { capacity: 3, refillPerSecond: 1 } }, latencyByKind: { 'subnet.get': 2500 } },
+    // refill of 3/s let a loaded machine's slower rounds through without a single 429).
+    azureConfig: { throttling: { enabled: true, writes: { capacity: 3, refillPerSecond: 1 } }, latencyByKind: { 'subnet.get': 1500 } },
   });
   t.teardown(() => w.close());
+  // A loaded machine did spread them so: each node's round starts once its record is created, one after
+  // another. So the pool subnet's read (one, shared by every round, before any NIC read) fails until every
+  // round has started; then the rounds go on together and their first writes leave within a second.
+  w.azure.injectFault({ kind: 'subnet.get', status: 503, code: 'ServiceUnavailable', message: 'Held back by the test until every round has started.', count: 100_000 });
   await w.createPool('a', SPEC(Object.values(w.subnets)[0]!));
+  await waitFor('every node\'s round to have started and be held at the subnet read', async () => {
+    for (const n of w.nodes) if ((await w.record(n.nodeName))?.status?.conditions?.find((c) => c.type === 'Ready')?.reason !== 'AzureError') return false;
+    return true;
+  }, 60_000, 50);
+  t.is(w.azure.calls().byKind['nic.put'], undefined, 'no write before the gate opens');
+  w.azure.clearFaults();
   await waitFor('all 8 nodes at 8 IPs', async () => {
     for (const n of w.nodes) if (w.nicIPs(n.nodeName).length !== 8) return false;
     return true;
   }, 60_000, 50);
   const c = w.azure.calls();
-  t.is(c.byKind['subnet.get'], 1, 'every round waited for the same subnet read');
   t.true(c.throttled >= 1, 'Azure did throttle');
   t.true(w.limiter.pauses >= 1, 'the controller paused the subscription');
   t.is((await w.metrics.throttles.get()).values[0]!.value, c.throttled);
