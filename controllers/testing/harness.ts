@@ -219,7 +219,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       await kube.close();
       await azure.close();
       // The controller retries a refused request quietly; a test must still fail when its grants fall short.
-      if (denied.length) throw new Error(`the API server refused ${denied.length} request(s) of the controller (deploy/base RBAC): ${[...new Set(denied)].join('; ')}`);
+      if (denied.length) throw new Error(`the Kubernetes API emulator refused ${denied.length} request(s) of the controller (deploy/base RBAC): ${[...new Set(denied)].join('; ')}`);
     },
   };
   if (o.startController !== false) await world.startController();
