@@ -11,7 +11,7 @@ import type { Controller } from './controller.js';
 import type { KubeClient } from './kube.js';
 import { CONTROLLER_FIELD_MANAGER } from '../crds/api/group.js';
 import type { LeaderElector } from './leader.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { azureCallObserver, createMetrics, type Metrics } from './metrics.js';
 
 /**
  * The controller process: configuration, credentials, the HTTP endpoints (/metrics, /healthz, /readyz),
@@ -57,11 +57,7 @@ async function armAdapter(config: Config, env: NodeJS.ProcessEnv, metrics: Metri
   });
   const endpoint = config.azureEndpoint ?? AZURE_CLOUDS[config.azureCloud].arm;
   const extra = config.azureCaFile ? { tlsOptions: { ca: readFileSync(config.azureCaFile, 'utf8') } } : {};
-  const azure = new Adapter(armClientFactory(await azureCredential(config, env), { endpoint, extra }), limiter, (c) => {
-    metrics.azureCalls.inc({ operation: c.operation, kind: c.kind, result: c.result });
-    metrics.azureCallSeconds.observe({ operation: c.operation }, c.ms / 1000);
-    if (c.result === 'Throttled') metrics.throttles.inc();
-  }, config.pollIntervalMs);
+  const azure = new Adapter(armClientFactory(await azureCredential(config, env), { endpoint, extra }), limiter, azureCallObserver(metrics), config.pollIntervalMs);
   return { azure, endpoint };
 }
 

@@ -9,7 +9,7 @@ import { ArmAdapter, armClientFactory } from '../azure.js';
 import { Controller, type ControllerOptions } from '../controller.js';
 import { KubeClient, PATHS, isNotFound } from '../kube.js';
 import { ArmLimiter, ARM_READ_BUDGET, ARM_WRITE_BUDGET, type BucketLimits } from '../limiter.js';
-import { createMetrics, type Metrics } from '../metrics.js';
+import { azureCallObserver, createMetrics, type Metrics } from '../metrics.js';
 
 /**
  * Both emulators, the CRDs, Nodes matching the Azure scenario's machines, and the real controller wired
@@ -141,6 +141,28 @@ export async function waitForQuiet(what: string, count: () => number, quietMs = 
   }
 }
 
+/** A Node per scenario machine, with its providerID and the test's labels. */
+async function createNodes(client: KubeClient, nodes: readonly ScenarioNode[], labels: WorldOptions['nodeLabels']): Promise<void> {
+  for (const [i, n] of nodes.entries()) {
+    await client.create(PATHS.nodes, {
+      apiVersion: 'v1', kind: 'Node',
+      metadata: { name: n.nodeName, labels: { 'kubernetes.io/hostname': n.nodeName, ...(labels?.(n, i) ?? {}) } },
+      spec: { providerID: n.providerID },
+    });
+  }
+}
+
+/** The controller's ARM adapter on the Azure emulator, behind the test's budget, counted in `metrics` as main.ts counts. */
+function emulatorAdapter(azure: AzureEmulator, metrics: Metrics, o: WorldOptions): { limiter: ArmLimiter; adapter: ArmAdapter } {
+  const limiter = new ArmLimiter({
+    concurrency: o.budget?.concurrency ?? 64,
+    writes: o.budget?.writes ?? ARM_WRITE_BUDGET,
+    reads: o.budget?.reads ?? ARM_READ_BUDGET,
+  });
+  const adapter = new ArmAdapter(armClientFactory(new EmulatorCredential(), { endpoint: azure.url, extra: { tlsOptions: { ca: azure.ca } } }), limiter, azureCallObserver(metrics), o.pollIntervalMs ?? 10);
+  return { limiter, adapter };
+}
+
 export async function startWorld(o: WorldOptions): Promise<World> {
   const log = o.log ?? pino({ level: process.env.PODVNET_TEST_LOG ?? 'silent' });
   const azure = await AzureEmulator.start({ config: { asyncDurationMs: 5, ...(o.azureConfig ?? {}) } });
@@ -152,25 +174,9 @@ export async function startWorld(o: WorldOptions): Promise<World> {
   await applyCRDs(client);
   await applyControllerRBAC(client);
   const sc = azure.loadScenario(o.scenario);
-  for (const [i, n] of sc.nodes.entries()) {
-    await client.create(PATHS.nodes, {
-      apiVersion: 'v1', kind: 'Node',
-      metadata: { name: n.nodeName, labels: { 'kubernetes.io/hostname': n.nodeName, ...(o.nodeLabels?.(n, i) ?? {}) } },
-      spec: { providerID: n.providerID },
-    });
-  }
+  await createNodes(client, sc.nodes, o.nodeLabels);
   const metrics = createMetrics();
-  const limiter = new ArmLimiter({
-    concurrency: o.budget?.concurrency ?? 64,
-    writes: o.budget?.writes ?? ARM_WRITE_BUDGET,
-    reads: o.budget?.reads ?? ARM_READ_BUDGET,
-  });
-  const observe = (c: { operation: string; kind: string; result: string; ms: number }) => {
-    metrics.azureCalls.inc({ operation: c.operation, kind: c.kind, result: c.result });
-    metrics.azureCallSeconds.observe({ operation: c.operation }, c.ms / 1000);
-    if (c.result === 'Throttled') metrics.throttles.inc();
-  };
-  const adapter = new ArmAdapter(armClientFactory(new EmulatorCredential(), { endpoint: azure.url, extra: { tlsOptions: { ca: azure.ca } } }), limiter, observe, o.pollIntervalMs ?? 10);
+  const { limiter, adapter } = emulatorAdapter(azure, metrics, o);
   const makeController = () => new Controller(controllerClient, adapter, log, metrics, { retryBaseMs: 50, subnetFullBackoffMs: 300, poolStatusDelayMs: 100, ...(o.controller ?? {}) });
 
   const poolPath = (n: string) => `${PATHS.pools}/${n}`;
