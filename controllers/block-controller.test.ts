@@ -1,5 +1,5 @@
 import test from 'ava';
-import { startWorld, waitFor, waitForQuiet, type World } from './harness.js';
+import { startWorld, waitFor, waitForQuiet, type World } from './testing/harness.js';
 import { parseIPv4 } from '../hack/azure-emulator/address-pool.js';
 
 /** Block pools served end to end: the real controller, the ARM SDK, the Azure and kube emulators. */

@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { startWorld, waitFor, waitForQuiet, type World } from './harness.js';
+import { startWorld, waitFor, waitForQuiet, type World } from './testing/harness.js';
 
 const SPEC = (subnetID: string, over: Record<string, unknown> = {}) => ({
   nodeSelector: { matchLabels: { pool: 'a' } },
@@ -170,14 +170,24 @@ test('a 429 storm: the subscription pauses for Retry-After and every node still 
     // Azure has less write budget than the controller believes (another client spent it): three at once,
     // then one a second. Eight first writes only escape throttling if they spread over five seconds (a
     // refill of 3/s let a loaded machine's slower rounds through without a single 429).
-    azureConfig: { throttling: { enabled: true, writes: { capacity: 3, refillPerSecond: 1 } } },
+    azureConfig: { throttling: { enabled: true, writes: { capacity: 3, refillPerSecond: 1 } }, latencyByKind: { 'subnet.get': 1500 } },
   });
   t.teardown(() => w.close());
+  // A loaded machine did spread them so: each node's round starts once its record is created, one after
+  // another. So the pool subnet's read (one, shared by every round, before any NIC read) fails until every
+  // round has started; then the rounds go on together and their first writes leave within a second.
+  w.azure.injectFault({ kind: 'subnet.get', status: 503, code: 'ServiceUnavailable', message: 'Held back by the test until every round has started.', count: 100_000 });
   await w.createPool('a', SPEC(Object.values(w.subnets)[0]!));
+  await waitFor('every node\'s round to have started and be held at the subnet read', async () => {
+    for (const n of w.nodes) if ((await w.record(n.nodeName))?.status?.conditions?.find((c) => c.type === 'Ready')?.reason !== 'AzureError') return false;
+    return true;
+  }, 60_000, 50);
+  t.is(w.azure.calls().byKind['nic.put'], undefined, 'no write before the gate opens');
+  w.azure.clearFaults();
   await waitFor('all 8 nodes at 8 IPs', async () => {
     for (const n of w.nodes) if (w.nicIPs(n.nodeName).length !== 8) return false;
     return true;
-  }, 30_000, 50);
+  }, 60_000, 50);
   const c = w.azure.calls();
   t.true(c.throttled >= 1, 'Azure did throttle');
   t.true(w.limiter.pauses >= 1, 'the controller paused the subscription');
@@ -203,7 +213,7 @@ test('subnet headroom: adds stop at the free addresses the subnet read showed, b
   const { w, subnet, a, b } = await tinySubnetWorld(t);
   // 32 - 5 reserved = 27 addresses; the 2 primaries leave 25
   await w.createPool('a', SPEC(subnet, { scaling: { batchSize: 16, requestThresholdPercent: 50, releaseThresholdPercent: 150 } }));
-  await waitFor('records', async () => (await w.record(a))?.status?.ips.length && (await w.record(b))?.status?.ips.length);
+  await waitFor('both records to have IPs', async () => ((await w.record(a))?.status?.ips.length ?? 0) > 0 && ((await w.record(b))?.status?.ips.length ?? 0) > 0);
   // both nodes get busy: each wants 32, together far more than the subnet has
   await w.setDemand(a, 10);
   await w.setDemand(b, 10);
@@ -344,6 +354,7 @@ test('overlapping pools: the oldest wins, the other says so; a relabeled node mo
   t.is((await w.record(node))!.spec.poolName, 'a');
 
   const oldIPs = w.nicIPs(node);
+  t.truthy(oldIPs.length);
   await w.client.mergePatch(`/api/v1/nodes/${node}`, { metadata: { labels: { pool: null } } });
   const moved = await waitFor('record now in b', async () => {
     const r = await w.record(node);
@@ -351,7 +362,6 @@ test('overlapping pools: the oldest wins, the other says so; a relabeled node mo
   });
   t.is(moved.metadata.ownerReferences?.find((o) => o.controller)?.name, 'b');
   t.is(w.nicIPs(node).length, 4, 'the old pool\'s 8 went back before the new pool\'s 4 came');
-  t.truthy(oldIPs.length);
 });
 
 test('a NIC busy with another operation is retried after its Retry-After, without pausing the subscription', async (t) => {
@@ -399,6 +409,31 @@ test('nodes Azure cannot resolve: bad providerID or missing VM show in record, e
   const events = await w.client.get<{ items: Array<{ reason: string; regarding: { name: string } }> }>('/apis/events.k8s.io/v1/namespaces/default/events');
   t.true(events.items.some((e) => e.reason === 'NICNotFound' && e.regarding.name === 'ghost'));
   t.true(events.items.some((e) => e.reason === 'InvalidProviderID' && e.regarding.name === 'onprem'));
+});
+
+test('every record status write says which generation of the record it answers, failures included', async (t) => {
+  const w = await startWorld({ scenario: { vms: [{ count: 1 }] }, nodeLabels: () => ({ pool: 'a' }) });
+  t.teardown(() => w.close());
+  w.azure.injectFault({ kind: 'nic.put', status: 403, code: 'AuthorizationFailed', message: 'The client does not have authorization.', count: 1000 });
+  const missing = w.nodes[0]!.providerID.replace(/vm-0$/, 'vm-missing');
+  await w.client.create('/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'ghost', labels: { pool: 'a' } }, spec: { providerID: missing } });
+  await w.client.create('/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'onprem', labels: { pool: 'a' } }, spec: { providerID: 'kind://docker/onprem' } });
+  await w.createPool('a', SPEC(Object.values(w.subnets)[0]!));
+  const cases: Array<[string, string]> = [[w.nodes[0]!.nodeName, 'AzureError'], ['ghost', 'NICNotFound'], ['onprem', 'InvalidProviderID']];
+  for (const [node, reason] of cases) {
+    const r = await waitFor(`${node}: ${reason}`, async () => { const x = await w.record(node); return x?.status?.conditions?.[0]?.reason === reason ? x : undefined; });
+    t.is(r.status!.observedGeneration, r.metadata.generation, `${node} (${reason}): status.observedGeneration`);
+    t.is(r.status!.conditions![0]!.observedGeneration, r.metadata.generation, `${node} (${reason}): the Ready condition's observedGeneration`);
+  }
+  // The agent's next spec write is a new generation: the same failure, said again, now observes that one.
+  for (const [node, reason] of cases) {
+    await w.setDemand(node, 1);
+    const r = await waitFor(`${node}: the new generation observed`, async () => {
+      const x = await w.record(node);
+      return x && x.metadata.generation === 2 && x.status?.observedGeneration === 2 ? x : undefined;
+    });
+    t.is(r.status!.conditions![0]!.reason, reason);
+  }
 });
 
 test('kubelet heartbeats and agent status churn cost no Azure calls; demand changes do', async (t) => {

@@ -5,7 +5,7 @@ import { startKubeEmulator } from '../hack/kube-emulator/index.js';
 import {
   DEFAULT_REPEAT_POLICY, EventRecorder, directionOf, foldNicChange, microTime, nicChangesEvent, repeatDecision, type NicChange, type NicChanges,
 } from './events.js';
-import { startWorld, waitFor } from './harness.js';
+import { startWorld, waitFor } from './testing/harness.js';
 import { KubeClient, PATHS } from './kube.js';
 
 const change = (over: Partial<NicChange> = {}): NicChange => ({ node: 'vm-0', before: 8, after: 16, added: 8, removed: 0, azureMs: 1200, ...over });

@@ -2,7 +2,7 @@ import test from 'ava';
 import { pino } from 'pino';
 import { AzureEmulator } from '../hack/azure-emulator/index.js';
 import { startKubeEmulator } from '../hack/kube-emulator/index.js';
-import { applyCRDs, waitFor } from './harness.js';
+import { applyCRDs, waitFor } from './testing/harness.js';
 import { KubeClient, PATHS } from './kube.js';
 import { run } from './main.js';
 

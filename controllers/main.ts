@@ -2,22 +2,22 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { TokenCredential } from '@azure/core-auth';
-import { AzureCliCredential, DefaultAzureCredential, ManagedIdentityCredential, WorkloadIdentityCredential } from '@azure/identity';
 import { pino, type Logger } from 'pino';
-import { ArmAdapter, armClientFactory } from './azure.js';
+import type { ArmAdapter } from './azure.js';
 import { AZURE_CLOUDS, flagHelp, loadConfig, type Config } from './config.js';
-import { Controller } from './controller.js';
-import { KubeClient } from './kube.js';
+import type { Controller } from './controller.js';
+import type { KubeClient } from './kube.js';
 import { CONTROLLER_FIELD_MANAGER } from '../crds/api/group.js';
-import { LeaderElector, DEFAULT_LEADER_TIMING } from './leader.js';
-import { ArmLimiter } from './limiter.js';
-import { createMetrics } from './metrics.js';
+import type { LeaderElector } from './leader.js';
+import { azureCallObserver, createMetrics, type Metrics } from './metrics.js';
 
 /**
  * The controller process: configuration, credentials, the HTTP endpoints (/metrics, /healthz, /readyz),
  * leader election, and a graceful stop on SIGTERM (runs in progress finish, the lease is handed back).
+ * The Azure SDKs and the Kubernetes client are loaded only once the flags are valid: `--help` and a bad
+ * flag answer without them.
  */
 
 /** A fixed bearer token, for the emulator only: config.ts refuses it without --azure-endpoint. */
@@ -26,10 +26,11 @@ class StaticTokenCredential implements TokenCredential {
   async getToken() { return { token: this.token, expiresOnTimestamp: Date.now() + 3_600_000 }; }
 }
 
-export function azureCredential(c: Config, env: NodeJS.ProcessEnv): TokenCredential {
+export async function azureCredential(c: Config, env: NodeJS.ProcessEnv): Promise<TokenCredential> {
+  if (c.credential === 'emulator') return new StaticTokenCredential(env.PODVNET_EMULATOR_TOKEN ?? 'podvnet-emulator');
+  const { AzureCliCredential, DefaultAzureCredential, ManagedIdentityCredential, WorkloadIdentityCredential } = await import('@azure/identity');
   const authorityHost = AZURE_CLOUDS[c.azureCloud].authority;
   switch (c.credential) {
-    case 'emulator': return new StaticTokenCredential(env.PODVNET_EMULATOR_TOKEN ?? 'podvnet-emulator');
     case 'workload': return new WorkloadIdentityCredential({ authorityHost });
     case 'managed': return c.managedIdentityClientId ? new ManagedIdentityCredential({ clientId: c.managedIdentityClientId }) : new ManagedIdentityCredential();
     case 'cli': return new AzureCliCredential();
@@ -37,12 +38,72 @@ export function azureCredential(c: Config, env: NodeJS.ProcessEnv): TokenCredent
   }
 }
 
-function kubeConfig(c: Config, env: NodeJS.ProcessEnv): KubeConfig {
-  const kc = new KubeConfig();
+async function kubeClient(c: Config, env: NodeJS.ProcessEnv): Promise<KubeClient> {
+  const [{ KubeConfig: Config_ }, { KubeClient: Client }] = await Promise.all([import('@kubernetes/client-node'), import('./kube.js')]);
+  const kc: KubeConfig = new Config_();
   if (c.kubeconfig) kc.loadFromFile(c.kubeconfig);
   else if (env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
   else kc.loadFromDefault();
-  return kc;
+  return new Client(kc, 64, CONTROLLER_FIELD_MANAGER);
+}
+
+/** The Azure adapter: credential, endpoint and CA, behind the ARM budget (limiter.ts), counted in the metrics. */
+async function armAdapter(config: Config, env: NodeJS.ProcessEnv, metrics: Metrics): Promise<{ azure: ArmAdapter; endpoint: string }> {
+  const [{ ArmAdapter: Adapter, armClientFactory }, { ArmLimiter }] = await Promise.all([import('./azure.js'), import('./limiter.js')]);
+  const limiter = new ArmLimiter({
+    concurrency: config.armConcurrency,
+    writes: { capacity: config.writeBurst, refillPerSecond: config.writesPerSecond },
+    reads: { capacity: config.readBurst, refillPerSecond: config.readsPerSecond },
+  });
+  const endpoint = config.azureEndpoint ?? AZURE_CLOUDS[config.azureCloud].arm;
+  const extra = config.azureCaFile ? { tlsOptions: { ca: readFileSync(config.azureCaFile, 'utf8') } } : {};
+  const azure = new Adapter(armClientFactory(await azureCredential(config, env), { endpoint, extra }), limiter, azureCallObserver(metrics), config.pollIntervalMs);
+  return { azure, endpoint };
+}
+
+/** What the HTTP endpoints read of the process. */
+interface Health {
+  metrics: Metrics;
+  controller(): Controller | undefined;
+  shuttingDown(): boolean;
+  /** Ready while standing by for the lease (with leader election). */
+  standbyReady(): boolean;
+}
+
+/** /metrics, /healthz (503 once shutting down), /readyz (the controller's caches synced, or standing by). */
+async function serveHttp(config: Config, h: Health): Promise<{ server: Server; url: string }> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/metrics') {
+      h.metrics.queueDepth.set(h.controller()?.queue.depth ?? 0);
+      h.metrics.registry.metrics().then((body) => {
+        res.writeHead(200, { 'content-type': h.metrics.registry.contentType });
+        res.end(body);
+      }, (e) => { res.writeHead(500); res.end(String(e)); });
+      return;
+    }
+    if (path === '/healthz') {
+      const down = h.shuttingDown();
+      res.writeHead(down ? 503 : 200, { 'content-type': 'text/plain' });
+      res.end(down ? 'shutting down\n' : 'ok\n');
+      return;
+    }
+    if (path === '/readyz') {
+      const c = h.controller();
+      const ready = !h.shuttingDown() && (c ? c.ready : h.standbyReady());
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' });
+      res.end(ready ? 'ok\n' : 'not ready\n');
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.httpPort, config.httpHost, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  return { server, url: `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}` };
 }
 
 export interface Running {
@@ -60,19 +121,10 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, log?:
   const config = loadConfig(argv, env);
   const logger = log ?? pino({ level: config.logLevel, base: { component: 'podvnet-controller' } });
   const metrics = createMetrics({ defaultMetrics: true });
-  const kube = new KubeClient(kubeConfig(config, env), 64, CONTROLLER_FIELD_MANAGER);
-  const limiter = new ArmLimiter({
-    concurrency: config.armConcurrency,
-    writes: { capacity: config.writeBurst, refillPerSecond: config.writesPerSecond },
-    reads: { capacity: config.readBurst, refillPerSecond: config.readsPerSecond },
-  });
-  const endpoint = config.azureEndpoint ?? AZURE_CLOUDS[config.azureCloud].arm;
-  const extra = config.azureCaFile ? { tlsOptions: { ca: readFileSync(config.azureCaFile, 'utf8') } } : {};
-  const azure = new ArmAdapter(armClientFactory(azureCredential(config, env), { endpoint, extra }), limiter, (c) => {
-    metrics.azureCalls.inc({ operation: c.operation, kind: c.kind, result: c.result });
-    metrics.azureCallSeconds.observe({ operation: c.operation }, c.ms / 1000);
-    if (c.result === 'Throttled') metrics.throttles.inc();
-  }, config.pollIntervalMs);
+  // In this order, as before: a kubeconfig problem is said before a credential problem.
+  const kube = await kubeClient(config, env);
+  const { azure, endpoint } = await armAdapter(config, env, metrics);
+  const { Controller: ControllerClass } = await import('./controller.js');
 
   let controller: Controller | undefined;
   let shuttingDown = false;
@@ -81,7 +133,7 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, log?:
   const done = new Promise<number>((resolve) => { finish = resolve; });
 
   const startController = async () => {
-    controller = new Controller(kube, azure, logger, metrics, {
+    controller = new ControllerClass(kube, azure, logger, metrics, {
       workers: config.workers,
       resyncMs: config.resyncSeconds * 1000,
       // Events about cluster-scoped objects are accepted only in 'default' (or kube-system) by the API server.
@@ -96,41 +148,15 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, log?:
     }
   };
 
-  const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/metrics') {
-      metrics.queueDepth.set(controller?.queue.depth ?? 0);
-      metrics.registry.metrics().then((body) => {
-        res.writeHead(200, { 'content-type': metrics.registry.contentType });
-        res.end(body);
-      }, (e) => { res.writeHead(500); res.end(String(e)); });
-      return;
-    }
-    if (path === '/healthz') {
-      res.writeHead(shuttingDown ? 503 : 200, { 'content-type': 'text/plain' });
-      res.end(shuttingDown ? 'shutting down\n' : 'ok\n');
-      return;
-    }
-    if (path === '/readyz') {
-      const ready = !shuttingDown && (controller ? controller.ready : standbyReady);
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' });
-      res.end(ready ? 'ok\n' : 'not ready\n');
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'text/plain' });
-    res.end('not found\n');
+  const { server, url } = await serveHttp(config, {
+    metrics, controller: () => controller, shuttingDown: () => shuttingDown, standbyReady: () => standbyReady,
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.httpPort, config.httpHost, () => resolve());
-  });
-  const addr = server.address() as AddressInfo;
-  const url = `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`;
   logger.info({ url, leaderElect: config.leaderElect, identity: config.identity, azure: endpoint, credential: config.credential }, 'serving metrics and health');
 
   let elector: LeaderElector | undefined;
   if (config.leaderElect) {
-    elector = new LeaderElector(kube, {
+    const { LeaderElector: Elector, DEFAULT_LEADER_TIMING } = await import('./leader.js');
+    elector = new Elector(kube, {
       namespace: config.leaseNamespace, name: config.leaseName, identity: config.identity, ...DEFAULT_LEADER_TIMING,
     }, logger, {
       onStartedLeading: () => { metrics.leader.set(1); void startController(); },

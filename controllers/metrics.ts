@@ -55,3 +55,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** Counts each Azure call the adapter reports (azure.ts's observer): calls, durations, throttles. */
+export function azureCallObserver(metrics: Metrics): (c: { operation: string; kind: string; result: string; ms: number }) => void {
+  return (c) => {
+    metrics.azureCalls.inc({ operation: c.operation, kind: c.kind, result: c.result });
+    metrics.azureCallSeconds.observe({ operation: c.operation }, c.ms / 1000);
+    if (c.result === 'Throttled') metrics.throttles.inc();
+  };
+}

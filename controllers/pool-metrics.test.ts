@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { createMetrics } from './metrics.js';
 import { PoolGauges, nodeFigures, usableAddresses } from './pool-metrics.js';
 import { subnetDisplayName } from './status.js';
-import { startWorld, waitFor } from './harness.js';
+import { startWorld, waitFor } from './testing/harness.js';
 
 const execFileP = promisify(execFile);
 

@@ -107,3 +107,12 @@ export function subnetDisplayName(id: string): string {
   const m = /\/virtualNetworks\/([^/]+)\/subnets\/([^/]+)\/?$/i.exec(id);
   return m ? `${m[1]}/${m[2]}` : id;
 }
+
+/** Whether two statuses say the same (key order and undefined fields aside): then no status write is due. */
+export function sameStatus(a: unknown, b: unknown): boolean {
+  return stableJson(a) === stableJson(b);
+}
+
+function stableJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).filter(([, y]) => y !== undefined).sort(([p], [q]) => (p < q ? -1 : 1))) : x));
+}

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { DEFAULT_CONTROLLER_OPTIONS } from './controller.js';
-import { startWorld, waitFor } from './harness.js';
+import { startWorld, waitFor } from './testing/harness.js';
 
 /**
  * After a run of transient Azure failures (5xx), a node gets its IPs soon after Azure recovers: the

@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { AzureEmulator } from '../hack/azure-emulator/index.js';
 import { kubeconfigYaml, startKubeEmulator, type KubeEmulator } from '../hack/kube-emulator/index.js';
-import { waitFor } from '../controllers/harness.js';
+import { waitFor } from '../controllers/testing/harness.js';
 import { KubeClient, PATHS, KubeError } from '../controllers/kube.js';
 import { run } from '../controllers/main.js';
 import { KubeRecordSource } from '../node-plugin/agent/record-source.js';

@@ -1,6 +1,6 @@
 /**
  * Cold burst: N pods arrive at once on a node holding only its pool's minimum of IPs. Everything real but
- * Azure and the API server (both emulated): the controller (controllers/harness.ts), the Azure emulator
+ * Azure and the API server (both emulated): the controller (controllers/testing/harness.ts), the Azure emulator
  * with its default long-running-operation latency (async mode, its default asyncDurationMs), the node
  * agent as its own process from the compiled JavaScript of dist/ with the DaemonSet's V8 flags (reading and
  * writing its NodeIPAllocation through the API), the C forwarder and the datapath on a simulated VM whose
@@ -28,7 +28,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { startWorld, waitFor } from '../../controllers/harness.js';
+import { startWorld, waitFor } from '../../controllers/testing/harness.js';
 import { PATHS } from '../../controllers/kube.js';
 import { defaultConfig } from '../azure-emulator/config.js';
 import { createFabric } from '../../node-plugin/datapath/testing/fabric-sim.js';
@@ -172,8 +172,8 @@ try {
   const ipsAfter = await waitFor('the node to hold an IP for every pod, none released', async () => {
     const r = await w.record(node.nodeName);
     const ips = r?.status?.ips?.length ?? 0;
-    return ips >= opts.pods && (r?.spec?.releasedIPs ?? []).length === 0 && ips;
-  }, 120_000, 50);
+    return ips >= opts.pods && (r?.spec?.releasedIPs ?? []).length === 0 && { ips };
+  }, 120_000, 50).then((held) => held.ips);
   await waitFor('the agent to serve (STATUS 0)', async () => (await status()) === 0, 60_000, 100).catch((e: Error) => { throw new Error(`${e.message}: ${lastStatus}`); });
   const warm = await runRuntime('ADD', netns.map((ns, i) => ({ id: `warm-${i}`, netns: ns })), conf);
   const warmSeconds = Math.max(...warm.doneAt) / 1000;

@@ -15,7 +15,7 @@
  */
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { startWorld } from '../../controllers/harness.js';
+import { startWorld } from '../../controllers/testing/harness.js';
 import { writeBoundSeconds } from './write-budget.js';
 
 const args = parseArgs({

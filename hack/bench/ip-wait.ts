@@ -8,7 +8,7 @@
 // from 200 ms with no cap for transient failures) and as now (transientRetryMaxMs), in the same run.
 // Run: node --loader ts-node/esm hack/bench/ip-wait.ts [--rounds 3] [--poll-interval-ms 1000]
 import { parseArgs } from 'node:util';
-import { startWorld, waitFor } from '../../controllers/harness.js';
+import { startWorld, waitFor } from '../../controllers/testing/harness.js';
 import { DEFAULT_CONTROLLER_OPTIONS, type ControllerOptions } from '../../controllers/controller.js';
 import type { FaultRuleInput, EmulatorConfigPatch } from '../azure-emulator/index.js';
 import { CoalescingWriter } from '../../node-plugin/agent/sync.js';

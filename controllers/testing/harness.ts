@@ -2,14 +2,14 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { parseAllDocuments } from 'yaml';
-import { AzureEmulator, EmulatorCredential, type EmulatorConfigPatch, type ScenarioInput, type ScenarioNode } from '../hack/azure-emulator/index.js';
-import { startKubeEmulator, type KubeEmulator } from '../hack/kube-emulator/index.js';
-import { AGENT_FIELD_MANAGER, API_GROUP_VERSION, CONTROLLER_FIELD_MANAGER, type NodeIPAllocation, type NodeIPPool } from '../crds/api/index.js';
-import { ArmAdapter, armClientFactory } from './azure.js';
-import { Controller, type ControllerOptions } from './controller.js';
-import { KubeClient, PATHS, isNotFound } from './kube.js';
-import { ArmLimiter, ARM_READ_BUDGET, ARM_WRITE_BUDGET, type BucketLimits } from './limiter.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { AzureEmulator, EmulatorCredential, type EmulatorConfigPatch, type ScenarioInput, type ScenarioNode } from '../../hack/azure-emulator/index.js';
+import { startKubeEmulator, type KubeEmulator } from '../../hack/kube-emulator/index.js';
+import { AGENT_FIELD_MANAGER, API_GROUP_VERSION, CONTROLLER_FIELD_MANAGER, type NodeIPAllocation, type NodeIPPool } from '../../crds/api/index.js';
+import { ArmAdapter, armClientFactory } from '../azure.js';
+import { Controller, type ControllerOptions } from '../controller.js';
+import { KubeClient, PATHS, isNotFound } from '../kube.js';
+import { ArmLimiter, ARM_READ_BUDGET, ARM_WRITE_BUDGET, type BucketLimits } from '../limiter.js';
+import { azureCallObserver, createMetrics, type Metrics } from '../metrics.js';
 
 /**
  * Both emulators, the CRDs, Nodes matching the Azure scenario's machines, and the real controller wired
@@ -56,7 +56,7 @@ export interface World {
   close(): Promise<void>;
 }
 
-const crdDir = fileURLToPath(new URL('../crds/', import.meta.url));
+const crdDir = fileURLToPath(new URL('../../crds/', import.meta.url));
 
 export async function applyCRDs(client: KubeClient): Promise<void> {
   for (const file of ['podvnet.io_nodeippools.yaml', 'podvnet.io_nodeipallocations.yaml']) {
@@ -80,7 +80,7 @@ const RBAC_PATHS: Record<string, string> = {
  */
 export async function applyControllerRBAC(client: KubeClient): Promise<void> {
   for (const file of ['cluster/controller-rbac.yaml', 'cluster/controller-events-rbac.yaml']) {
-    for (const doc of parseAllDocuments(readFileSync(fileURLToPath(new URL(`../deploy/base/${file}`, import.meta.url)), 'utf8'))) {
+    for (const doc of parseAllDocuments(readFileSync(fileURLToPath(new URL(`../../deploy/base/${file}`, import.meta.url)), 'utf8'))) {
       const obj = doc.toJS();
       const path = RBAC_PATHS[obj.kind];
       if (!path) throw new Error(`unexpected ${obj.kind} in deploy/base/${file}`);
@@ -93,19 +93,31 @@ export async function applyControllerRBAC(client: KubeClient): Promise<void> {
 export const CONTROLLER_SERVICE_ACCOUNT = { namespace: 'podvnet-system', name: 'podvnet-controller' } as const;
 
 /**
- * Polls `probe` until it returns something other than undefined or false, and returns that. The deadline
- * is generous on purpose (a loaded 2-core CI machine runs many emulators at once): a passing test never
- * waits for it, a failing one says what it waited for and the probe's last error.
+ * Polls `probe` until it says done, and returns what it said: `true`, or an object (a record, a pool...);
+ * `false`, `undefined` and `null` mean not yet. A number or a string is refused (is `0` done? `''`?): a
+ * probe like `a.length && b.length` would pass while both are empty. The types refuse it, and so does the
+ * run time for a probe typed loosely. The deadline is generous on purpose (a loaded 2-core CI machine runs
+ * many emulators at once): a passing test never waits for it, a failing one says what it waited for and
+ * the probe's last error.
  */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 25): Promise<T> {
+/** An object that is not a promise (a promise would always look done). */
+type NotAPromise = object & { then?: never };
+
+export function waitFor(what: string, probe: () => Promise<boolean | undefined> | boolean | undefined, timeoutMs?: number, everyMs?: number): Promise<true>;
+export function waitFor<T extends NotAPromise>(what: string, probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs?: number, everyMs?: number): Promise<T>;
+export async function waitFor(what: string, probe: () => unknown, timeoutMs = 30_000, everyMs = 25): Promise<unknown> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
+    let v: unknown;
     try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
+      v = await probe();
     } catch (e) {
       last = e;
+    }
+    if (v === true || (typeof v === 'object' && v !== null)) return v;
+    if (v !== false && v !== undefined && v !== null) {
+      throw new TypeError(`waiting for ${what}: the probe returned ${typeof v} ${JSON.stringify(v)}; return a boolean (or an object) so that done is unambiguous`);
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
@@ -129,6 +141,28 @@ export async function waitForQuiet(what: string, count: () => number, quietMs = 
   }
 }
 
+/** A Node per scenario machine, with its providerID and the test's labels. */
+async function createNodes(client: KubeClient, nodes: readonly ScenarioNode[], labels: WorldOptions['nodeLabels']): Promise<void> {
+  for (const [i, n] of nodes.entries()) {
+    await client.create(PATHS.nodes, {
+      apiVersion: 'v1', kind: 'Node',
+      metadata: { name: n.nodeName, labels: { 'kubernetes.io/hostname': n.nodeName, ...(labels?.(n, i) ?? {}) } },
+      spec: { providerID: n.providerID },
+    });
+  }
+}
+
+/** The controller's ARM adapter on the Azure emulator, behind the test's budget, counted in `metrics` as main.ts counts. */
+function emulatorAdapter(azure: AzureEmulator, metrics: Metrics, o: WorldOptions): { limiter: ArmLimiter; adapter: ArmAdapter } {
+  const limiter = new ArmLimiter({
+    concurrency: o.budget?.concurrency ?? 64,
+    writes: o.budget?.writes ?? ARM_WRITE_BUDGET,
+    reads: o.budget?.reads ?? ARM_READ_BUDGET,
+  });
+  const adapter = new ArmAdapter(armClientFactory(new EmulatorCredential(), { endpoint: azure.url, extra: { tlsOptions: { ca: azure.ca } } }), limiter, azureCallObserver(metrics), o.pollIntervalMs ?? 10);
+  return { limiter, adapter };
+}
+
 export async function startWorld(o: WorldOptions): Promise<World> {
   const log = o.log ?? pino({ level: process.env.PODVNET_TEST_LOG ?? 'silent' });
   const azure = await AzureEmulator.start({ config: { asyncDurationMs: 5, ...(o.azureConfig ?? {}) } });
@@ -140,25 +174,9 @@ export async function startWorld(o: WorldOptions): Promise<World> {
   await applyCRDs(client);
   await applyControllerRBAC(client);
   const sc = azure.loadScenario(o.scenario);
-  for (const [i, n] of sc.nodes.entries()) {
-    await client.create(PATHS.nodes, {
-      apiVersion: 'v1', kind: 'Node',
-      metadata: { name: n.nodeName, labels: { 'kubernetes.io/hostname': n.nodeName, ...(o.nodeLabels?.(n, i) ?? {}) } },
-      spec: { providerID: n.providerID },
-    });
-  }
+  await createNodes(client, sc.nodes, o.nodeLabels);
   const metrics = createMetrics();
-  const limiter = new ArmLimiter({
-    concurrency: o.budget?.concurrency ?? 64,
-    writes: o.budget?.writes ?? ARM_WRITE_BUDGET,
-    reads: o.budget?.reads ?? ARM_READ_BUDGET,
-  });
-  const observe = (c: { operation: string; kind: string; result: string; ms: number }) => {
-    metrics.azureCalls.inc({ operation: c.operation, kind: c.kind, result: c.result });
-    metrics.azureCallSeconds.observe({ operation: c.operation }, c.ms / 1000);
-    if (c.result === 'Throttled') metrics.throttles.inc();
-  };
-  const adapter = new ArmAdapter(armClientFactory(new EmulatorCredential(), { endpoint: azure.url, extra: { tlsOptions: { ca: azure.ca } } }), limiter, observe, o.pollIntervalMs ?? 10);
+  const { limiter, adapter } = emulatorAdapter(azure, metrics, o);
   const makeController = () => new Controller(controllerClient, adapter, log, metrics, { retryBaseMs: 50, subnetFullBackoffMs: 300, poolStatusDelayMs: 100, ...(o.controller ?? {}) });
 
   const poolPath = (n: string) => `${PATHS.pools}/${n}`;
@@ -207,7 +225,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       await kube.close();
       await azure.close();
       // The controller retries a refused request quietly; a test must still fail when its grants fall short.
-      if (denied.length) throw new Error(`the API server refused ${denied.length} request(s) of the controller (deploy/base RBAC): ${[...new Set(denied)].join('; ')}`);
+      if (denied.length) throw new Error(`the Kubernetes API emulator refused ${denied.length} request(s) of the controller (deploy/base RBAC): ${[...new Set(denied)].join('; ')}`);
     },
   };
   if (o.startController !== false) await world.startController();
