@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { AzureEmulator, type ScenarioNode } from '../azure-emulator/index.js';
 import { kubeconfigYaml, startKubeEmulator, type KubeEmulator } from '../kube-emulator/index.js';
-import { build } from '../../deploy/lib/manifests.js';
+import { build } from '../../deploy/testing/manifests.js';
 import { Fabric, type SimHost, type SimVM } from '../../node-plugin/datapath/fabric-sim.js';
 import { FORWARDER, buildForwarder, invokePlugin, type CniCall } from '../../node-plugin/agent/testing.js';
 import { API_GROUP_VERSION } from '../../crds/api/index.js';
