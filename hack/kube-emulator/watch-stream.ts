@@ -2,7 +2,7 @@
 // store event in scope as one JSON line, BOOKMARKs when asked for, and an end at timeoutSeconds, when the
 // client goes, when the CRD of a custom resource is deleted, or when the server drops every watch.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Api } from './api.js';
+import type { Api, Selectors } from './api.js';
 import { wantsTable } from './http.js';
 import { apiVersionOf, type ResourceType } from './registry.js';
 import { badRequest, gone } from './status.js';
@@ -35,6 +35,24 @@ export class WatchStreams {
     return s;
   }
 
+  /**
+   * Where a watch starts: the matching objects now (as ADDED events) when resourceVersion is unset or "0"
+   * or sendInitialEvents is on, else the stored events after resourceVersion (null: history is gone, 410).
+   */
+  private startingPoint(t: ResourceType, ns: string, sel: Selectors, rvParam: string, sendInitial: boolean): { initial: Obj[]; backlog: StoreEvent[] | null } {
+    const store = this.api.store;
+    if (rvParam === '' || rvParam === '0' || sendInitial) {
+      if (sendInitial && rvParam !== '' && rvParam !== '0') {
+        throw badRequest('sendInitialEvents is only supported with resourceVersion unset or "0"');
+      }
+      return { initial: store.list(t.bucket, t.namespaced && ns ? ns : undefined).filter((o) => this.api.matches(t, sel, o)), backlog: [] };
+    }
+    const rv = Number(rvParam);
+    if (!Number.isInteger(rv) || rv < 0) throw badRequest(`invalid resource version "${rvParam}"`);
+    return { initial: [], backlog: store.eventsSince(t.bucket, rv) };
+  }
+
+  /** Serves one watch request on `res` until it ends; a bad query throws before anything is written. */
   serve(t: ResourceType, ns: string, q: URLSearchParams, req: IncomingMessage, res: ServerResponse, accept: string): void {
     const sel = this.api.parseSelectors(t, { labelSelector: q.get('labelSelector') ?? undefined, fieldSelector: q.get('fieldSelector') ?? undefined });
     const rvParam = q.get('resourceVersion') ?? '';
@@ -46,18 +64,7 @@ export class WatchStreams {
     const store = this.api.store;
     const inScope = (e: StoreEvent): boolean => !prefix || e.key.startsWith(prefix);
 
-    let backlog: StoreEvent[] | null = [];
-    let initial: Obj[] = [];
-    if (rvParam === '' || rvParam === '0' || sendInitial) {
-      if (sendInitial && rvParam !== '' && rvParam !== '0') {
-        throw badRequest('sendInitialEvents is only supported with resourceVersion unset or "0"');
-      }
-      initial = store.list(t.bucket, t.namespaced && ns ? ns : undefined).filter((o) => this.api.matches(t, sel, o));
-    } else {
-      const rv = Number(rvParam);
-      if (!Number.isInteger(rv) || rv < 0) throw badRequest(`invalid resource version "${rvParam}"`);
-      backlog = store.eventsSince(t.bucket, rv);
-    }
+    const { initial, backlog } = this.startingPoint(t, ns, sel, rvParam, sendInitial);
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
     res.flushHeaders();
     if (backlog === null) {
