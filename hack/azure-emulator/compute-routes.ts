@@ -4,10 +4,10 @@
 import { AzureError, errors } from './errors.js';
 import { header, ok, route, type Handler, type Route } from './http.js';
 import {
-  inResourceGroup, inSubscription, instanceNicOr404, instanceOr404, ipConfigOr404, requireResourceGroup, scaleSetOr404, vmOr404,
+  inResourceGroup, inSubscription, instanceNicOr404, instanceOr404, requireResourceGroup, scaleSetOr404, vmOr404,
 } from './lookups.js';
-import { computeEtag, renderIpConfig, renderNic, renderScaleSet, renderScaleSetVm, renderVm } from './render.js';
-import { lister, type RouteDeps } from './routes.js';
+import { computeEtag, renderNic, renderScaleSet, renderScaleSetVm, renderVm } from './render.js';
+import { ipConfigRoutes, lister, type RouteDeps } from './routes.js';
 import type { IpConfig, Nic } from './state.js';
 import { desiredFromVmssNicConfig, parseBody, vmssVmPutSchema } from './wire.js';
 
@@ -47,14 +47,7 @@ export function computeRoutes(deps: RouteDeps): Route[] {
       const nic = instanceNicOr404(st, p);
       return { status: 200, body: renderNic(nic), headers: { ETag: nic.etag } };
     }),
-    route('GET', `${VMSSVM}/networkinterfaces/:nic/ipconfigurations`, 'vmssipconfig.list', (ctx, p) => {
-      const nic = instanceNicOr404(st, p);
-      return list(ctx, [...nic.ipConfigs], (c) => renderIpConfig(nic, c));
-    }),
-    route('GET', `${VMSSVM}/networkinterfaces/:nic/ipconfigurations/:cfg`, 'vmssipconfig.get', (_ctx, p) => {
-      const nic = instanceNicOr404(st, p);
-      return ok(renderIpConfig(nic, ipConfigOr404(nic, p)));
-    }),
+    ...ipConfigRoutes(deps, `${VMSSVM}/networkinterfaces/:nic`, 'vmssipconfig', (p) => instanceNicOr404(st, p)),
   ];
 }
 

@@ -4,9 +4,9 @@
 import { z } from 'zod';
 import { AzureError, errors } from './errors.js';
 import { checkIfMatch, ok, route, type Handler, type Route } from './http.js';
-import { inResourceGroup, inSubscription, ipConfigOr404, nicOr404, requireResourceGroup, vnetOr404 } from './lookups.js';
-import { renderIpConfig, renderNic, renderSubnet, renderVnet } from './render.js';
-import { lister, type RouteDeps } from './routes.js';
+import { inResourceGroup, inSubscription, nicOr404, requireResourceGroup, vnetOr404 } from './lookups.js';
+import { renderNic, renderSubnet, renderVnet } from './render.js';
+import { ipConfigRoutes, lister, type RouteDeps } from './routes.js';
 import { ids, key, type EmulatorState } from './state.js';
 import { desiredFromNicPut, nicPutSchema, parseBody } from './wire.js';
 
@@ -35,14 +35,7 @@ export function networkRoutes(deps: RouteDeps): Route[] {
       nic.tags = body.tags ?? {};
       return { status: 200, body: renderNic(nic) };
     }),
-    route('GET', `${NET}/networkinterfaces/:nic/ipconfigurations`, 'ipconfig.list', (ctx, p) => {
-      const nic = nicOr404(st, p);
-      return list(ctx, [...nic.ipConfigs], (c) => renderIpConfig(nic, c));
-    }),
-    route('GET', `${NET}/networkinterfaces/:nic/ipconfigurations/:cfg`, 'ipconfig.get', (_ctx, p) => {
-      const nic = nicOr404(st, p);
-      return ok(renderIpConfig(nic, ipConfigOr404(nic, p)));
-    }),
+    ...ipConfigRoutes(deps, `${NET}/networkinterfaces/:nic`, 'ipconfig', (p) => nicOr404(st, p)),
     route('GET', `${NET}/virtualnetworks`, 'vnet.list', (ctx, p) => {
       requireResourceGroup(st, p);
       return list(ctx, [...st.vnets.values()].filter(inResourceGroup(p)), renderVnet);
