@@ -3,7 +3,7 @@
 // whose pool was gone, and give all of its node's IPs back while pods held them (the soak's seed 9).
 import test from 'ava';
 import { KubeClient } from './kube.js';
-import { withEmulator } from '../hack/kube-emulator/testing.js';
+import { withEmulator } from '../hack/kube-emulator/testing/index.js';
 
 const node = (name: string) => ({ apiVersion: 'v1', kind: 'Node', metadata: { name } });
 

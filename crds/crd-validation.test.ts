@@ -2,7 +2,7 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { withEmulator } from '../hack/kube-emulator/testing.js';
+import { withEmulator } from '../hack/kube-emulator/testing/index.js';
 import type { KubeEmulator } from '../hack/kube-emulator/index.js';
 
 /**

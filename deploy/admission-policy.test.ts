@@ -1,6 +1,6 @@
 import test from 'ava';
 import { evaluate } from '../hack/kube-emulator/cel.js';
-import { build, find, type K8sObject } from './lib/manifests.js';
+import { build, find, type K8sObject } from './testing/manifests.js';
 
 /**
  * Runs the ValidatingAdmissionPolicy the way the API server does (matchConditions, then variables,
@@ -132,7 +132,7 @@ test('enforced by an API server: the real agent client may write its own record 
   const { CustomObjectsApi } = await import('@kubernetes/client-node');
   const { pino } = await import('pino');
   const { stringify } = await import('yaml');
-  const { kubectl } = await import('./lib/kubectl.js');
+  const { kubectl } = await import('./testing/kubectl.js');
   const emu = await startKubeEmulator({
     users: [{ token: 'agent-on-node-a', username: AGENT, extra: { 'authentication.kubernetes.io/node-name': ['node-a'] } }],
   });

@@ -2,7 +2,7 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { REPO_ROOT } from './lib/manifests.js';
+import { REPO_ROOT } from './testing/manifests.js';
 
 /**
  * The Azure custom roles must grant exactly what the controller's Azure adapter calls. Each SDK call

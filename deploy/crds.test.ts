@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { renderCRDs } from '../crds/generate.js';
-import { build, REPO_ROOT } from './lib/manifests.js';
+import { build, REPO_ROOT } from './testing/manifests.js';
 import { crdFileNames, CRD_COPY_DIR, expectedCopy, staleCopies } from './sync-crds.js';
 
 test('deploy/base/crds holds exact copies of crds/*.yaml (run deploy/sync-crds.ts if this fails)', (t) => {

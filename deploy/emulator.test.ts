@@ -1,8 +1,8 @@
 import test, { type ExecutionContext } from 'ava';
 import { stringify } from 'yaml';
 import { startKubeEmulator, type KubeEmulator } from '../hack/kube-emulator/index.js';
-import { kubectl } from './lib/kubectl.js';
-import { build, OVERLAYS, type K8sObject } from './lib/manifests.js';
+import { kubectl } from './testing/kubectl.js';
+import { build, OVERLAYS, type K8sObject } from './testing/manifests.js';
 
 /**
  * Every manifest, validated by an API server: the CRDs load into the Kubernetes API emulator, and each

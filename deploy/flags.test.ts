@@ -2,7 +2,7 @@ import test from 'ava';
 import { loadConfig } from '../controllers/config.js';
 import { parseAgentConfig } from '../node-plugin/agent/config.js';
 import { parseInstallerConfig } from './cni-install/installer.js';
-import { build, find, OVERLAYS, type K8sObject } from './lib/manifests.js';
+import { build, find, OVERLAYS, type K8sObject } from './testing/manifests.js';
 
 /**
  * The flags and environment each container gets, as the kubelet would hand them over (downward-API

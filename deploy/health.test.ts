@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NodeIPAllocation, NodeIPPool } from '../crds/api/index.js';
-import { runHealthCheck, toLua } from './lib/lua.js';
-import { build } from './lib/manifests.js';
+import { runHealthCheck, toLua } from './testing/lua.js';
+import { build } from './testing/manifests.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SCRIPT = join(here, 'argocd', 'argocd-cm', 'nodeippool-health.lua');

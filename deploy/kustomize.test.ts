@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { parse } from 'yaml';
 import { NodeIPPool } from '../crds/api/index.js';
 import { API_GROUP } from '../crds/api/group.js';
-import { build, find, KUBECTL, KUSTOMIZATIONS, OVERLAYS, REPO_ROOT, type K8sObject } from './lib/manifests.js';
+import { build, find, KUBECTL, KUSTOMIZATIONS, OVERLAYS, REPO_ROOT, type K8sObject } from './testing/manifests.js';
 
 const NAMESPACE = 'podvnet-system';
 /** The one grant outside it: events about cluster-scoped objects are accepted only in `default`. */

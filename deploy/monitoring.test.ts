@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
-import { build, find, REPO_ROOT } from './lib/manifests.js';
+import { build, find, REPO_ROOT } from './testing/manifests.js';
 
 /**
  * deploy/monitoring/ checked with the real thing: Debian's promtool checks the rules and runs the unit tests

@@ -21,8 +21,8 @@ import { run } from '../controllers/main.js';
 import { KubeRecordSource } from '../node-plugin/agent/record-source.js';
 import type { NodeIPAllocation } from '../crds/api/index.js';
 import { daemonSetLookup } from './cni-install/kube.js';
-import { kubectl } from './lib/kubectl.js';
-import { build } from './lib/manifests.js';
+import { kubectl } from './testing/kubectl.js';
+import { build } from './testing/manifests.js';
 
 const NS = 'podvnet-system';
 const CONTROLLER = `system:serviceaccount:${NS}:podvnet-controller`;

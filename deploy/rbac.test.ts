@@ -1,6 +1,6 @@
 import test from 'ava';
-import { allows, flatten, type PolicyRule } from './lib/rbac.js';
-import { build, find, OVERLAYS, type K8sObject } from './lib/manifests.js';
+import { allows, flatten, type PolicyRule } from './testing/rbac.js';
+import { build, find, OVERLAYS, type K8sObject } from './testing/manifests.js';
 
 const objs = () => build('deploy/base');
 const rulesOf = (kind: 'ClusterRole' | 'Role', name: string): PolicyRule[] => find(objs(), kind, name).rules as PolicyRule[];

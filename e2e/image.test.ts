@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Sandbox, type ComponentLaunch, type SandboxProcess } from '../hack/sandbox/sandbox.js';
-import { build, find } from '../deploy/lib/manifests.js';
+import { build, find } from '../deploy/testing/manifests.js';
 import { pingEventually } from '../node-plugin/datapath/testing/testkit.js';
 import { cidrContains, parseCIDR } from '../crds/ipv4.js';
 import { DOCKER_CLI, startDockerd, type DockerDaemon } from './docker-daemon.js';

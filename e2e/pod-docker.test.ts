@@ -1,5 +1,5 @@
 import test from 'ava';
-import { build, find } from '../deploy/lib/manifests.js';
+import { build, find } from '../deploy/testing/manifests.js';
 import { podDockerRun } from './pod-docker.js';
 
 /** The manifests of deploy/base as `docker run` arguments: what e2e/image.test.ts runs the image with. */

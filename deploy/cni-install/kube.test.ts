@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startKubeEmulator } from '../../hack/kube-emulator/index.js';
-import { kubectl } from '../lib/kubectl.js';
-import { build, find } from '../lib/manifests.js';
+import { kubectl } from '../testing/kubectl.js';
+import { build, find } from '../testing/manifests.js';
 import { daemonSetLookup, inClusterTarget, kubeconfigTarget, resolveTarget } from './kube.js';
 
 test('the DaemonSet lookup against an API server: found, being deleted, gone, unauthorized', async (t) => {

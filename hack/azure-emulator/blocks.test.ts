@@ -1,45 +1,17 @@
 // Block ip-configs (privateIPAddressPrefixLength: 28), the VNet's private-IP limit and the Network RP's
 // write limit, all driven through the real @azure/arm-network and @azure/arm-compute clients.
 import test from 'ava';
-import type { NetworkInterface, NetworkInterfaceIPConfiguration } from '@azure/arm-network';
-import type { RestError } from '@azure/core-rest-pipeline';
-import { AzureEmulator, type EmulatorOptions } from './server.js';
-import { generateSelfSignedCert } from './tls.js';
-import { createComputeClient, createNetworkClient } from './sdk.js';
+import type { NetworkInterfaceIPConfiguration } from '@azure/arm-network';
+import type { EmulatorOptions } from './server.js';
+import type { createNetworkClient } from './sdk.js';
 import { parseIPv4 } from './address-pool.js';
+import { addrs, rejects, RG, startTestEmulator, SUB } from './testing/index.js';
 import { BLOCK_IP_CONFIGS_MARKER, blockPrefixPolicy } from '../../controllers/block-wire.js';
 
-const tls = generateSelfSignedCert();
-const SUB = '11111111-2222-3333-4444-555555555555';
-const RG = 'rg1';
+const start = (t: { teardown: (f: () => Promise<void>) => void }, opts: EmulatorOptions = {}) => startTestEmulator(t, { retry: { maxRetries: 0 }, ...opts });
 
-async function start(t: { teardown: (f: () => Promise<void>) => void }, opts: EmulatorOptions = {}) {
-  const emu = await AzureEmulator.start({
-    tls,
-    scenario: {
-      subscriptionId: SUB, resourceGroup: RG,
-      vnets: [{ name: 'vnet', addressPrefixes: ['10.0.0.0/8'], subnets: [{ name: 'nodes', addressPrefix: '10.1.0.0/24' }, { name: 'other', addressPrefix: '10.3.0.0/24' }] }],
-      vms: [{ namePrefix: 'vm-', count: 2, subnet: 'nodes' }],
-      scaleSets: [{ name: 'pool1', count: 2, subnet: 'nodes' }],
-    },
-    ...opts,
-  });
-  t.teardown(() => emu.close());
-  const net = createNetworkClient(emu, SUB, { retry: { maxRetries: 0 } });
-  const compute = createComputeClient(emu, SUB, { retry: { maxRetries: 0 } });
-  const subnetId = (name: string) => `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Network/virtualNetworks/vnet/subnets/${name}`;
-  return { emu, net, compute, subnetId };
-}
-
-const addrs = (nic: NetworkInterface) => (nic.ipConfigurations ?? []).map((c) => `${c.name}=${c.privateIPAddress}`);
 const block = (name: string, subnet: string, extra: Partial<NetworkInterfaceIPConfiguration> = {}): NetworkInterfaceIPConfiguration =>
   ({ name, primary: false, privateIPAllocationMethod: 'Dynamic', privateIPAddressPrefixLength: 28, subnet: { id: subnet }, ...extra });
-
-async function rejects(t: { throwsAsync: (p: Promise<unknown>) => Promise<unknown> }, p: Promise<unknown>): Promise<RestError> {
-  const e = await t.throwsAsync(p);
-  if (!(e instanceof Error)) throw new Error('expected an error');
-  return e as RestError;
-}
 
 async function putConfigs(net: ReturnType<typeof createNetworkClient>, nicName: string, configs: NetworkInterfaceIPConfiguration[]) {
   const nic = await net.networkInterfaces.get(RG, nicName);

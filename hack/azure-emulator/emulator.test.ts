@@ -2,41 +2,13 @@
 import test from 'ava';
 import { request as httpsRequest } from 'node:https';
 import { NetworkManagementClient, type NetworkInterface } from '@azure/arm-network';
-import { RestError } from '@azure/core-rest-pipeline';
 import { AzureEmulator, type EmulatorOptions } from './server.js';
-import { generateSelfSignedCert } from './tls.js';
 import { createComputeClient, createNetworkClient, EmulatorCredential, emulatorClientOptions } from './sdk.js';
 import type { IpChangeEvent } from './state.js';
+import { addrs, rejects, RG, startTestEmulator, SUB, testTls } from './testing/index.js';
 
-const tls = generateSelfSignedCert();
-const SUB = '11111111-2222-3333-4444-555555555555';
-const RG = 'rg1';
-
-async function start(t: { teardown: (f: () => Promise<void>) => void }, opts: EmulatorOptions = {}) {
-  const emu = await AzureEmulator.start({
-    tls,
-    scenario: {
-      subscriptionId: SUB, resourceGroup: RG,
-      vnets: [{ name: 'vnet', addressPrefixes: ['10.0.0.0/8'], subnets: [{ name: 'nodes', addressPrefix: '10.1.0.0/24' }, { name: 'tiny', addressPrefix: '10.2.0.0/29' }, { name: 'other', addressPrefix: '10.3.0.0/24' }, { name: 'big', addressPrefix: '10.4.0.0/20' }] }],
-      vms: [{ namePrefix: 'vm-', count: 2, subnet: 'nodes' }],
-      scaleSets: [{ name: 'pool1', count: 2, subnet: 'nodes' }],
-    },
-    ...opts,
-  });
-  t.teardown(() => emu.close());
-  const net = createNetworkClient(emu, SUB);
-  const compute = createComputeClient(emu, SUB);
-  const subnetId = (name: string) => `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Network/virtualNetworks/vnet/subnets/${name}`;
-  return { emu, net, compute, subnetId };
-}
-
-const addrs = (nic: NetworkInterface) => (nic.ipConfigurations ?? []).map((c) => `${c.name}=${c.privateIPAddress}`);
-
-async function rejects(t: { throwsAsync: (p: Promise<unknown>) => Promise<unknown> }, p: Promise<unknown>): Promise<RestError> {
-  const e = await t.throwsAsync(p);
-  if (!(e instanceof Error)) throw new Error('expected an error');
-  return e as RestError;
-}
+const SUBNETS = [{ name: 'nodes', addressPrefix: '10.1.0.0/24' }, { name: 'tiny', addressPrefix: '10.2.0.0/29' }, { name: 'other', addressPrefix: '10.3.0.0/24' }, { name: 'big', addressPrefix: '10.4.0.0/20' }];
+const start = (t: { teardown: (f: () => Promise<void>) => void }, opts: EmulatorOptions = {}) => startTestEmulator(t, { subnets: SUBNETS, ...opts });
 
 test('TLS: clients trust the emulator only with its CA; the scenario wires VM -> NIC and providerIDs', async (t) => {
   const { emu, net, compute } = await start(t);
@@ -60,7 +32,7 @@ test('TLS: clients trust the emulator only with its CA; the scenario wires VM ->
 });
 
 test('scenario result: node names, Azure providerID formats, NIC id, primary IP and MAC', async (t) => {
-  const emu = await AzureEmulator.start({ tls });
+  const emu = await AzureEmulator.start({ tls: testTls });
   t.teardown(() => emu.close());
   const r = emu.loadScenario({ subscriptionId: SUB, resourceGroup: 'MC_rg', vms: [{ namePrefix: 'node-', count: 1 }], scaleSets: [{ name: 'aks-np1-vmss', count: 37 }] });
   const vm = r.nodes[0]!;

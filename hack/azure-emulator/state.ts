@@ -299,7 +299,61 @@ export class EmulatorState extends EventEmitter {
     this.nics.delete(nic.key);
   }
 
+  /**
+   * The ip-configs a NIC PUT asks for, with their addresses: validated, kept where the name (and subnet and
+   * kind) stays, Static ones taken, Dynamic ones the lowest free (blocks first). All or nothing: on a
+   * refusal every address taken or released here is put back.
+   */
   private planIpConfigs(nic: Nic | undefined, nicId: string, desired: DesiredIpConfig[]): IpConfig[] {
+    const { subnets, implicitPrimary } = this.validateIpConfigs(nicId, desired);
+    this.checkVnetLimit(nic, nicId, subnets);
+    const old = nic?.ipConfigs ?? [];
+    const keptAddress = keptAddresses(old, desired, subnets);
+    const kept = new Set(keptAddress.filter((ip): ip is number => ip !== undefined));
+    const undo: Array<() => void> = [];
+    const fail = (e: AzureError): never => {
+      for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
+      throw e;
+    };
+    for (const o of old) {
+      if (!kept.has(o.ip)) { releaseCfg(o); undo.push(() => takeCfg(o)); }
+    }
+    const result: Array<number | undefined> = [...keptAddress];
+    desired.forEach((d, i) => {
+      if (result[i] !== undefined || d.allocation !== 'Static') return;
+      const subnet = subnets[i]!;
+      const cfgId = `${nicId}/ipConfigurations/${d.name}`;
+      const ip = d.privateIPAddress === undefined ? undefined : parseIPv4(d.privateIPAddress);
+      if (ip === undefined) return fail(errors.invalidParameter(`IP configuration ${cfgId} is Static but has no valid privateIPAddress.`));
+      if (!subnet.pool.contains(ip)) return fail(errors.privateIpNotInSubnet(d.privateIPAddress!, subnet.id, subnet.addressPrefix));
+      if (subnet.pool.isReserved(ip)) return fail(errors.privateIpInReservedRange(d.privateIPAddress!, subnet.addressPrefix));
+      if (!subnet.pool.take(ip)) {
+        const owner = this.ipIndex.get(formatIPv4(ip));
+        return fail(errors.privateIpIsAllocated(cfgId, d.privateIPAddress!, owner && owner.nic !== nic ? owner.nic.id : nicId));
+      }
+      undo.push(() => subnet.pool.release(ip));
+      result[i] = ip;
+    });
+    // Blocks first: they need aligned room, single addresses fit anywhere. Azure refuses a subnet with
+    // free addresses but no free aligned block as it refuses a full one (SubnetIsFull).
+    let stillNeeded = desired.reduce((n, d, i) => n + (result[i] === undefined && d.allocation === 'Dynamic' ? ipConfigSize(d) : 0), 0);
+    const order = desired.map((_, i) => i).sort((a, b) => ipConfigSize(desired[b]!) - ipConfigSize(desired[a]!));
+    for (const i of order) {
+      const d = desired[i]!;
+      if (result[i] !== undefined) continue;
+      const subnet = subnets[i]!;
+      const size = ipConfigSize(d);
+      const ip = size === 1 ? subnet.pool.takeLowest() : subnet.pool.takeLowestBlock(size);
+      if (ip === undefined) fail(errors.subnetIsFull(subnet.name, subnet.addressPrefix, stillNeeded));
+      undo.push(() => subnet.pool.releaseRange(ip!, size));
+      result[i] = ip;
+      stillNeeded -= size;
+    }
+    return desired.map((d, i) => toIpConfig(d, result[i]!, subnets[i]!, d.primary ?? implicitPrimary));
+  }
+
+  /** The checks of a NIC's desired ip-configs that need no address: count, names, primary, subnets, blocks. */
+  private validateIpConfigs(nicId: string, desired: DesiredIpConfig[]): { subnets: Subnet[]; implicitPrimary: boolean } {
     if (desired.length > this.options.maxIpConfigsPerNic) {
       throw errors.tooManyIpConfigs(nicId, desired.length, this.options.maxIpConfigsPerNic);
     }
@@ -333,72 +387,7 @@ export class EmulatorState extends EventEmitter {
       if (d.allocation !== 'Dynamic') throw errors.prefixNotDynamic(cfgId);
     });
     if ((wantsBlock || !this.options.allowMultipleSubnetsPerNic) && new Set(subnets).size > 1) throw errors.differentSubnets(nicId);
-    this.checkVnetLimit(nic, nicId, subnets);
-
-    const old = nic?.ipConfigs ?? [];
-    const oldByName = new Map(old.map((c) => [c.name.toLowerCase(), c]));
-    const keptAddress: Array<number | undefined> = desired.map((d, i) => {
-      const o = oldByName.get(d.name.toLowerCase());
-      if (!o || o.subnet !== subnets[i]) return undefined;
-      // A block stays a block and a single address a single address; switching kinds allocates anew.
-      if ((d.prefixLength ?? 0) !== (o.prefixLength ?? 0)) return undefined;
-      if (d.allocation === 'Dynamic') return o.ip;
-      return d.privateIPAddress !== undefined && parseIPv4(d.privateIPAddress) === o.ip ? o.ip : undefined;
-    });
-    const kept = new Set(keptAddress.filter((ip): ip is number => ip !== undefined));
-    const undo: Array<() => void> = [];
-    const fail = (e: AzureError): never => {
-      for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
-      throw e;
-    };
-    for (const o of old) {
-      if (!kept.has(o.ip)) { releaseCfg(o); undo.push(() => takeCfg(o)); }
-    }
-    const result: Array<number | undefined> = [...keptAddress];
-    desired.forEach((d, i) => {
-      if (result[i] !== undefined || d.allocation !== 'Static') return;
-      const subnet = subnets[i]!;
-      const cfgId = `${nicId}/ipConfigurations/${d.name}`;
-      const ip = d.privateIPAddress === undefined ? undefined : parseIPv4(d.privateIPAddress);
-      if (ip === undefined) return fail(errors.invalidParameter(`IP configuration ${cfgId} is Static but has no valid privateIPAddress.`));
-      if (!subnet.pool.contains(ip)) return fail(errors.privateIpNotInSubnet(d.privateIPAddress!, subnet.id, subnet.addressPrefix));
-      if (subnet.pool.isReserved(ip)) return fail(errors.privateIpInReservedRange(d.privateIPAddress!, subnet.addressPrefix));
-      if (!subnet.pool.take(ip)) {
-        const owner = this.ipIndex.get(formatIPv4(ip));
-        return fail(errors.privateIpIsAllocated(cfgId, d.privateIPAddress!, owner && owner.nic !== nic ? owner.nic.id : nicId));
-      }
-      undo.push(() => subnet.pool.release(ip));
-      result[i] = ip;
-    });
-    const sizeOf = (d: DesiredIpConfig): number => (d.prefixLength === undefined ? 1 : 2 ** (32 - d.prefixLength));
-    // Blocks first: they need aligned room, single addresses fit anywhere. Azure refuses a subnet with
-    // free addresses but no free aligned block as it refuses a full one (SubnetIsFull).
-    let stillNeeded = desired.reduce((n, d, i) => n + (result[i] === undefined && d.allocation === 'Dynamic' ? sizeOf(d) : 0), 0);
-    const order = desired.map((_, i) => i).sort((a, b) => sizeOf(desired[b]!) - sizeOf(desired[a]!));
-    for (const i of order) {
-      const d = desired[i]!;
-      if (result[i] !== undefined) continue;
-      const subnet = subnets[i]!;
-      const size = sizeOf(d);
-      const ip = size === 1 ? subnet.pool.takeLowest() : subnet.pool.takeLowestBlock(size);
-      if (ip === undefined) fail(errors.subnetIsFull(subnet.name, subnet.addressPrefix, stillNeeded));
-      undo.push(() => subnet.pool.releaseRange(ip!, size));
-      result[i] = ip;
-      stillNeeded -= size;
-    }
-    return desired.map((d, i) => {
-      const cfg: IpConfig = {
-        name: d.name,
-        ip: result[i]!,
-        size: sizeOf(d),
-        privateIPAddress: d.prefixLength === undefined ? formatIPv4(result[i]!) : `${formatIPv4(result[i]!)}/${d.prefixLength}`,
-        allocation: d.allocation,
-        subnet: subnets[i]!,
-        primary: d.primary ?? implicitPrimary,
-        ...(d.prefixLength === undefined ? {} : { prefixLength: d.prefixLength }),
-      };
-      return cfg;
-    });
+    return { subnets, implicitPrimary };
   }
 
   /** The VNet's private-IP limit: every ip-config counts once, a /28 block as one. */
@@ -492,3 +481,32 @@ function ipConfigList(subnetId: string, secondaries: number): DesiredIpConfig[] 
   for (let i = 0; i < secondaries; i++) list.push({ name: `ipconfig${i + 2}`, allocation: 'Dynamic', subnetId, primary: false });
   return list;
 }
+
+/** For each desired ip-config, the address it keeps from the NIC's current one of the same name, if any. */
+function keptAddresses(old: readonly IpConfig[], desired: DesiredIpConfig[], subnets: readonly Subnet[]): Array<number | undefined> {
+  const oldByName = new Map(old.map((c) => [c.name.toLowerCase(), c]));
+  return desired.map((d, i) => {
+    const o = oldByName.get(d.name.toLowerCase());
+    if (!o || o.subnet !== subnets[i]) return undefined;
+    // A block stays a block and a single address a single address; switching kinds allocates anew.
+    if ((d.prefixLength ?? 0) !== (o.prefixLength ?? 0)) return undefined;
+    if (d.allocation === 'Dynamic') return o.ip;
+    return d.privateIPAddress !== undefined && parseIPv4(d.privateIPAddress) === o.ip ? o.ip : undefined;
+  });
+}
+
+function toIpConfig(d: DesiredIpConfig, ip: number, subnet: Subnet, primary: boolean): IpConfig {
+  return {
+    name: d.name,
+    ip,
+    size: ipConfigSize(d),
+    privateIPAddress: d.prefixLength === undefined ? formatIPv4(ip) : `${formatIPv4(ip)}/${d.prefixLength}`,
+    allocation: d.allocation,
+    subnet,
+    primary,
+    ...(d.prefixLength === undefined ? {} : { prefixLength: d.prefixLength }),
+  };
+}
+
+/** How many addresses an ip-config takes: one, or its block's. */
+const ipConfigSize = (d: DesiredIpConfig): number => (d.prefixLength === undefined ? 1 : 2 ** (32 - d.prefixLength));

@@ -1,4 +1,5 @@
-// ARM's per-subscription token buckets: a burst capacity refilled at a steady rate.
+// Throttling as ARM and the Network resource provider do it: per-subscription token buckets (burst capacity
+// refilled at a steady rate) and the Network RP's sliding write window per subscription and region.
 
 export interface BucketLimits { capacity: number; refillPerSecond: number }
 
@@ -69,5 +70,66 @@ export class SlidingWindow {
     // The oldest write in the window leaves it at times[k] + window, where k makes room for one more.
     const k = this.times.length - this.limits.limit;
     return { ok: false, remaining: 0, retryAfterMs: Math.max(1, this.times[k]! + windowMs - t) };
+  }
+}
+
+export interface ThrottleSettings {
+  throttling: { enabled: boolean; reads: BucketLimits; writes: BucketLimits };
+  networkWriteLimit: WindowLimits & { enabled: boolean };
+}
+
+/** ARM's answer to one request: let through or not, and the remaining-requests headers it carries either way. */
+export interface ArmTake { ok: boolean; retryAfterMs: number; headers: Record<string, string> }
+
+/** The emulator's throttles: ARM's buckets by subscription, the Network RP's windows by subscription and region. */
+export class Throttles {
+  private readonly buckets = new Map<string, { reads: TokenBucket; writes: TokenBucket }>();
+  private readonly networkWindows = new Map<string, SlidingWindow>();
+
+  constructor(private settings: () => ThrottleSettings) {}
+
+  /** Applies changed limits to the buckets and windows already made (new ones read them when made). */
+  limitsChanged(): void {
+    const s = this.settings();
+    for (const w of this.networkWindows.values()) w.setLimits(s.networkWriteLimit);
+    for (const b of this.buckets.values()) {
+      b.reads.setLimits(s.throttling.reads);
+      b.writes.setLimits(s.throttling.writes);
+    }
+  }
+
+  /** Refills everything: new buckets start full, new windows empty. */
+  reset(): void { this.buckets.clear(); this.networkWindows.clear(); }
+
+  takeArm(sub: string, write: boolean): ArmTake {
+    const s = this.settings().throttling;
+    if (!s.enabled) return { ok: true, retryAfterMs: 0, headers: {} };
+    const k = sub.toLowerCase();
+    let b = this.buckets.get(k);
+    if (!b) {
+      b = { reads: new TokenBucket(s.reads), writes: new TokenBucket(s.writes) };
+      this.buckets.set(k, b);
+    }
+    const r = (write ? b.writes : b.reads).take();
+    const name = write ? 'writes' : 'reads';
+    return {
+      ok: r.ok,
+      retryAfterMs: r.retryAfterMs,
+      headers: {
+        [`x-ms-ratelimit-remaining-subscription-${name}`]: String(r.remaining),
+        [`x-ms-ratelimit-remaining-subscription-global-${name}`]: String(r.remaining),
+      },
+    };
+  }
+
+  /** A Microsoft.Network write against the window of its subscription and region; undefined when not applied. */
+  takeNetworkWrite(sub: string, location: string): TakeResult | undefined {
+    const s = this.settings();
+    const lim = s.networkWriteLimit;
+    if (!s.throttling.enabled || !lim.enabled) return undefined;
+    const k = `${sub.toLowerCase()}/${location.toLowerCase()}`;
+    let w = this.networkWindows.get(k);
+    if (!w) { w = new SlidingWindow(lim); this.networkWindows.set(k, w); }
+    return w.take();
   }
 }

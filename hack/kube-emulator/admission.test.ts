@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { call, grant, withEmulator, withWidgets, W, widget } from './testing.js';
+import { call, grant, withEmulator, withWidgets, W, widget } from './testing/index.js';
 
 const VAP = '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies';
 const VAPB = '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings';

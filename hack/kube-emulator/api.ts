@@ -1,24 +1,29 @@
 // API semantics on top of the store: create/update/patch/delete with the generic registry strategies
-// (status split, generation, finalizers, preconditions, CRD schemas, server-side apply), list with
-// selectors and consistent pagination, and watch.
+// (status split, generation, finalizers, preconditions, CRD schemas, server-side apply, admission), the
+// views of stored objects, authorization, and CRD registration. Lists are in list.ts, selectors in
+// selection.ts, the scale subresource in scale.ts; the Api methods of those delegate.
 import { randomUUID } from 'node:crypto';
 import YAML from 'yaml';
 import { Registry, apiVersionOf, bucketOf, type ResourceType } from './registry.js';
 import { Store, objectKey, type Obj, type StoreEvent } from './store.js';
 import {
-  ApiError, alreadyExists, badRequest, fe, forbidden, gone, invalid, notFound, staleConflict, unsupportedMediaType, conflict,
+  ApiError, alreadyExists, badRequest, fe, forbidden, invalid, notFound, staleConflict, unsupportedMediaType, conflict,
   type FieldError,
 } from './status.js';
-import { matchFields, matchLabels, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type LabelRequirement } from './selectors.js';
 import { applyDefaults, prune, validateObject } from './schema.js';
 import { jsonPatch, mergePatch, strategicMerge } from './patch.js';
 import { recordUpdate, serverSideApply } from './fields.js';
 import { admit as admitPolicies, type UserInfo } from './admission.js';
 import { pruneBuiltin } from './builtin-fields.js';
-import { builtinUpdateRules, isCreateOnUpdate, listItem, listKeysFor, review, stableJSON, validateEventCreate, validateMeta } from './builtins.js';
+import { builtinUpdateRules, isCreateOnUpdate, listKeysFor, review, stableJSON, validateEventCreate, validateMeta } from './builtins.js';
 import { authorize as rbacAuthorize, bootstrapPolicy, rulesFor as rbacRulesFor, RBAC_GROUP, type Decision, type RbacPolicy, type RequestAttributes, type RulesReviewStatus } from './rbac.js';
 import { crdEstablishedStatus, crdTypes, defaultCrd, validateCrd } from './crd.js';
-import { jsonPath } from './table.js';
+import { listObjects } from './list.js';
+import { getScale, updateScale } from './scale.js';
+import { fieldsOf, matches, parseSelectors, watchEventType, type Selectors } from './selection.js';
+
+export { decodeContinue, encodeContinue, type Continue } from './list.js';
+export type { Selectors } from './selection.js';
 
 export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
 
@@ -59,38 +64,10 @@ const now = (): string => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const clone = <T>(v: T): T => structuredClone(v) as T;
 
-
-
 /** Everything in an object except metadata and status: what a generation bump tracks. */
 function specPart(o: Obj, statusSplit: boolean): Obj {
   const { metadata: _m, status, resourceVersion: _r, ...rest } = o;
   return statusSplit ? rest : { ...rest, status };
-}
-
-
-
-export interface Continue {
-  rv: number;
-  start: string;
-}
-
-export function encodeContinue(c: Continue): string {
-  return Buffer.from(JSON.stringify({ v: 'meta.k8s.io/v1', rv: c.rv, start: c.start })).toString('base64url');
-}
-
-export function decodeContinue(s: string): Continue {
-  try {
-    const j = JSON.parse(Buffer.from(s, 'base64url').toString('utf8'));
-    if (j.v !== 'meta.k8s.io/v1' || typeof j.rv !== 'number' || typeof j.start !== 'string') throw new Error('bad');
-    return { rv: j.rv, start: j.start };
-  } catch {
-    throw badRequest('continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)');
-  }
-}
-
-export interface Selectors {
-  labels: LabelRequirement[];
-  fields: FieldRequirement[];
 }
 
 export type AuthorizationMode = 'RBAC' | 'AlwaysAllow';
@@ -155,49 +132,14 @@ export class Api {
     return t.toStorage ? t.toStorage(obj) : obj;
   }
 
-  fieldsOf(t: ResourceType, stored: Obj): Record<string, string> {
-    const f: Record<string, string> = { 'metadata.name': stored.metadata.name };
-    if (t.namespaced) f['metadata.namespace'] = stored.metadata.namespace ?? '';
-    return t.fieldLabels ? { ...f, ...t.fieldLabels(stored) } : f;
-  }
+  fieldsOf(t: ResourceType, stored: Obj): Record<string, string> { return fieldsOf(t, stored); }
 
-  parseSelectors(t: ResourceType, q: { labelSelector?: string; fieldSelector?: string }): Selectors {
-    try {
-      const labels = parseLabelSelector(q.labelSelector);
-      const fields = parseFieldSelector(q.fieldSelector);
-      const sample = this.fieldsOf(t, { metadata: { name: '', namespace: '' } });
-      for (const r of fields) {
-        if (!(r.field in sample)) {
-          throw badRequest(`field label not supported: ${r.field}`);
-        }
-      }
-      return { labels, fields };
-    } catch (e) {
-      if (e instanceof SelectorError) throw badRequest(e.message);
-      throw e;
-    }
-  }
+  parseSelectors(t: ResourceType, q: { labelSelector?: string; fieldSelector?: string }): Selectors { return parseSelectors(t, q); }
 
-  matches(t: ResourceType, sel: Selectors, stored: Obj): boolean {
-    if (sel.labels.length && !matchLabels(sel.labels, stored.metadata.labels)) return false;
-    if (sel.fields.length && !matchFields(sel.fields, this.fieldsOf(t, stored))) return false;
-    return true;
-  }
+  matches(t: ResourceType, sel: Selectors, stored: Obj): boolean { return matches(t, sel, stored); }
 
-  /**
-   * What a watcher with selectors sees of a store event: objects entering the selection are ADDED,
-   * leaving it DELETED, staying in it MODIFIED; null when the watcher sees nothing.
-   */
-  watchEventType(t: ResourceType, sel: Selectors, e: StoreEvent): 'ADDED' | 'MODIFIED' | 'DELETED' | null {
-    const now = this.matches(t, sel, e.obj);
-    const before = e.prev ? this.matches(t, sel, e.prev) : false;
-    if (e.type === 'ADDED') return now ? 'ADDED' : null;
-    if (e.type === 'DELETED') return before || now ? 'DELETED' : null;
-    if (before && now) return 'MODIFIED';
-    if (now) return 'ADDED';
-    if (before) return 'DELETED';
-    return null;
-  }
+  /** What a watcher with selectors sees of a store event (selection.ts). */
+  watchEventType(t: ResourceType, sel: Selectors, e: StoreEvent): 'ADDED' | 'MODIFIED' | 'DELETED' | null { return watchEventType(t, sel, e); }
 
   // ---------- reads ----------
 
@@ -207,86 +149,7 @@ export class Api {
     return this.view(t, o);
   }
 
-  /** Bucket state at an older resourceVersion, by undoing later events; null if history is gone. */
-  private stateAt(t: ResourceType, rv: number): Map<string, Obj> | 'live' | null {
-    const events = this.store.eventsSince(t.bucket, rv);
-    if (!events) return null;
-    if (!events.length) return 'live';
-    const state = new Map<string, Obj>();
-    for (const k of this.store.sortedKeys(t.bucket)) state.set(k, this.store.get(t.bucket, k)!);
-    for (let i = events.length - 1; i >= 0; i--) {
-      const e = events[i]!;
-      if (e.type === 'ADDED') state.delete(e.key);
-      else state.set(e.key, e.prev!);
-    }
-    return state;
-  }
-
-  list(t: ResourceType, ns: string, q: ListQuery): Obj {
-    const sel = this.parseSelectors(t, q);
-    let rv = this.store.currentRV();
-    let start = '';
-    let snapshot: Map<string, Obj> | 'live' | null = null;
-    if (q.continue) {
-      const c = decodeContinue(q.continue);
-      snapshot = this.stateAt(t, c.rv);
-      if (!snapshot) throw gone('The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.');
-      rv = c.rv;
-      start = c.start;
-    } else if (q.resourceVersion && q.resourceVersionMatch === 'Exact') {
-      const want = Number(q.resourceVersion);
-      if (!Number.isInteger(want)) throw badRequest(`invalid resource version "${q.resourceVersion}"`);
-      snapshot = this.stateAt(t, want);
-      if (!snapshot) throw gone(`too old resource version: ${want} (${this.store.currentRV()})`);
-      rv = want;
-    }
-    let keys: string[];
-    let getObj: (k: string) => Obj;
-    if (snapshot && snapshot !== 'live') {
-      const snap = snapshot;
-      keys = [...snap.keys()].sort();
-      getObj = (k) => snap.get(k)!;
-    } else {
-      keys = this.store.sortedKeys(t.bucket);
-      getObj = (k) => this.store.get(t.bucket, k)!;
-    }
-    const prefix = t.namespaced && ns ? `${ns}/` : '';
-    const limit = q.limit && q.limit > 0 ? q.limit : Infinity;
-    // binary search for the start key
-    let i = 0;
-    const from = start || prefix;
-    if (from) {
-      let lo = 0;
-      let hi = keys.length;
-      while (lo < hi) { const m = (lo + hi) >> 1; if (keys[m]! < from) lo = m + 1; else hi = m; }
-      i = lo;
-    }
-    const items: Obj[] = [];
-    let lastKey = '';
-    let more = false;
-    let remaining = 0;
-    const noSelectors = !sel.labels.length && !sel.fields.length;
-    for (; i < keys.length; i++) {
-      const k = keys[i]!;
-      if (prefix && !k.startsWith(prefix)) break;
-      const o = getObj(k);
-      if (!this.matches(t, sel, o)) continue;
-      if (items.length >= limit) {
-        more = true;
-        if (!noSelectors) break;
-        remaining++;
-        continue;
-      }
-      items.push(t.schema ? this.view(t, o) : listItem(this.view(t, o)));
-      lastKey = k;
-    }
-    const metadata: Obj = { resourceVersion: String(rv) };
-    if (more) {
-      metadata.continue = encodeContinue({ rv, start: `${lastKey}\u0000` });
-      if (noSelectors) metadata.remainingItemCount = remaining;
-    }
-    return { kind: t.listKind, apiVersion: apiVersionOf(t), metadata, items };
-  }
+  list(t: ResourceType, ns: string, q: ListQuery): Obj { return listObjects(this, t, ns, q); }
 
   // ---------- writes ----------
 
@@ -626,25 +489,11 @@ export class Api {
   // ---------- scale subresource ----------
 
   /** autoscaling/v1 Scale of an object whose type has a scale subresource. */
-  getScale(t: ResourceType, ns: string, name: string): Obj {
-    const o = this.get(t, ns, name);
-    return scaleOf(t, o);
-  }
+  getScale(t: ResourceType, ns: string, name: string): Obj { return getScale(this, t, ns, name); }
 
   /** Applies a new Scale (from PUT or a patch of the current one) to spec replicas. */
   updateScale(t: ResourceType, ns: string, name: string, change: (current: Obj) => Obj, opts: WriteOptions): Obj {
-    const o = this.get(t, ns, name);
-    const next = change(scaleOf(t, o));
-    const replicas = next?.spec?.replicas;
-    if (!Number.isInteger(replicas) || replicas < 0) {
-      throw invalid('Scale', 'autoscaling', name, [fe.invalid('spec.replicas', replicas ?? null, 'must be greater than or equal to 0')]);
-    }
-    const rv = next.metadata?.resourceVersion;
-    if (rv && rv !== o.metadata.resourceVersion) throw staleConflict(t, name);
-    const updated = clone(o);
-    setPath(updated, t.scale!.specReplicasPath, replicas);
-    const r = this.update(t, ns, name, updated, { ...opts, subresource: '' });
-    return scaleOf(t, r.obj);
+    return updateScale(this, t, ns, name, change, opts);
   }
 
   // ---------- CRDs ----------
@@ -677,10 +526,6 @@ export class Api {
   }
 }
 
-
-
-
-
 function randomSuffix(): string {
   const alphabet = 'bcdfghjklmnpqrstvwxz2456789';
   let s = '';
@@ -688,28 +533,3 @@ function randomSuffix(): string {
   return s;
 }
 
-
-
-function scaleOf(t: ResourceType, o: Obj): Obj {
-  const sc = t.scale!;
-  const spec = jsonPath(o, sc.specReplicasPath)[0];
-  const status = jsonPath(o, sc.statusReplicasPath)[0];
-  const selector = sc.labelSelectorPath ? jsonPath(o, sc.labelSelectorPath)[0] : undefined;
-  const out: Obj = {
-    kind: 'Scale', apiVersion: 'autoscaling/v1',
-    metadata: { name: o.metadata.name, namespace: o.metadata.namespace, uid: o.metadata.uid, resourceVersion: o.metadata.resourceVersion, creationTimestamp: o.metadata.creationTimestamp },
-    spec: { replicas: typeof spec === 'number' ? spec : 0 },
-    status: { replicas: typeof status === 'number' ? status : 0 },
-  };
-  if (!t.namespaced) delete out.metadata.namespace;
-  if (typeof selector === 'string') out.status.selector = selector;
-  return out;
-}
-
-/** Sets a simple dotted JSONPath (.spec.replicas), creating objects on the way. */
-function setPath(o: Obj, path: string, value: unknown): void {
-  const parts = path.replace(/^\./, '').split('.');
-  let cur = o;
-  for (const p of parts.slice(0, -1)) cur = isObj(cur[p]) ? cur[p] : (cur[p] = {});
-  cur[parts[parts.length - 1]!] = value;
-}

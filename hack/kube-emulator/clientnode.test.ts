@@ -2,16 +2,7 @@
 // the relist after 410 Gone), leader-election style lease updates, and errors as client-node sees them.
 import test from 'ava';
 import * as k8s from '@kubernetes/client-node';
-import { call, withWidgets, widget, W } from './testing.js';
-
-const until = async (cond: () => boolean, ms = 3000): Promise<boolean> => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return true;
-};
+import { call, withWidgets, widget, W, until } from './testing/index.js';
 
 test('informer on nodes: add, update, delete, and relist after 410 Gone', async (t) => {
   const emu = await withWidgets(t);

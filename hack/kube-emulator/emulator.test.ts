@@ -3,7 +3,7 @@ import test from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { call, openWatch, withEmulator, withWidgets, W, widget } from './testing.js';
+import { call, openWatch, withEmulator, withWidgets, W, widget } from './testing/index.js';
 import { startKubeEmulator } from './index.js';
 
 const NODES = '/api/v1/nodes';

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { call, withEmulator } from './testing.js';
+import { call, withEmulator } from './testing/index.js';
 
 /**
  * Event series as the API server keeps them (ValidateEventCreate / ValidateEventUpdate): an

@@ -4,7 +4,7 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { withEmulator, widgetsCrd, type Reply } from './testing.js';
+import { withEmulator, widgetsCrd, type Reply } from './testing/index.js';
 import type { KubeEmulator } from './index.js';
 import YAML from 'yaml';
 

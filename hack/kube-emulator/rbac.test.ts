@@ -200,7 +200,7 @@ test('the bootstrap policy: cluster-admin for system:masters, discovery and self
 });
 
 test('over HTTP: RBAC by default, 403 before routing, discovery for all, grants take effect at once; AlwaysAllow', async (t) => {
-  const { withEmulator, call, grant } = await import('./testing.js');
+  const { withEmulator, call, grant } = await import('./testing/index.js');
   const emu = await withEmulator(t, { tls: false, users: [{ token: 'ann-token', username: 'ann', groups: ['devs'] }] });
   const as = (m: string, p: string, b?: unknown) => call(emu, m, p, b, {}, 'ann-token');
   t.is((await as('GET', '/apis')).status, 200, 'system:discovery');

@@ -1,7 +1,7 @@
 // Scale: 5,000 Nodes and 5,000 custom resources, listed in pages and followed by watches, as the
 // controller benchmark will. Asserts completeness and ordering; logs the timings.
 import test from 'ava';
-import { call, openWatch, withWidgets, W } from './testing.js';
+import { call, openWatch, withWidgets, W } from './testing/index.js';
 
 test('5,000 nodes and 5,000 custom resources: paged lists are complete and watches see every event', async (t) => {
   const emu = await withWidgets(t, { tls: false });

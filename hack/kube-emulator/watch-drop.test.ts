@@ -3,16 +3,7 @@
 // re-list and re-watch.
 import test from 'ava';
 import * as k8s from '@kubernetes/client-node';
-import { call, openWatch, withEmulator } from './testing.js';
-
-const until = async (cond: () => boolean, ms = 10_000): Promise<boolean> => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-};
+import { call, openWatch, withEmulator, until } from './testing/index.js';
 
 const node = (name: string) => ({ apiVersion: 'v1', kind: 'Node', metadata: { name } });
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { AzureEmulator, type ScenarioNode } from '../azure-emulator/index.js';
 import { kubeconfigYaml, type KubeEmulator } from '../kube-emulator/index.js';
-import { build } from '../../deploy/lib/manifests.js';
+import { build } from '../../deploy/testing/manifests.js';
 import { Fabric, type SimHost, type SimVM } from '../../node-plugin/datapath/testing/fabric-sim.js';
 import { FORWARDER, buildForwarder, invokePlugin, type CniCall } from '../../node-plugin/agent/testing/test-node.js';
 import { KubeClient, PATHS } from '../../controllers/kube.js';

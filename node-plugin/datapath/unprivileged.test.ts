@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { build, find } from '../../deploy/lib/manifests.js';
+import { build, find } from '../../deploy/testing/manifests.js';
 import { run } from './exec.js';
 import { createFabric, type SimVM } from './testing/fabric-sim.js';
 import type { NodeDiagnostics, NodeNetwork, PodInterface } from './index.js';

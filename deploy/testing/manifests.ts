@@ -1,3 +1,4 @@
+// Test kit (deploy/*.test.ts, e2e, the sandbox; never shipped): builds a kustomization with kubectl and finds its objects.
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -1,10 +1,12 @@
-// Helpers for tests that talk to the emulator over HTTP(S) directly.
+// The test kit of the Kubernetes API emulator: start one (optionally with the test CRD `widgets`), talk to it
+// over HTTP(S) directly (`call`, `openWatch`), grant RBAC, and poll for a condition. Tests only: nothing in
+// production imports it (tsconfig.build.json leaves `**/testing/**` out).
 import { request } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { startKubeEmulator, type EmulatorOptions, type KubeEmulator } from './index.js';
+import { startKubeEmulator, type EmulatorOptions, type KubeEmulator } from '../index.js';
 
 export interface Reply {
   status: number;
@@ -82,7 +84,7 @@ export function openWatch(emu: KubeEmulator, path: string) {
   };
 }
 
-export const widgetsCrd = (): any => YAML.parse(readFileSync(fileURLToPath(new URL('./testdata/widgets-crd.yaml', import.meta.url)), 'utf8'));
+export const widgetsCrd = (): any => YAML.parse(readFileSync(fileURLToPath(new URL('../testdata/widgets-crd.yaml', import.meta.url)), 'utf8'));
 
 export async function withEmulator(t: { teardown(fn: () => Promise<void> | void): void }, opts: EmulatorOptions = {}): Promise<KubeEmulator> {
   const emu = await startKubeEmulator(opts);
@@ -119,4 +121,14 @@ export async function grant(emu: KubeEmulator, name: string, username: string, r
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind, name }, subjects: [subject],
   });
   if (b.status !== 201) throw new Error(`${kind}Binding ${name}: ${b.text}`);
+}
+
+/** Polls `cond` every 10 ms until it holds (true) or `timeoutMs` passes (false): generous by default for a loaded machine. */
+export async function until(cond: () => boolean, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
 }

@@ -1,3 +1,4 @@
+// Test kit (never shipped): evaluates RBAC rules the way the API server (and the Kubernetes emulator) does.
 import { ruleAllows as emulatorRuleAllows } from '../../hack/kube-emulator/rbac.js';
 
 /**

@@ -1,3 +1,4 @@
+// Test kit (deploy's tests; never shipped): runs kubectl against a kubeconfig, from the repository root.
 import { execFile } from 'node:child_process';
 import { KUBECTL, REPO_ROOT } from './manifests.js';
 

@@ -1,3 +1,4 @@
+// Test kit (never shipped): runs an Argo CD health check (Lua) on an object under lua5.1, as Argo CD would.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
