@@ -34,7 +34,7 @@ async function withCRDs(t: Parameters<typeof withEmulator>[0]): Promise<KubeEmul
   return emu;
 }
 
-test('the API server fills in every default of a minimal pool', async (t) => {
+test('the Kubernetes API emulator fills in every default of a minimal pool, as the API server does', async (t) => {
   const emu = await withCRDs(t);
   const r = await kubectl(emu, ['apply', '-f', '-'], pool('minimal', {}));
   t.is(r.code, 0, r.stderr);

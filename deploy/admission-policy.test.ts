@@ -126,7 +126,7 @@ test('the policy covers the records and their status, for every write', (t) => {
   t.deepEqual([...rule.operations].sort(), ['CREATE', 'DELETE', 'UPDATE']);
 });
 
-test('enforced by an API server: the real agent client may write its own record and nothing else', async (t) => {
+test('enforced by the Kubernetes API emulator: the real agent client may write its own record and nothing else', async (t) => {
   const { startKubeEmulator } = await import('../hack/kube-emulator/index.js');
   const { KubeRecordSource } = await import('../node-plugin/agent/record-source.js');
   const { CustomObjectsApi } = await import('@kubernetes/client-node');

@@ -8,7 +8,7 @@ import { kubectl } from '../testing/kubectl.js';
 import { build, find } from '../testing/manifests.js';
 import { daemonSetLookup, inClusterTarget, kubeconfigTarget, resolveTarget } from './kube.js';
 
-test('the DaemonSet lookup against an API server: found, being deleted, gone, unauthorized', async (t) => {
+test('the DaemonSet lookup against the Kubernetes API emulator: found, being deleted, gone, unauthorized', async (t) => {
   const emu = await startKubeEmulator();
   t.teardown(() => emu.close());
   const base = build('deploy/base');

@@ -382,7 +382,7 @@ test('pending demand: DEL and GC of a container that never got an IP take it out
   t.deepEqual(agent.addresses.demand(), { usedIPs: 1, pendingIPs: 1 });
 });
 
-test('record source: a watch that failed (API server 503 for a moment) is back within a second, not after a fixed 2 s pause', async (t) => {
+test('record source: a watch that failed (the emulator answers 503 for a moment) is back within a second, not after a fixed 2 s pause', async (t) => {
   t.timeout(60_000);
   const { emu, co, kc } = await kubeWithCrds(t);
   const body = (poolName: string, metadata: Record<string, unknown> = { name: 'n1' }) => ({ apiVersion: 'podvnet.io/v1alpha1', kind: 'NodeIPAllocation', metadata, spec: { poolName } });
