@@ -54,10 +54,15 @@ try {
       const r = await node.cni(cmd, { containerId: `s-${i}`, netns: netns[i] });
       if (r.code !== 0) throw new Error(`${cmd} failed: ${r.stdout}`);
       per[cmd].total.push(r.ms);
+      const seen = new Map<string, number>();
       for (const s of spans) {
-        const e = per[cmd].steps.get(s.what) ?? { ms: [], startOffset: [] };
+        // a step that runs more than once per request (two `ip -batch`) is counted by its order: #1, #2
+        const n = (seen.get(s.what) ?? 0) + 1;
+        seen.set(s.what, n);
+        const what = n > 1 || spans.filter((x) => x.what === s.what).length > 1 ? `${s.what} #${n}` : s.what;
+        const e = per[cmd].steps.get(what) ?? { ms: [], startOffset: [] };
         e.ms.push(s.ms); e.startOffset.push(s.start - t0);
-        per[cmd].steps.set(s.what, e);
+        per[cmd].steps.set(what, e);
       }
     }
   }

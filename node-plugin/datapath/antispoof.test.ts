@@ -158,6 +158,8 @@ test('detach, GC and teardown remove the rules and neighbour entries; a re-attac
   // Detach with and without the IP.
   await dp.detachPod(net, { containerId: a.spec.containerId, ifName: 'eth0', ip: a.spec.ip });
   await dp.detachPod(net, { containerId: b.spec.containerId, ifName: 'eth0' });
+  // The veths are retired at once; their rules and entries go when they are deleted, shortly after.
+  await dp.retiredVethsDeleted(net);
   t.deepEqual((await rawChain(vm.netns)).map((l) => /! -s (\S+)/.exec(l)?.[1]), [`${c.spec.ip}/32`]);
   t.deepEqual((await bridgeNeighs(vm.netns)).filter((n) => n.state?.includes('PERMANENT')).map((n) => n.dst), [c.spec.ip]);
 
@@ -193,6 +195,7 @@ test('iptables-legacy node: the same rules drop a spoofed source to a pod and to
     t.false(r.spoofed, `${x.ip}: spoofed source dropped`);
   }
   await dp.detachPod(net, { containerId: a.spec.containerId, ifName: 'eth0', ip: a.spec.ip });
+  await dp.retiredVethsDeleted(net);
   t.is((await rawChain(vm.netns, 'legacy')).length, 2);
   await dp.teardownNode(net);
   t.false((await runRaw(vm.netns, ['iptables-legacy-save'])).stdout.includes('PODVNET'));

@@ -57,6 +57,7 @@ for (const backend of ['nft', 'legacy'] as const) {
       await dp.attachPod(net, a!);
       await dp.attachPod(net, b!);
       await dp.detachPod(net, { containerId: a!.containerId, ifName: a!.ifName, ip: a!.ip });
+      await dp.retiredVethsDeleted(net); // the rule and entry go with the retired veth
     });
     t.deepEqual(steady, { chainListings: 0, neighbourDumps: 0 });
     t.is(await rulesFor(a!), 0);
@@ -69,6 +70,7 @@ for (const backend of ['nft', 'legacy'] as const) {
     await runRaw(vm.netns, [ipt, '-w', '5', '-t', 'raw', '-F', antispoof]);
     await runRaw(vm.netns, ['ip', 'neigh', 'del', b!.ip, 'dev', net.bridgeName]);
     await dp.detachPod(net, { containerId: b!.containerId, ifName: b!.ifName, ip: b!.ip });
+    await dp.retiredVethsDeleted(net);
     t.is(await rulesFor(b!), 0);
     t.false(await entry(b!));
     await dp.attachPod(net, c!);
@@ -79,6 +81,7 @@ for (const backend of ['nft', 'legacy'] as const) {
     // c's rule removed by hand: the DEL's removal fails against the model, reads the chain, and succeeds.
     await runRaw(vm.netns, [ipt, '-w', '5', '-t', 'raw', '-F', antispoof]);
     await dp.detachPod(net, { containerId: c!.containerId, ifName: c!.ifName, ip: c!.ip });
+    await dp.retiredVethsDeleted(net);
     t.is(await rulesFor(c!), 0);
     t.false(await entry(c!));
     t.deepEqual((await dp.nodeDiagnostics(net)).problems, []);

@@ -35,7 +35,9 @@ const del = (net: dp.NodeNetwork, s: dp.PodInterface, withIP = true) =>
   dp.detachPod(net, { containerId: s.containerId, ifName: 'eth0', ...(withIP ? { ip: s.ip } : {}) });
 
 /** What a pod left on the node: its veth, its /32 route, any neighbour entry with its MAC, its anti-spoofing rule. */
-async function leftovers(vm: SimVM, specs: dp.PodInterface[]): Promise<string[]> {
+async function leftovers(vm: SimVM, net: dp.NodeNetwork, specs: dp.PodInterface[]): Promise<string[]> {
+  // DELs retire veths at once and delete them (then their rules and entries) shortly after.
+  await dp.retiredVethsDeleted(net);
   const [links, routes, neighs, rules] = await Promise.all([
     runRaw(vm.netns, ['ip', '-j', 'link', 'show', 'type', 'veth']),
     runRaw(vm.netns, ['ip', '-j', '-4', 'route', 'show', 'dev', 'podvnet0']),
@@ -67,7 +69,7 @@ test('DEL of the only pod on a bridge succeeds when its neighbour entry was lear
     if (how !== 'flushed') t.true(await pingEventually(vm.netns, p.spec.ip));
     const dels = how === 'twice' ? [del(net, p.spec), del(net, p.spec)] : [del(net, p.spec)];
     await t.notThrowsAsync(Promise.all(dels), how);
-    t.deepEqual(await leftovers(vm, [p.spec]), [], how);
+    t.deepEqual(await leftovers(vm, net, [p.spec]), [], how);
   }
 });
 
@@ -88,7 +90,7 @@ test('DEL after someone removed the veth, the route, the neighbour entry or the 
   await t.notThrowsAsync(del(net, e.spec), 'with the IP, after its veth died with its namespace');
   // And again: a retried DEL of anything already removed.
   for (const p of pods) await t.notThrowsAsync(del(net, p.spec));
-  t.deepEqual(await leftovers(vm, pods.map((p) => p.spec)), []);
+  t.deepEqual(await leftovers(vm, net, pods.map((p) => p.spec)), []);
 });
 
 test('concurrent DELs of the same pods (a runtime retrying while the first runs) all succeed', async (t) => {
@@ -97,7 +99,7 @@ test('concurrent DELs of the same pods (a runtime retrying while the first runs)
   const results = await Promise.allSettled(pods.flatMap((p) => [del(net, p.spec), del(net, p.spec), del(net, p.spec, false)]));
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => (r.reason as Error).message);
   t.deepEqual(failed, [], `${failed.length} of ${results.length} DELs failed`);
-  t.deepEqual(await leftovers(vm, pods.map((p) => p.spec)), []);
+  t.deepEqual(await leftovers(vm, net, pods.map((p) => p.spec)), []);
 });
 
 test('many concurrent ADDs and DELs on one node while resyncs and flushes run: every ADD and DEL succeeds, nothing is left', async (t) => {
@@ -130,7 +132,7 @@ test('many concurrent ADDs and DELs on one node while resyncs and flushes run: e
   const rounds = await background;
   t.log(`${all.length} pods added and deleted, ${rounds} background flush + resync rounds`);
   t.deepEqual(failures, []);
-  t.deepEqual(await leftovers(vm, all), []);
+  t.deepEqual(await leftovers(vm, net, all), []);
   t.deepEqual((await dp.nodeDiagnostics(net)).problems, []);
 });
 

@@ -12,6 +12,8 @@
  * - attachHostVeth(net, { containerId, ifName, ip, peerName }): for Docker/libnetwork, which moves the
  *   container end itself: the host side of attachPod, with the container end left in the node's
  *   namespace (down) as `peerName`. detachPod removes it like a pod.
+ * - detachPod retires the host veth (route gone, veth down, out of every listing) and deletes it shortly
+ *   after with others (retired-veths.ts); retiredVethsDeleted(net) waits for that.
  * - The bridge's MTU is not NodeNetwork.mtu: Linux keeps it at the smallest port MTU, so attachPod may be
  *   called with a per-pod mtu without re-applying the node (ensureNode ignores mtu when memoizing).
  * - pruneOrphanRoutes(net): GC of /32 pod routes on the bridge that no veth claims any more, and of the
@@ -22,8 +24,9 @@
  * - hostVethName(containerId, ifName): the deterministic host veth name.
  * - DatapathCheckError (checkPod's failure), DatapathError (a kernel tool failed; message has its stderr),
  *   SysctlError (a DatapathError naming each sysctl key, its file and the errno).
- * - configureDatapath({ procSysRoot }): process-wide options; procSysRoot (default /proc/sys) is where
- *   the node's sysctls are written as files (…/net/...), e.g. /host/proc/sys in an unprivileged container.
+ * - configureDatapath({ procSysRoot, retiredVeths }): process-wide options; procSysRoot (default /proc/sys) is where
+ *   the node's sysctls are written as files (…/net/...), e.g. /host/proc/sys in an unprivileged container;
+ *   retiredVeths: when retired veths are deleted.
  * Inputs are validated with zod: an invalid NodeNetwork / PodInterface throws TypeError naming the field.
  */
 import { ipJSON, ipRemove } from './exec.js';
@@ -36,7 +39,7 @@ import { DatapathError, type NodeNetwork } from './types.js';
 import { IfName, parseNodeNetwork } from './validate.js';
 
 export * from './types.js';
-export { ensureNode, teardownNode } from './node-datapath.js';
+export { ensureNode, retiredVethsDeleted, teardownNode } from './node-datapath.js';
 export { nodeDiagnostics, type NodeDiagnostics } from './diagnostics.js';
 export { attachPod, attachHostVeth, detachPod, checkPod, listAttachments, type HostVethResult } from './pod.js';
 export { hostVethName } from './names.js';

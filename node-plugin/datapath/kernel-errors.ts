@@ -28,6 +28,11 @@ export function linkDelStep(dev: string): RemovalStep {
   return { line: `link del dev ${dev}`, gone: noDevice(dev) };
 }
 
+/** `link set dev <dev> down`: gone if the device is. */
+export function linkDownStep(dev: string): RemovalStep {
+  return { line: `link set dev ${dev} down`, gone: noDevice(dev) };
+}
+
 /**
  * `route del <ip>/32 dev <bridge> metric <m>`: gone if no such route (ESRCH), the main table is empty
  * (the kernel says the FIB table does not exist), or the bridge (and with it its routes) is gone.

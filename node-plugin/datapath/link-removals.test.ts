@@ -2,7 +2,7 @@
 import test from 'ava';
 import { batchOutcome, linkDelStep, routeDelStep } from './kernel-errors.js';
 import { observeCommands, run } from './exec.js';
-import { errorsByRemoval, groupDelStep, groupSetStep, LinkRemovals, removalSteps } from './link-removals.js';
+import { errorsByRemoval, groupDelStep, groupSetStep, LinkRemovals, removalSteps, retireSteps } from './link-removals.js';
 import { detachRemoval, detachSteps } from './plan.js';
 import type { NodeNetwork } from './types.js';
 
@@ -65,6 +65,27 @@ test('the same pod twice in one batch (concurrent DELs of it): both get its erro
   t.deepEqual(errorsByRemoval([a], removalSteps([a], 5), ['link del dev pvnaaaa: boom']), [['link del dev pvnaaaa: boom']]);
 });
 
+test('a retirement is the route, the veth down and into the retired group; a vanished veth is gone for each line', (t) => {
+  t.deepEqual(lines(retireSteps(a, 536870913)), [
+    'route del 10.1.0.10/32 dev podvnet0 metric 1010',
+    'link set dev pvnaaaa down',
+    'link set dev pvnaaaa group 536870913',
+  ]);
+  t.deepEqual(lines(retireSteps(c, 536870913)), ['link set dev pvncccc down', 'link set dev pvncccc group 536870913']);
+  const stderr = ['Cannot find device "pvnaaaa"', 'Command failed -:2', 'Cannot find device "pvnaaaa"', 'Command failed -:3'].join('\n');
+  t.deepEqual(batchOutcome(retireSteps(a, 7), stderr, 1).errors, []);
+  t.deepEqual(removalSteps([], 7), [], 'no removals: no group deletion either');
+});
+
+test('a retirement batched with removals gets the errors of its own lines, not those of the removals\' group deletion', (t) => {
+  const steps = [...retireSteps(a, 536870913), ...removalSteps([b, c], 5)];
+  const errs = ['link set dev pvnaaaa down: RTNETLINK answers: Operation not permitted', 'link del group 5: RTNETLINK answers: Operation not permitted'];
+  const split = errorsByRemoval([a, b, c], steps, errs);
+  t.deepEqual(split[0], errs, 'errorsByRemoval gives the shared line to all; LinkRemovals drops it for retirements');
+  t.deepEqual(split[1], [errs[1]]);
+  t.deepEqual(split[2], [errs[1]]);
+});
+
 test('root: removals asked for together share one group deletion; every veth and route goes, one already gone is fine', async (t) => {
   const ns = `pvlr${process.pid}${Math.random().toString(16).slice(2, 6)}`;
   await run(undefined, ['ip', 'netns', 'add', ns]);
@@ -77,7 +98,7 @@ test('root: removals asked for together share one group deletion; every veth and
   const batches: string[][] = [];
   observeCommands((argv) => { if (argv.includes('-batch')) batches.push([...argv]); });
   t.teardown(() => observeCommands(undefined));
-  const removals = new LinkRemovals(ns);
+  const removals = new LinkRemovals(ns, 2 ** 29 + 1);
   const results = await Promise.all(Array.from({ length: n }, (_, i) =>
     removals.remove({ before: [routeDelStep(`10.9.0.${i}`, 'pvlrbr', 100 + i)], hostVeth: `pvlr${i}` })));
   observeCommands(undefined);
@@ -87,4 +108,22 @@ test('root: removals asked for together share one group deletion; every veth and
   t.notRegex(left, /pvlr\d/);
   t.is((await run(ns, ['ip', 'route', 'show', 'dev', 'pvlrbr'])).trim(), '');
   t.regex(left, /pvlrbr/, 'nothing else in the namespace is touched');
+});
+
+test('root: retirements and removals asked for together: one batch; retired veths stay, down and grouped; the others go', async (t) => {
+  const ns = `pvlq${process.pid}${Math.random().toString(16).slice(2, 6)}`;
+  await run(undefined, ['ip', 'netns', 'add', ns]);
+  t.teardown(() => run(undefined, ['ip', 'netns', 'del', ns]).then(() => undefined, () => undefined));
+  const setup = ['link add pvlqbr type bridge', 'link set pvlqbr up'];
+  for (let i = 0; i < 6; i++) setup.push(`link add pvlq${i} type veth peer name pvlqp${i}`, `link set pvlq${i} master pvlqbr up`, `route add 10.9.0.${i}/32 dev pvlqbr metric ${100 + i}`);
+  await run(ns, ['ip', '-batch', '-'], setup.join('\n') + '\n');
+  const group = 2 ** 29 + 5;
+  const removals = new LinkRemovals(ns, group);
+  const step = (i: number) => ({ before: [routeDelStep(`10.9.0.${i}`, 'pvlqbr', 100 + i)], hostVeth: `pvlq${i}` });
+  const results = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => (i % 2 ? removals.remove(step(i)) : removals.retire(step(i)))));
+  t.deepEqual(results, [[], [], [], [], [], []]);
+  const links = JSON.parse(await run(ns, ['ip', '-j', 'link', 'show', 'type', 'veth'])) as Array<{ ifname: string; group: string; flags: string[] }>;
+  const ours = links.filter((l) => /^pvlq\d$/.test(l.ifname)).sort((x, y) => x.ifname.localeCompare(y.ifname));
+  t.deepEqual(ours.map((l) => [l.ifname, l.group, l.flags.includes('UP')]), [['pvlq0', String(group), false], ['pvlq2', String(group), false], ['pvlq4', String(group), false]]);
+  t.is((await run(ns, ['ip', 'route', 'show', 'dev', 'pvlqbr'])).trim(), '', 'every route gone');
 });

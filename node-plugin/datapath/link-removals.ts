@@ -13,11 +13,15 @@
  *
  * The group is a random number in [2^30, 2^31): nothing else on a node uses such a group (the default is
  * 0); a veth whose group was set but whose deletion failed keeps it, which changes nothing for it.
+ *
+ * A DEL does not wait for that deletion at all: it *retires* the veth (route removed, veth down, veth put
+ * into the bridge's retired group) in the same kind of batch, a few ms, and retired-veths.ts deletes the
+ * retired group later, in one go. Retirements and removals asked for together share one batch.
  */
 import { randomInt } from 'node:crypto';
 import { Coalescer } from './coalescer.js';
 import { ipRemove, type Netns } from './exec.js';
-import { linkDelStep, type RemovalStep } from './kernel-errors.js';
+import { linkDelStep, linkDownStep, type RemovalStep } from './kernel-errors.js';
 import type { LinkRemoval } from './plan.js';
 
 const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -32,8 +36,17 @@ export function groupDelStep(group: number): RemovalStep {
   return { line: `link del group ${group}`, gone: [/^RTNETLINK answers: No such device$/] };
 }
 
+/**
+ * A retirement (pure): the pod's route, then its veth down (nothing the pod sends passes a down veth, and
+ * the bridge stops forwarding to it) and into the retired group, where retired-veths.ts finds it.
+ */
+export function retireSteps(r: LinkRemoval, retiredGroup: number): RemovalStep[] {
+  return [...r.before, linkDownStep(r.hostVeth), groupSetStep(r.hostVeth, retiredGroup)];
+}
+
 /** The steps of one batch (pure): a lone removal as before, several through one group deletion. */
 export function removalSteps(batch: readonly LinkRemoval[], group: number): RemovalStep[] {
+  if (!batch.length) return [];
   if (batch.length === 1) return [...batch[0]!.before, linkDelStep(batch[0]!.hostVeth)];
   return [...batch.flatMap((r) => r.before), ...batch.map((r) => groupSetStep(r.hostVeth, group)), groupDelStep(group)];
 }
@@ -44,7 +57,7 @@ export function removalSteps(batch: readonly LinkRemoval[], group: number): Remo
  */
 export function errorsByRemoval(batch: readonly LinkRemoval[], steps: readonly RemovalStep[], errors: readonly string[]): string[][] {
   const lineOf = (e: string) => steps.find((s) => new RegExp(`^${esc(s.line)}: `).test(e))?.line;
-  const own = batch.map((r) => new Set([...r.before.map((s) => s.line), linkDelStep(r.hostVeth).line, ...steps.filter((s) => s.line.startsWith(`link set dev ${r.hostVeth} group `)).map((s) => s.line)]));
+  const own = batch.map((r) => new Set([...r.before.map((s) => s.line), linkDelStep(r.hostVeth).line, linkDownStep(r.hostVeth).line, ...steps.filter((s) => s.line.startsWith(`link set dev ${r.hostVeth} group `)).map((s) => s.line)]));
   return batch.map((_, i) => errors.filter((e) => {
     const line = lineOf(e);
     if (line === undefined) return true;
@@ -53,26 +66,41 @@ export function errorsByRemoval(batch: readonly LinkRemoval[], steps: readonly R
   }));
 }
 
-interface Queued { removal: LinkRemoval; settle: (errors: string[] | Error) => void }
+interface Queued { removal: LinkRemoval; retire: boolean; settle: (errors: string[] | Error) => void }
 
 export class LinkRemovals {
   private readonly batches = new Coalescer<Queued>((batch) => this.runBatch(batch));
 
-  constructor(private readonly ns: Netns) {}
+  constructor(private readonly ns: Netns, private readonly retiredGroup: number) {}
 
   /** Removes the routes and the veth; resolves with this removal's errors (none: all removed or gone). */
   remove(removal: LinkRemoval): Promise<string[]> {
+    return this.push(removal, false);
+  }
+
+  /** Removes the routes and retires the veth (retireSteps); resolves with this retirement's errors. */
+  retire(removal: LinkRemoval): Promise<string[]> {
+    return this.push(removal, true);
+  }
+
+  private push(removal: LinkRemoval, retire: boolean): Promise<string[]> {
     return new Promise<string[]>((resolve, reject) => {
-      this.batches.push({ removal, settle: (r) => (r instanceof Error ? reject(r) : resolve(r)) });
+      this.batches.push({ removal, retire, settle: (r) => (r instanceof Error ? reject(r) : resolve(r)) });
     });
   }
 
-  private async runBatch(batch: Queued[]): Promise<void> {
+  private async runBatch(queued: Queued[]): Promise<void> {
+    // Retirements first (each a few quick lines), then the removals, which wait for the kernel.
+    const batch = [...queued.filter((b) => b.retire), ...queued.filter((b) => !b.retire)];
     const removals = batch.map((b) => b.removal);
-    const steps = removalSteps(removals, randomInt(2 ** 30, 2 ** 31 - 1));
+    const steps = [
+      ...batch.filter((b) => b.retire).flatMap((b) => retireSteps(b.removal, this.retiredGroup)),
+      ...removalSteps(batch.filter((b) => !b.retire).map((b) => b.removal), randomInt(2 ** 30, 2 ** 31 - 1)),
+    ];
     try {
       const split = errorsByRemoval(removals, steps, await ipRemove(this.ns, steps));
-      batch.forEach((b, i) => b.settle(split[i]!));
+      // The removals' shared group deletion is none of a retirement's business.
+      batch.forEach((b, i) => b.settle(b.retire ? split[i]!.filter((e) => !e.startsWith('link del group ')) : split[i]!));
     } catch (e) {
       for (const b of batch) b.settle(e instanceof Error ? e : new Error(String(e)));
     }

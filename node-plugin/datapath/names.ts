@@ -65,6 +65,15 @@ export function decodeAlias(alias: string | undefined): AliasFields | undefined 
   }
 }
 
+/**
+ * The link group where a bridge's retired pod veths wait for their deletion (retired-veths.ts): a
+ * per-bridge number in [2^29, 2^30), apart from the default group 0 everything else on a node is in and
+ * from link-removals.ts's one-off groups in [2^30, 2^31).
+ */
+export function retiredGroup(bridgeName: string): number {
+  return 2 ** 29 + (digest(`retired\0${bridgeName}`).readUInt32BE(0) % 2 ** 29);
+}
+
 /** iptables chain names (at most 28 characters): the default bridge gets the plain names. */
 export function chainNames(bridgeName: string): { snat: string; forward: string; antispoof: string } {
   const suffix = bridgeName === 'podvnet0' ? '' : `-${bridgeName}`;

@@ -118,11 +118,13 @@ test('the bridge losing carrier (every port down) and the last pod leaving: live
   t.deepEqual((await dp.nodeDiagnostics(net)).problems, []);
   // Pods leave one by one; the last one's DEL (its port's removal drops the bridge's carrier) too.
   await dp.detachPod(net, { containerId: a.spec.containerId, ifName: 'eth0', ip: a.spec.ip });
+  await dp.retiredVethsDeleted(net); // the entry goes with the retired veth
   t.deepEqual(await pinned(vm.netns), expected([b, c]));
   await dp.ensureNode(net, { force: true });
   t.deepEqual(await pinned(vm.netns), expected([b, c]), 'a resync does not bring back a pod that left');
   await dp.detachPod(net, { containerId: b.spec.containerId, ifName: 'eth0', ip: b.spec.ip });
   await dp.detachPod(net, { containerId: c.spec.containerId, ifName: 'eth0', ip: c.spec.ip });
+  await dp.retiredVethsDeleted(net);
   t.deepEqual(await pinned(vm.netns), []);
   t.deepEqual((await entries(vm.netns)).filter((e) => pods.some((p) => p.mac === e.lladdr)), [], 'no entry of a pod that left');
   // A new pod on a bridge that had none: pinned at once, and kept by the resync.

@@ -14,13 +14,14 @@ import { ipBatch, ipJSON, ipRemove, netnsPath } from './exec.js';
 import { type Backend, detectBackend } from './iptables.js';
 import { linkDelStep } from './kernel-errors.js';
 import { HostBatches } from './host-batches.js';
-import { LinkRemovals } from './link-removals.js';
+import { groupDelStep, LinkRemovals } from './link-removals.js';
 import { attachedVeths, type LinkInfo, type VethPod } from './links.js';
-import { podMACs } from './names.js';
+import { podMACs, retiredGroup } from './names.js';
 import { NeighbourPins } from './neighbours.js';
 import { datapathOptions } from './options.js';
 import { bridgeCreateLines, bridgeFixLines, nodeSysctls, type PinnedPod } from './plan.js';
 import { type Change, PodChanges } from './pod-changes.js';
+import { RetiredVeths } from './retired-veths.js';
 import { writeSysctls } from './sysctl.js';
 import { DatapathError, type NodeNetwork } from './types.js';
 import { parseNodeNetwork } from './validate.js';
@@ -57,10 +58,16 @@ export class NodeDatapath {
   readonly removals: LinkRemovals;
   /** The ADDs' node-side `ip -batch`, coalesced when ADDs come together (host-batches.ts). */
   readonly hostBatches: HostBatches;
+  /** Veths the DELs took off the network, deleted later and together (retired-veths.ts). */
+  readonly retired: RetiredVeths;
+  /** Whether this process has deleted the veths an earlier one left retired (once, at its first ensure). */
+  private leftoversDeleted = false;
 
-  constructor(readonly key: string, hostNetns: string | undefined) {
-    this.removals = new LinkRemovals(hostNetns);
+  constructor(readonly key: string, hostNetns: string | undefined, bridgeName: string) {
+    const group = retiredGroup(bridgeName);
+    this.removals = new LinkRemovals(hostNetns, group);
     this.hostBatches = new HostBatches(hostNetns);
+    this.retired = new RetiredVeths({ ns: hostNetns, group });
   }
 
   /** Runs node-wide work after the node's previous work has settled. */
@@ -105,6 +112,12 @@ export class NodeDatapath {
     const ns = net.hostNetns;
     if (ns !== undefined && !existsSync(netnsPath(ns))) throw new DatapathError(`node network namespace ${ns} does not exist`);
     await ensureBridge(net);
+    if (!this.leftoversDeleted) {
+      // Veths an earlier agent retired and did not live to delete: their rules go with the rebuild below.
+      const errors = await ipRemove(ns, [groupDelStep(retiredGroup(net.bridgeName))]);
+      if (errors.length) throw new DatapathError(`deleting retired veths of ${net.bridgeName}: ${errors.join('; ')}`);
+      this.leftoversDeleted = true;
+    }
     const root = datapathOptions().procSysRoot;
     await ensureBrNetfilter(ns, root);
     await writeSysctls(ns, root, nodeSysctls(net));
@@ -131,11 +144,12 @@ export class NodeDatapath {
       this.applied = undefined;
       this.rules.forget();
       this.pins.forget();
+      this.retired.forget();
       for (const b of ['nft', 'legacy'] as const) await removeChains(net, b);
       this.backend = undefined;
       const ours = (await attachedVeths(net)).map((l) => linkDelStep(l.hostVeth));
       const [br] = await ipJSON<LinkInfo>(net.hostNetns, ['link', 'show', 'dev', net.bridgeName]);
-      const steps = [...ours, ...(br ? [linkDelStep(net.bridgeName)] : [])];
+      const steps = [...ours, groupDelStep(retiredGroup(net.bridgeName)), ...(br ? [linkDelStep(net.bridgeName)] : [])];
       const errors = steps.length ? await ipRemove(net.hostNetns, steps) : [];
       if (errors.length) throw new DatapathError(`teardownNode ${net.bridgeName}: ${errors.join('; ')}`);
     });
@@ -264,7 +278,7 @@ const nodes = new Map<string, NodeDatapath>();
 export function nodeDatapath(net: NodeNetwork): NodeDatapath {
   const key = `${net.hostNetns ?? ''}\0${net.bridgeName}`;
   let node = nodes.get(key);
-  if (!node) nodes.set(key, (node = new NodeDatapath(key, net.hostNetns)));
+  if (!node) nodes.set(key, (node = new NodeDatapath(key, net.hostNetns, net.bridgeName)));
   return node;
 }
 
@@ -272,6 +286,15 @@ export function nodeDatapath(net: NodeNetwork): NodeDatapath {
 export async function ensureNode(input: NodeNetwork, opts: { force?: boolean } = {}): Promise<void> {
   const net = parseNodeNetwork(input);
   await nodeDatapath(net).ensure(net, opts);
+}
+
+/**
+ * Resolves once every veth this process's DELs retired on the node is deleted, with its rule and
+ * neighbour entry, on the normal schedule (retired-veths.ts): for callers that need the kernel clean, not
+ * just the pods off the network (tests, the sandbox's checks).
+ */
+export async function retiredVethsDeleted(input: NodeNetwork): Promise<void> {
+  await nodeDatapath(parseNodeNetwork(input)).retired.idle();
 }
 
 /**

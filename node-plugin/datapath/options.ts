@@ -13,13 +13,19 @@ export interface DatapathOptions {
    * at e.g. /host/proc/sys/net and this is /host/proc/sys.
    */
   procSysRoot: string;
+  /**
+   * When retired pod veths are deleted (retired-veths.ts): once DELs have been quiet for `quietMs`, at
+   * the latest `maxWaitMs` after the first one waiting. Defaults 100 ms and 2 s.
+   */
+  retiredVeths: { quietMs: number; maxWaitMs: number };
 }
 
 const Options = z.strictObject({
   procSysRoot: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path').transform((p) => p.replace(/\/+$/, '') || '/').optional(),
+  retiredVeths: z.strictObject({ quietMs: z.number().int().min(0).max(60_000), maxWaitMs: z.number().int().min(0).max(600_000) }).optional(),
 });
 
-let current: DatapathOptions = { procSysRoot: DEFAULT_PROC_SYS_ROOT };
+let current: DatapathOptions = { procSysRoot: DEFAULT_PROC_SYS_ROOT, retiredVeths: { quietMs: 100, maxWaitMs: 2_000 } };
 
 /** Sets options (omitted ones keep their value). An invalid option throws TypeError naming it. */
 export function configureDatapath(opts: Partial<DatapathOptions>): void {

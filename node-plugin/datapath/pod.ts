@@ -44,6 +44,8 @@ export async function attachPod(input: NodeNetwork, podInput: PodInterface): Pro
 
 async function attach(net: NodeNetwork, pod: PodInterface): Promise<PodInterfaceResult> {
   await ensureNode(net);
+  // The same container and interface again (a restart) while its old veth waits retired: delete that first.
+  await nodeDatapath(net).retired.settle(podResources(net, pod).hostVeth);
   try {
     await create(net, pod);
   } catch (e) {
@@ -118,6 +120,7 @@ export async function attachHostVeth(
   const node = nodeDatapath(net);
   return node.whileChanging(r.hostVeth, 'attach', async () => {
     await ensureNode(net);
+    await node.retired.settle(r.hostVeth);
     const make = async () => {
       const hostLines = attachHostOnlyLines(net, pod, peerName);
       await ipBatch(net.hostNetns, hostLines);
@@ -144,11 +147,21 @@ export async function attachHostVeth(
  * its last port goes, someone removing things by hand. The rule and the entry go in the node's serialized
  * queue (so a resync never re-pins an entry after its pod left), alongside the route and veth: should GC
  * see the rule without its veth in between, it removes the same rule, which is fine.
+ *
+ * `retire` (DEL): only the route goes now and the veth is taken off the network (down, retired group);
+ * the veth's deletion, then its rule and entry, follow later with others' (retired-veths.ts).
  */
-async function removeVeth(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>, ip?: string): Promise<void> {
+async function removeVeth(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>, ip?: string, how: 'now' | 'retire' = 'now'): Promise<void> {
   const withIP = ip ? { ...pod, ip } : undefined;
   const r = podResources(net, pod);
   const node = nodeDatapath(net);
+  if (how === 'retire') {
+    return node.whileChanging(r.hostVeth, 'detach', async () => {
+      const errors = await node.removals.retire(detachRemoval(net, pod, ip));
+      if (errors.length) throw new DatapathError(`retiring ${r.hostVeth}: ${errors.join('; ')}`);
+      node.retired.add({ hostVeth: r.hostVeth, ...(withIP ? { release: () => node.removePodProtection(net, withIP) } : {}) });
+    });
+  }
   await node.whileChanging(r.hostVeth, 'detach', async () => {
     const links = async () => {
       const errors = await node.removals.remove(detachRemoval(net, pod, ip));
@@ -177,6 +190,8 @@ async function hostLink(ns: Netns, name: string): Promise<LinkInfo | undefined> 
  * pod) this is one `ip -batch`: the pod's /32 route is removed by (ip, the pod's own metric), so a late
  * DEL never touches the route of a newer pod that got the same IP, even when the runtime already
  * deleted the namespace and with it the veth. Without `ip`, the veth's alias says which it was.
+ * The veth is retired, not deleted: it is off the network when this returns and gone shortly after
+ * (retired-veths.ts); the pod's rule and neighbour entry go with it.
  */
 export async function detachPod(input: NodeNetwork, refInput: PodRef): Promise<void> {
   const net = parseNodeNetwork(input);
@@ -188,7 +203,7 @@ export async function detachPod(input: NodeNetwork, refInput: PodRef): Promise<v
     const alias = decodeAlias(link.ifalias);
     if (alias?.bridge === net.bridgeName) ip = alias.ip;
   }
-  await removeVeth(net, ref, ip);
+  await removeVeth(net, ref, ip, 'retire');
 }
 
 /** Every veth this bridge's pods have on the node (from the kernel, so it survives agent restarts). */

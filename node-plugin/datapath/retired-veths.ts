@@ -1,0 +1,132 @@
+/**
+ * Retired pod veths of one node, deleted later and together. Deleting a veth is the slow part of a DEL
+ * (the kernel waits for an RCU grace period under the RTNL lock: 20-35 ms here, more than everything
+ * else a DEL does), and nothing about the pod needs it: once its route is gone and its veth is down, the
+ * pod can neither send nor receive. So a DEL retires the veth (link-removals.ts retireSteps: route,
+ * down, into the bridge's retired group) and returns; this deletes the whole retired group with one
+ * `link del group` (one grace period for all of them) once DELs have been quiet for `quietMs`, and at
+ * the latest `maxWaitMs` after the first retirement it has not deleted yet. Then it removes the pods'
+ * anti-spoofing rules and neighbour entries (each RetiredVeth's `release`); until then they stay, which only makes the
+ * down veth stricter, and a new pod given the same IP has its own veth, rule and entry.
+ *
+ * Most retired veths never wait that long: a runtime deletes the pod's namespace right after DEL, and
+ * the kernel then destroys the pair itself.
+ *
+ * The retired group is the record (names.ts retiredGroup): listAttachments, GC, CHECK and the start-up
+ * reconciliation never count a retired veth as a pod, and a restarted agent deletes what a crashed one
+ * left retired (NodeDatapath.ensure). An ADD that reuses a retired veth's name (same container and
+ * interface, e.g. `podman restart`) first has it deleted (settle).
+ */
+import { ipRemove, type Netns } from './exec.js';
+import { groupDelStep } from './link-removals.js';
+import { datapathOptions } from './options.js';
+
+/**
+ * A retired veth and, when its pod's IP was known, what removes the pod's anti-spoofing rule and
+ * neighbour entry once the veth is gone.
+ */
+export interface RetiredVeth { hostVeth: string; release?: () => Promise<void> }
+
+export interface RetiredVethsOptions {
+  ns: Netns;
+  group: number;
+}
+
+export class RetiredVeths {
+  private readonly waiting = new Map<string, RetiredVeth>();
+  /** Names in the deletion that is running. */
+  private readonly reaping = new Set<string>();
+  private chain: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private firstWaitingAt = 0;
+  private failures = 0;
+  private idleWaiters: Array<() => void> = [];
+  /** The last deletion's error, if it failed (its veths wait for the next try). */
+  lastError: string | undefined;
+
+  constructor(private readonly opts: RetiredVethsOptions) {}
+
+  /** Delete once no retirement came for this long (ms) ... */
+  private get quietMs(): number { return datapathOptions().retiredVeths.quietMs; }
+  /** ... and at the latest this long after the first retirement not yet deleted (ms). */
+  private get maxWaitMs(): number { return datapathOptions().retiredVeths.maxWaitMs; }
+
+  /** Notes a veth a DEL has just retired; it is deleted with the next reap. */
+  add(veth: RetiredVeth): void {
+    if (!this.waiting.size) this.firstWaitingAt = Date.now();
+    this.waiting.set(veth.hostVeth, veth);
+    this.schedule();
+  }
+
+  /** How many retired veths wait for deletion or are being deleted. */
+  get size(): number {
+    return this.waiting.size + this.reaping.size;
+  }
+
+  /** Resolves once nothing waits or is being deleted, on the normal schedule (nothing is hurried). */
+  idle(): Promise<void> {
+    if (!this.size) return Promise.resolve();
+    this.timer?.ref(); // someone waits for it now: keep the process alive until it has run
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Resolves once `hostVeth` is not retired here any more (deleted now if it was waiting). */
+  async settle(hostVeth: string): Promise<void> {
+    if (this.waiting.has(hostVeth) || this.reaping.has(hostVeth)) await this.reapNow();
+  }
+
+  /** Deletes every waiting veth now (after a deletion already running); never rejects. */
+  reapNow(): Promise<void> {
+    this.chain = this.chain.then(() => this.reap());
+    return this.chain;
+  }
+
+  /** Forgets what waits (the node was torn down, which deleted the retired group with everything else). */
+  forget(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.waiting.clear();
+    if (!this.size) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  private schedule(): void {
+    clearTimeout(this.timer);
+    // A failing deletion is tried again less and less often, up to once a minute.
+    const backoff = this.failures ? Math.min(60_000, this.maxWaitMs * 2 ** this.failures) : 0;
+    const delay = Math.max(0, Math.min(this.quietMs, this.firstWaitingAt + this.maxWaitMs - Date.now()), backoff);
+    this.timer = setTimeout(() => { this.timer = undefined; void this.reapNow(); }, delay);
+    // Nobody waits for it: a process that ends meanwhile leaves the veths retired, and the next agent's
+    // first ensureNode deletes them.
+    if (!this.idleWaiters.length) this.timer.unref();
+  }
+
+  private async reap(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.waiting.size) return;
+    const batch = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const v of batch) this.reaping.add(v.hostVeth);
+    try {
+      // "No such device": every veth of the group is gone already (their namespaces were deleted).
+      const errors = await ipRemove(this.opts.ns, [groupDelStep(this.opts.group)]);
+      if (errors.length) throw new Error(errors.join('; '));
+      this.failures = 0;
+      this.lastError = undefined;
+      // Started together, so the node batches them into one rule change. A rule or entry left behind by a
+      // failure here is removed by the next GC (its veth is gone).
+      await Promise.all(batch.map((v) => v.release?.().catch(() => undefined)));
+    } catch (e) {
+      // The veths stay retired (down, off the network) and wait for the next try; a newer retirement of
+      // the same veth keeps its own record.
+      this.failures++;
+      this.lastError = (e as Error).message;
+      if (!this.waiting.size) this.firstWaitingAt = Date.now();
+      for (const v of batch) if (!this.waiting.has(v.hostVeth)) this.waiting.set(v.hostVeth, v);
+      this.schedule();
+    } finally {
+      for (const v of batch) this.reaping.delete(v.hostVeth);
+      if (!this.size) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
+  }
+}
