@@ -121,7 +121,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   exportReadiness(metrics, readiness);
   const health = await startHealthServer(config.metricsAddress, metrics, { live: () => !shutdown.closing, ready: readiness });
   const addr = health.address() as AddressInfo;
-  const parts = { resync, handler, cniSocket, cnmServer, delQueue, addresses, writer, source, store, network, health };
+  const retiredVeths = { deleteNow: () => datapathModule.deleteRetiredVeths() };
+  const parts = { resync, handler, cniSocket, cnmServer, delQueue, retiredVeths, addresses, writer, source, store, network, health };
 
   return {
     config,

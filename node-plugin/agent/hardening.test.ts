@@ -86,6 +86,7 @@ test('a node no NodeIPPool selects: /readyz ready with the reason, ADD 11 naming
   t.is(del.code, 0, del.stdout);
   t.is(agent.addresses.lookup({ containerId: 'pod1', ifName: 'eth0' }), undefined, 'IP released');
   t.false((await node.fabric.exec('vm1', ['ip', '-4', 'route', 'show'])).includes(`${ip} `), 'route gone');
+  await node.retiredVethsDeleted();
   t.is((await node.fabric.execRaw('vm1', ['ip', 'link', 'show', 'dev', datapath.hostVethName('pod1', 'eth0')])).code !== 0, true, 'veth gone');
 });
 
@@ -314,6 +315,7 @@ test('restarted on a node that left every pool, the agent still tears down the p
   t.is(del.code, 0, del.stdout);
   t.is(agent.addresses.lookup({ containerId: 'left', ifName: 'eth0' }), undefined);
   t.false((await node.fabric.exec('vm1', ['ip', '-4', 'route', 'show'])).includes(`${ip} `), 'route gone');
+  await node.retiredVethsDeleted();
   t.not((await node.fabric.execRaw('vm1', ['ip', 'link', 'show', 'dev', datapath.hostVethName('left', 'eth0')])).code, 0, 'veth gone');
 });
 

@@ -17,6 +17,8 @@ export interface AgentParts {
   cniSocket: Pick<CniSocketServer, 'close' | 'inFlight'>;
   cnmServer: CnmServer | undefined;
   delQueue: Pick<DelQueue, 'stop'>;
+  /** Deletes the veths the DELs retired and the datapath has not deleted yet. */
+  retiredVeths: { deleteNow(): Promise<void> };
   addresses: Pick<AgentAddressService, 'flush'>;
   writer: Pick<CoalescingWriter, 'flush'>;
   source: Pick<RecordSource, 'stop'>;
@@ -48,6 +50,8 @@ export class Shutdown {
     this.logger.info({ inFlight: p.cniSocket.inFlight() }, 'shutting down: finishing requests in flight');
     await Promise.all([p.cniSocket.close(), closeCnm(p.cnmServer)]);
     await p.delQueue.stop();
+    // No DEL comes any more: delete what they retired rather than leave it to the next agent.
+    await p.retiredVeths.deleteNow().catch((err: Error) => this.logger.warn({ err: err.message }, 'deleting retired veths failed'));
     await p.addresses.flush();
     await p.writer.flush().catch((err: Error) => this.logger.warn({ err: err.message }, 'final spec write failed'));
     await p.source.stop();

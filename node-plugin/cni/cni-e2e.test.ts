@@ -79,8 +79,9 @@ test('DEL removes everything ADD made, and succeeds twice, for unknown container
   const d1 = await node.cni('DEL', { containerId: 'del-me', netns: p });
   t.is(d1.code, 0, d1.stdout);
   t.is(d1.stdout, '');
+  t.false(await linkExists(node, p, 'eth0'), 'the pod\'s interface name is free at once');
+  await node.retiredVethsDeleted(); // the host veth is retired at once and deleted shortly after
   t.false(await linkExists(node, undefined, veth));
-  t.false(await linkExists(node, p, 'eth0'));
   t.is(node.agent!.addresses.lookup({ containerId: 'del-me', ifName: 'eth0' }), undefined);
   const routes = await node.fabric.exec('vm1', ['ip', '-4', 'route', 'show']);
   t.false(routes.includes(ipOf(add)), routes);
@@ -98,6 +99,7 @@ test('DEL removes everything ADD made, and succeeds twice, for unknown container
   const d3 = await node.cni('DEL', { containerId: 'ns-gone' });
   t.is(d3.code, 0, d3.stdout);
   t.is(node.agent!.addresses.lookup({ containerId: 'ns-gone', ifName: 'eth0' }), undefined);
+  await node.retiredVethsDeleted();
   t.false(await linkExists(node, undefined, hostVethName('ns-gone', 'eth0')));
   const routes2 = await node.fabric.exec('vm1', ['ip', '-4', 'route', 'show']);
   t.false(routes2.includes(`${ipOf(add2)} `), routes2);

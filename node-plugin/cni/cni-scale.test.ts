@@ -38,6 +38,8 @@ test.serial('250 concurrent ADDs get 250 distinct IPs that are really configured
   const dels = await Promise.all(pods.map((netns, i) => node.cni('DEL', { containerId: `scale-${i}`, netns })));
   t.true(dels.every((d) => d.code === 0));
   t.is(node.agent!.addresses.listAllocations().length, 0);
+  t.is((await node.fabric.exec('vm1', ['ip', '-o', 'link', 'show', 'master', 'podvnet0', 'up'])).trim(), '', 'every pod veth off the bridge\'s network at once');
+  await node.retiredVethsDeleted();
   const links = await node.fabric.exec('vm1', ['ip', '-o', 'link', 'show', 'master', 'podvnet0']);
   t.is(links.trim(), '', 'no pod veth left on the bridge');
 });

@@ -60,6 +60,7 @@ test('DEL with the agent down: queued by the forwarder (success), applied at sta
   t.deepEqual(await readdir(queueDir), [], 'the applied file is gone');
   t.is(agent.addresses.lookup({ containerId: 'queued-pod', ifName: 'eth0' }), undefined);
   // the new pod has the same IP (so its own route and neighbour entry): the old pod's veth and rule are gone
+  await node.retiredVethsDeleted();
   t.deepEqual(await kernelTraces(node, 'queued-pod', ip), ['route', 'neighbour'], 'only what the new pod with this IP needs');
   t.deepEqual(await kernelTraces(node, 'next-pod', ip), ['veth', 'route', 'neighbour', 'anti-spoofing rule']);
   t.is(agent.delQueue.totals.applied, 1);
@@ -94,6 +95,7 @@ test('queued DELs that appear while the agent runs are applied; a corrupt one is
   while ((await readdir(queueDir)).some((n) => n.endsWith('.del')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
   t.deepEqual((await readdir(queueDir)).sort(), ['rejected']);
   t.is(agent.addresses.lookup({ containerId: 'raced', ifName: 'eth0' }), undefined, 'applied');
+  await node.retiredVethsDeleted();
   t.deepEqual(await kernelTraces(node, 'raced', ipOf(a1)), [], 'veth, route, neighbour entry and rule all gone');
   t.deepEqual(await kernelTraces(node, 'readded', ipOf(a2)), ['veth', 'route', 'neighbour', 'anti-spoofing rule']);
   t.is(agent.addresses.lookup({ containerId: 'readded', ifName: 'eth0' })?.ip, ipOf(a2), 'a DEL queued before the current ADD does not take it away');

@@ -13,7 +13,8 @@
  *   container end itself: the host side of attachPod, with the container end left in the node's
  *   namespace (down) as `peerName`. detachPod removes it like a pod.
  * - detachPod retires the host veth (route gone, veth down, out of every listing) and deletes it shortly
- *   after with others (retired-veths.ts); retiredVethsDeleted(net) waits for that.
+ *   after with others (retired-veths.ts); retiredVethsDeleted(net) waits for that, deleteRetiredVeths()
+ *   does it now (a graceful stop).
  * - The bridge's MTU is not NodeNetwork.mtu: Linux keeps it at the smallest port MTU, so attachPod may be
  *   called with a per-pod mtu without re-applying the node (ensureNode ignores mtu when memoizing).
  * - pruneOrphanRoutes(net): GC of /32 pod routes on the bridge that no veth claims any more, and of the
@@ -39,7 +40,7 @@ import { DatapathError, type NodeNetwork } from './types.js';
 import { IfName, parseNodeNetwork } from './validate.js';
 
 export * from './types.js';
-export { ensureNode, retiredVethsDeleted, teardownNode } from './node-datapath.js';
+export { deleteRetiredVeths, ensureNode, retiredVethsDeleted, teardownNode } from './node-datapath.js';
 export { nodeDiagnostics, type NodeDiagnostics } from './diagnostics.js';
 export { attachPod, attachHostVeth, detachPod, checkPod, listAttachments, type HostVethResult } from './pod.js';
 export { hostVethName } from './names.js';

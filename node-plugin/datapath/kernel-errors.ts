@@ -33,6 +33,11 @@ export function linkDownStep(dev: string): RemovalStep {
   return { line: `link set dev ${dev} down`, gone: noDevice(dev) };
 }
 
+/** `link set dev <dev> name <name>`: gone if the device is (it must be down). */
+export function linkRenameStep(dev: string, name: string): RemovalStep {
+  return { line: `link set dev ${dev} name ${name}`, gone: noDevice(dev) };
+}
+
 /**
  * `route del <ip>/32 dev <bridge> metric <m>`: gone if no such route (ESRCH), the main table is empty
  * (the kernel says the FIB table does not exist), or the bridge (and with it its routes) is gone.

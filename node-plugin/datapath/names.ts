@@ -15,6 +15,14 @@ export function hostVethName(containerId: string, ifName: string): string {
 }
 
 /**
+ * What a retired pod interface is renamed to inside the pod's namespace ('pvr' + 11 hex digits), so the
+ * runtime can give its name to another network's interface at once (retired-veths.ts).
+ */
+export function retiredPodIfName(containerId: string, ifName: string): string {
+  return 'pvr' + digest(`retired\0${containerId}\0${ifName}`).toString('hex').slice(0, 11);
+}
+
+/**
  * The metric of the pod's /32 route on the node: a per-(containerId, ifName) number, so that the route
  * identifies its pod. Two pods that held the same IP one after the other have two distinct routes (both
  * via the bridge, so either delivers correctly), and removing one pod's route by (ip, metric) can never

@@ -297,6 +297,11 @@ export async function retiredVethsDeleted(input: NodeNetwork): Promise<void> {
   await nodeDatapath(parseNodeNetwork(input)).retired.idle();
 }
 
+/** Deletes now every veth this process retired, on every node (a graceful stop leaves none waiting). */
+export async function deleteRetiredVeths(): Promise<void> {
+  await Promise.all([...nodes.values()].map((n) => n.retired.reapNow()));
+}
+
 /**
  * Removes everything ensureNode made (see NodeDatapath.teardown). ip_forward and bridge-nf-call-iptables
  * are left as they are: other software on the node may rely on them.

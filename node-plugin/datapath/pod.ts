@@ -9,8 +9,8 @@ import { existsSync } from 'node:fs';
 import { attachedVeths, type LinkInfo } from './links.js';
 import { ensureNode, nodeDatapath } from './node-datapath.js';
 import { ipBatch, ipJSON, ipRemove, netnsPath, type Netns } from './exec.js';
-import { linkDelStep } from './kernel-errors.js';
-import { decodeAlias } from './names.js';
+import { linkDelStep, linkDownStep, linkRenameStep } from './kernel-errors.js';
+import { decodeAlias, retiredPodIfName } from './names.js';
 import { attachHostLines, attachHostOnlyLines, attachPodLines, detachRemoval, podResources } from './plan.js';
 import {
   type Attachment, DatapathCheckError, DatapathError, type NodeNetwork, type PodInterface, type PodInterfaceResult, type PodRef,
@@ -149,15 +149,22 @@ export async function attachHostVeth(
  * see the rule without its veth in between, it removes the same rule, which is fine.
  *
  * `retire` (DEL): only the route goes now and the veth is taken off the network (down, retired group);
- * the veth's deletion, then its rule and entry, follow later with others' (retired-veths.ts).
+ * the veth's deletion, then its rule and entry, follow later with others' (retired-veths.ts). The pod's
+ * end, when the agent knows the pod had it (`ip` given) and its namespace is still there, is renamed
+ * out of the way at the same time, so the interface name is free for the runtime at once.
  */
-async function removeVeth(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>, ip?: string, how: 'now' | 'retire' = 'now'): Promise<void> {
+async function removeVeth(net: NodeNetwork, pod: Pick<PodInterface, 'containerId' | 'ifName'>, ip?: string, how: 'now' | 'retire' = 'now', podNetns?: string): Promise<void> {
   const withIP = ip ? { ...pod, ip } : undefined;
   const r = podResources(net, pod);
   const node = nodeDatapath(net);
   if (how === 'retire') {
     return node.whileChanging(r.hostVeth, 'detach', async () => {
-      const errors = await node.removals.retire(detachRemoval(net, pod, ip));
+      const renamed = withIP && podNetns && existsSync(netnsPath(podNetns))
+        ? ipRemove(podNetns, [linkDownStep(pod.ifName), linkRenameStep(pod.ifName, retiredPodIfName(pod.containerId, pod.ifName))])
+          // The namespace deleted meanwhile took the interface with it.
+          .then((errs) => (existsSync(netnsPath(podNetns)) ? errs : []))
+        : Promise.resolve([]);
+      const errors = [...await node.removals.retire(detachRemoval(net, pod, ip)), ...await renamed];
       if (errors.length) throw new DatapathError(`retiring ${r.hostVeth}: ${errors.join('; ')}`);
       node.retired.add({ hostVeth: r.hostVeth, ...(withIP ? { release: () => node.removePodProtection(net, withIP) } : {}) });
     });
@@ -203,7 +210,7 @@ export async function detachPod(input: NodeNetwork, refInput: PodRef): Promise<v
     const alias = decodeAlias(link.ifalias);
     if (alias?.bridge === net.bridgeName) ip = alias.ip;
   }
-  await removeVeth(net, ref, ip, 'retire');
+  await removeVeth(net, ref, ip, 'retire', ref.netnsPath);
 }
 
 /** Every veth this bridge's pods have on the node (from the kernel, so it survives agent restarts). */

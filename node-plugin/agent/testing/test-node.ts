@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { intToIp, ipToInt } from '../../../crds/ipv4.js';
 import type { NodeIPAllocation } from '../../../crds/api/nodeipallocation.js';
 import { createFabric, type Fabric, type SimVM } from '../../datapath/testing/fabric-sim.js';
+import { retiredVethsDeleted } from '../../datapath/index.js';
 import { startAgent, type RunningAgent } from '../agent.js';
 import type { PoolSettings } from '../address-service.js';
 import { parseAgentConfig, type AgentConfig } from '../config.js';
@@ -106,6 +107,11 @@ export interface TestNode {
   cni(command: string, opts: { containerId?: string; netns?: string; ifName?: string; args?: string; conf?: Record<string, unknown> }): Promise<CniCall>;
   conf(extra?: Record<string, unknown>): Record<string, unknown>;
   startAgent(overrides?: Partial<AgentConfig>): Promise<RunningAgent>;
+  /**
+   * Resolves once the in-process agent has deleted every veth its DELs retired (with their rules and
+   * neighbour entries), on its normal schedule: a DEL leaves the veth retired for a moment.
+   */
+  retiredVethsDeleted(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -175,6 +181,11 @@ export async function startTestNode(o: TestNodeOptions): Promise<TestNode> {
         node.agent = await startAgent({ ...config, ...overrides }, { logger: pino({ level: 'silent' }) });
         await node.agent.reconciled;
         return node.agent;
+      },
+      async retiredVethsDeleted() {
+        const net = node.agent?.addresses.teardownNetwork();
+        if (!net) throw new Error('retiredVethsDeleted: no in-process agent with a known node network');
+        await retiredVethsDeleted(net);
       },
       async close() {
         await node.agent?.close().catch(() => undefined);
