@@ -87,10 +87,11 @@ export class AntispoofRules {
   }
 
   /**
-   * GC: removes rules whose veth no longer exists. Rules are read before veths (a rule is added after its
-   * veth and removed before it). Returns the veth names.
+   * GC: removes rules whose veth no longer exists, unless `inFlux` says its pod is being attached or
+   * detached (an attach adds the rule alongside the veth, so for a moment the rule may come first). Rules
+   * are read before veths. Returns the veth names.
    */
-  async pruneOrphans(net: NodeNetwork, backend: Backend): Promise<string[]> {
+  async pruneOrphans(net: NodeNetwork, backend: Backend, inFlux: (veth: string) => boolean = () => false): Promise<string[]> {
     const { antispoof } = chainNames(net.bridgeName);
     for (let attempt = 1; ; attempt++) {
       const listing = await listChain(net.hostNetns, backend, 'raw', antispoof);
@@ -98,7 +99,7 @@ export class AntispoofRules {
       const veths = new Set((await ipJSON<LinkInfo>(net.hostNetns, ['link', 'show', 'type', 'veth'])).map((l) => l.ifname));
       const orphans = listing.split('\n').filter((l) => l.startsWith(`-A ${antispoof} `))
         .map((l) => ({ line: l, veth: /--physdev-in (\S+)/.exec(l)?.[1] }))
-        .filter((o): o is { line: string; veth: string } => o.veth !== undefined && !veths.has(o.veth));
+        .filter((o): o is { line: string; veth: string } => o.veth !== undefined && !veths.has(o.veth) && !inFlux(o.veth));
       if (!orphans.length) return [];
       const restore = ['*raw', ...orphans.map((o) => o.line.replace(/^-A /, '-D ')), 'COMMIT'].join('\n') + '\n';
       this.known = undefined; // the next batch reads the chain

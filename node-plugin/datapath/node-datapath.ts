@@ -16,7 +16,7 @@ import { linkDelStep } from './kernel-errors.js';
 import { HostBatches } from './host-batches.js';
 import { groupDelStep, LinkRemovals } from './link-removals.js';
 import { attachedVeths, type LinkInfo, type VethPod } from './links.js';
-import { podMACs, retiredGroup } from './names.js';
+import { hostVethName, podMACs, retiredGroup } from './names.js';
 import { NeighbourPins } from './neighbours.js';
 import { datapathOptions } from './options.js';
 import { bridgeCreateLines, bridgeFixLines, nodeSysctls, type PinnedPod } from './plan.js';
@@ -52,6 +52,8 @@ export class NodeDatapath {
   /** Pod rule changes queued for the next turn; undefined when no turn is queued for them. */
   private pending: QueuedChange[] | undefined;
   private readonly rules = new AntispoofRules();
+  /** The rules of pods being attached, by host veth: a rule may go in before its veth exists. */
+  private readonly attachingRules = new Map<string, RulePod>();
   private readonly pins = new NeighbourPins();
   readonly changes = new PodChanges();
   /** The pods' route and veth removals, coalesced when DELs come together (link-removals.ts). */
@@ -124,9 +126,14 @@ export class NodeDatapath {
 
     const backend = probes.backend ?? await detectBackend(ns);
     this.backend = backend;
-    // The anti-spoofing chain is rebuilt with a rule for every pod attached now: pod rules are added and
-    // removed under the same per-node serialization, so none is lost to a concurrent rebuild.
-    await this.rules.rebuild(net, backend, await attachedVeths(net));
+    // The anti-spoofing chain is rebuilt with a rule for every pod attached now, and for every pod being
+    // attached whose veth may not be there or labelled yet: pod rules are added and removed under the same
+    // per-node serialization, so none is lost to a concurrent rebuild.
+    const listed = await attachedVeths(net);
+    const attaching = [...this.attachingRules.values()]
+      .map((p) => ({ ...p, hostVeth: hostVethName(p.containerId, p.ifName) }))
+      .filter((p) => !listed.some((l) => l.hostVeth === p.hostVeth));
+    await this.rules.rebuild(net, backend, [...listed, ...attaching]);
     await ensureJumps(net, backend);
     // If kube-proxy moved between backends since we last ran, our rules in the other one must go.
     if (probes.otherHasChains !== false || probes.backend !== backend) await removeChains(net, backend === 'nft' ? 'legacy' : 'nft');
@@ -162,7 +169,14 @@ export class NodeDatapath {
 
   /** Marks a pod as being attached or detached for the duration of `fn` (see pod-changes.ts). */
   whileChanging<T>(hostVeth: string, change: Change, fn: () => Promise<T>): Promise<T> {
-    return this.changes.during(hostVeth, change, fn);
+    if (change === 'detach') return this.changes.during(hostVeth, change, fn);
+    return this.changes.during(hostVeth, change, async () => {
+      try {
+        return await fn();
+      } finally {
+        this.attachingRules.delete(hostVeth);
+      }
+    });
   }
 
   /** Records the `neigh` lines of a successful batch (pod.ts's ADD batch pins the pod's entry). */
@@ -177,8 +191,9 @@ export class NodeDatapath {
       .map((p) => ({ ...p, mac: podMACs(p.containerId, p.ifName).container }));
   }
 
-  /** Adds a pod's anti-spoofing rule (plan.ts antispoofRule) unless it is there already. */
+  /** Adds a pod's anti-spoofing rule (plan.ts antispoofRule) unless it is there already; within whileChanging('attach'). */
   addAntispoofRule(net: NodeNetwork, pod: RulePod): Promise<void> {
+    this.attachingRules.set(hostVethName(pod.containerId, pod.ifName), pod);
     return this.queueChange(net, true, pod);
   }
 
@@ -195,9 +210,13 @@ export class NodeDatapath {
     return hasAntispoofRule(net, await this.backendFor(net), pod);
   }
 
-  /** GC: removes anti-spoofing rules whose veth no longer exists; returns the veth names. */
+  /**
+   * GC: removes anti-spoofing rules whose veth no longer exists, except those of pods attached or
+   * detached meanwhile (an attach adds its rule alongside its veth); returns the veth names.
+   */
   pruneOrphanAntispoofRules(net: NodeNetwork): Promise<string[]> {
-    return this.serialized(async () => this.rules.pruneOrphans(net, await this.backendFor(net)));
+    const since = this.changes.seq;
+    return this.serialized(async () => this.rules.pruneOrphans(net, await this.backendFor(net), (veth) => this.changes.changedSince(veth, since)));
   }
 
   /**

@@ -74,20 +74,25 @@ async function attach(net: NodeNetwork, pod: PodInterface): Promise<PodInterface
 }
 
 async function create(net: NodeNetwork, pod: PodInterface): Promise<void> {
+  const node = nodeDatapath(net);
   const hostLines = attachHostLines(net, pod);
+  // The anti-spoofing rule is independent of the veth's making: it goes in alongside the node side and
+  // then the pod side. It may name the veth before the veth exists; GC and the chain rebuild leave the
+  // rules of pods being attached alone (NodeDatapath.pruneOrphanAntispoofRules, ensure).
+  const rule = node.addAntispoofRule(net, pod);
+  rule.catch(() => undefined); // settled below; this only keeps an early failure from going unhandled
   try {
-    await nodeDatapath(net).hostBatches.run(hostLines);
-    nodeDatapath(net).notePins(hostLines);
+    await node.hostBatches.run(hostLines);
+    node.notePins(hostLines);
   } catch (e) {
-    // A later line failed after the veth was made: take it away again. ("File exists" on the first
-    // line is an earlier attempt's veth, which attachPod inspects before deciding.)
+    // A later line failed after the veth was made: take it away again (the rule too). ("File exists" on
+    // the first line is an earlier attempt's veth, which attachPod inspects, with the rule in place.)
     if (!exists(e)) await removeVeth(net, pod, pod.ip).catch(() => undefined);
+    else await rule.catch(() => undefined);
     throw e;
   }
-  // The pod side and the anti-spoofing rule are independent: run them together. The rule names the
-  // veth, which exists by now (GC relies on a rule never preceding its veth).
-  const [podSide, rule] = await Promise.allSettled([ipBatch(pod.netnsPath, attachPodLines(net, pod)), nodeDatapath(net).addAntispoofRule(net, pod)]);
-  const failed = podSide.status === 'rejected' ? podSide.reason as unknown : rule.status === 'rejected' ? rule.reason as unknown : undefined;
+  const [podSide, ruleAdded] = await Promise.allSettled([ipBatch(pod.netnsPath, attachPodLines(net, pod)), rule]);
+  const failed = podSide.status === 'rejected' ? podSide.reason as unknown : ruleAdded.status === 'rejected' ? ruleAdded.reason as unknown : undefined;
   if (failed !== undefined) {
     // Deleting the host end removes the pod end too.
     await removeVeth(net, pod, pod.ip).catch(() => undefined);
