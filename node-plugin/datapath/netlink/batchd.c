@@ -574,9 +574,10 @@ static enum outcome no_device(struct run *r, const char *name) {
   return LINE_FAILED;
 }
 
-/* ip's invarg(): message, then the whole process exits with status 255. */
+/* ip's invarg(): message, then the whole process exits with status 255. (ip's messages for `master`
+ * and `netns` end in a newline of their own, hence the blank line after them.) */
 static enum outcome invalid_argument(struct run *r, const char *arg, const char *msg) {
-  text_printf(r->err, "Error: argument \"%s\" is wrong: %s\n\n", arg, msg);
+  text_printf(r->err, "Error: argument \"%s\" is wrong: %s\n", arg, msg);
   r->exit_code = 255;
   return LINE_EXIT;
 }
