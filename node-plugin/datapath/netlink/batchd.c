@@ -329,13 +329,18 @@ static bool parse_link_set(char **w, int n, struct cmd *c, const char **why) {
   return true;
 }
 
+/* add / replace / del(ete) as ip's route and neigh send them: the message type and its create flags. */
+static bool parse_verb(const char *verb, uint16_t new_type, uint16_t del_type, struct cmd *c) {
+  if (!strcmp(verb, "add")) { c->msg_type = new_type; c->msg_flags = NLM_F_CREATE | NLM_F_EXCL; return true; }
+  if (!strcmp(verb, "replace")) { c->msg_type = new_type; c->msg_flags = NLM_F_CREATE | NLM_F_REPLACE; return true; }
+  if (!strcmp(verb, "del") || !strcmp(verb, "delete")) { c->msg_type = del_type; c->msg_flags = 0; return true; }
+  return false;
+}
+
 /* route add|replace|del (A.B.C.D[/L] | default) [via GW] dev X [metric M] [onlink] */
 static bool parse_route(const char *verb, char **w, int n, struct cmd *c, const char **why) {
   c->kind = ROUTE;
-  if (!strcmp(verb, "add")) { c->msg_type = RTM_NEWROUTE; c->msg_flags = NLM_F_CREATE | NLM_F_EXCL; }
-  else if (!strcmp(verb, "replace")) { c->msg_type = RTM_NEWROUTE; c->msg_flags = NLM_F_CREATE | NLM_F_REPLACE; }
-  else if (!strcmp(verb, "del") || !strcmp(verb, "delete")) { c->msg_type = RTM_DELROUTE; c->msg_flags = 0; }
-  else NEED(false, "unsupported route verb");
+  NEED(parse_verb(verb, RTM_NEWROUTE, RTM_DELROUTE, c), "unsupported route verb");
   bool dst_seen = false;
   for (int i = 0; i < n; i++) {
     const char *k = w[i];
@@ -361,10 +366,7 @@ static bool parse_route(const char *verb, char **w, int n, struct cmd *c, const 
 /* neigh add|replace|del A.B.C.D [lladdr MAC] dev X [nud permanent] */
 static bool parse_neigh(const char *verb, char **w, int n, struct cmd *c, const char **why) {
   c->kind = NEIGH;
-  if (!strcmp(verb, "add")) { c->msg_type = RTM_NEWNEIGH; c->msg_flags = NLM_F_CREATE | NLM_F_EXCL; }
-  else if (!strcmp(verb, "replace")) { c->msg_type = RTM_NEWNEIGH; c->msg_flags = NLM_F_CREATE | NLM_F_REPLACE; }
-  else if (!strcmp(verb, "del") || !strcmp(verb, "delete")) { c->msg_type = RTM_DELNEIGH; c->msg_flags = 0; }
-  else NEED(false, "unsupported neigh verb");
+  NEED(parse_verb(verb, RTM_NEWNEIGH, RTM_DELNEIGH, c), "unsupported neigh verb");
   for (int i = 0; i < n; i++) {
     const char *k = w[i];
     if (!strcmp(k, "dev") || !strcmp(k, "lladdr") || !strcmp(k, "nud")) {
