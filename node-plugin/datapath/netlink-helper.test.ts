@@ -201,6 +201,22 @@ test('quoting as ip splits it: quotes of the other kind inside, adjacent words, 
   });
 });
 
+test('a DEL in the pod namespace: the interface taken down and renamed out of the way, and each way it fails', async (t) => {
+  const r = await same(t, {
+    setup: (h, p) => { bridge(h); attached(h, p); },
+    lines: () => [
+      'link set dev eth0 down',
+      'link set dev eth0 name lo',       // taken
+      'link set dev eth0 name pvr0',
+      'link set dev pvr0 name pvr0',     // its own name
+      'link set dev eth0 name pvr1',     // gone
+      'link set dev eth0 down',
+    ],
+    force: true, inPod: true,
+  });
+  t.is(r.stderr, 'RTNETLINK answers: File exists\nCommand failed -:2\nCannot find device "eth0"\nCommand failed -:5\nCannot find device "eth0"\nCommand failed -:6\n');
+});
+
 test('a device deleted earlier in the same batch is looked up again', async (t) => {
   await same(t, {
     setup: (h, p) => { bridge(h); attached(h, p); },
@@ -222,7 +238,7 @@ test('a batch with any line outside the subset runs none of it', async (t) => {
   bridge(host);
   for (const bad of ['link set dev lo mtu 1500', 'link add x type dummy', 'link set dev br0 alias \'unterminated', 'route add 10.1.0.0/16 via 10.0.0.1 table 5',
     'neigh replace fe80::1 lladdr 02:00:00:00:00:01 dev br0', 'link set dev lo up # comment', 'link set dev if7 up', 'link set lo up', 'addr add 10.1.2.3/24 dev br0 brd +',
-    'link set dev br0 type bridge_slave state disabled']) {
+    'link set dev br0 type bridge_slave state disabled', 'link set dev br0 name x/y']) {
     const a = await helper.run(host, false, `link set dev br0 alias 'touched'\n${bad}\n`);
     t.is(a.kind, 'unsupported', bad);
   }

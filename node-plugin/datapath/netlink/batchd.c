@@ -124,6 +124,7 @@ struct cmd {
   uint8_t peer_mac[6];
   const char *peer_netns;
   const char *alias;
+  const char *new_name;  /* link set: rename */
   bool has_group;
   uint32_t group;
   bool slave;          /* `type bridge_slave` given */
@@ -295,7 +296,7 @@ static bool parse_link_add(char **w, int n, struct cmd *c, const char **why) {
   return true;
 }
 
-/* link set dev X [up|down] [alias A] [group G] [type bridge_slave (hairpin on|off | state 0..4)...] */
+/* link set dev X [up|down] [alias A] [name N] [group G] [type bridge_slave (hairpin on|off | state 0..4)...] */
 static bool parse_link_set(char **w, int n, struct cmd *c, const char **why) {
   c->kind = LINK_SET;
   NEED(n >= 2 && !strcmp(w[0], "dev") && good_ifname(w[1]), "only `link set dev NAME` is supported");
@@ -308,6 +309,7 @@ static bool parse_link_set(char **w, int n, struct cmd *c, const char **why) {
     NEED(i + 1 < n, "keyword without value");
     const char *v = w[++i];
     if (!strcmp(k, "alias")) { NEED(!c->alias && strlen(v) < ALIAS_MAX, "bad alias"); c->alias = v; }
+    else if (!strcmp(k, "name")) { NEED(!c->new_name && good_ifname(v), "bad name"); c->new_name = v; }
     else if (!strcmp(k, "group")) { NEED(!c->has_group && parse_u32(v, INT32_MAX, &c->group), "bad group"); c->has_group = true; }
     else NEED(false, "unsupported link set option");
   }
@@ -325,7 +327,7 @@ static bool parse_link_set(char **w, int n, struct cmd *c, const char **why) {
     }
     NEED(c->hairpin >= 0 || c->port_state >= 0, "empty bridge_slave options");
   }
-  NEED(c->updown || c->alias || c->has_group || c->slave, "link set without a change");
+  NEED(c->updown || c->alias || c->new_name || c->has_group || c->slave, "link set without a change");
   return true;
 }
 
@@ -630,6 +632,7 @@ static enum outcome run_link_set(struct run *r, const struct cmd *c, struct nlms
   if (!index) return no_device(r, c->dev);
   nl_begin(m, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
   link_header(m, (int)index, c->updown);
+  if (c->new_name) nl_attr(m, IFLA_IFNAME, c->new_name, strlen(c->new_name) + 1);
   if (c->alias) nl_attr(m, IFLA_IFALIAS, c->alias, strlen(c->alias));
   if (c->has_group) nl_u32(m, IFLA_GROUP, c->group);
   if (c->slave) {
