@@ -24,11 +24,20 @@ execFileSync('make', ['-s', '-C', fileURLToPath(new URL('./netlink', import.meta
 const RUN = `${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
 let nsCount = 0;
 
+const live = new Set<string>();
+const removeNetns = (name: string) => {
+  try { execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' }); } catch { /* gone */ }
+  live.delete(name);
+};
+// a test that failed before its teardown ran (or an uncaught error) leaves nothing behind either
+process.on('exit', () => { for (const n of live) removeNetns(n); });
+
 /** A namespace of this run, removed when the test ends. */
 function netns(t: ExecutionContext): string {
   const name = `nlh${RUN}-${nsCount++}`;
   execFileSync('ip', ['netns', 'add', name]);
-  t.teardown(() => { try { execFileSync('ip', ['netns', 'del', name]); } catch { /* gone */ } });
+  live.add(name);
+  t.teardown(() => removeNetns(name));
   return `/run/netns/${name}`;
 }
 
