@@ -11,7 +11,7 @@ APT_PACKAGES=(
                                               # podman runs it, crun refuses hybrid-cgroup machines)
   lua5.1                                      # runs the Argo CD health check as Argo CD does
   debootstrap                                 # the image's Debian base (hack/image/build.sh), no registry needed
-  gcc libc6-dev make                          # builds the per-pod CNI forwarder
+  gcc libc6-dev make                          # builds the per-pod CNI forwarder and the netlink helper
   openssl ca-certificates jq util-linux socat  # emulator certificates, nsenter/flock, traffic probes
   prometheus                                  # promtool and a real Prometheus: the alert rules and dashboard tests
 )
@@ -50,3 +50,4 @@ elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock
 fi
 
 if [ -f node-plugin/cni/Makefile ]; then make -s -C node-plugin/cni; fi
+if [ -f node-plugin/datapath/netlink/Makefile ]; then make -s -C node-plugin/datapath/netlink; fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Docker managed plugin's directory from this machine, no registry and no base image:
 #   <out>/config.json   (hack/docker-plugin/config.json)
-#   <out>/rootfs/       node, the compiled agent (/app/dist), its production node_modules, and what the
+#   <out>/rootfs/       node, the compiled agent (/app/dist) with the datapath's netlink helper, its production node_modules, and what the
 #                       datapath execs (ip, iptables-nft/-legacy, nsenter, flock, dash, coreutils), with their
 #                       shared libraries.
 # Then: docker plugin create podvnet/azure-vnet <out> && docker plugin enable podvnet/azure-vnet
@@ -18,6 +18,10 @@ cp "$repo/hack/docker-plugin/config.json" "$out/config.json"
 # The agent, compiled as the production image compiles it (type errors are caught by `npm run typecheck`).
 (cd "$repo" && npx tsc -p tsconfig.json --outDir "$rootfs/app/dist" --noEmitOnError false --sourceMap false --declaration false >/dev/null || true)
 test -f "$rootfs/app/dist/node-plugin/agent/main.js" || { echo "build-rootfs: tsc produced no agent" >&2; exit 1; }
+# The datapath's netlink helper, beside its module where exec.ts looks for it (static when libc.a is
+# present; else it needs only libc, which node and ip bring below).
+make -s -C "$repo/node-plugin/datapath/netlink"
+install -D -m 0755 "$repo/node-plugin/datapath/netlink/bin/podvnet-netlink" "$rootfs/app/dist/node-plugin/datapath/netlink/bin/podvnet-netlink"
 cp "$repo/package.json" "$rootfs/app/"
 # Production dependencies only: each top-level package (nested ones come inside their parent).
 nm=$(readlink -f "$repo/node_modules")

@@ -67,6 +67,7 @@ if [ ! -f dist/.tsbuildinfo ] || [ -n "$(find crds controllers node-plugin deplo
   npm run -s build
 fi
 make -s -C node-plugin/cni
+make -s -C node-plugin/datapath/netlink
 deps_key=$( { cat package.json package-lock.json; sed -n '/^  (cd "$tmp" && npm ci/,/react-native$/p' "$0"; } | hash)
 deps=$cache/node_modules-$deps_key
 if [ ! -d "$deps" ]; then
@@ -92,7 +93,7 @@ CHANGES=(
   'CMD ["node", "/app/dist/controllers/main.js"]'
 )
 # the key of everything the image is made of; an unchanged one costs no copying
-image_key=$( { echo "$base_key $deps_key $TAG $NODE_VERSION"; cat "$0" package.json node-plugin/cni/bin/podvnet-cni; printf '%s\n' "${CHANGES[@]}";
+image_key=$( { echo "$base_key $deps_key $TAG $NODE_VERSION"; cat "$0" package.json node-plugin/cni/bin/podvnet-cni node-plugin/datapath/netlink/bin/podvnet-netlink; printf '%s\n' "${CHANGES[@]}";
   find dist -type f ! -name '*.map' ! -name '.tsbuildinfo' ! -name '.build.lock' -print0 | sort -z | xargs -0 sha256sum; } | hash)
 image_tar=$cache/podvnet-$image_key.tar
 if [ -f "$image_tar" ]; then say "up to date: $image_tar"; echo "$image_tar"; exit 0; fi
@@ -108,6 +109,8 @@ cp -r dist "$rootfs/app/dist"
 find "$rootfs/app/dist" \( -name '*.map' -o -name '.tsbuildinfo' -o -name '.build.lock' \) -delete   # JavaScript only
 cp -a "$deps" "$rootfs/app/node_modules"
 install -m 0755 node-plugin/cni/bin/podvnet-cni "$rootfs/app/bin/podvnet-cni"
+# the datapath looks for its netlink helper beside its own module (exec.ts)
+install -D -m 0755 node-plugin/datapath/netlink/bin/podvnet-netlink "$rootfs/app/dist/node-plugin/datapath/netlink/bin/podvnet-netlink"
 chown -R 0:0 "$rootfs/app" && chmod -R go-w,a+rX "$rootfs/app"
 chmod 0755 "$rootfs"   # the image's / (mktemp makes it 0700: no one but root could look up /usr/local/bin/node)
 

@@ -4,10 +4,14 @@
  * Every command the datapath runs goes through `run`. A namespace is entered with
  * `nsenter --net=<path>` (exec'd, so it costs no extra process), which works for every form runtimes
  * hand us: /run/netns/<name>, /var/run/netns/<name>, /proc/<pid>/ns/net, /var/run/docker/netns/<id>.
- * Commands run through a small pool of long-lived shells (shell-pool.ts), not one Node spawn each.
+ * Commands run through a small pool of long-lived shells (shell-pool.ts), not one Node spawn each, and
+ * `ip -batch -` goes to the netlink helper (netlink-helper.ts) when it can: no process at all.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { batchOutcome, DUMP_INTERRUPTED, type RemovalStep } from './kernel-errors.js';
+import { NetlinkHelper } from './netlink-helper.js';
 import { ShellPool } from './shell-pool.js';
 import { DatapathError } from './types.js';
 
@@ -38,18 +42,51 @@ export function observeCommands(fn: CommandObserver | undefined): void {
   observer = fn;
 }
 
+/**
+ * The netlink helper's executable: beside this module (the repo under ts-node, the image's dist/, where
+ * hack/image/build.sh installs it), else the repo's build when this module runs from the repo's dist/.
+ * PODVNET_NETLINK=off: every `ip -batch` is exec'd as before.
+ */
+const HELPER_BIN = 'netlink/bin/podvnet-netlink';
+function helperBinary(): string | undefined {
+  if (process.env.PODVNET_NETLINK === 'off') return undefined;
+  const candidates = [new URL(`./${HELPER_BIN}`, import.meta.url), new URL(`../../../node-plugin/datapath/${HELPER_BIN}`, import.meta.url)];
+  return candidates.map((u) => fileURLToPath(u)).find((f) => existsSync(f));
+}
+let helper: NetlinkHelper | null | undefined;
+const netlinkHelper = (): NetlinkHelper | undefined => {
+  if (helper === undefined) { const bin = helperBinary(); helper = bin ? new NetlinkHelper(bin) : null; }
+  return helper ?? undefined;
+};
+
+/** `ip -batch -` or `ip -force -batch -`: what the netlink helper can run (undefined: anything else). */
+function batchForce(argv: readonly string[]): boolean | undefined {
+  const a = argv.join(' ');
+  return a === 'ip -batch -' ? false : a === 'ip -force -batch -' ? true : undefined;
+}
+
 /** Runs argv (in `ns` if given); resolves with the exit code instead of throwing. */
 export function runRaw(ns: Netns, argv: string[], input?: string): Promise<RunResult> {
-  const full = ns === undefined ? argv : ['nsenter', `--net=${netnsPath(ns)}`, '--', ...argv];
-  const p = !useSpawn
-    ? pool.run(full, input).catch((e: Error) => {
-      throw new DatapathError(`cannot run ${full.join(' ')}: ${e.message}`, full.join(' '));
-    })
-    : spawnRaw(full, input);
+  const force = batchForce(argv);
+  const nl = force === undefined ? undefined : netlinkHelper();
+  const p = nl
+    ? nl.run(ns === undefined ? undefined : netnsPath(ns), force!, input ?? '').then((a) =>
+      a.kind === 'done' ? { stdout: '', stderr: a.stderr, code: a.code } : execRaw(ns, argv, input))
+    : execRaw(ns, argv, input);
   if (!observer) return p;
   const seen = observer;
   const t0 = performance.now();
   return p.finally(() => seen(argv, t0, performance.now() - t0));
+}
+
+/** Runs argv as a process (through the shell pool, or one spawn each with PODVNET_EXEC=spawn). */
+function execRaw(ns: Netns, argv: string[], input?: string): Promise<RunResult> {
+  const full = ns === undefined ? argv : ['nsenter', `--net=${netnsPath(ns)}`, '--', ...argv];
+  return !useSpawn
+    ? pool.run(full, input).catch((e: Error) => {
+      throw new DatapathError(`cannot run ${full.join(' ')}: ${e.message}`, full.join(' '));
+    })
+    : spawnRaw(full, input);
 }
 
 function spawnRaw(full: string[], input?: string): Promise<RunResult> {
