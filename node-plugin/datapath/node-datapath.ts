@@ -69,7 +69,7 @@ export class NodeDatapath {
     const group = retiredGroup(bridgeName);
     this.removals = new LinkRemovals(hostNetns, group);
     this.hostBatches = new HostBatches(hostNetns);
-    this.retired = new RetiredVeths({ ns: hostNetns, group });
+    this.retired = new RetiredVeths({ ns: hostNetns, group, lastPodChange: () => this.changes.lastChangeAt });
   }
 
   /** Runs node-wide work after the node's previous work has settled. */

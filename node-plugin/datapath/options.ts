@@ -14,8 +14,8 @@ export interface DatapathOptions {
    */
   procSysRoot: string;
   /**
-   * When retired pod veths are deleted (retired-veths.ts): once DELs have been quiet for `quietMs`, at
-   * the latest `maxWaitMs` after the first one waiting. Defaults 100 ms and 2 s.
+   * When retired pod veths are deleted (retired-veths.ts): once no pod was attached or detached for
+   * `quietMs`, at the latest `maxWaitMs` after the first one waiting. Defaults 100 ms and 5 s.
    */
   retiredVeths: { quietMs: number; maxWaitMs: number };
 }
@@ -25,7 +25,7 @@ const Options = z.strictObject({
   retiredVeths: z.strictObject({ quietMs: z.number().int().min(0).max(60_000), maxWaitMs: z.number().int().min(0).max(600_000) }).optional(),
 });
 
-let current: DatapathOptions = { procSysRoot: DEFAULT_PROC_SYS_ROOT, retiredVeths: { quietMs: 100, maxWaitMs: 2_000 } };
+let current: DatapathOptions = { procSysRoot: DEFAULT_PROC_SYS_ROOT, retiredVeths: { quietMs: 100, maxWaitMs: 5_000 } };
 
 /** Sets options (omitted ones keep their value). An invalid option throws TypeError naming it. */
 export function configureDatapath(opts: Partial<DatapathOptions>): void {

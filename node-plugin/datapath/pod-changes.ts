@@ -12,6 +12,8 @@ export class PodChanges {
   /** host veth -> when its attach or detach last began or ended, as a sequence number. */
   private readonly lastChange = new Map<string, number>();
   private changeSeq = 0;
+  /** When (Date.now()) an attach or detach last began or ended; 0 if none has. */
+  lastChangeAt = 0;
 
   /** The sequence number now: pass it to changedSince after a reading. */
   get seq(): number {
@@ -44,6 +46,7 @@ export class PodChanges {
   }
 
   private note(hostVeth: string): void {
+    this.lastChangeAt = Date.now();
     this.lastChange.set(hostVeth, ++this.changeSeq);
     if (this.lastChange.size > 8192) for (const [k, seq] of this.lastChange) if (seq < this.changeSeq - 4096) this.lastChange.delete(k);
   }

@@ -33,7 +33,7 @@ async function setUp(t: ExecutionContext, nicIPs: number) {
   return { f, vm, net, newPod, veth, rules, neighMACs };
 }
 
-test.afterEach.always(() => dp.configureDatapath({ retiredVeths: { quietMs: 100, maxWaitMs: 2_000 } }));
+test.afterEach.always(() => dp.configureDatapath({ retiredVeths: { quietMs: 100, maxWaitMs: 5_000 } }));
 
 test.serial('DEL: the pod is off the network at once, its veth deleted shortly after without being asked, then its rule and entry', async (t) => {
   const { f, vm, net, newPod, veth, rules, neighMACs } = await setUp(t, 2);

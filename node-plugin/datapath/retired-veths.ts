@@ -4,8 +4,10 @@
  * else a DEL does), and nothing about the pod needs it: once its route is gone and its veth is down, the
  * pod can neither send nor receive. So a DEL retires the veth (link-removals.ts retireSteps: route,
  * down, into the bridge's retired group) and returns; this deletes the whole retired group with one
- * `link del group` (one grace period for all of them) once DELs have been quiet for `quietMs`, and at
- * the latest `maxWaitMs` after the first retirement it has not deleted yet. Then it removes the pods'
+ * `link del group` (one grace period for all of them) once the node's pods have been quiet (no ADD or DEL)
+ * for `quietMs`, and at the latest `maxWaitMs` after the first retirement it has not deleted yet: the
+ * removal of the pods' anti-spoofing rules that follows costs iptables-nft 10-15 ms and shares the node's
+ * queue with the ADDs' rule additions, so it waits for a pause rather than delay an ADD. Then it removes the pods'
  * anti-spoofing rules and neighbour entries (each RetiredVeth's `release`); until then they stay, which only makes the
  * down veth stricter, and a new pod given the same IP has its own veth, rule and entry.
  *
@@ -30,6 +32,8 @@ export interface RetiredVeth { hostVeth: string; release?: () => Promise<void> }
 export interface RetiredVethsOptions {
   ns: Netns;
   group: number;
+  /** When (Date.now()) a pod of the node last began or finished being attached or detached. */
+  lastPodChange: () => number;
 }
 
 export class RetiredVeths {
@@ -91,10 +95,18 @@ export class RetiredVeths {
 
   private schedule(): void {
     clearTimeout(this.timer);
+    const now = Date.now();
     // A failing deletion is tried again less and less often, up to once a minute.
     const backoff = this.failures ? Math.min(60_000, this.maxWaitMs * 2 ** this.failures) : 0;
-    const delay = Math.max(0, Math.min(this.quietMs, this.firstWaitingAt + this.maxWaitMs - Date.now()), backoff);
-    this.timer = setTimeout(() => { this.timer = undefined; void this.reapNow(); }, delay);
+    const deadline = this.firstWaitingAt + this.maxWaitMs;
+    const quietAt = this.opts.lastPodChange() + this.quietMs;
+    const delay = Math.max(0, Math.min(quietAt, deadline) - now, backoff);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      // Pods came or went meanwhile: wait for the next pause (up to the deadline).
+      if (!this.failures && Date.now() < deadline && this.opts.lastPodChange() + this.quietMs > Date.now()) this.schedule();
+      else void this.reapNow();
+    }, delay);
     // Nobody waits for it: a process that ends meanwhile leaves the veths retired, and the next agent's
     // first ensureNode deletes them.
     if (!this.idleWaiters.length) this.timer.unref();
