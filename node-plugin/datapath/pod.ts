@@ -169,7 +169,7 @@ async function removeVeth(net: NodeNetwork, pod: Pick<PodInterface, 'containerId
           // The namespace deleted meanwhile took the interface with it.
           .then((errs) => (existsSync(netnsPath(podNetns)) ? errs : []))
         : Promise.resolve([]);
-      const errors = [...await node.removals.retire(detachRemoval(net, pod, ip)), ...await renamed];
+      const errors = (await Promise.all([node.removals.retire(detachRemoval(net, pod, ip)), renamed])).flat();
       if (errors.length) throw new DatapathError(`retiring ${r.hostVeth}: ${errors.join('; ')}`);
       node.retired.add({ hostVeth: r.hostVeth, ...(withIP ? { release: () => node.removePodProtection(net, withIP) } : {}) });
     });
