@@ -227,3 +227,17 @@ test.serial('pods attached through the datapath get their rule from the helper; 
   t.false(left.includes(dp.hostVethName(a.spec.containerId, 'eth0')), 'the helper\'s rule was deleted');
   t.is(left.split('\n').filter((l) => l.startsWith('-A ')).length, 2);
 });
+
+test('PODVNET_NETLINK=off and PODVNET_NFT_APPEND=off each turn the helper\'s rule path off (a fresh agent process)', (t) => {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const probe = [
+    "import { nftAppendAntispoof } from './node-plugin/datapath/exec.js';",
+    "const p = nftAppendAntispoof('/run/netns/nfa-none-probe', 'PODVNET-SRC', [{ veth: 'pvn0', ip: '10.0.0.1' }]);",
+    "console.log(p === undefined ? 'off' : (await p).kind);",
+  ].join('\n');
+  const run = (env: Record<string, string>) => execFileSync(process.execPath, ['--loader', 'ts-node/esm', '--no-warnings', '--input-type=module', '-e', probe],
+    { cwd: root, env: { ...process.env, PODVNET_NETLINK: '', PODVNET_NFT_APPEND: '', ...env } }).toString().trim();
+  t.is(run({}), 'done', 'on by default: the helper answers (here: the namespace cannot be entered)');
+  t.is(run({ PODVNET_NETLINK: 'off' }), 'off');
+  t.is(run({ PODVNET_NFT_APPEND: 'off' }), 'off');
+});
