@@ -9,36 +9,21 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { AntispoofRules, type RuleChange } from './antispoof.js';
 import { observeCommands, runRaw } from './exec.js';
 import * as dp from './index.js';
 import { type AntispoofRule, encodeNftAppend, FrameReader, NetlinkHelper, NFT_APPEND_MAX, NFT_MISSING } from './netlink-helper.js';
 import { createFabric } from './testing/fabric-sim.js';
+import { RUN, scratchNetns } from './testing/scratch-netns.js';
 import { spoofArrives, udpSink } from './testing/spoofing.js';
 import type { NodeNetwork } from './types.js';
 
 const BIN = fileURLToPath(new URL('./netlink/bin/podvnet-netlink', import.meta.url));
 execFileSync('make', ['-s', '-C', fileURLToPath(new URL('./netlink', import.meta.url))]);
 
-const RUN = `${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
-let nsCount = 0;
-const live = new Set<string>();
-const removeNetns = (name: string) => {
-  try { execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' }); } catch { /* gone */ }
-  live.delete(name);
-};
-process.on('exit', () => { for (const n of live) removeNetns(n); });
-
 /** A namespace of this run (its name), removed when the test ends. */
-function netns(t: ExecutionContext): string {
-  const name = `nfa${RUN}-${nsCount++}`;
-  execFileSync('ip', ['netns', 'add', name]);
-  live.add(name);
-  t.teardown(() => removeNetns(name));
-  return name;
-}
+const netns = scratchNetns('nfa');
 
 /** A command in `ns`: its exit code and output. */
 function inNs(ns: string, argv: string[], input?: string): { code: number; stdout: string; stderr: string } {
