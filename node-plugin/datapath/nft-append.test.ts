@@ -89,6 +89,17 @@ for (const chain of ['PODVNET-SRC', 'PODVNET-SRC-br-a1b2c3', 'C'.repeat(28)]) {
   });
 }
 
+test(`the most one request carries, ${NFT_APPEND_MAX} rules, is one transaction listing as iptables-nft-restore's`, async (t) => {
+  const [viaHelper, viaRestore] = [netns(t), netns(t)];
+  for (const ns of [viaHelper, viaRestore]) t.is(restore(ns, [':PODVNET-SRC - [0:0]']).code, 0);
+  const many = Array.from({ length: NFT_APPEND_MAX }, (_, i) => ({ veth: `pvn${i.toString(16).padStart(11, '0')}`, ip: `10.50.${i >> 8}.${i & 255}` }));
+  t.deepEqual(await helper.appendAntispoof(`/run/netns/${viaHelper}`, 'PODVNET-SRC', many), { kind: 'done', code: 0, stderr: '' });
+  t.is(restore(viaRestore, many.map((r) => `-A PODVNET-SRC ${ruleText(r).join(' ')}`)).code, 0);
+  const listing = (ns: string) => inNs(ns, ['iptables-nft', '-t', 'raw', '-S', 'PODVNET-SRC']).stdout;
+  t.is(listing(viaHelper).split('\n').filter((l) => l.startsWith('-A ')).length, NFT_APPEND_MAX);
+  t.is(listing(viaHelper), listing(viaRestore));
+});
+
 test('a missing table or chain comes back as NFT_MISSING, with nothing appended', async (t) => {
   const empty = netns(t);
   t.like(await helper.appendAntispoof(`/run/netns/${empty}`, 'PODVNET-SRC', PAIRS.slice(0, 1)), { kind: 'done', code: NFT_MISSING });

@@ -989,8 +989,12 @@ static int nft_append(char *text, struct text *err, const char **unsupported) {
   fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
   int one = 1;
   if (fd < 0) { print_errno(err, "podvnet-netlink: cannot open an nf_tables socket: ", errno); goto out; }
+  /* the whole batch is one datagram: the default send buffer (wmem_default) may be smaller than 256
+   * rules; the kernel caps the request at wmem_max, and a batch still too large fails with EMSGSIZE */
+  int sndbuf = (int)b.len;
   if (setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one) < 0 ||
-      setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one) < 0) {
+      setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) < 0) {
     print_errno(err, "podvnet-netlink: netlink socket options: ", errno);
     goto out;
   }
