@@ -3,10 +3,11 @@
  * own IP; see README "Anti-spoofing"). One AntispoofRules per node (node-datapath.ts); its writes run under
  * the node's serialization, so they never race with ensureNode's chain rebuild.
  */
-import { ipJSON, run, runRaw } from './exec.js';
+import { ipJSON, nftAppendAntispoof, run, runRaw } from './exec.js';
 import { listChain, RESTORE_ATTEMPTS } from './chains.js';
 import { type Backend, iptablesCmd, iptablesRestoreCmd } from './iptables.js';
 import type { LinkInfo, VethPod } from './links.js';
+import type { AntispoofRule } from './netlink-helper.js';
 import { chainNames, hostVethName } from './names.js';
 import { antispoofRule, chainRestore } from './plan.js';
 import { DatapathError, type NodeNetwork, type PodInterface } from './types.js';
@@ -31,6 +32,22 @@ export async function hasAntispoofRule(net: NodeNetwork, backend: Backend, pod: 
   const { antispoof } = chainNames(net.bridgeName);
   const r = await runRaw(net.hostNetns, [iptablesCmd(backend), '-w', '5', '-t', 'raw', '-C', antispoof, ...antispoofRule(pod)]);
   return r.code === 0;
+}
+
+/**
+ * Appends through the netlink helper: 'appended' (committed), 'not' (nothing changed: the helper is off,
+ * could not carry the request, or the kernel refused it, e.g. a missing chain) or 'unknown' (the helper
+ * died while running it).
+ */
+async function appendByHelper(net: NodeNetwork, chain: string, adds: AntispoofRule[]): Promise<'appended' | 'not' | 'unknown'> {
+  const pending = nftAppendAntispoof(net.hostNetns, chain, adds);
+  if (!pending) return 'not';
+  try {
+    const a = await pending;
+    return a.kind === 'done' && a.code === 0 ? 'appended' : 'not';
+  } catch {
+    return 'unknown';
+  }
 }
 
 export class AntispoofRules {
@@ -58,6 +75,9 @@ export class AntispoofRules {
    * The rule changes: what is there is read (unless the model covers them), only what differs is written.
    * If the write fails, the chain is read again and the difference retried: a rule that other software
    * removed in between is then simply not removed again; a real error fails every attempt and is thrown.
+   *
+   * A batch of adds only, on nft, that the model covers is appended by the netlink helper (one nf_tables
+   * transaction, no process: see README "Anti-spoofing"); whatever it cannot do goes the usual way.
    */
   async apply(net: NodeNetwork, backend: Backend, changes: RuleChange[]): Promise<void> {
     const { antispoof } = chainNames(net.bridgeName);
@@ -69,13 +89,24 @@ export class AntispoofRules {
       const listing = trusted ? '' : await listChain(net.hostNetns, backend, 'raw', antispoof);
       const present = trusted ? new Set(known) : listing === undefined ? new Set<string>() : ruledPairs(listing);
       const lines: string[] = [];
+      const adds: AntispoofRule[] = [];
       for (const o of changes) {
         const k = pair(o);
-        if (o.add && !present.has(k)) { lines.push(`-A ${antispoof} ${antispoofRule(o.pod).join(' ')}`); present.add(k); }
+        if (o.add && !present.has(k)) {
+          lines.push(`-A ${antispoof} ${antispoofRule(o.pod).join(' ')}`);
+          adds.push({ veth: hostVethName(o.pod.containerId, o.pod.ifName), ip: o.pod.ip });
+          present.add(k);
+        }
         if (!o.add && present.has(k)) { lines.push(`-D ${antispoof} ${antispoofRule(o.pod).join(' ')}`); present.delete(k); }
       }
       if (!lines.length) { if (listing !== undefined) this.known = present; return; }
       if (listing === undefined) throw new DatapathError(`iptables chain raw/${antispoof} is missing: run ensureNode`);
+      if (trusted && backend === 'nft' && changes.every((o) => o.add)) {
+        const out = await appendByHelper(net, antispoof, adds);
+        if (out === 'appended') { this.known = present; return; }
+        // The helper died during the transaction, which may have committed: read the chain (next attempt).
+        if (out === 'unknown') continue;
+      }
       const r = await runRaw(net.hostNetns, [iptablesRestoreCmd(backend), '-w', '5', '--noflush'], ['*raw', ...lines, 'COMMIT'].join('\n') + '\n');
       if (r.code === 0) { this.known = present; return; }
       // A trusted model that was wrong (the chain was flushed or changed by others) costs one more round.

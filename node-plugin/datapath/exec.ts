@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { batchOutcome, DUMP_INTERRUPTED, type RemovalStep } from './kernel-errors.js';
-import { NetlinkHelper } from './netlink-helper.js';
+import { type AntispoofRule, type HelperAnswer, NetlinkHelper } from './netlink-helper.js';
 import { ShellPool } from './shell-pool.js';
 import { DatapathError } from './types.js';
 
@@ -77,6 +77,22 @@ export function runRaw(ns: Netns, argv: string[], input?: string): Promise<RunRe
   const seen = observer;
   const t0 = performance.now();
   return p.finally(() => seen(argv, t0, performance.now() - t0));
+}
+
+/**
+ * Appends anti-spoofing rules to iptables-nft's ip raw/`chain` through the netlink helper, in one
+ * nf_tables transaction and no process (netlink-helper.ts appendAntispoof). Undefined when the helper is
+ * off (PODVNET_NETLINK=off) or this path is (PODVNET_NFT_APPEND=off): the caller runs iptables-nft-restore.
+ * Observed as the step `nft-append raw <chain> <veth> <ip>...`.
+ */
+export function nftAppendAntispoof(ns: Netns, chain: string, rules: readonly AntispoofRule[]): Promise<HelperAnswer> | undefined {
+  const nl = process.env.PODVNET_NFT_APPEND === 'off' ? undefined : netlinkHelper();
+  if (!nl) return undefined;
+  const p = nl.appendAntispoof(ns === undefined ? undefined : netnsPath(ns), chain, rules);
+  if (!observer) return p;
+  const seen = observer;
+  const t0 = performance.now();
+  return p.finally(() => seen(['nft-append', 'raw', chain, ...rules.flatMap((r) => [r.veth, r.ip])], t0, performance.now() - t0));
 }
 
 /** Runs argv as a process (through the shell pool, or one spawn each with PODVNET_EXEC=spawn). */

@@ -9,37 +9,21 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { neighDelStep } from './kernel-errors.js';
 import { encodeRequest, FrameReader, NetlinkHelper, parseResponse } from './netlink-helper.js';
 import { attachHostLines, attachHostOnlyLines, attachPodLines, detachLines, neighLine, neighbourPlan } from './plan.js';
 import { observeCommands, runRaw } from './exec.js';
+import { RUN, scratchNetns } from './testing/scratch-netns.js';
 import type { NodeNetwork, PodInterface } from './types.js';
 
 const BIN = fileURLToPath(new URL('./netlink/bin/podvnet-netlink', import.meta.url));
 execFileSync('make', ['-s', '-C', fileURLToPath(new URL('./netlink', import.meta.url))]);
 
-const RUN = `${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
-let nsCount = 0;
-
-const live = new Set<string>();
-const removeNetns = (name: string) => {
-  try { execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' }); } catch { /* gone */ }
-  live.delete(name);
-};
-// a test that failed before its teardown ran (or an uncaught error) leaves nothing behind either
-process.on('exit', () => { for (const n of live) removeNetns(n); });
-
-/** A namespace of this run, removed when the test ends. */
-function netns(t: ExecutionContext): string {
-  const name = `nlh${RUN}-${nsCount++}`;
-  execFileSync('ip', ['netns', 'add', name]);
-  live.add(name);
-  t.teardown(() => removeNetns(name));
-  return `/run/netns/${name}`;
-}
+const scratch = scratchNetns('nlh');
+/** A namespace of this run (its path), removed when the test ends. */
+const netns = (t: ExecutionContext): string => `/run/netns/${scratch(t)}`;
 
 const sh = (ns: string, argv: string[]) => execFileSync('nsenter', [`--net=${ns}`, '--', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 

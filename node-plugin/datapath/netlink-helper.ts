@@ -11,6 +11,10 @@
  * (4-byte little-endian length, then text; the format is described in batchd.c). If it dies, the batches
  * it was running fail (they may have run in part, so they are not silently run again) and the next
  * request starts a new one. It never keeps the Node process alive while nothing is pending.
+ *
+ * It also appends the pods' anti-spoofing rules to an iptables-nft chain over nf_tables (appendAntispoof):
+ * the rule iptables-nft-restore would add for `-m physdev --physdev-in V ! -s IP/32 -j DROP`, encoded
+ * exactly as iptables-nft 1.8.9 encodes it, N rules in one transaction.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { DatapathError } from './types.js';
@@ -24,14 +28,42 @@ export type HelperAnswer =
 
 /** A request the helper can carry: an absolute namespace path without a newline (or none) and text without NUL. */
 export function encodeRequest(id: number, netns: string | undefined, force: boolean, input: string): Buffer | undefined {
+  return frame(id, force ? '1' : '0', netns, input);
+}
+
+/** One anti-spoofing rule: DROP what enters the bridge from `veth` with any source but `ip` (a /32). */
+export interface AntispoofRule { veth: string; ip: string }
+
+/** The most rules one nft request may carry (batchd.c NFT_MAX_RULES). */
+export const NFT_APPEND_MAX = 256;
+
+const NFT_CHAIN = /^[!-~]{1,28}$/;
+/** What batchd.c takes as a veth name: 1-15 characters without '/', ':' or quotes, no wildcard '+', not `if<N>`. */
+const NFT_VETH = /^(?!if\d+$)[!-~]{0,14}[!-*,-~]$/;
+const NFT_IP = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+/**
+ * An nft request (append `rules` to ip raw/`chain` in one nf_tables transaction), or undefined if the
+ * helper cannot carry it; the caller then runs iptables-nft-restore.
+ */
+export function encodeNftAppend(id: number, netns: string | undefined, chain: string, rules: readonly AntispoofRule[]): Buffer | undefined {
+  if (!NFT_CHAIN.test(chain) || !rules.length || rules.length > NFT_APPEND_MAX) return undefined;
+  if (!rules.every((r) => NFT_VETH.test(r.veth) && !/[/:'"]/.test(r.veth) && NFT_IP.test(r.ip))) return undefined;
+  return frame(id, 'nft', netns, [chain, ...rules.map((r) => `${r.veth} ${r.ip}`)].join('\n') + '\n');
+}
+
+function frame(id: number, kind: '0' | '1' | 'nft', netns: string | undefined, input: string): Buffer | undefined {
   if (netns !== undefined && (!netns.startsWith('/') || /[\n\0]/.test(netns))) return undefined;
   if (input.includes('\0')) return undefined;
-  const body = Buffer.from(`${id} ${force ? 1 : 0} ${netns ?? '-'}\n${input}`, 'utf8');
-  const frame = Buffer.alloc(4 + body.length);
-  frame.writeUInt32LE(body.length, 0);
-  body.copy(frame, 4);
-  return frame;
+  const body = Buffer.from(`${id} ${kind} ${netns ?? '-'}\n${input}`, 'utf8');
+  const out = Buffer.alloc(4 + body.length);
+  out.writeUInt32LE(body.length, 0);
+  body.copy(out, 4);
+  return out;
 }
+
+/** The helper's code for an nft request the kernel refused with ENOENT: the table, chain or physdev match is missing. */
+export const NFT_MISSING = 2;
 
 export interface HelperResponse { id: number; answer: HelperAnswer | { kind: 'error'; reason: string } }
 
@@ -81,9 +113,22 @@ export class NetlinkHelper {
 
   /** Runs `input` as `ip [-force] -batch -` would, in `netns` (a path; undefined: the helper's own). */
   run(netns: string | undefined, force: boolean, input: string): Promise<HelperAnswer> {
+    return this.request((id) => encodeRequest(id, netns, force, input));
+  }
+
+  /**
+   * Appends anti-spoofing rules to ip raw/`chain` in `netns` (a path; undefined: the helper's own), in one
+   * nf_tables transaction: all or none. `done` with code 0: appended; NFT_MISSING: the table or chain
+   * (or the kernel's physdev match) is missing; 1: another refusal, the kernel's text in `stderr`.
+   */
+  appendAntispoof(netns: string | undefined, chain: string, rules: readonly AntispoofRule[]): Promise<HelperAnswer> {
+    return this.request((id) => encodeNftAppend(id, netns, chain, rules));
+  }
+
+  private request(encode: (id: number) => Buffer | undefined): Promise<HelperAnswer> {
     if (this.broken) return Promise.resolve({ kind: 'unavailable', reason: this.broken });
     const id = this.nextId++;
-    const frame = encodeRequest(id, netns, force, input);
+    const frame = encode(id);
     if (!frame) return Promise.resolve({ kind: 'unsupported', reason: 'namespace or input the helper cannot carry' });
     const child = this.child ?? this.start();
     return new Promise<HelperAnswer>((resolve, reject) => {

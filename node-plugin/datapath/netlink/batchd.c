@@ -19,6 +19,8 @@
  *
  * Wire format (stdin requests, stdout responses), each frame a 4-byte little-endian length then text:
  *   request:  "<id> <force 0|1> <netns path or ->\n<ip -batch input>"
+ *             "<id> nft <netns path or ->\n<chain>\n<veth> <A.B.C.D>\n..."   appends anti-spoofing
+ *             rules to ip raw/<chain> in one nf_tables transaction (see "nf_tables" below)
  *   response: "<id> done <exit code>\n<stderr>"      the lines ran (or failed as ip would)
  *             "<id> unsupported 0\n<reason>"         nothing ran
  *             "<id> error 0\n<reason>"               the helper could not run the request at all
@@ -46,8 +48,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <endian.h>
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nf_tables_compat.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/x_tables.h>
+#include <linux/netfilter/xt_physdev.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
@@ -721,11 +730,289 @@ static enum outcome run_cmd(struct run *r, const struct cmd *c, struct nlmsg *m)
   return LINE_FAILED;
 }
 
+/* ---------- nf_tables: appending the pods' anti-spoofing rules ---------- */
+
+/*
+ * Why: the last process an ADD started was `iptables-nft-restore --noflush` for one rule
+ *   -A <chain> -m physdev --physdev-in <veth> ! -s <ip>/32 -j DROP   (table raw, family ip)
+ * (~1.5 ms from a shell, most of it exec and dynamic linking). The helper appends such rules itself, in
+ * one nf_tables transaction, encoded exactly as iptables-nft 1.8.9 encodes that rule text, so that
+ * iptables-nft lists, checks (-C) and deletes (-D) them as its own. The encoding, read from the NEWRULE
+ * message iptables-nft-restore sends (and `nft --debug=netlink`), is, in this order:
+ *   payload  load 4 bytes at network header + 12 (the source address) into register 1
+ *   cmp      register 1 != <ip>                          (a /32 needs no bitwise mask)
+ *   match    xt "physdev" revision 0, struct xt_physdev_info { physindev = veth, in_mask = 0xff over
+ *            the name and its NUL, bitmask = XT_PHYSDEV_OP_IN }, padded to XT_ALIGN
+ *   counter  bytes 0, packets 0
+ *   immediate verdict DROP into the verdict register
+ * plus the rule's compat attribute (protocol 0, flags 0) and no user data. Only names ip accepts as a
+ * veth and without iptables' '+' wildcard are taken, so the mask is always the plain one.
+ *
+ * Request body: the chain name on the first line, then one "<veth> <A.B.C.D>" line per rule.
+ * Response: "done 0" when the transaction committed; "done 2" when the kernel answered ENOENT (the
+ * table, the chain or the physdev match is missing: the caller falls back to iptables-nft-restore);
+ * "done 1" for any other refusal, with the kernel's message or errno text; "unsupported" (nothing sent)
+ * for a body outside what is described here.
+ */
+#define NFT_MAX_RULES 256
+/* a rule message is ~372 bytes with a 28-character chain name; this leaves room to spare */
+#define NFT_RULE_BYTES 512
+/* iptables' limit for a chain name (XT_EXTENSION_MAXNAMELEN includes the NUL) */
+#define NFT_CHAIN_MAX (XT_EXTENSION_MAXNAMELEN - 1)
+
+struct nft_rule_spec {
+  const char *veth;
+  struct in_addr src;
+};
+
+/* A whole batch of netlink messages under construction: bounded, and an overflow is remembered. */
+struct nlbatch {
+  char *buf;
+  size_t len, cap;
+  bool overflow;
+  struct nlmsghdr *msg;  /* the message being built */
+};
+
+static void *nb_put(struct nlbatch *b, size_t len) {
+  size_t at = NLMSG_ALIGN(b->len);
+  if (b->overflow || at + NLA_ALIGN(len) > b->cap) { b->overflow = true; return NULL; }
+  void *p = b->buf + at;
+  /* the tail stays aligned, as libmnl keeps it: a nest's length then covers its last attribute's padding */
+  memset(b->buf + b->len, 0, at + NLA_ALIGN(len) - b->len);
+  b->len = at + NLA_ALIGN(len);
+  if (b->msg) b->msg->nlmsg_len = (uint32_t)(b->buf + b->len - (char *)b->msg);
+  return p;
+}
+
+static struct nlattr *nb_attr(struct nlbatch *b, uint16_t type, const void *data, size_t len) {
+  struct nlattr *a = nb_put(b, NLA_HDRLEN + len);
+  if (!a) return NULL;
+  a->nla_type = type;
+  a->nla_len = (uint16_t)(NLA_HDRLEN + len);
+  if (len) memcpy((char *)a + NLA_HDRLEN, data, len);
+  return a;
+}
+
+static void nb_be32(struct nlbatch *b, uint16_t type, uint32_t v) { v = htonl(v); nb_attr(b, type, &v, sizeof v); }
+static void nb_be64(struct nlbatch *b, uint16_t type, uint64_t v) { v = htobe64(v); nb_attr(b, type, &v, sizeof v); }
+static void nb_str(struct nlbatch *b, uint16_t type, const char *s) { nb_attr(b, type, s, strlen(s) + 1); }
+
+/* iptables-nft marks its nested attributes NLA_F_NESTED; the kernel accepts either, we send the same. */
+static struct nlattr *nb_nest(struct nlbatch *b, uint16_t type) { return nb_attr(b, (uint16_t)(type | NLA_F_NESTED), NULL, 0); }
+
+static void nb_nest_end(struct nlbatch *b, struct nlattr *nest) {
+  if (!nest || b->overflow) return;
+  nest->nla_len = (uint16_t)(b->buf + b->len - (char *)nest);
+}
+
+/* Starts a message with its nfgenmsg header; every later put extends it. */
+static void nb_msg(struct nlbatch *b, uint16_t type, uint16_t flags, uint32_t seq, uint8_t family, uint16_t res_id) {
+  b->msg = NULL;
+  struct nlmsghdr *h = nb_put(b, NLMSG_HDRLEN);
+  if (!h) return;
+  h->nlmsg_type = type;
+  h->nlmsg_flags = (uint16_t)(NLM_F_REQUEST | flags);
+  h->nlmsg_seq = seq;
+  b->msg = h;
+  struct nfgenmsg *g = nb_put(b, sizeof *g);
+  if (!g) return;
+  g->nfgen_family = family;
+  g->version = NFNETLINK_V0;
+  g->res_id = htons(res_id);
+}
+
+/* One expression: a list element holding its name and its data. */
+static struct nlattr *nb_expr(struct nlbatch *b, const char *name, struct nlattr **data) {
+  struct nlattr *elem = nb_nest(b, NFTA_LIST_ELEM);
+  nb_str(b, NFTA_EXPR_NAME, name);
+  *data = nb_nest(b, NFTA_EXPR_DATA);
+  return elem;
+}
+
+static void nb_expr_end(struct nlbatch *b, struct nlattr *elem, struct nlattr *data) {
+  nb_nest_end(b, data);
+  nb_nest_end(b, elem);
+}
+
+/* The NEWRULE message for one rule, expressions in iptables-nft's order (see the comment above). */
+static void nft_rule_msg(struct nlbatch *b, uint32_t seq, bool ack, const char *chain, const struct nft_rule_spec *r) {
+  nb_msg(b, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE,
+         (uint16_t)(NLM_F_CREATE | NLM_F_APPEND | (ack ? NLM_F_ACK : 0)), seq, NFPROTO_IPV4, 0);
+  nb_str(b, NFTA_RULE_TABLE, "raw");
+  nb_str(b, NFTA_RULE_CHAIN, chain);
+  struct nlattr *exprs = nb_nest(b, NFTA_RULE_EXPRESSIONS), *data, *e, *nest;
+
+  e = nb_expr(b, "payload", &data);
+  nb_be32(b, NFTA_PAYLOAD_DREG, NFT_REG_1);
+  nb_be32(b, NFTA_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER);
+  nb_be32(b, NFTA_PAYLOAD_OFFSET, 12); /* struct iphdr's saddr */
+  nb_be32(b, NFTA_PAYLOAD_LEN, 4);
+  nb_expr_end(b, e, data);
+
+  e = nb_expr(b, "cmp", &data);
+  nb_be32(b, NFTA_CMP_SREG, NFT_REG_1);
+  nb_be32(b, NFTA_CMP_OP, NFT_CMP_NEQ);
+  nest = nb_nest(b, NFTA_CMP_DATA);
+  nb_attr(b, NFTA_DATA_VALUE, &r->src, 4);
+  nb_nest_end(b, nest);
+  nb_expr_end(b, e, data);
+
+  /* the match's blob is the struct padded to XT_ALIGN, as x_tables sizes it */
+  unsigned char info[XT_ALIGN(sizeof(struct xt_physdev_info))];
+  memset(info, 0, sizeof info);
+  struct xt_physdev_info *pi = (struct xt_physdev_info *)info;
+  size_t vl = strlen(r->veth);
+  memcpy(pi->physindev, r->veth, vl);
+  memset(pi->in_mask, 0xff, vl + 1);
+  pi->bitmask = XT_PHYSDEV_OP_IN;
+  e = nb_expr(b, "match", &data);
+  nb_str(b, NFTA_MATCH_NAME, "physdev");
+  nb_be32(b, NFTA_MATCH_REV, 0);
+  nb_attr(b, NFTA_MATCH_INFO, info, sizeof info);
+  nb_expr_end(b, e, data);
+
+  e = nb_expr(b, "counter", &data);
+  nb_be64(b, NFTA_COUNTER_BYTES, 0);
+  nb_be64(b, NFTA_COUNTER_PACKETS, 0);
+  nb_expr_end(b, e, data);
+
+  e = nb_expr(b, "immediate", &data);
+  nb_be32(b, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
+  nest = nb_nest(b, NFTA_IMMEDIATE_DATA);
+  struct nlattr *verdict = nb_nest(b, NFTA_DATA_VERDICT);
+  nb_be32(b, NFTA_VERDICT_CODE, NF_DROP);
+  nb_nest_end(b, verdict);
+  nb_nest_end(b, nest);
+  nb_expr_end(b, e, data);
+  nb_nest_end(b, exprs);
+
+  nest = nb_nest(b, NFTA_RULE_COMPAT);
+  nb_be32(b, NFTA_RULE_COMPAT_PROTO, 0);
+  nb_be32(b, NFTA_RULE_COMPAT_FLAGS, 0);
+  nb_nest_end(b, nest);
+}
+
+/* A chain name iptables accepts and the line format can carry: 1..28 printable characters, no space. */
+static bool good_chain(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > NFT_CHAIN_MAX) return false;
+  for (const char *p = s; *p; p++)
+    if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f) return false;
+  return true;
+}
+
+/* The body (see above) into a chain name and rules; -1 with *why if it is outside the format. */
+static long parse_nft_body(char *text, const char **chain, struct nft_rule_spec *rules, const char **why) {
+  char *save = NULL;
+  char *line = strtok_r(text, "\n", &save);
+  if (!line || !good_chain(line)) { *why = "first line: a chain name of 1-28 printable characters"; return -1; }
+  *chain = line;
+  long n = 0;
+  while ((line = strtok_r(NULL, "\n", &save))) {
+    char *sp = strchr(line, ' ');
+    if (!sp) { *why = "rule line: <veth> <A.B.C.D>"; return -1; }
+    *sp = '\0';
+    const char *veth = line, *ip = sp + 1;
+    /* iptables reads a trailing '+' as a wildcard (another mask): not this encoding */
+    if (!good_ifname(veth) || veth[strlen(veth) - 1] == '+') { *why = "bad veth name"; return -1; }
+    if (n >= NFT_MAX_RULES) { *why = "too many rules"; return -1; }
+    if (!parse_ipv4(ip, &rules[n].src)) { *why = "bad IPv4 address"; return -1; }
+    rules[n++].veth = veth;
+  }
+  if (n == 0) { *why = "no rules"; return -1; }
+  return n;
+}
+
+/*
+ * Sends the transaction and reads its outcome. Only the last rule asks for an ack: the kernel reports
+ * every failing message whether asked or not, and delivers its reports in message order after any
+ * error of the batch as a whole (a failed commit is reported against the BATCH_BEGIN message), so the
+ * first error or the last rule's ack decides. Returns the response code (0, 1 or 2) with text in *err.
+ */
+static int nft_transact(int fd, const struct nlbatch *b, uint32_t first_seq, uint32_t last_seq, struct text *err, char *rbuf) {
+  struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+  for (;;) {
+    ssize_t s = sendto(fd, b->buf, b->len, 0, (struct sockaddr *)&kernel, sizeof kernel);
+    if (s >= 0) break;
+    if (errno == EINTR) continue;
+    print_errno(err, "podvnet-netlink: cannot send to nf_tables: ", errno);
+    return 1;
+  }
+  for (;;) {
+    ssize_t got = recv(fd, rbuf, RECV_BUF, MSG_TRUNC);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      print_errno(err, "podvnet-netlink: nf_tables receive error: ", errno);
+      return 1;
+    }
+    if ((size_t)got > RECV_BUF) { text_printf(err, "podvnet-netlink: nf_tables reply truncated\n"); return 1; }
+    size_t len = (size_t)got;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)rbuf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq < first_seq || h->nlmsg_seq > last_seq) continue;
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr))) { text_printf(err, "podvnet-netlink: nf_tables error truncated\n"); return 1; }
+      const struct nlmsgerr *e = NLMSG_DATA(h);
+      if (e->error == 0) {
+        if (h->nlmsg_seq == last_seq) return 0;
+        continue;
+      }
+      char msg[512];
+      ack_message(h, msg, sizeof msg);
+      char b2[256];
+      text_printf(err, "nf_tables answers: %s%s%s\n", strerror_r(-e->error, b2, sizeof b2), msg[0] ? ": " : "", msg);
+      return -e->error == ENOENT ? 2 : 1;
+    }
+  }
+}
+
+/*
+ * Runs one nft-append request inside the namespace the thread has entered. Returns the response code
+ * (text in *err), or -1 with *unsupported saying why when the body is outside the format (nothing sent).
+ */
+static int nft_append(char *text, struct text *err, const char **unsupported) {
+  const char *chain = NULL;
+  struct nft_rule_spec *rules = calloc(NFT_MAX_RULES, sizeof *rules);
+  if (!rules) { text_printf(err, "podvnet-netlink: out of memory\n"); return 1; }
+  long n = parse_nft_body(text, &chain, rules, unsupported);
+  if (n < 0) { free(rules); return -1; }
+  struct nlbatch b = { .cap = (size_t)(n + 2) * NFT_RULE_BYTES };
+  b.buf = malloc(b.cap);
+  char *rbuf = malloc(RECV_BUF);
+  int code = 1;
+  int fd = -1;
+  if (!b.buf || !rbuf) { text_printf(err, "podvnet-netlink: out of memory\n"); goto out; }
+  /* seq numbers only need to tell this socket's messages apart: the socket is this request's own */
+  uint32_t seq = 1;
+  nb_msg(&b, NFNL_MSG_BATCH_BEGIN, 0, seq, AF_UNSPEC, NFNL_SUBSYS_NFTABLES);
+  for (long i = 0; i < n; i++) nft_rule_msg(&b, seq + 1 + (uint32_t)i, i == n - 1, chain, &rules[i]);
+  nb_msg(&b, NFNL_MSG_BATCH_END, 0, seq + 1 + (uint32_t)n, AF_UNSPEC, NFNL_SUBSYS_NFTABLES);
+  if (b.overflow) { text_printf(err, "podvnet-netlink: nf_tables batch too large\n"); goto out; }
+  fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  int one = 1;
+  if (fd < 0) { print_errno(err, "podvnet-netlink: cannot open an nf_tables socket: ", errno); goto out; }
+  /* the whole batch is one datagram: the default send buffer (wmem_default) may be smaller than 256
+   * rules; the kernel caps the request at wmem_max, and a batch still too large fails with EMSGSIZE */
+  int sndbuf = (int)b.len;
+  if (setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one) < 0 ||
+      setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) < 0) {
+    print_errno(err, "podvnet-netlink: netlink socket options: ", errno);
+    goto out;
+  }
+  code = nft_transact(fd, &b, seq, seq + (uint32_t)n, err, rbuf);
+out:
+  if (fd >= 0) close(fd);
+  free(b.buf);
+  free(rbuf);
+  free(rules);
+  return code;
+}
+
 /* ---------- requests ---------- */
 
 struct request {
   uint64_t id;
   bool force;
+  bool nft;     /* an nft-append request: the text is a chain and rules, not ip lines */
   char *netns;  /* "-" = the helper's own namespace */
   char *text;   /* the batch, NUL-terminated, mutable */
 };
@@ -797,7 +1084,8 @@ static void *serve(void *arg) {
   struct cmd *cmds = NULL;
   const char *why = "";
   int bad_line = 0;
-  long n = parse_batch(rq->text, &cmds, &why, &bad_line);
+  /* an nft-append body is parsed after entering the namespace, where nft_append runs it */
+  long n = rq->nft ? 0 : parse_batch(rq->text, &cmds, &why, &bad_line);
   if (n < 0) {
     char msg[160];
     snprintf(msg, sizeof msg, "line %d: %s", bad_line, why);
@@ -821,6 +1109,13 @@ static void *serve(void *arg) {
       }
       close(fd);
     }
+  }
+  if (rq->nft) {
+    if (code == 0) code = nft_append(rq->text, &err, &why);
+    if (code < 0) respond_text(rq->id, "unsupported", 0, why);
+    else respond(rq->id, "done", code, err.buf ? err.buf : "", err.len);
+    free(err.buf);
+    goto done;
   }
   struct run r = { .nl = -1, .err = &err };
   struct nlmsg *m = NULL;
@@ -879,7 +1174,7 @@ static int read_all(int fd, void *buf, size_t n) {
   return 1;
 }
 
-/* "<id> <force> <netns>\n<text>" into a request; NULL if malformed. Takes ownership of body. */
+/* "<id> <force|nft> <netns>\n<text>" into a request; NULL if malformed. Takes ownership of body. */
 static struct request *parse_request(char *body, size_t len) {
   if (memchr(body, '\0', len)) return NULL; /* the batch is text; ip would stop reading a line at a NUL */
   char *nl = memchr(body, '\n', len);
@@ -894,12 +1189,13 @@ static struct request *parse_request(char *body, size_t len) {
   const char *id = body, *force = sp1 + 1, *ns = sp2 + 1;
   size_t idn = strlen(id);
   if (idn == 0 || idn > 19 || strspn(id, "0123456789") != idn) return NULL;
-  if (strcmp(force, "0") != 0 && strcmp(force, "1") != 0) return NULL;
+  if (strcmp(force, "0") != 0 && strcmp(force, "1") != 0 && strcmp(force, "nft") != 0) return NULL;
   if (!*ns || strlen(ns) >= PATH_MAX || (strcmp(ns, "-") != 0 && ns[0] != '/')) return NULL;
   struct request *rq = calloc(1, sizeof *rq);
   if (!rq) return NULL;
   rq->id = strtoull(id, NULL, 10);
   rq->force = force[0] == '1';
+  rq->nft = force[0] == 'n';
   rq->netns = strdup(ns);
   size_t tl = len - (size_t)(nl + 1 - body);
   rq->text = malloc(tl + 1);
