@@ -101,7 +101,8 @@ export class FrameReader {
   }
 }
 
-interface Pending { resolve: (a: HelperAnswer) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+/** A request in flight; `what` names it in errors (the command it stands for). */
+interface Pending { what: string; resolve: (a: HelperAnswer) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
 
 export class NetlinkHelper {
   private child?: ChildProcessWithoutNullStreams;
@@ -113,7 +114,7 @@ export class NetlinkHelper {
 
   /** Runs `input` as `ip [-force] -batch -` would, in `netns` (a path; undefined: the helper's own). */
   run(netns: string | undefined, force: boolean, input: string): Promise<HelperAnswer> {
-    return this.request((id) => encodeRequest(id, netns, force, input));
+    return this.request(force ? 'ip -force -batch -' : 'ip -batch -', (id) => encodeRequest(id, netns, force, input));
   }
 
   /**
@@ -122,10 +123,10 @@ export class NetlinkHelper {
    * (or the kernel's physdev match) is missing; 1: another refusal, the kernel's text in `stderr`.
    */
   appendAntispoof(netns: string | undefined, chain: string, rules: readonly AntispoofRule[]): Promise<HelperAnswer> {
-    return this.request((id) => encodeNftAppend(id, netns, chain, rules));
+    return this.request(`nft append to raw/${chain}`, (id) => encodeNftAppend(id, netns, chain, rules));
   }
 
-  private request(encode: (id: number) => Buffer | undefined): Promise<HelperAnswer> {
+  private request(what: string, encode: (id: number) => Buffer | undefined): Promise<HelperAnswer> {
     if (this.broken) return Promise.resolve({ kind: 'unavailable', reason: this.broken });
     const id = this.nextId++;
     const frame = encode(id);
@@ -133,7 +134,7 @@ export class NetlinkHelper {
     const child = this.child ?? this.start();
     return new Promise<HelperAnswer>((resolve, reject) => {
       const timer = setTimeout(() => this.stop(child, `no answer within ${this.timeoutMs} ms`), this.timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { what, resolve, reject, timer });
       this.setRef(child, true);
       child.stdin.write(frame);
     });
@@ -187,7 +188,7 @@ export class NetlinkHelper {
     });
     child.on('exit', (code, signal) => this.forget(child, (p) => p.reject(new DatapathError(
       `the netlink helper ${this.binary} exited (${signal ?? `code ${code}`}${stderr.trim() ? `: ${stderr.trim()}` : ''}) while running this batch; it may have run in part`,
-      'ip -batch -'))));
+      p.what))));
     return child;
   }
 
@@ -196,7 +197,7 @@ export class NetlinkHelper {
     if (!p) return;
     this.pending.delete(r.id);
     clearTimeout(p.timer);
-    if (r.answer.kind === 'error') p.reject(new DatapathError(`the netlink helper could not run a batch: ${r.answer.reason}`, 'ip -batch -'));
+    if (r.answer.kind === 'error') p.reject(new DatapathError(`the netlink helper could not run a batch: ${r.answer.reason}`, p.what));
     else p.resolve(r.answer);
     if (!this.pending.size && this.child) this.setRef(this.child, false);
   }
@@ -204,7 +205,7 @@ export class NetlinkHelper {
   /** Kills the helper; its 'exit' fails what it was running. */
   private stop(child: ChildProcessWithoutNullStreams, why: string): void {
     if (this.child !== child) return;
-    this.forget(child, (p) => p.reject(new DatapathError(`the netlink helper failed (${why}) while running this batch; it may have run in part`, 'ip -batch -')));
+    this.forget(child, (p) => p.reject(new DatapathError(`the netlink helper failed (${why}) while running this batch; it may have run in part`, p.what)));
     child.kill('SIGKILL');
   }
 
