@@ -57,8 +57,10 @@ export class Informer {
   private wake: (() => void) | undefined;
   private readonly backoff: WatchBackoff;
   private running: Promise<void> | undefined;
-  /** LISTs done so far (each initial or after a 410). */
+  /** LISTs done so far (the first, and one after each 410). */
   lists = 0;
+  /** WATCH requests the server accepted so far. */
+  watches = 0;
 
   constructor(private readonly o: InformerOptions) {
     this.backoff = o.backoff ?? new WatchBackoff({ firstMs: 100, maxMs: 2000 });
@@ -140,6 +142,7 @@ export class Informer {
     // the server ends the watch after timeoutSeconds; a stream silent well past that is dead
     const stream = await this.o.http.stream(this.o.path, { fieldSelector: this.o.fieldSelector, resourceVersion: this.rv, allowWatchBookmarks: true, timeoutSeconds }, (timeoutSeconds + 30) * 1000);
     this.current = stream;
+    this.watches++;
     try {
       if (this.stopped) return 'ended';
       for await (const line of stream.lines) {

@@ -2,13 +2,13 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import YAML from 'yaml';
-import { kubeconfigYaml, startKubeEmulator, type KubeEmulator } from '../../../hack/kube-emulator/index.js';
+import { kubeconfigYaml, startKubeEmulator, type EmulatorOptions, type KubeEmulator } from '../../../hack/kube-emulator/index.js';
 import { kubeconfigTarget, type KubeTarget } from '../kube/config.js';
 import { REPO_ROOT } from './test-node.js';
 
 /** A Kubernetes API emulator serving PodVNet's CRDs, for the agent's tests against a real API protocol. */
-export async function kubeWithCrds(t: { teardown(fn: () => Promise<void>): void }): Promise<{ emu: KubeEmulator; kc: k8s.KubeConfig; co: k8s.CustomObjectsApi }> {
-  const emu = await startKubeEmulator({ tls: true });
+export async function kubeWithCrds(t: { teardown(fn: () => Promise<void>): void }, options: EmulatorOptions = {}): Promise<{ emu: KubeEmulator; kc: k8s.KubeConfig; co: k8s.CustomObjectsApi }> {
+  const emu = await startKubeEmulator({ tls: true, ...options });
   t.teardown(() => emu.close());
   const kc = emu.kubeConfig();
   const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
