@@ -19,7 +19,7 @@ import { waitFor } from '../controllers/testing/harness.js';
 import { KubeClient, PATHS, KubeError } from '../controllers/kube.js';
 import { run } from '../controllers/main.js';
 import { KubeRecordSource } from '../node-plugin/agent/record-source.js';
-import { kubeconfigFileTarget } from '../node-plugin/agent/kube/config.js';
+import { kubeconfigFileTarget } from '../node-plugin/agent/kube/kubeconfig.js';
 import type { NodeIPAllocation } from '../crds/api/index.js';
 import { daemonSetLookup } from './cni-install/kube.js';
 import { kubectl } from './testing/kubectl.js';

@@ -155,7 +155,7 @@ async function openRecordSource(config: AgentConfig, logger: Logger): Promise<Re
   if (config.standalone !== 'off') return (await import('./standalone.js')).standaloneSource(config, logger);
   // Loaded only when used (a file or standalone node needs no API server client).
   const [{ loadKubeTarget }, { KubeRecordSource }] = await Promise.all([import('./kube/config.js'), import('./record-source.js')]);
-  return new KubeRecordSource(loadKubeTarget(config.kubeconfig), config.nodeName, logger);
+  return new KubeRecordSource(await loadKubeTarget(config.kubeconfig), config.nodeName, logger);
 }
 
 /** Writes spec.demand, spec.releasedIPs (and releasedBlocks) back to the record, coalesced. */

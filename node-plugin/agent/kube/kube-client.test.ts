@@ -3,7 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { inClusterTarget, kubeconfigFileTarget, kubeconfigTarget, loadKubeTarget } from './config.js';
+import { inClusterTarget, loadKubeTarget } from './config.js';
+import { kubeconfigFileTarget, kubeconfigTarget } from './kubeconfig.js';
 import { apiError, KubeApiError, KubeHttp } from './http.js';
 import { Informer, type InformerEvent } from './informer.js';
 import { emulatorTarget, kubeWithCrds, PODVNET_API } from '../testing/kube.js';
@@ -113,7 +114,7 @@ test('kubeconfig: what the agent cannot use is a clear error naming it', async (
   t.throws(load(cfg({ token: 't' }, { contexts: [{ name: 'c', context: { cluster: 'nowhere', user: 'u' } }] })), { message: /cluster "nowhere" of context "c" is not defined/ });
   t.throws(load('{ not: yaml: at all'), { message: /^kubeconfig test\.yaml: not YAML/ });
   t.throws(() => kubeconfigFileTarget(path.join(dir, 'absent')), { message: /absent: cannot read it/ });
-  t.throws(() => loadKubeTarget(undefined, {}), { message: /no --kubeconfig given and not in a pod/ });
+  await t.throwsAsync(loadKubeTarget(undefined, {}), { message: /no --kubeconfig given and not in a pod/ });
 
   // what it does support: token file (relative to the kubeconfig), CA and client certificate from files or data
   await writeFile(path.join(dir, 'token'), 'from-file\n');

@@ -3,7 +3,8 @@ import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { kubeconfigYaml, startKubeEmulator, type EmulatorOptions, type KubeEmulator } from '../../../hack/kube-emulator/index.js';
-import { kubeconfigTarget, type KubeTarget } from '../kube/config.js';
+import type { KubeTarget } from '../kube/config.js';
+import { kubeconfigTarget } from '../kube/kubeconfig.js';
 import { REPO_ROOT } from './test-node.js';
 
 /** A Kubernetes API emulator serving PodVNet's CRDs, for the agent's tests against a real API protocol. */
