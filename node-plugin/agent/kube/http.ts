@@ -57,7 +57,10 @@ export interface RequestOptions<T> {
   contentType?: string;
   /** What the answer must look like. */
   schema: z.ZodType<T>;
+  /** How long the server may stay silent (default 30 s). */
   timeoutMs?: number;
+  /** Aborts the request (stopping an informer must not wait for an answer). */
+  signal?: AbortSignal;
 }
 
 export interface WatchStream {
@@ -79,7 +82,9 @@ export class KubeHttp {
   /** One request with a JSON answer, checked against `schema`. */
   async request<T>(method: string, path: string, o: RequestOptions<T>): Promise<T> {
     const what = `${method} ${path}: `;
-    const res = await this.send(method, path, o.query, o.body === undefined ? undefined : { text: JSON.stringify(o.body), type: o.contentType ?? 'application/json' }, o.timeoutMs ?? 30_000);
+    const body = o.body === undefined ? undefined : { text: JSON.stringify(o.body), type: o.contentType ?? 'application/json' };
+    const timeoutMs = o.timeoutMs ?? 30_000;
+    const res = await this.send(method, path, o.query, body, { answerMs: timeoutMs, streamMs: timeoutMs, signal: o.signal });
     const text = await readAll(res);
     if (res.statusCode !== 200 && res.statusCode !== 201) throw apiError(res.statusCode ?? 0, text, header(res, 'retry-after'), what);
     let json: unknown;
@@ -95,11 +100,12 @@ export class KubeHttp {
 
   /**
    * Opens a watch (GET with watch=true). Resolves once the server answered 200; other answers reject with
-   * a KubeApiError. `idleMs`: a stream that sends nothing (not even a bookmark) for that long is ended.
+   * a KubeApiError. The answer must come within 30 s; then `idleMs`: a stream that sends nothing (not
+   * even a bookmark) for that long is ended.
    */
-  async stream(path: string, query: RequestOptions<unknown>['query'], idleMs: number): Promise<WatchStream> {
+  async stream(path: string, query: RequestOptions<unknown>['query'], idleMs: number, signal?: AbortSignal): Promise<WatchStream> {
     const what = `watch ${path}: `;
-    const res = await this.send('GET', path, { ...query, watch: true }, undefined, idleMs);
+    const res = await this.send('GET', path, { ...query, watch: true }, undefined, { answerMs: 30_000, streamMs: idleMs, signal });
     if (res.statusCode !== 200) throw apiError(res.statusCode ?? 0, await readAll(res), header(res, 'retry-after'), what);
     const lines = createInterface({ input: res, crlfDelay: Infinity });
     // an error on the stream (reset, idle) ends the iteration instead of throwing from readline
@@ -113,7 +119,13 @@ export class KubeHttp {
     this.agent.destroy();
   }
 
-  private send(method: string, path: string, query: RequestOptions<unknown>['query'], body: { text: string; type: string } | undefined, timeoutMs: number): Promise<http.IncomingMessage> {
+  private send(
+    method: string,
+    path: string,
+    query: RequestOptions<unknown>['query'],
+    body: { text: string; type: string } | undefined,
+    limits: { answerMs: number; streamMs: number; signal?: AbortSignal },
+  ): Promise<http.IncomingMessage> {
     const url = new URL(path, this.target.server);
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': 'podvnet-agent' };
@@ -125,9 +137,15 @@ export class KubeHttp {
     }
     const send = url.protocol === 'https:' ? https.request : http.request;
     return new Promise((resolve, reject) => {
-      const req = send(url, { method, headers, agent: this.agent }, resolve);
-      // a socket silent for timeoutMs (no answer, or a watch with no event and no bookmark) is given up
-      req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${url.pathname}: nothing from the API server for ${timeoutMs} ms`)));
+      let silentMs = limits.answerMs;
+      const req = send(url, { method, headers, agent: this.agent, signal: limits.signal }, (res) => {
+        // answered: from now on the body (a watch: events and bookmarks) may pause up to streamMs
+        silentMs = limits.streamMs;
+        req.setTimeout(silentMs);
+        resolve(res);
+      });
+      // a server silent that long (no answer; a watch with no event and no bookmark) is given up
+      req.setTimeout(silentMs, () => req.destroy(new Error(`${method} ${url.pathname}: nothing from the API server for ${silentMs} ms`)));
       req.on('error', reject);
       req.end(body?.text);
     });

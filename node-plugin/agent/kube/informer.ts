@@ -53,7 +53,7 @@ export class Informer {
   private readonly known = new Map<string, string | undefined>(); // name -> resourceVersion
   private rv: string | undefined;
   private stopped = false;
-  private current: { abort(): void } | undefined;
+  private readonly aborted = new AbortController();
   private wake: (() => void) | undefined;
   private readonly backoff: WatchBackoff;
   private running: Promise<void> | undefined;
@@ -80,7 +80,7 @@ export class Informer {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.current?.abort();
+    this.aborted.abort(); // a request or watch in flight ends now
     this.wake?.();
     await this.running;
   }
@@ -113,7 +113,7 @@ export class Informer {
   }
 
   private async list(): Promise<void> {
-    const list = await this.o.http.request('GET', this.o.path, { query: { fieldSelector: this.o.fieldSelector }, schema: ObjectList });
+    const list = await this.o.http.request('GET', this.o.path, { query: { fieldSelector: this.o.fieldSelector }, schema: ObjectList, signal: this.aborted.signal });
     this.lists++;
     this.backoff.reset();
     if (this.stopped) return;
@@ -140,8 +140,7 @@ export class Informer {
     const timeoutSeconds = (this.o.watchTimeoutSeconds ?? (() => 300 + Math.floor(Math.random() * 300)))();
     const started = Date.now();
     // the server ends the watch after timeoutSeconds; a stream silent well past that is dead
-    const stream = await this.o.http.stream(this.o.path, { fieldSelector: this.o.fieldSelector, resourceVersion: this.rv, allowWatchBookmarks: true, timeoutSeconds }, (timeoutSeconds + 30) * 1000);
-    this.current = stream;
+    const stream = await this.o.http.stream(this.o.path, { fieldSelector: this.o.fieldSelector, resourceVersion: this.rv, allowWatchBookmarks: true, timeoutSeconds }, (timeoutSeconds + 30) * 1000, this.aborted.signal);
     this.watches++;
     try {
       if (this.stopped) return 'ended';
@@ -152,7 +151,6 @@ export class Informer {
         if (end) return end;
       }
     } finally {
-      this.current = undefined;
       stream.abort();
     }
     return Date.now() - started >= timeoutSeconds * 1000 - 1000 ? 'timed-out' : 'ended';

@@ -1,5 +1,6 @@
 import test from 'ava';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -237,4 +238,22 @@ test('informer: the first list failing does not fail start; it keeps trying and 
   const watches = informer.watches;
   await new Promise((r) => setTimeout(r, 300));
   t.is(informer.watches, watches, 'stopped for good');
+});
+
+test('informer: stop ends a request in flight at once, even to an API server that never answers', async (t) => {
+  const silent = net.createServer(() => undefined); // accepts connections, never answers
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => silent.close(() => r())));
+  silent.on('connection', (s) => t.teardown(() => void s.destroy()));
+  const { port } = silent.address() as net.AddressInfo;
+  const http = new KubeHttp(emulatorTarget({ url: `http://127.0.0.1:${port}`, token: 't', caPem: undefined }));
+  t.teardown(() => http.close());
+  const { informer, events } = watchRecords(http);
+  const started = informer.start();
+  await new Promise((r) => setTimeout(r, 200));
+  const stopAt = Date.now();
+  await informer.stop();
+  await started;
+  t.true(Date.now() - stopAt < 2000, `stopped in ${Date.now() - stopAt} ms (the list's own timeout is 30 s)`);
+  t.deepEqual(events, []);
 });
