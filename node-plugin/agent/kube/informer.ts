@@ -102,10 +102,12 @@ export class Informer {
         if (end !== 'timed-out') delayMs = this.backoff.next();
       } catch (err) {
         if (this.stopped) break;
-        if (err instanceof KubeApiError && err.code === 410) this.rv = undefined;
         delayMs = this.backoff.next();
-        if (err instanceof KubeApiError && err.retryAfterSeconds !== undefined) delayMs = Math.max(delayMs, Math.min(err.retryAfterSeconds * 1000, 30_000));
-        this.o.onError?.(err as Error, delayMs);
+        if (err instanceof KubeApiError && err.code === 410) this.rv = undefined; // compacted: list again, nothing failed
+        else {
+          if (err instanceof KubeApiError && err.retryAfterSeconds !== undefined) delayMs = Math.max(delayMs, Math.min(err.retryAfterSeconds * 1000, 30_000));
+          this.o.onError?.(err as Error, delayMs);
+        }
       }
       if (delayMs > 0 && !this.stopped) await this.sleep(delayMs);
     }
