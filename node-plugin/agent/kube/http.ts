@@ -1,6 +1,5 @@
 import http from 'node:http';
 import https from 'node:https';
-import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { describeIssues } from '../../../crds/api/validation.js';
 import type { KubeTarget } from './config.js';
@@ -107,11 +106,7 @@ export class KubeHttp {
     const what = `watch ${path}: `;
     const res = await this.send('GET', path, { ...query, watch: true }, undefined, { answerMs: 30_000, streamMs: idleMs, signal });
     if (res.statusCode !== 200) throw apiError(res.statusCode ?? 0, await readAll(res), header(res, 'retry-after'), what);
-    const lines = createInterface({ input: res, crlfDelay: Infinity });
-    // an error on the stream (reset, idle) ends the iteration instead of throwing from readline
-    res.on('error', () => lines.close());
-    res.on('close', () => lines.close());
-    return { lines, abort: () => res.destroy() };
+    return { lines: linesOf(res), abort: () => res.destroy() };
   }
 
   /** Closes the pooled connections. */
@@ -155,6 +150,25 @@ export class KubeHttp {
 function header(res: http.IncomingMessage, name: string): string | undefined {
   const v = res.headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * The lines of a watch stream as they arrive. A stream cut off (reset, idle, aborted) just ends, without
+ * its unfinished last line; what follows is the caller's resume. (Not node:readline: 0.4 MiB more.)
+ */
+async function* linesOf(res: http.IncomingMessage): AsyncGenerator<string> {
+  res.setEncoding('utf8'); // a character split across chunks stays whole
+  let partial = '';
+  try {
+    for await (const chunk of res as AsyncIterable<string>) {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop()!;
+      yield* lines;
+    }
+  } catch {
+    return; // cut off
+  }
+  if (partial) yield partial;
 }
 
 async function readAll(res: http.IncomingMessage): Promise<string> {
