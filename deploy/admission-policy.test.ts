@@ -129,6 +129,7 @@ test('the policy covers the records and their status, for every write', (t) => {
 test('enforced by the Kubernetes API emulator: the real agent client may write its own record and nothing else', async (t) => {
   const { startKubeEmulator } = await import('../hack/kube-emulator/index.js');
   const { KubeRecordSource } = await import('../node-plugin/agent/record-source.js');
+  const { emulatorTarget } = await import('../node-plugin/agent/testing/kube.js');
   const { CustomObjectsApi } = await import('@kubernetes/client-node');
   const { pino } = await import('pino');
   const { stringify } = await import('yaml');
@@ -150,8 +151,9 @@ test('enforced by the Kubernetes API emulator: the real agent client may write i
   const asAgent = emu.kubeConfig('agent-on-node-a');
   const silent = pino({ level: 'silent' });
   const write = { demand: { usedIPs: 7, pendingIPs: 1 }, releasedIPs: ['10.1.0.9'] };
-  await t.notThrowsAsync(new KubeRecordSource(asAgent, 'node-a', silent).writeSpec(write));
-  const err = await t.throwsAsync(new KubeRecordSource(asAgent, 'node-b', silent).writeSpec(write));
+  const agentTarget = emulatorTarget(emu, 'agent-on-node-a');
+  await t.notThrowsAsync(new KubeRecordSource(agentTarget, 'node-a', silent).writeSpec(write));
+  const err = await t.throwsAsync(new KubeRecordSource(agentTarget, 'node-b', silent).writeSpec(write));
   t.regex(String((err as { body?: unknown }).body ?? err?.message), /may change only NodeIPAllocation node-a, not node-b/);
 
   const api = asAgent.makeApiClient(CustomObjectsApi);

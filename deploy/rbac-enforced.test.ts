@@ -19,6 +19,7 @@ import { waitFor } from '../controllers/testing/harness.js';
 import { KubeClient, PATHS, KubeError } from '../controllers/kube.js';
 import { run } from '../controllers/main.js';
 import { KubeRecordSource } from '../node-plugin/agent/record-source.js';
+import { kubeconfigFileTarget } from '../node-plugin/agent/kube/kubeconfig.js';
 import type { NodeIPAllocation } from '../crds/api/index.js';
 import { daemonSetLookup } from './cni-install/kube.js';
 import { kubectl } from './testing/kubectl.js';
@@ -154,7 +155,7 @@ test('(b) the node agent\'s record client with a token bound to a pod on its nod
   agentKc.loadFromFile(c.kubeconfigFor(token));
 
   // (b) read its record and its pool, write its demand
-  const source = new KubeRecordSource(agentKc, node, silent);
+  const source = new KubeRecordSource(kubeconfigFileTarget(c.kubeconfigFor(token)), node, silent);
   const seen: Array<{ record?: NodeIPAllocation; pool?: unknown }> = [];
   await source.start((rec, pool) => seen.push({ record: rec, pool }));
   t.teardown(() => source.stop());

@@ -153,12 +153,9 @@ async function hostMTU(config: AgentConfig, datapath: NonNullable<AgentDeps['dat
 async function openRecordSource(config: AgentConfig, logger: Logger): Promise<RecordSource> {
   if (config.recordFile) return new FileRecordSource(config.recordFile, logger);
   if (config.standalone !== 'off') return (await import('./standalone.js')).standaloneSource(config, logger);
-  // The Kubernetes client is loaded only when used: it is most of the agent's memory.
-  const [{ KubeConfig }, { KubeRecordSource }] = await Promise.all([import('@kubernetes/client-node'), import('./record-source.js')]);
-  const kc = new KubeConfig();
-  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-  else kc.loadFromCluster();
-  return new KubeRecordSource(kc, config.nodeName, logger);
+  // Loaded only when used (a file or standalone node needs no API server client).
+  const [{ loadKubeTarget }, { KubeRecordSource }] = await Promise.all([import('./kube/config.js'), import('./record-source.js')]);
+  return new KubeRecordSource(await loadKubeTarget(config.kubeconfig), config.nodeName, logger);
 }
 
 /** Writes spec.demand, spec.releasedIPs (and releasedBlocks) back to the record, coalesced. */

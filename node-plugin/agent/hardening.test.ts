@@ -13,7 +13,7 @@ import type { NodeIPAllocation } from '../../crds/api/nodeipallocation.js';
 import { callCniSocket } from './cni-socket.js';
 import { until } from './testing/poll.js';
 import { startTestNode, type TestNode } from './testing/test-node.js';
-import { kubeWithCrds } from './testing/kube.js';
+import { emulatorTarget, kubeWithCrds } from './testing/kube.js';
 
 /**
  * Node agent hardening: readiness on nodes no pool selects, the periodic node resync and /readyz's view
@@ -237,8 +237,8 @@ test('GC prunes orphan pod routes even while an ADD is in flight, and leaves the
 
 test('record source: a slow read of the pool never brings back an older version of the record, nor a deleted one', async (t) => {
   t.timeout(30_000);
-  const { co, kc } = await kubeWithCrds(t);
-  const source = new KubeRecordSource(kc, 'n1', pino({ level: 'silent' }));
+  const { emu, co } = await kubeWithCrds(t);
+  const source = new KubeRecordSource(emulatorTarget(emu), 'n1', pino({ level: 'silent' }));
   t.teardown(() => source.stop());
   // The pool read is scripted: each call waits until the test lets it answer.
   const gates: Array<() => void> = [];
@@ -386,16 +386,16 @@ test('pending demand: DEL and GC of a container that never got an IP take it out
 
 test('record source: a watch that failed (the emulator answers 503 for a moment) is back within a second, not after a fixed 2 s pause', async (t) => {
   t.timeout(60_000);
-  const { emu, co, kc } = await kubeWithCrds(t);
+  const { emu, co } = await kubeWithCrds(t);
   const body = (poolName: string, metadata: Record<string, unknown> = { name: 'n1' }) => ({ apiVersion: 'podvnet.io/v1alpha1', kind: 'NodeIPAllocation', metadata, spec: { poolName } });
   await co.createClusterCustomObject({ ...group, plural: 'nodeipallocations', body: body('first') });
-  const source = new KubeRecordSource(kc, 'n1', pino({ level: 'silent' }));
+  const source = new KubeRecordSource(emulatorTarget(emu), 'n1', pino({ level: 'silent' }));
   t.teardown(() => source.stop());
   (source as unknown as { poolSettings: () => Promise<PoolSettings | undefined> }).poolSettings = async () => undefined;
   const seen: Array<{ at: number; pool?: string }> = [];
   await source.start((record: NodeIPAllocation | undefined) => seen.push({ at: Date.now(), pool: record?.spec.poolName }));
   t.true(await until(() => seen.some((s) => s.pool === 'first')));
-  // the watch ends and its restart meets a 503: the client-node informer reports an error
+  // the watch ends and its restart meets a 503: the record source's informer reports an error
   emu.injectFault({ code: 503, forMs: 150 });
   emu.dropWatches();
   await sleep(300);

@@ -2,12 +2,14 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import YAML from 'yaml';
-import { startKubeEmulator, type KubeEmulator } from '../../../hack/kube-emulator/index.js';
+import { kubeconfigYaml, startKubeEmulator, type EmulatorOptions, type KubeEmulator } from '../../../hack/kube-emulator/index.js';
+import type { KubeTarget } from '../kube/config.js';
+import { kubeconfigTarget } from '../kube/kubeconfig.js';
 import { REPO_ROOT } from './test-node.js';
 
 /** A Kubernetes API emulator serving PodVNet's CRDs, for the agent's tests against a real API protocol. */
-export async function kubeWithCrds(t: { teardown(fn: () => Promise<void>): void }): Promise<{ emu: KubeEmulator; kc: k8s.KubeConfig; co: k8s.CustomObjectsApi }> {
-  const emu = await startKubeEmulator({ tls: true });
+export async function kubeWithCrds(t: { teardown(fn: () => Promise<void>): void }, options: EmulatorOptions = {}): Promise<{ emu: KubeEmulator; kc: k8s.KubeConfig; co: k8s.CustomObjectsApi }> {
+  const emu = await startKubeEmulator({ tls: true, ...options });
   t.teardown(() => emu.close());
   const kc = emu.kubeConfig();
   const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
@@ -15,6 +17,11 @@ export async function kubeWithCrds(t: { teardown(fn: () => Promise<void>): void 
     await ext.createCustomResourceDefinition({ body: YAML.parse(await readFile(path.join(REPO_ROOT, 'crds', f), 'utf8')) });
   }
   return { emu, kc, co: kc.makeApiClient(k8s.CustomObjectsApi) };
+}
+
+/** The agent's own client's target for the emulator, as the admin or as the user of `token`. */
+export function emulatorTarget(emu: Pick<KubeEmulator, 'url' | 'token' | 'caPem'>, token = emu.token): KubeTarget {
+  return kubeconfigTarget(kubeconfigYaml(emu.url, token, emu.caPem), 'for the emulator', '.');
 }
 
 /**
