@@ -121,7 +121,7 @@ test('detach, GC and teardown remove the rules and neighbour entries; a re-attac
   // Detach with and without the IP.
   await dp.detachPod(net, { containerId: a.spec.containerId, ifName: 'eth0', ip: a.spec.ip });
   await dp.detachPod(net, { containerId: b.spec.containerId, ifName: 'eth0' });
-  // The veths are retired at once; their rules and entries go when they are deleted, shortly after.
+  // The veths are retired at once (their entries unpinned); their rules go when they are deleted, shortly after.
   await dp.retiredVethsDeleted(net);
   t.deepEqual((await rawChain(vm.netns)).map((l) => /! -s (\S+)/.exec(l)?.[1]), [`${c.spec.ip}/32`]);
   t.deepEqual((await bridgeNeighs(vm.netns)).filter((n) => n.state?.includes('PERMANENT')).map((n) => n.dst), [c.spec.ip]);

@@ -57,7 +57,7 @@ for (const backend of ['nft', 'legacy'] as const) {
       await dp.attachPod(net, a!);
       await dp.attachPod(net, b!);
       await dp.detachPod(net, { containerId: a!.containerId, ifName: a!.ifName, ip: a!.ip });
-      await dp.retiredVethsDeleted(net); // the rule and entry go with the retired veth
+      await dp.retiredVethsDeleted(net); // the rule goes with the retired veth
     });
     t.deepEqual(steady, { chainListings: 0, neighbourDumps: 0 });
     t.is(await rulesFor(a!), 0);

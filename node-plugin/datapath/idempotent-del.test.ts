@@ -36,7 +36,7 @@ const del = (net: dp.NodeNetwork, s: dp.PodInterface, withIP = true) =>
 
 /** What a pod left on the node: its veth, its /32 route, any neighbour entry with its MAC, its anti-spoofing rule. */
 async function leftovers(vm: SimVM, net: dp.NodeNetwork, specs: dp.PodInterface[]): Promise<string[]> {
-  // DELs retire veths at once and delete them (then their rules and entries) shortly after.
+  // DELs retire veths at once (unpinning their entries) and delete them (then their rules) shortly after.
   await dp.retiredVethsDeleted(net);
   const [links, routes, neighs, rules] = await Promise.all([
     runRaw(vm.netns, ['ip', '-j', 'link', 'show', 'type', 'veth']),

@@ -32,7 +32,11 @@ export type LivePod = VethPod & PinnedPod;
 interface BackendProbes { backend?: Backend; otherHasChains?: boolean }
 
 /** A pod rule change waiting for the node's next turn, with its caller's settlement. */
-interface QueuedChange extends RuleChange { done: (e?: unknown) => void }
+/**
+ * A pod change waiting for the node's next turn, with its caller's settlement: its rule (added or
+ * removed) unless `rule` is false, and for a removal its neighbour entry unpinned unless `unpin` is false.
+ */
+interface QueuedChange extends RuleChange { rule: boolean; unpin: boolean; done: (e?: unknown) => void }
 
 /**
  * What ensureNode's work depends on: everything but the MTU, which is per pod (the bridge follows its
@@ -194,15 +198,16 @@ export class NodeDatapath {
   /** Adds a pod's anti-spoofing rule (plan.ts antispoofRule) unless it is there already; within whileChanging('attach'). */
   addAntispoofRule(net: NodeNetwork, pod: RulePod): Promise<void> {
     this.attachingRules.set(hostVethName(pod.containerId, pod.ifName), pod);
-    return this.queueChange(net, true, pod);
+    return this.queueChange(net, true, pod, { rule: true, unpin: false });
   }
 
   /**
    * Removes a pod's anti-spoofing rule and its neighbour entry (if it still carries the pod's MAC); a rule,
-   * chain or entry that is already gone is fine.
+   * chain or entry that is already gone is fine. `only` removes just one of them: a DEL unpins the entry
+   * at once and leaves the rule for its retired veth's deletion (retired-veths.ts).
    */
-  removePodProtection(net: NodeNetwork, pod: RulePod): Promise<void> {
-    return this.queueChange(net, false, pod);
+  removePodProtection(net: NodeNetwork, pod: RulePod, only?: 'rule' | 'neighbour'): Promise<void> {
+    return this.queueChange(net, false, pod, { rule: only !== 'neighbour', unpin: only !== 'rule' });
   }
 
   /** Whether the pod's anti-spoofing rule is in place (CHECK). */
@@ -233,9 +238,9 @@ export class NodeDatapath {
    * never race with ensureNode's chain rebuild, a retried ADD never duplicates a rule, and 250 pods starting
    * together cost a few iptables transactions, not 250.
    */
-  private queueChange(net: NodeNetwork, add: boolean, pod: RulePod): Promise<void> {
+  private queueChange(net: NodeNetwork, add: boolean, pod: RulePod, what: { rule: boolean; unpin: boolean }): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const change: QueuedChange = { add, pod, done: (e) => (e === undefined ? resolve() : reject(e)) };
+      const change: QueuedChange = { add, pod, ...what, done: (e) => (e === undefined ? resolve() : reject(e)) };
       if (this.pending) { this.pending.push(change); return; }
       this.pending = [change];
       void this.serialized(async () => {
@@ -248,16 +253,17 @@ export class NodeDatapath {
 
   /** Applies queued pod changes and settles each (never throws). */
   private async applyChanges(net: NodeNetwork, batch: QueuedChange[]): Promise<void> {
-    const unpin = batch.filter((o) => !o.add).map((o) => ({ ip: o.pod.ip, mac: podMACs(o.pod.containerId, o.pod.ifName).container }));
+    const unpin = batch.filter((o) => o.unpin).map((o) => ({ ip: o.pod.ip, mac: podMACs(o.pod.containerId, o.pod.ifName).container }));
+    const ruleChanges = batch.filter((o) => o.rule);
     // The neighbour entries and the rules are independent: both under this one serialized turn.
     const [rules, neighs] = await Promise.allSettled([
-      this.backendFor(net).then((backend) => this.rules.apply(net, backend, batch)),
+      ruleChanges.length ? this.backendFor(net).then((backend) => this.rules.apply(net, backend, ruleChanges)) : Promise.resolve(),
       unpin.length ? this.pins.unpin(net, unpin) : Promise.resolve(),
     ]);
-    // The rules are one transaction for every change; a neighbour failure concerns only the removals.
+    // The rules are one transaction for every change; a neighbour failure concerns only the unpinning ones.
     for (const o of batch) {
-      if (rules.status === 'rejected') o.done(rules.reason);
-      else if (!o.add && neighs.status === 'rejected') o.done(neighs.reason);
+      if (o.rule && rules.status === 'rejected') o.done(rules.reason);
+      else if (o.unpin && neighs.status === 'rejected') o.done(neighs.reason);
       else o.done();
     }
   }
@@ -308,8 +314,8 @@ export async function ensureNode(input: NodeNetwork, opts: { force?: boolean } =
 }
 
 /**
- * Resolves once every veth this process's DELs retired on the node is deleted, with its rule and
- * neighbour entry, on the normal schedule (retired-veths.ts): for callers that need the kernel clean, not
+ * Resolves once every veth this process's DELs retired on the node is deleted, with its rule, on the
+ * normal schedule (retired-veths.ts): for callers that need the kernel clean, not
  * just the pods off the network (tests, the sandbox's checks).
  */
 export async function retiredVethsDeleted(input: NodeNetwork): Promise<void> {

@@ -153,8 +153,8 @@ export async function attachHostVeth(
  * queue (so a resync never re-pins an entry after its pod left), alongside the route and veth: should GC
  * see the rule without its veth in between, it removes the same rule, which is fine.
  *
- * `retire` (DEL): only the route goes now and the veth is taken off the network (down, retired group);
- * the veth's deletion, then its rule and entry, follow later with others' (retired-veths.ts). The pod's
+ * `retire` (DEL): the route and the neighbour entry go now and the veth is taken off the network (down,
+ * retired group); the veth's deletion, then its rule, follow later with others' (retired-veths.ts). The pod's
  * end, when the agent knows the pod had it (`ip` given) and its namespace is still there, is renamed
  * out of the way at the same time, so the interface name is free for the runtime at once.
  */
@@ -169,9 +169,13 @@ async function removeVeth(net: NodeNetwork, pod: Pick<PodInterface, 'containerId
           // The namespace deleted meanwhile took the interface with it.
           .then((errs) => (existsSync(netnsPath(podNetns)) ? errs : []))
         : Promise.resolve([]);
-      const errors = (await Promise.all([node.removals.retire(detachRemoval(net, pod, ip)), renamed])).flat();
+      // The neighbour entry goes now too (cheap, and it must not outlive the pod should this agent die
+      // before the deletion: nothing else would find it); the rule waits for the retired veth's deletion.
+      const unpinned = withIP ? node.removePodProtection(net, withIP, 'neighbour') : Promise.resolve();
+      const [retired, renamedErrors] = await Promise.all([node.removals.retire(detachRemoval(net, pod, ip)), renamed, unpinned]);
+      const errors = [...retired, ...renamedErrors];
       if (errors.length) throw new DatapathError(`retiring ${r.hostVeth}: ${errors.join('; ')}`);
-      node.retired.add({ hostVeth: r.hostVeth, ...(withIP ? { release: () => node.removePodProtection(net, withIP) } : {}) });
+      node.retired.add({ hostVeth: r.hostVeth, ...(withIP ? { release: () => node.removePodProtection(net, withIP, 'rule') } : {}) });
     });
   }
   await node.whileChanging(r.hostVeth, 'detach', async () => {
@@ -203,7 +207,7 @@ async function hostLink(ns: Netns, name: string): Promise<LinkInfo | undefined> 
  * DEL never touches the route of a newer pod that got the same IP, even when the runtime already
  * deleted the namespace and with it the veth. Without `ip`, the veth's alias says which it was.
  * The veth is retired, not deleted: it is off the network when this returns and gone shortly after
- * (retired-veths.ts); the pod's rule and neighbour entry go with it.
+ * (retired-veths.ts); the pod's rule goes with it.
  */
 export async function detachPod(input: NodeNetwork, refInput: PodRef): Promise<void> {
   const net = parseNodeNetwork(input);

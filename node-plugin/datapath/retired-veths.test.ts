@@ -1,6 +1,6 @@
 /**
- * A DEL retires the pod's veth (off the network at once) and the node deletes it shortly after, with its
- * rule and neighbour entry (retired-veths.ts), against the real kernel (root).
+ * A DEL retires the pod's veth (off the network at once, its neighbour entry unpinned) and the node
+ * deletes the veth shortly after, then its rule (retired-veths.ts), against the real kernel (root).
  */
 import test, { type ExecutionContext } from 'ava';
 import { runRaw } from './exec.js';
@@ -35,7 +35,7 @@ async function setUp(t: ExecutionContext, nicIPs: number) {
 
 test.afterEach.always(() => dp.configureDatapath({ retiredVeths: { quietMs: 100, maxWaitMs: 5_000 } }));
 
-test.serial('DEL: the pod is off the network at once, its veth deleted shortly after without being asked, then its rule and entry', async (t) => {
+test.serial('DEL: the pod is off the network at once, its veth deleted shortly after without being asked, then its rule', async (t) => {
   const { f, vm, net, newPod, veth, rules, neighMACs } = await setUp(t, 2);
   await dp.ensureNode(net);
   const host = await f.addVnetHost({ name: 'vh', ip: '10.30.0.50' });
@@ -73,6 +73,10 @@ test.serial('a new pod takes the IP while the old veth waits retired; the same c
   const r = await dp.attachPod(net, old.spec);
   await dp.detachPod(net, { containerId: old.spec.containerId, ifName: 'eth0', ip: old.spec.ip });
   t.truthy(await veth(r.hostVeth.name));
+  // The neighbour entry goes with the DEL itself: an agent that died now would leave nothing that
+  // outlives the pod (the retired veth and its rule go with the next agent's first ensureNode).
+  t.false((await neighMACs()).some((e) => e.lladdr === podMACs(old.spec.containerId, 'eth0').container), 'unpinned at once');
+  t.true((await rules()).includes(r.hostVeth.name), 'the rule waits for the veth');
 
   // Another pod on the same IP: its own veth, rule and entry, the retired one untouched.
   const young = await newPod(ipOf(0));

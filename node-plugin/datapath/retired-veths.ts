@@ -3,13 +3,14 @@
  * (the kernel waits for an RCU grace period under the RTNL lock: 20-35 ms here, more than everything
  * else a DEL does), and nothing about the pod needs it: once its route is gone and its veth is down, the
  * pod can neither send nor receive. So a DEL retires the veth (link-removals.ts retireSteps: route,
- * down, into the bridge's retired group) and returns; this deletes the whole retired group with one
- * `link del group` (one grace period for all of them) once the node's pods have been quiet (no ADD or DEL)
- * for `quietMs`, and at the latest `maxWaitMs` after the first retirement it has not deleted yet: the
- * removal of the pods' anti-spoofing rules that follows costs iptables-nft 10-15 ms and shares the node's
- * queue with the ADDs' rule additions, so it waits for a pause rather than delay an ADD. Then it removes the pods'
- * anti-spoofing rules and neighbour entries (each RetiredVeth's `release`); until then they stay, which only makes the
- * down veth stricter, and a new pod given the same IP has its own veth, rule and entry.
+ * down, into the bridge's retired group) and unpins the pod's neighbour entry, and returns; this deletes
+ * the whole retired group with one `link del group` (one grace period for all of them) once the node's
+ * pods have been quiet (no ADD or DEL) for `quietMs`, and at the latest `maxWaitMs` after the first
+ * retirement it has not deleted yet. Then it removes the pods' anti-spoofing rules (each RetiredVeth's
+ * `release`): that costs iptables-nft 10-15 ms and shares the node's queue with the ADDs' rule
+ * additions, so it waits for a pause rather than delay an ADD. Until then a rule stays, which only makes
+ * the down veth stricter; a new pod given the same IP has its own veth and rule. A rule left by an agent
+ * that died first goes with the next agent's chain rebuild.
  *
  * Most retired veths never wait that long: a runtime deletes the pod's namespace right after DEL, and
  * the kernel then destroys the pair itself.
@@ -23,10 +24,7 @@ import { ipRemove, type Netns } from './exec.js';
 import { groupDelStep } from './link-removals.js';
 import { datapathOptions } from './options.js';
 
-/**
- * A retired veth and, when its pod's IP was known, what removes the pod's anti-spoofing rule and
- * neighbour entry once the veth is gone.
- */
+/** A retired veth and, when its pod's IP was known, what removes the pod's anti-spoofing rule once the veth is gone. */
 export interface RetiredVeth { hostVeth: string; release?: () => Promise<void> }
 
 export interface RetiredVethsOptions {

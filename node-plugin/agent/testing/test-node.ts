@@ -108,8 +108,8 @@ export interface TestNode {
   conf(extra?: Record<string, unknown>): Record<string, unknown>;
   startAgent(overrides?: Partial<AgentConfig>): Promise<RunningAgent>;
   /**
-   * Resolves once the in-process agent has deleted every veth its DELs retired (with their rules and
-   * neighbour entries), on its normal schedule: a DEL leaves the veth retired for a moment.
+   * Resolves once the in-process agent has deleted every veth its DELs retired (with their rules), on its
+   * normal schedule: a DEL leaves the veth retired for a moment.
    */
   retiredVethsDeleted(): Promise<void>;
   close(): Promise<void>;
