@@ -43,12 +43,10 @@ export class RetiredVeths {
   private firstWaitingAt = 0;
   private failures = 0;
   private idleWaiters: Array<() => void> = [];
-  /** The last deletion's error, if it failed (its veths wait for the next try). */
-  lastError: string | undefined;
 
   constructor(private readonly opts: RetiredVethsOptions) {}
 
-  /** Delete once no retirement came for this long (ms) ... */
+  /** Delete once no pod was attached or detached for this long (ms) ... */
   private get quietMs(): number { return datapathOptions().retiredVeths.quietMs; }
   /** ... and at the latest this long after the first retirement not yet deleted (ms). */
   private get maxWaitMs(): number { return datapathOptions().retiredVeths.maxWaitMs; }
@@ -122,15 +120,14 @@ export class RetiredVeths {
       const errors = await ipRemove(this.opts.ns, [groupDelStep(this.opts.group)]);
       if (errors.length) throw new Error(errors.join('; '));
       this.failures = 0;
-      this.lastError = undefined;
-      // Started together, so the node batches them into one rule change. A rule or entry left behind by a
-      // failure here is removed by the next GC (its veth is gone).
+      // Started together, so the node batches them into one rule change. A rule left behind by a failure
+      // here is removed by the next GC or chain rebuild (its veth is gone).
       await Promise.all(batch.map((v) => v.release?.().catch(() => undefined)));
-    } catch (e) {
+    } catch {
       // The veths stay retired (down, off the network) and wait for the next try; a newer retirement of
-      // the same veth keeps its own record.
+      // the same veth keeps its own record. (Nothing here can report: the next agent start deletes them
+      // in ensureNode, which does report.)
       this.failures++;
-      this.lastError = (e as Error).message;
       if (!this.waiting.size) this.firstWaitingAt = Date.now();
       for (const v of batch) if (!this.waiting.has(v.hostVeth)) this.waiting.set(v.hostVeth, v);
       this.schedule();
