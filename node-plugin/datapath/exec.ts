@@ -73,6 +73,11 @@ export function runRaw(ns: Netns, argv: string[], input?: string): Promise<RunRe
     ? nl.run(ns === undefined ? undefined : netnsPath(ns), force!, input ?? '').then((a) =>
       a.kind === 'done' ? { stdout: '', stderr: a.stderr, code: a.code } : execRaw(ns, argv, input))
     : execRaw(ns, argv, input);
+  return observed(argv, p);
+}
+
+/** `p`, reported to the command observer (if any) as `argv` with its duration once it settles. */
+function observed<T>(argv: readonly string[], p: Promise<T>): Promise<T> {
   if (!observer) return p;
   const seen = observer;
   const t0 = performance.now();
@@ -88,11 +93,8 @@ export function runRaw(ns: Netns, argv: string[], input?: string): Promise<RunRe
 export function nftAppendAntispoof(ns: Netns, chain: string, rules: readonly AntispoofRule[]): Promise<HelperAnswer> | undefined {
   const nl = process.env.PODVNET_NFT_APPEND === 'off' ? undefined : netlinkHelper();
   if (!nl) return undefined;
-  const p = nl.appendAntispoof(ns === undefined ? undefined : netnsPath(ns), chain, rules);
-  if (!observer) return p;
-  const seen = observer;
-  const t0 = performance.now();
-  return p.finally(() => seen(['nft-append', 'raw', chain, ...rules.flatMap((r) => [r.veth, r.ip])], t0, performance.now() - t0));
+  return observed(['nft-append', 'raw', chain, ...rules.flatMap((r) => [r.veth, r.ip])],
+    nl.appendAntispoof(ns === undefined ? undefined : netnsPath(ns), chain, rules));
 }
 
 /** Runs argv as a process (through the shell pool, or one spawn each with PODVNET_EXEC=spawn). */
